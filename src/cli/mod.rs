@@ -1,0 +1,73 @@
+//! The command line: one file per subcommand.
+
+mod destroy;
+mod run;
+mod sandbox;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::script::diagnostic::Diag;
+
+#[derive(Parser, Debug)]
+#[command(name = "nslab", version, about = "Programmable Linux network labs: Rhai recipes drive netns, bridges, veths, routes and NAT")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a recipe: build its lab (rolled back if anything fails)
+    Run(run::Args),
+    /// Remove a lab: exactly what its recipe created, even after a crash
+    Destroy(destroy::Args),
+    /// Run a command in a fresh sandbox (private network + mount namespace with a simulated
+    /// internet); without a command, a shell
+    Sandbox(sandbox::Args),
+}
+
+/// A failure already shown to the user as a diagnostic; carries the exit code.
+pub struct Failed(pub u8);
+
+pub fn main() -> ExitCode {
+    install_report_hook();
+    let cli = Cli::parse();
+    let r = match cli.command {
+        Command::Run(a) => run::run(a),
+        Command::Destroy(a) => destroy::run(a),
+        Command::Sandbox(a) => sandbox::run(a),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failed(code)) => ExitCode::from(code),
+    }
+}
+
+fn install_report_hook() {
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let _ = miette::set_hook(Box::new(move |_| {
+        Box::new(
+            miette::MietteHandlerOpts::new()
+                .color(color)
+                .unicode(true)
+                .terminal_links(false)
+                .width(100)
+                .break_words(false)
+                .build(),
+        )
+    }));
+}
+
+/// Prints a diagnostic to stderr.
+pub fn report(d: Diag) {
+    eprintln!("{:?}", miette::Report::new(d));
+}
+
+/// Prints a diagnostic and fails with exit code 1.
+pub fn fail(d: impl Into<Diag>) -> Failed {
+    report(d.into());
+    Failed(1)
+}

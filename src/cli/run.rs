@@ -1,0 +1,102 @@
+//! `nslab run RECIPE`: build a lab; roll it back if anything fails.
+
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use super::{Failed, fail, report};
+use crate::lab::{self, Session, journal};
+use crate::net::NetError;
+use crate::script::diagnostic::Diag;
+use crate::script::{param, recipe, set_backend};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The recipe (.rhai) to run
+    recipe: PathBuf,
+    /// Override a `param NAME = DEFAULT;` of the recipe (typed like the default)
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    sets: Vec<String>,
+    /// Name of the lab (default: the recipe's file stem)
+    #[arg(long)]
+    lab: Option<String>,
+    /// Run in a throwaway private network + mount namespace with a simulated internet
+    #[arg(long)]
+    sandbox: bool,
+    /// Keep what was built when the run fails (remove it later with `nslab destroy LAB`)
+    #[arg(long)]
+    keep_on_error: bool,
+    /// Destroy the lab first if it is already up, then build it again
+    #[arg(long)]
+    replace: bool,
+    /// Print the equivalent ip/iptables/sysctl command of each operation as it runs
+    #[arg(long)]
+    explain: bool,
+}
+
+pub fn lab_name(explicit: Option<String>, recipe: &std::path::Path) -> String {
+    explicit.unwrap_or_else(|| recipe.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "lab".into()))
+}
+
+pub fn run(a: Args) -> Result<(), Failed> {
+    // Before anything can start a thread (see DESIGN §3).
+    if a.sandbox {
+        lab::sandbox::enter().map_err(fail)?;
+    }
+    let lab = lab_name(a.lab, &a.recipe);
+    journal::check_lab_name(&lab).map_err(fail)?;
+    let overrides = param::parse_sets(&a.sets).map_err(fail)?;
+    let engine = recipe::engine_for(&a.recipe, overrides.clone());
+    let r = recipe::load(&engine, &a.recipe).map_err(fail)?;
+    param::validate(&engine, &r.params, &overrides).map_err(fail)?;
+
+    if a.replace && journal::exists(&lab) {
+        let errors = lab::destroy(&lab);
+        if !errors.is_empty() {
+            for e in errors {
+                report(Diag::plain(&e));
+            }
+            return Err(fail(NetError::new(format!("could not remove the old lab {lab}; nothing new was built"))));
+        }
+    }
+    let params: Vec<(String, String)> = overrides.into_iter().collect();
+    let session = Rc::new(
+        Session::start(&lab, Some(r.path.display().to_string()), params, a.explain).map_err(fail)?,
+    );
+    set_backend(Some(session.clone()));
+    lab::catch_signals();
+
+    let result = r.run(&engine, &mut rhai::Scope::new());
+    set_backend(None);
+    match result {
+        Ok(()) => {
+            session.finish().map_err(fail)?;
+            let n = session.applied();
+            if n > 0 {
+                if a.sandbox {
+                    println!("lab {lab} is up ({n} operations); the sandbox vanishes now that nslab exits");
+                } else {
+                    println!("lab {lab} is up ({n} operations); remove it with `nslab destroy {lab}`");
+                }
+            }
+            Ok(())
+        }
+        Err(d) => {
+            report(d);
+            let n = session.applied();
+            if a.keep_on_error {
+                eprintln!("kept {n} operations of lab {lab} for debugging; remove them with `nslab destroy {lab}`");
+            } else {
+                let errors = session.rollback();
+                if errors.is_empty() {
+                    eprintln!("rolled back {n} operations of lab {lab}: nothing is left behind");
+                } else {
+                    for e in errors {
+                        report(Diag::plain(&e));
+                    }
+                    eprintln!("rollback of lab {lab} was incomplete; `nslab destroy {lab}` retries it");
+                }
+            }
+            Err(Failed(1))
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! What script functions talk to. The kernel-backed [`super::Session`] applies Ops and asks
+//! the kernel; the plan backend (`nslab plan`) renders Ops and answers from its own model.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use crate::net::exec::ExecOutput;
+use crate::net::info::{AddrInfo, FdbEntry, LinkInfo, NeighInfo, RouteInfo};
+use crate::net::probe::{PingResult, TcpResult};
+use crate::net::{NetResult, Op};
+
+pub trait Backend {
+    /// The lab that owns what this backend creates (`nslab:LAB` tags).
+    fn lab(&self) -> &str;
+    /// Applies one change.
+    fn apply(&self, op: Op) -> NetResult<()>;
+    fn netns_list(&self) -> NetResult<Vec<String>>;
+    fn netns_exists(&self, name: &str) -> NetResult<bool>;
+    fn links(&self, ns: Option<&str>) -> NetResult<Vec<LinkInfo>>;
+    fn addrs(&self, ns: Option<&str>) -> NetResult<Vec<AddrInfo>>;
+    fn routes(&self, ns: Option<&str>) -> NetResult<Vec<RouteInfo>>;
+    fn neighbours(&self, ns: Option<&str>) -> NetResult<Vec<NeighInfo>>;
+    fn fdb(&self, ns: Option<&str>, bridge: &str) -> NetResult<Vec<FdbEntry>>;
+    fn bridge_ports(&self, ns: Option<&str>, bridge: &str) -> NetResult<Vec<LinkInfo>>;
+    fn sysctl_get(&self, ns: Option<&str>, key: &str) -> NetResult<String>;
+    /// `iptables -t nat -S` rule lines.
+    fn nat_list(&self, ns: Option<&str>) -> NetResult<Vec<String>>;
+    fn exec(&self, ns: Option<&str>, argv: Vec<String>) -> NetResult<ExecOutput>;
+    fn ping(&self, ns: Option<&str>, addr: IpAddr, count: u32, timeout: Duration) -> NetResult<PingResult>;
+    fn tcp(&self, ns: Option<&str>, target: SocketAddr, timeout: Duration) -> NetResult<TcpResult>;
+    /// Starts the built-in server; returns its port.
+    fn serve(&self, ns: Option<&str>, port: u16) -> NetResult<u16>;
+}

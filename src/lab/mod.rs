@@ -1,0 +1,53 @@
+//! Lab lifecycle: the journal, sessions, rollback and destroy, and the sandbox.
+
+pub mod backend;
+pub mod journal;
+pub mod sandbox;
+pub mod session;
+pub mod sysctl_claims;
+pub mod teardown;
+
+use std::sync::atomic::AtomicBool;
+
+pub use backend::Backend;
+pub use session::Session;
+
+/// Set by SIGINT/SIGTERM: the running recipe stops at its next operation and rolls back.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Destroys lab `lab` from its journal. Returns every error met; the journal is removed only
+/// when the teardown was complete.
+pub fn destroy(lab: &str) -> Vec<crate::net::NetError> {
+    let ops = match journal::read(lab) {
+        Ok(ops) => ops,
+        Err(e) => return vec![e],
+    };
+    let kernel = match crate::net::Kernel::new(None) {
+        Ok(k) => k,
+        Err(e) => return vec![e],
+    };
+    let mut errors = teardown::teardown(&kernel, lab, &ops);
+    if errors.is_empty()
+        && let Err(e) = journal::remove(lab)
+    {
+        errors.push(e);
+    }
+    errors
+}
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// SIGINT and SIGTERM stop the running recipe at its next operation (which then rolls back)
+/// instead of killing nslab half-way.
+pub fn catch_signals() {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    let action = SigAction::new(SigHandler::Handler(on_signal), SaFlags::SA_RESTART, SigSet::empty());
+    for sig in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe {
+            let _ = sigaction(sig, &action);
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! A kernel-backed lab session: every Op is checked for ownership, journaled, applied and
+//! remembered, so a failed run can be rolled back and `nslab destroy` can undo it later.
+
+use std::cell::RefCell;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::net::exec::ExecOutput;
+use crate::net::info::{AddrInfo, FdbEntry, LinkInfo, NeighInfo, RouteInfo};
+use crate::net::kernel::LinkTag;
+use crate::net::probe::{PingResult, TcpResult};
+use crate::net::{Kernel, NetError, NetResult, Op, exec, kernel, nat, netns, probe};
+
+use super::backend::Backend;
+use super::journal::{self, Journal, Meta};
+use super::teardown::{Owned, teardown};
+use super::{INTERRUPTED, sysctl_claims};
+
+pub struct Session {
+    kernel: Kernel,
+    lab: String,
+    journal: RefCell<Journal>,
+    applied: RefCell<Vec<Op>>,
+    owned: RefCell<Owned>,
+    explain: bool,
+}
+
+fn tag(lab: &str) -> LinkTag {
+    LinkTag { alias: format!("nslab:{lab}"), group: journal::group_of(lab) }
+}
+
+pub fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl Session {
+    /// Starts lab `lab`. Refuses when it is already up: a second run must change nothing.
+    pub fn start(lab: &str, recipe: Option<String>, params: Vec<(String, String)>, explain: bool) -> NetResult<Session> {
+        journal::check_lab_name(lab)?;
+        if journal::exists(lab) {
+            return Err(already_up(lab));
+        }
+        let meta = Meta { lab: lab.to_string(), recipe, params, created: now_secs(), pid: std::process::id(), group: journal::group_of(lab) };
+        let journal = Journal::create(&meta)?;
+        Ok(Session {
+            kernel: Kernel::new(Some(tag(lab)))?,
+            lab: lab.to_string(),
+            journal: RefCell::new(journal),
+            applied: RefCell::new(Vec::new()),
+            owned: RefCell::new(Owned::default()),
+            explain,
+        })
+    }
+
+    /// Continues lab `lab` if it is up (the REPL's lab survives between sessions), or
+    /// starts it.
+    pub fn resume_or_start(lab: &str, explain: bool) -> NetResult<Session> {
+        journal::check_lab_name(lab)?;
+        if !journal::exists(lab) {
+            return Session::start(lab, None, vec![], explain);
+        }
+        let ops = journal::read(lab)?;
+        Ok(Session {
+            kernel: Kernel::new(Some(tag(lab)))?,
+            lab: lab.to_string(),
+            journal: RefCell::new(Journal::reopen(lab)?),
+            owned: RefCell::new(Owned::from_ops(&ops)),
+            applied: RefCell::new(ops),
+            explain,
+        })
+    }
+
+    pub fn applied(&self) -> usize {
+        self.applied.borrow().len()
+    }
+
+    pub fn kernel(&self) -> &Kernel {
+        &self.kernel
+    }
+
+    /// Undoes everything this session applied and forgets the lab.
+    pub fn rollback(&self) -> Vec<NetError> {
+        let ops = std::mem::take(&mut *self.applied.borrow_mut());
+        let mut errors = teardown(&self.kernel, &self.lab, &ops);
+        *self.owned.borrow_mut() = Owned::default();
+        if errors.is_empty() {
+            if let Err(e) = journal::remove(&self.lab) {
+                errors.push(e);
+            }
+        }
+        errors
+    }
+
+    /// Ends a successful run; a run that changed nothing leaves no lab behind.
+    pub fn finish(&self) -> NetResult<()> {
+        if self.applied.borrow().is_empty() {
+            journal::remove(&self.lab)?;
+        }
+        Ok(())
+    }
+
+    fn check_owner(&self, op: &Op) -> NetResult<()> {
+        let owned = self.owned.borrow();
+        let not_ours = |what: String, by_hand: String| {
+            Err(NetError::new(format!("{what} was not created by lab {}", self.lab))
+                .with_errno(libc::EPERM)
+                .with_help(format!("nslab only removes or moves what its lab created; do it by hand if you mean it: `{by_hand}`")))
+        };
+        match op {
+            Op::NetnsDel { name } if !owned.netns.contains(name) => {
+                if !netns::exists(name) {
+                    return Err(netns::missing(name));
+                }
+                not_ours(format!("netns {name}"), op.command())
+            }
+            Op::LinkDel { ns, dev } | Op::LinkSetNetns { ns, dev, .. } if !owned.link_goes(ns.as_deref(), dev) => {
+                // Report a missing link as missing, not as foreign.
+                self.kernel.link_index(ns.as_deref(), dev)?;
+                not_ours(format!("link {dev} in {}", crate::net::error::place(ns.as_deref())), op.command())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+fn already_up(lab: &str) -> NetError {
+    let pid = journal::read_meta(lab).map(|m| m.pid);
+    let who = match pid {
+        Some(p) if std::path::Path::new(&format!("/proc/{p}")).exists() && p != std::process::id() => format!(" (run by process {p})"),
+        Some(_) => " (its run has ended or was killed)".to_string(),
+        None => String::new(),
+    };
+    NetError::new(format!("lab {lab} is already up{who}"))
+        .with_errno(libc::EEXIST)
+        .with_help(format!("remove it with `nslab destroy {lab}`, or run again with --replace; --lab NAME builds a second copy"))
+}
+
+impl Backend for Session {
+    fn lab(&self) -> &str {
+        &self.lab
+    }
+
+    fn apply(&self, mut op: Op) -> NetResult<()> {
+        if INTERRUPTED.load(Ordering::Relaxed) {
+            return Err(NetError::new("interrupted").with_errno(libc::EINTR));
+        }
+        self.check_owner(&op)?;
+        if let Op::SysctlSet { ns, key, value, old } = &mut op {
+            let current = kernel::sysctl_get(ns.as_deref(), key)?;
+            if !self.owned.borrow().in_owned_ns(ns.as_deref()) {
+                sysctl_claims::claim(&self.lab, ns.as_deref(), key, value, &current)?;
+            }
+            *old = Some(current);
+        }
+        if self.explain {
+            println!("+ {}", op.command());
+        }
+        let seq = self.journal.borrow_mut().record(&op)?;
+        if let Err(e) = self.kernel.apply(&op) {
+            self.journal.borrow_mut().failed(seq)?;
+            return Err(e);
+        }
+        self.owned.borrow_mut().note(&op);
+        self.applied.borrow_mut().push(op);
+        Ok(())
+    }
+
+    fn netns_list(&self) -> NetResult<Vec<String>> {
+        netns::list()
+    }
+
+    fn netns_exists(&self, name: &str) -> NetResult<bool> {
+        Ok(netns::exists(name))
+    }
+
+    fn links(&self, ns: Option<&str>) -> NetResult<Vec<LinkInfo>> {
+        self.kernel.links(ns)
+    }
+
+    fn addrs(&self, ns: Option<&str>) -> NetResult<Vec<AddrInfo>> {
+        self.kernel.addrs(ns)
+    }
+
+    fn routes(&self, ns: Option<&str>) -> NetResult<Vec<RouteInfo>> {
+        self.kernel.routes(ns)
+    }
+
+    fn neighbours(&self, ns: Option<&str>) -> NetResult<Vec<NeighInfo>> {
+        self.kernel.neighbours(ns)
+    }
+
+    fn fdb(&self, ns: Option<&str>, bridge: &str) -> NetResult<Vec<FdbEntry>> {
+        self.kernel.fdb(ns, bridge)
+    }
+
+    fn bridge_ports(&self, ns: Option<&str>, bridge: &str) -> NetResult<Vec<LinkInfo>> {
+        self.kernel.bridge_ports(ns, bridge)
+    }
+
+    fn sysctl_get(&self, ns: Option<&str>, key: &str) -> NetResult<String> {
+        kernel::sysctl_get(ns, key)
+    }
+
+    fn nat_list(&self, ns: Option<&str>) -> NetResult<Vec<String>> {
+        nat::list(ns, "nat")
+    }
+
+    fn exec(&self, ns: Option<&str>, argv: Vec<String>) -> NetResult<ExecOutput> {
+        exec::exec(ns, argv)
+    }
+
+    fn ping(&self, ns: Option<&str>, addr: IpAddr, count: u32, timeout: Duration) -> NetResult<PingResult> {
+        probe::ping(ns, addr, count, timeout)
+    }
+
+    fn tcp(&self, ns: Option<&str>, target: SocketAddr, timeout: Duration) -> NetResult<TcpResult> {
+        probe::tcp(ns, target, timeout)
+    }
+
+    fn serve(&self, ns: Option<&str>, port: u16) -> NetResult<u16> {
+        probe::serve(ns, port).map(|s| s.port)
+    }
+}

@@ -1,0 +1,14 @@
+//! The kernel side: typed operations named after iproute2 verbs. Knows nothing of Rhai.
+
+pub mod error;
+pub mod info;
+pub mod kernel;
+pub mod nat;
+pub mod netns;
+pub mod op;
+pub mod probe;
+pub mod exec;
+
+pub use error::{NetError, NetResult};
+pub use kernel::Kernel;
+pub use op::{Ns, Op};

@@ -1,0 +1,267 @@
+//! Every change nslab makes to the kernel is an [`Op`]. The kernel executor applies it, the
+//! plan executor prints it as the equivalent command, the journal records it, and teardown
+//! reads the journal backwards. Ops are plain data: no Rhai, no netlink.
+
+use std::fmt::Write as _;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use super::error::{NetError, NetResult};
+
+/// Where an Op acts: None is the namespace nslab runs in (the host or the sandbox).
+pub type Ns = Option<String>;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    NetnsAdd { name: String },
+    NetnsDel { name: String },
+    BridgeAdd { ns: Ns, name: String },
+    /// A veth pair; with `peer_ns` the peer is created directly inside that netns.
+    VethAdd { ns: Ns, name: String, peer: String, peer_ns: Ns },
+    LinkUp { ns: Ns, dev: String },
+    LinkDown { ns: Ns, dev: String },
+    /// `master: None` is `nomaster`.
+    LinkSetMaster { ns: Ns, dev: String, master: Option<String> },
+    LinkSetNetns { ns: Ns, dev: String, to: String },
+    LinkDel { ns: Ns, dev: String },
+    AddrAdd { ns: Ns, dev: String, cidr: IpNet },
+    AddrDel { ns: Ns, dev: String, cidr: IpNet },
+    /// `dest: None` is the default route.
+    RouteAdd { ns: Ns, dest: Option<IpNet>, via: Option<std::net::IpAddr>, dev: Option<String> },
+    RouteDel { ns: Ns, dest: Option<IpNet>, via: Option<std::net::IpAddr>, dev: Option<String> },
+    /// `old` is the value before the change, filled in by the executor before it applies.
+    SysctlSet { ns: Ns, key: String, value: String, old: Option<String> },
+    /// One iptables rule, as the argument list after `-A CHAIN`, owner comment included.
+    IptAppend { ns: Ns, table: String, chain: String, rule: Vec<String> },
+    IptDelete { ns: Ns, table: String, chain: String, rule: Vec<String> },
+}
+
+impl Op {
+    pub fn ns(&self) -> Option<&str> {
+        match self {
+            Op::NetnsAdd { .. } | Op::NetnsDel { .. } => None,
+            Op::BridgeAdd { ns, .. }
+            | Op::VethAdd { ns, .. }
+            | Op::LinkUp { ns, .. }
+            | Op::LinkDown { ns, .. }
+            | Op::LinkSetMaster { ns, .. }
+            | Op::LinkSetNetns { ns, .. }
+            | Op::LinkDel { ns, .. }
+            | Op::AddrAdd { ns, .. }
+            | Op::AddrDel { ns, .. }
+            | Op::RouteAdd { ns, .. }
+            | Op::RouteDel { ns, .. }
+            | Op::SysctlSet { ns, .. }
+            | Op::IptAppend { ns, .. }
+            | Op::IptDelete { ns, .. } => ns.as_deref(),
+        }
+    }
+
+    /// The equivalent iproute2 / sysctl / iptables command line, as a learner would type it.
+    pub fn command(&self) -> String {
+        let mut s = String::new();
+        self.write_command(&mut s).expect("writing to a String cannot fail");
+        s
+    }
+
+    fn write_command(&self, s: &mut String) -> std::fmt::Result {
+        let n = |ns: &Ns| match ns {
+            Some(ns) => format!("ip -n {ns} "),
+            None => "ip ".to_string(),
+        };
+        match self {
+            Op::NetnsAdd { name } => write!(s, "ip netns add {name}"),
+            Op::NetnsDel { name } => write!(s, "ip netns del {name}"),
+            Op::BridgeAdd { ns, name } => write!(s, "{}link add {name} type bridge", n(ns)),
+            Op::VethAdd { ns, name, peer, peer_ns } => {
+                write!(s, "{}link add {name} type veth peer name {peer}", n(ns))?;
+                match peer_ns {
+                    Some(p) => write!(s, " netns {p}"),
+                    None => Ok(()),
+                }
+            }
+            Op::LinkUp { ns, dev } => write!(s, "{}link set {dev} up", n(ns)),
+            Op::LinkDown { ns, dev } => write!(s, "{}link set {dev} down", n(ns)),
+            Op::LinkSetMaster { ns, dev, master: Some(m) } => {
+                write!(s, "{}link set {dev} master {m}", n(ns))
+            }
+            Op::LinkSetMaster { ns, dev, master: None } => {
+                write!(s, "{}link set {dev} nomaster", n(ns))
+            }
+            Op::LinkSetNetns { ns, dev, to } => write!(s, "{}link set {dev} netns {to}", n(ns)),
+            Op::LinkDel { ns, dev } => write!(s, "{}link del {dev}", n(ns)),
+            Op::AddrAdd { ns, dev, cidr } => write!(s, "{}addr add {cidr} dev {dev}", n(ns)),
+            Op::AddrDel { ns, dev, cidr } => write!(s, "{}addr del {cidr} dev {dev}", n(ns)),
+            Op::RouteAdd { ns, dest, via, dev } | Op::RouteDel { ns, dest, via, dev } => {
+                let verb = if matches!(self, Op::RouteAdd { .. }) { "add" } else { "del" };
+                let family = match (dest, via) {
+                    (None, Some(std::net::IpAddr::V6(_))) => "-6 ",
+                    _ => "",
+                };
+                write!(s, "{}{family}route {verb} ", n(ns))?;
+                match dest {
+                    Some(d) => write!(s, "{d}")?,
+                    None => write!(s, "default")?,
+                }
+                if let Some(v) = via {
+                    write!(s, " via {v}")?;
+                }
+                if let Some(d) = dev {
+                    write!(s, " dev {d}")?;
+                }
+                Ok(())
+            }
+            Op::SysctlSet { ns, key, value, .. } => match ns {
+                Some(ns) => write!(s, "ip netns exec {ns} sysctl -qw {key}={value}"),
+                None => write!(s, "sysctl -qw {key}={value}"),
+            },
+            Op::IptAppend { ns, table, chain, rule } | Op::IptDelete { ns, table, chain, rule } => {
+                let flag = if matches!(self, Op::IptAppend { .. }) { "-A" } else { "-D" };
+                if let Some(ns) = ns {
+                    write!(s, "ip netns exec {ns} ")?;
+                }
+                write!(s, "iptables -t {table} {flag} {chain} {}", shell_words(rule))
+            }
+        }
+    }
+}
+
+/// Joins arguments for a shell, quoting only where needed.
+pub fn shell_words(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+!".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Interface names: at most 15 bytes (IFNAMSIZ - 1), no `/`, no white space, not `.`/`..`.
+pub fn check_ifname(name: &str) -> NetResult<()> {
+    let bad = |why: &str| {
+        Err(NetError::new(format!("invalid interface name {name:?}: {why}")).with_errno(libc::EINVAL))
+    };
+    if name.is_empty() {
+        return bad("it is empty");
+    }
+    if name.len() > 15 {
+        return Err(NetError::new(format!(
+            "invalid interface name {name:?}: it is {} bytes long, the kernel allows at most 15",
+            name.len()
+        ))
+        .with_errno(libc::EINVAL)
+        .with_help("shorten it, e.g. use a short prefix like `v-` instead of `veth-`"));
+    }
+    if name == "." || name == ".." || name.contains(['/', ':']) || name.chars().any(char::is_whitespace)
+    {
+        return bad("names may not contain `/`, `:` or white space");
+    }
+    Ok(())
+}
+
+/// Netns names become file names under /run/netns.
+pub fn check_netns_name(name: &str) -> NetResult<()> {
+    if name.is_empty()
+        || name == "."
+        || name == ".."
+        || name.len() > 64
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(NetError::new(format!("invalid netns name {name:?}"))
+            .with_errno(libc::EINVAL)
+            .with_help("use letters, digits, `-`, `_` and `.` (at most 64 characters)"));
+    }
+    Ok(())
+}
+
+/// `net.*` sysctl keys only, as dotted names; also guards the /proc/sys path built from it.
+pub fn check_sysctl_key(key: &str) -> NetResult<()> {
+    let ok = key.starts_with("net.")
+        && key.split('.').all(|p| {
+            !p.is_empty() && p != ".." && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+        });
+    if !ok {
+        return Err(NetError::new(format!("invalid sysctl key {key:?}"))
+            .with_errno(libc::EINVAL)
+            .with_help("only per-network-namespace keys are allowed, e.g. \"net.ipv4.ip_forward\""));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_read_like_iproute2() {
+        let op = Op::VethAdd {
+            ns: None,
+            name: "veth-red".into(),
+            peer: "veth-red-br".into(),
+            peer_ns: Some("red".into()),
+        };
+        assert_eq!(op.command(), "ip link add veth-red type veth peer name veth-red-br netns red");
+        let op = Op::AddrAdd {
+            ns: Some("red".into()),
+            dev: "veth-red".into(),
+            cidr: "192.168.24.10/24".parse().unwrap(),
+        };
+        assert_eq!(op.command(), "ip -n red addr add 192.168.24.10/24 dev veth-red");
+        let op = Op::RouteAdd {
+            ns: Some("red".into()),
+            dest: None,
+            via: Some("192.168.24.1".parse().unwrap()),
+            dev: None,
+        };
+        assert_eq!(op.command(), "ip -n red route add default via 192.168.24.1");
+        let op = Op::IptAppend {
+            ns: None,
+            table: "nat".into(),
+            chain: "POSTROUTING".into(),
+            rule: vec!["-s".into(), "192.168.24.0/24".into(), "!".into(), "-d".into(),
+                "192.168.24.0/24".into(), "-j".into(), "MASQUERADE".into()],
+        };
+        assert_eq!(
+            op.command(),
+            "iptables -t nat -A POSTROUTING -s 192.168.24.0/24 ! -d 192.168.24.0/24 -j MASQUERADE"
+        );
+        let op = Op::SysctlSet { ns: Some("r".into()), key: "net.ipv4.ip_forward".into(), value: "1".into(), old: None };
+        assert_eq!(op.command(), "ip netns exec r sysctl -qw net.ipv4.ip_forward=1");
+    }
+
+    #[test]
+    fn shell_quoting() {
+        assert_eq!(shell_words(&["a b".into(), "it's".into(), "x".into()]), r"'a b' 'it'\''s' x");
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(check_ifname("veth-red-br").is_ok());
+        let e = check_ifname("veth-very-long-name").unwrap_err();
+        assert_eq!(
+            e.message,
+            "invalid interface name \"veth-very-long-name\": it is 19 bytes long, the kernel allows at most 15"
+        );
+        assert!(check_ifname("a/b").is_err());
+        assert!(check_netns_name("red").is_ok());
+        assert!(check_netns_name("../etc").is_err());
+        assert!(check_sysctl_key("net.ipv4.ip_forward").is_ok());
+        assert!(check_sysctl_key("kernel.panic").is_err());
+        assert!(check_sysctl_key("net.ipv4/../../x").is_err());
+    }
+
+    #[test]
+    fn ops_round_trip_through_json() {
+        let op = Op::RouteAdd { ns: None, dest: Some("10.0.0.0/8".parse().unwrap()), via: None, dev: Some("br0".into()) };
+        let j = serde_json::to_string(&op).unwrap();
+        assert_eq!(serde_json::from_str::<Op>(&j).unwrap(), op);
+    }
+}

@@ -1,0 +1,275 @@
+//! Turning errors into what a user reads: a miette diagnostic with the recipe line, the call
+//! underlined, the error in words, a help line, and — for an error inside a stdlib
+//! function — the call chain back to the recipe.
+
+use std::fmt;
+
+use miette::{Diagnostic, LabeledSpan, NamedSource, SourceCode};
+use rhai::{EvalAltResult, ParseError, Position};
+
+use crate::net::NetError;
+
+/// A source file a diagnostic can point into.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub name: String,
+    pub text: String,
+}
+
+#[derive(Debug)]
+pub struct Diag {
+    pub message: String,
+    pub help: Option<String>,
+    pub src: Option<NamedSource<String>>,
+    pub span: Option<(usize, usize)>,
+    pub label: Option<String>,
+    pub related: Vec<Diag>,
+}
+
+impl fmt::Display for Diag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Diag {}
+
+impl Diagnostic for Diag {
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        self.src.as_ref().map(|s| s as &dyn SourceCode)
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let (o, l) = self.span?;
+        Some(Box::new(std::iter::once(LabeledSpan::new(self.label.clone(), o, l))))
+    }
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
+        if self.related.is_empty() {
+            return None;
+        }
+        Some(Box::new(self.related.iter().map(|d| d as &dyn Diagnostic)))
+    }
+}
+
+impl Diag {
+    pub fn plain(e: &NetError) -> Diag {
+        Diag { message: e.message.clone(), help: e.help.clone(), src: None, span: None, label: None, related: vec![] }
+    }
+
+    fn at(message: String, help: Option<String>, source: &Source, pos: Position, label: Option<String>) -> Diag {
+        let (src, span) = match offset(&source.text, pos) {
+            Some(o) => (Some(NamedSource::new(&source.name, source.text.clone())), Some((o, call_len(&source.text, o)))),
+            None => (None, None),
+        };
+        // Without a snippet, the location goes into the message itself.
+        let message = match (&span, pos.line()) {
+            (None, Some(l)) => format!("{message} (at {}:{l})", source.name),
+            _ => message,
+        };
+        Diag { message, help, src, span, label, related: vec![] }
+    }
+}
+
+impl From<NetError> for Diag {
+    fn from(e: NetError) -> Diag {
+        Diag::plain(&e)
+    }
+}
+
+/// Byte offset of a Rhai position (1-based line, 1-based column in characters).
+pub fn offset(text: &str, pos: Position) -> Option<usize> {
+    let line = pos.line()?;
+    let col = pos.position().unwrap_or(1);
+    let start: usize = text.split_inclusive('\n').take(line - 1).map(str::len).sum();
+    let l = text.split_inclusive('\n').nth(line - 1)?;
+    let within: usize = l.chars().take(col.saturating_sub(1)).map(char::len_utf8).sum();
+    Some(start + within)
+}
+
+/// Length of the call expression starting at `o`: `a::b(...)` up to its closing parenthesis
+/// (strings and nesting respected), else the word there; never past the line's end.
+pub fn call_len(text: &str, o: usize) -> usize {
+    let rest = &text[o..];
+    let line_end = rest.find('\n').unwrap_or(rest.len());
+    let line = &rest[..line_end];
+    let word = line.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':')).unwrap_or(line.len());
+    let after = &line[word..];
+    if !after.starts_with('(') {
+        return word.max(1).min(line.len().max(1));
+    }
+    let mut depth = 0;
+    let mut in_str: Option<char> = None;
+    let mut escaped = false;
+    for (i, c) in after.char_indices() {
+        if let Some(q) = in_str {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == q {
+                in_str = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '`' | '\'' => in_str = Some(c),
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return word + i + 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    line.len().max(1)
+}
+
+/// The message and help of a Rhai error, without its position.
+fn words(err: &EvalAltResult) -> (String, Option<String>) {
+    match err {
+        EvalAltResult::ErrorRuntime(v, _) => match v.clone().try_cast::<NetError>() {
+            Some(e) => (e.message, e.help),
+            None => (format!("runtime error: {v}"), None),
+        },
+        EvalAltResult::ErrorFunctionNotFound(sig, _) => unknown_function(sig),
+        EvalAltResult::ErrorVariableNotFound(name, _) => (
+            format!("unknown variable `{name}`"),
+            Some("declare it with `let` (or `param` for a value users may --set) before using it".into()),
+        ),
+        EvalAltResult::ErrorModuleNotFound(name, _) => (
+            format!("no module {name:?} to import"),
+            Some("the stdlib has \"lab\"; other paths are .rhai files next to the recipe".into()),
+        ),
+        EvalAltResult::ErrorTerminated(..) => ("interrupted".into(), None),
+        EvalAltResult::ErrorParsing(p, _) => (format!("syntax error: {p}"), None),
+        other => (without_position(&other.to_string()), None),
+    }
+}
+
+/// Rhai appends " (line N, position M)" to its messages; the diagnostic shows that already.
+fn without_position(s: &str) -> String {
+    match s.rfind(" (line ") {
+        Some(i) if s.ends_with(')') => s[..i].to_string(),
+        _ => s.to_string(),
+    }
+}
+
+fn unknown_function(sig: &str) -> (String, Option<String>) {
+    let name = sig.split(' ').next().unwrap_or(sig);
+    let msg = format!("unknown function {sig}");
+    let Some((module, func)) = name.rsplit_once("::") else {
+        return (msg, Some("check the name and the number and types of the arguments; `nslab doc` lists every function".into()));
+    };
+    let Some((_, m)) = crate::script::modules::all().into_iter().find(|(n, _)| *n == module) else {
+        return (msg, Some(format!("there is no module `{module}`; `nslab doc` lists the modules")));
+    };
+    let mut names: Vec<String> =
+        m.gen_fn_signatures_with_mapper(Into::into).filter_map(|s| s.split('(').next().map(str::to_string)).collect();
+    names.sort();
+    names.dedup();
+    if names.iter().any(|n| n == func) {
+        return (msg, Some(format!("{module}::{func} exists, but not for these argument types; `nslab doc {module}::{func}` shows its forms")));
+    }
+    let close = names.iter().min_by_key(|n| distance(n, func)).filter(|n| distance(n, func) <= 2);
+    let help = match close {
+        Some(c) => format!("did you mean {module}::{c}? {module}:: has {}", names.join(", ")),
+        None => format!("{module}:: has {}", names.join(", ")),
+    };
+    (msg, Some(help))
+}
+
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// A Rhai parse error in `source`.
+pub fn parse_error(e: &ParseError, source: &Source) -> Diag {
+    Diag::at(format!("syntax error: {}", e.err_type()), None, source, e.position(), Some("here".into()))
+}
+
+/// A Rhai runtime error from a script whose main file is `main`; `lookup` finds other
+/// sources (stdlib modules, imported files) by name.
+pub fn eval_error(err: &EvalAltResult, main: &Source, lookup: &dyn Fn(&str) -> Option<Source>) -> Diag {
+    // Unwrap the frames of script-defined functions: the outermost frame is the call in
+    // the recipe, the innermost error is where it failed.
+    let mut frames: Vec<(String, Option<String>, Position)> = Vec::new();
+    let mut e = err;
+    loop {
+        match e {
+            EvalAltResult::ErrorInFunctionCall(name, src, inner, pos) => {
+                frames.push((name.clone(), (!src.is_empty()).then(|| src.clone()), *pos));
+                e = inner;
+            }
+            EvalAltResult::ErrorInModule(name, inner, pos) => {
+                frames.push((format!("import {name:?}"), Some(name.clone()), *pos));
+                e = inner;
+            }
+            _ => break,
+        }
+    }
+    let (message, help) = words(e);
+    let inner_pos = e.position();
+    if frames.is_empty() {
+        return Diag::at(message, help, main, inner_pos, Some("this call failed".into()));
+    }
+    // The source each frame's position is in: the recipe for the first, then the source of
+    // the function called by the frame before.
+    let mut here = main.clone();
+    let mut chain = Vec::new();
+    let mut related = Vec::new();
+    for (i, (name, src, pos)) in frames.iter().enumerate() {
+        if i > 0 {
+            related.push(Diag::at(format!("called from here, inside `{}`", frames[i - 1].0), None, &here, *pos, Some(format!("calls `{name}`")) ));
+        }
+        chain.push(name.clone());
+        if let Some(s) = src.as_deref().and_then(lookup) {
+            here = s;
+        }
+    }
+    let last = frames.last().map(|f| f.0.clone()).unwrap_or_default();
+    related.push(Diag::at(format!("failed here, inside `{last}`"), None, &here, inner_pos, Some("this call failed".into())));
+    let (_, _, first_pos) = &frames[0];
+    let mut d = Diag::at(message, help, main, *first_pos, Some(format!("error inside `{}`", chain.join("` → `"))));
+    d.related = related;
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_spans_cover_the_whole_call() {
+        let t = "let x = 1;\nnetns::add(\"red)\", f(1));\n";
+        let o = offset(t, Position::new(2, 1)).unwrap();
+        assert_eq!(&t[o..o + call_len(t, o)], "netns::add(\"red)\", f(1))");
+        let t = "foo + 1";
+        assert_eq!(call_len(t, 0), 3);
+    }
+
+    #[test]
+    fn offsets_count_characters() {
+        let t = "// é\nab";
+        assert_eq!(offset(t, Position::new(2, 2)), Some(t.len() - 1));
+    }
+
+    #[test]
+    fn unknown_functions_get_suggestions() {
+        let (m, h) = unknown_function("netns::ad (&str | ImmutableString | String)");
+        assert_eq!(m, "unknown function netns::ad (&str | ImmutableString | String)");
+        assert_eq!(h.unwrap(), "did you mean netns::add? netns:: has add, del, exec, exists, list");
+    }
+}

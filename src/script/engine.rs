@@ -1,0 +1,36 @@
+//! Building the Rhai engine nslab scripts run in.
+
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+
+use rhai::{Dynamic, Engine, NativeCallContext};
+
+use super::param::{self, Overrides};
+use super::{RhaiResultOf, fail, modules, stdlib};
+use crate::lab::INTERRUPTED;
+use crate::net::NetError;
+
+/// An engine with every script module, `param`, `assert`, the stdlib resolver (files
+/// relative to `base`), and a progress hook that stops a script on Ctrl-C / SIGTERM.
+pub fn build(overrides: Overrides, base: Option<&Path>) -> Engine {
+    let mut engine = Engine::new();
+    engine.set_max_expr_depths(128, 64);
+    modules::register(&mut engine);
+    param::register(&mut engine, Rc::new(overrides));
+    engine.set_module_resolver(stdlib::Resolver::new(base.map(Path::to_path_buf)));
+    engine.register_fn("assert", assert_msg);
+    engine.register_fn("assert", assert_plain);
+    engine.on_progress(|_| {
+        if INTERRUPTED.load(Ordering::Relaxed) { Some(Dynamic::from("interrupted")) } else { None }
+    });
+    engine
+}
+
+fn assert_msg(ctx: NativeCallContext, cond: bool, msg: &str) -> RhaiResultOf<()> {
+    if cond { Ok(()) } else { Err(fail(&ctx, NetError::new(format!("assertion failed: {msg}")))) }
+}
+
+fn assert_plain(ctx: NativeCallContext, cond: bool) -> RhaiResultOf<()> {
+    if cond { Ok(()) } else { Err(fail(&ctx, NetError::new("assertion failed"))) }
+}

@@ -1,0 +1,142 @@
+use rhai::plugin::*;
+
+#[export_module]
+pub mod link_mod {
+    use crate::net::Op;
+    use crate::script::modules::{ifname, nsname};
+    use crate::script::{RhaiResultOf, apply, query, to_dyn};
+
+    /// Brings a link up, like `ip link set DEV up`.
+    ///
+    /// ```rhai
+    /// link::up("linux-bridge");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn up(ctx: NativeCallContext, dev: &str) -> RhaiResultOf<()> {
+        apply(&ctx, Op::LinkUp { ns: None, dev: ifname(&ctx, dev)? })
+    }
+
+    /// Brings a link inside a netns up, like `ip -n NS link set DEV up`.
+    ///
+    /// ```rhai
+    /// link::up("red", "veth-red");
+    /// ```
+    #[rhai_fn(name = "up", return_raw)]
+    pub fn up_ns(ctx: NativeCallContext, ns: &str, dev: &str) -> RhaiResultOf<()> {
+        apply(&ctx, Op::LinkUp { ns: nsname(&ctx, ns)?, dev: ifname(&ctx, dev)? })
+    }
+
+    /// Takes a link down, like `ip link set DEV down`.
+    ///
+    /// ```rhai
+    /// link::down("linux-bridge");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn down(ctx: NativeCallContext, dev: &str) -> RhaiResultOf<()> {
+        apply(&ctx, Op::LinkDown { ns: None, dev: ifname(&ctx, dev)? })
+    }
+
+    /// Takes a link inside a netns down.
+    ///
+    /// ```rhai
+    /// link::down("red", "veth-red");
+    /// ```
+    #[rhai_fn(name = "down", return_raw)]
+    pub fn down_ns(ctx: NativeCallContext, ns: &str, dev: &str) -> RhaiResultOf<()> {
+        apply(&ctx, Op::LinkDown { ns: nsname(&ctx, ns)?, dev: ifname(&ctx, dev)? })
+    }
+
+    /// Plugs a link into a bridge, like `ip link set DEV master BRIDGE`.
+    ///
+    /// ```rhai
+    /// link::set_master("veth-red-br", "linux-bridge");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn set_master(ctx: NativeCallContext, dev: &str, bridge: &str) -> RhaiResultOf<()> {
+        apply(&ctx, Op::LinkSetMaster { ns: None, dev: ifname(&ctx, dev)?, master: Some(ifname(&ctx, bridge)?) })
+    }
+
+    /// Plugs a link inside a netns into a bridge in the same netns.
+    ///
+    /// ```rhai
+    /// link::set_master("red", "veth-x", "br-in-red");
+    /// ```
+    #[rhai_fn(name = "set_master", return_raw)]
+    pub fn set_master_ns(ctx: NativeCallContext, ns: &str, dev: &str, bridge: &str) -> RhaiResultOf<()> {
+        apply(&ctx, Op::LinkSetMaster { ns: nsname(&ctx, ns)?, dev: ifname(&ctx, dev)?, master: Some(ifname(&ctx, bridge)?) })
+    }
+
+    /// Unplugs a link from its bridge, like `ip link set DEV nomaster`.
+    ///
+    /// ```rhai
+    /// link::set_master("veth-red-br", ());
+    /// ```
+    #[rhai_fn(name = "set_master", return_raw)]
+    pub fn set_nomaster(ctx: NativeCallContext, dev: &str, _none: ()) -> RhaiResultOf<()> {
+        apply(&ctx, Op::LinkSetMaster { ns: None, dev: ifname(&ctx, dev)?, master: None })
+    }
+
+    /// Moves a link into a netns, like `ip link set DEV netns NS`. Its addresses are lost
+    /// on the way, as with `ip`.
+    ///
+    /// ```rhai
+    /// link::set_netns("veth-red", "red");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn set_netns(ctx: NativeCallContext, dev: &str, ns: &str) -> RhaiResultOf<()> {
+        let to = nsname(&ctx, ns)?.unwrap_or_default();
+        apply(&ctx, Op::LinkSetNetns { ns: None, dev: ifname(&ctx, dev)?, to })
+    }
+
+    /// Moves a link from one netns into another, like `ip -n FROM link set DEV netns TO`.
+    ///
+    /// ```rhai
+    /// link::set_netns("red", "veth-x", "green");
+    /// ```
+    #[rhai_fn(name = "set_netns", return_raw)]
+    pub fn set_netns_from(ctx: NativeCallContext, from: &str, dev: &str, ns: &str) -> RhaiResultOf<()> {
+        let to = nsname(&ctx, ns)?.unwrap_or_default();
+        apply(&ctx, Op::LinkSetNetns { ns: nsname(&ctx, from)?, dev: ifname(&ctx, dev)?, to })
+    }
+
+    /// Deletes a link this lab created, like `ip link del DEV` (a veth takes its peer along).
+    ///
+    /// ```rhai
+    /// link::del("veth-red-br");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn del(ctx: NativeCallContext, dev: &str) -> RhaiResultOf<()> {
+        apply(&ctx, Op::LinkDel { ns: None, dev: ifname(&ctx, dev)? })
+    }
+
+    /// Deletes a link inside a netns that this lab created.
+    ///
+    /// ```rhai
+    /// link::del("red", "veth-red");
+    /// ```
+    #[rhai_fn(name = "del", return_raw)]
+    pub fn del_ns(ctx: NativeCallContext, ns: &str, dev: &str) -> RhaiResultOf<()> {
+        apply(&ctx, Op::LinkDel { ns: nsname(&ctx, ns)?, dev: ifname(&ctx, dev)? })
+    }
+
+    /// The links here, like `ip link`: `#{name, index, kind, state, mac, mtu, master, ...}` each.
+    ///
+    /// ```rhai
+    /// for l in link::list() { print(`${l.name} ${l.state}`); }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn list(ctx: NativeCallContext) -> RhaiResultOf<rhai::Array> {
+        query(&ctx, |b| b.links(None)).map(|v| v.iter().map(to_dyn).collect())
+    }
+
+    /// The links inside a netns, like `ip -n NS link`.
+    ///
+    /// ```rhai
+    /// let links = link::list("red");
+    /// ```
+    #[rhai_fn(name = "list", return_raw)]
+    pub fn list_ns(ctx: NativeCallContext, ns: &str) -> RhaiResultOf<rhai::Array> {
+        let ns = nsname(&ctx, ns)?;
+        query(&ctx, |b| b.links(ns.as_deref())).map(|v| v.iter().map(to_dyn).collect())
+    }
+}

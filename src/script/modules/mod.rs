@@ -1,0 +1,102 @@
+//! One file per script module; each is a documented `#[export_module]`.
+
+pub mod addr;
+pub mod bridge;
+pub mod cidr;
+pub mod link;
+pub mod nat;
+pub mod neigh;
+pub mod netns;
+pub mod probe;
+pub mod route;
+pub mod sandbox;
+pub mod sysctl;
+pub mod veth;
+
+use std::net::{IpAddr, SocketAddr};
+
+use ipnet::IpNet;
+use rhai::{Engine, NativeCallContext, exported_module};
+
+use super::{RhaiResultOf, check, invalid};
+use crate::net::op;
+
+/// Every script module, by the name scripts use.
+pub fn all() -> Vec<(&'static str, rhai::Module)> {
+    vec![
+        ("netns", exported_module!(netns::netns_mod)),
+        ("bridge", exported_module!(bridge::bridge_mod)),
+        ("veth", exported_module!(veth::veth_mod)),
+        ("link", exported_module!(link::link_mod)),
+        ("addr", exported_module!(addr::addr_mod)),
+        ("route", exported_module!(route::route_mod)),
+        ("sysctl", exported_module!(sysctl::sysctl_mod)),
+        ("nat", exported_module!(nat::nat_mod)),
+        ("neigh", exported_module!(neigh::neigh_mod)),
+        ("probe", exported_module!(probe::probe_mod)),
+        ("sandbox", exported_module!(sandbox::sandbox_mod)),
+        ("cidr", exported_module!(cidr::cidr_mod)),
+    ]
+}
+
+pub fn register(engine: &mut Engine) {
+    for (name, m) in all() {
+        engine.register_static_module(name, m.into());
+    }
+}
+
+pub fn ifname(ctx: &NativeCallContext, name: &str) -> RhaiResultOf<String> {
+    check(ctx, op::check_ifname(name)).map(|_| name.to_string())
+}
+
+pub fn nsname(ctx: &NativeCallContext, name: &str) -> RhaiResultOf<Option<String>> {
+    check(ctx, op::check_netns_name(name)).map(|_| Some(name.to_string()))
+}
+
+pub fn parse_cidr(ctx: &NativeCallContext, s: &str) -> RhaiResultOf<IpNet> {
+    check(
+        ctx,
+        s.trim().parse::<IpNet>().map_err(|_| {
+            let help = if s.parse::<IpAddr>().is_ok() {
+                format!("add a prefix length, e.g. \"{s}/24\"")
+            } else {
+                "write an address with a prefix length, e.g. \"192.168.24.10/24\" or \"fd00::10/64\"".into()
+            };
+            invalid(format!("invalid CIDR {s:?}"), help)
+        }),
+    )
+}
+
+pub fn parse_ip(ctx: &NativeCallContext, s: &str) -> RhaiResultOf<IpAddr> {
+    check(
+        ctx,
+        s.trim().parse::<IpAddr>().map_err(|_| {
+            let help = match s.split_once('/') {
+                Some((ip, _)) if ip.parse::<IpAddr>().is_ok() => format!("drop the prefix length: \"{ip}\" (cidr::addr does that)"),
+                _ => "write a plain address, e.g. \"192.168.24.1\"".into(),
+            };
+            invalid(format!("invalid IP address {s:?}"), help)
+        }),
+    )
+}
+
+pub fn parse_target(ctx: &NativeCallContext, s: &str) -> RhaiResultOf<SocketAddr> {
+    if let Ok(sa) = s.parse::<SocketAddr>() {
+        return Ok(sa);
+    }
+    let e = if s.parse::<IpAddr>().is_ok() {
+        invalid(format!("target {s:?} has no port"), format!("write it as \"{s}:80\" (IPv6: \"[addr]:80\")"))
+    } else {
+        invalid(format!("invalid target {s:?}"), "write it as \"IP:PORT\", e.g. \"192.168.24.10:80\"")
+    };
+    Err(super::fail(ctx, e))
+}
+
+pub fn port(ctx: &NativeCallContext, p: rhai::INT) -> RhaiResultOf<u16> {
+    check(
+        ctx,
+        u16::try_from(p).ok().filter(|p| *p > 0).ok_or_else(|| {
+            invalid(format!("port {p} is out of range"), "ports go from 1 to 65535")
+        }),
+    )
+}

@@ -1,0 +1,94 @@
+use rhai::plugin::*;
+
+use crate::script::modules::nsname;
+use crate::script::{RhaiResultOf, fail, invalid, query, to_dyn};
+
+pub fn run(ctx: &NativeCallContext, name: &str, argv: Vec<String>) -> RhaiResultOf<rhai::Map> {
+    if argv.is_empty() {
+        return Err(fail(ctx, invalid("empty command", "pass a string like \"ip -br addr\" or an array of arguments")));
+    }
+    let ns = nsname(ctx, name)?;
+    let out = query(ctx, |b| b.exec(ns.as_deref(), argv))?;
+    let mut m = rhai::Map::new();
+    m.insert("status".into(), to_dyn(&(out.status as rhai::INT)));
+    m.insert("stdout".into(), out.stdout.into());
+    m.insert("stderr".into(), out.stderr.into());
+    Ok(m)
+}
+
+
+#[export_module]
+pub mod netns_mod {
+    use crate::net::Op;
+    use crate::script::modules::nsname;
+    use crate::script::{RhaiResultOf, apply, query};
+    use super::{run};
+
+    /// Creates a named network namespace, like `ip netns add NAME`. `ip netns` sees it.
+    ///
+    /// ```rhai
+    /// netns::add("red");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn add(ctx: NativeCallContext, name: &str) -> RhaiResultOf<()> {
+        let name = nsname(&ctx, name)?.unwrap_or_default();
+        apply(&ctx, Op::NetnsAdd { name })
+    }
+
+    /// Deletes a network namespace this lab created, like `ip netns del NAME`.
+    ///
+    /// ```rhai
+    /// netns::del("red");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn del(ctx: NativeCallContext, name: &str) -> RhaiResultOf<()> {
+        let name = nsname(&ctx, name)?.unwrap_or_default();
+        apply(&ctx, Op::NetnsDel { name })
+    }
+
+    /// The names of all named network namespaces, like `ip netns ls`.
+    ///
+    /// ```rhai
+    /// for ns in netns::list() { print(ns); }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn list(ctx: NativeCallContext) -> RhaiResultOf<rhai::Array> {
+        query(&ctx, |b| b.netns_list()).map(|v| v.into_iter().map(Dynamic::from).collect())
+    }
+
+    /// Whether a named network namespace exists.
+    ///
+    /// ```rhai
+    /// if !netns::exists("red") { netns::add("red"); }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn exists(ctx: NativeCallContext, name: &str) -> RhaiResultOf<bool> {
+        query(&ctx, |b| b.netns_exists(name))
+    }
+
+    /// Runs a command inside a netns, like `ip netns exec NAME CMD`, and waits for it.
+    /// `cmd` is a string split on white space, or an array of arguments.
+    /// Returns `#{status, stdout, stderr}`.
+    ///
+    /// ```rhai
+    /// let r = netns::exec("red", "ip -br addr");
+    /// print(r.stdout);
+    /// ```
+    #[rhai_fn(name = "exec", return_raw)]
+    pub fn exec_str(ctx: NativeCallContext, name: &str, cmd: &str) -> RhaiResultOf<rhai::Map> {
+        let argv = cmd.split_whitespace().map(str::to_string).collect();
+        run(&ctx, name, argv)
+    }
+
+    /// Runs a command given as an array of arguments inside a netns.
+    ///
+    /// ```rhai
+    /// let r = netns::exec("red", ["sh", "-c", "echo hi"]);
+    /// ```
+    #[rhai_fn(name = "exec", return_raw)]
+    pub fn exec_array(ctx: NativeCallContext, name: &str, cmd: rhai::Array) -> RhaiResultOf<rhai::Map> {
+        let argv = cmd.into_iter().map(|a| a.to_string()).collect();
+        run(&ctx, name, argv)
+    }
+
+}

@@ -1,0 +1,91 @@
+use rhai::plugin::*;
+
+use crate::net::Op;
+use crate::script::modules::{ifname, parse_cidr, parse_ip};
+use crate::script::RhaiResultOf;
+
+pub fn build(ctx: &NativeCallContext, ns: Option<String>, dest: &str, via: &str, add: bool) -> RhaiResultOf<Op> {
+    let dest = if dest == "default" { None } else { Some(parse_cidr(ctx, dest)?.trunc()) };
+    // `via` is a gateway address, or `dev:NAME` for a route straight out of a link.
+    let (via, dev) = match via.strip_prefix("dev:") {
+        Some(d) => (None, Some(ifname(ctx, d)?)),
+        None => (Some(parse_ip(ctx, via)?), None),
+    };
+    Ok(if add { Op::RouteAdd { ns, dest, via, dev } } else { Op::RouteDel { ns, dest, via, dev } })
+}
+
+
+#[export_module]
+pub mod route_mod {
+    
+    use crate::script::modules::nsname;
+    use crate::script::{RhaiResultOf, apply, query, to_dyn};
+    use super::{build};
+
+
+    /// Adds a route, like `ip route add DEST via GATEWAY`. `dest` is a prefix or `"default"`;
+    /// `via` is the gateway address, or `"dev:NAME"` for a route out of a link.
+    ///
+    /// ```rhai
+    /// route::add("10.1.0.0/16", "192.168.24.254");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn add(ctx: NativeCallContext, dest: &str, via: &str) -> RhaiResultOf<()> {
+        let op = build(&ctx, None, dest, via, true)?;
+        apply(&ctx, op)
+    }
+
+    /// Adds a route inside a netns, like `ip -n NS route add default via GATEWAY`.
+    ///
+    /// ```rhai
+    /// route::add("red", "default", "192.168.24.1");
+    /// ```
+    #[rhai_fn(name = "add", return_raw)]
+    pub fn add_ns(ctx: NativeCallContext, ns: &str, dest: &str, via: &str) -> RhaiResultOf<()> {
+        let op = build(&ctx, nsname(&ctx, ns)?, dest, via, true)?;
+        apply(&ctx, op)
+    }
+
+    /// Deletes a route, like `ip route del DEST via GATEWAY`.
+    ///
+    /// ```rhai
+    /// route::del("10.1.0.0/16", "192.168.24.254");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn del(ctx: NativeCallContext, dest: &str, via: &str) -> RhaiResultOf<()> {
+        let op = build(&ctx, None, dest, via, false)?;
+        apply(&ctx, op)
+    }
+
+    /// Deletes a route inside a netns.
+    ///
+    /// ```rhai
+    /// route::del("red", "default", "192.168.24.1");
+    /// ```
+    #[rhai_fn(name = "del", return_raw)]
+    pub fn del_ns(ctx: NativeCallContext, ns: &str, dest: &str, via: &str) -> RhaiResultOf<()> {
+        let op = build(&ctx, nsname(&ctx, ns)?, dest, via, false)?;
+        apply(&ctx, op)
+    }
+
+    /// The main routing table here (IPv4 and IPv6): `#{dest, via, dev, family, proto, scope}`.
+    ///
+    /// ```rhai
+    /// for r in route::list() { print(`${r.dest} via ${r.via}`); }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn list(ctx: NativeCallContext) -> RhaiResultOf<rhai::Array> {
+        query(&ctx, |b| b.routes(None)).map(|v| v.iter().map(to_dyn).collect())
+    }
+
+    /// The main routing table inside a netns, like `ip -n NS route`.
+    ///
+    /// ```rhai
+    /// let r = route::list("red");
+    /// ```
+    #[rhai_fn(name = "list", return_raw)]
+    pub fn list_ns(ctx: NativeCallContext, ns: &str) -> RhaiResultOf<rhai::Array> {
+        let ns = nsname(&ctx, ns)?;
+        query(&ctx, |b| b.routes(ns.as_deref())).map(|v| v.iter().map(to_dyn).collect())
+    }
+}

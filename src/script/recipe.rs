@@ -1,0 +1,70 @@
+//! A recipe file: loaded, parsed (syntax errors are found before anything runs), its params
+//! listed, and run with errors turned into diagnostics.
+
+use std::path::{Path, PathBuf};
+
+use rhai::{AST, Engine, Scope};
+
+use super::diagnostic::{self, Diag, Source};
+use super::param::{self, Overrides, Param};
+use super::{engine, stdlib};
+use crate::net::NetError;
+
+pub struct Recipe {
+    pub path: PathBuf,
+    pub source: Source,
+    pub ast: AST,
+    pub params: Vec<Param>,
+}
+
+/// Reads and compiles `path` with `engine`.
+pub fn load(engine: &Engine, path: &Path) -> Result<Recipe, Diag> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Diag::plain(&NetError::new(format!("cannot read recipe {}: {e}", path.display())).with_help("check the path; recipes are .rhai files, e.g. scripts/tutorial.rhai"))
+    })?;
+    compile(engine, path, text)
+}
+
+pub fn compile(engine: &Engine, path: &Path, text: String) -> Result<Recipe, Diag> {
+    let source = Source { name: path.display().to_string(), text };
+    let mut ast = engine.compile(&source.text).map_err(|e| diagnostic::parse_error(&e, &source))?;
+    ast.set_source(source.name.clone());
+    let params = param::declared(&ast, &source.text);
+    Ok(Recipe { path: path.to_path_buf(), source, ast, params })
+}
+
+/// An engine for running `path` with `--set` values.
+pub fn engine_for(path: &Path, overrides: Overrides) -> Engine {
+    engine::build(overrides, path.parent())
+}
+
+/// Finds the text of a source named in an error (stdlib modules and imported files).
+pub fn lookup(name: &str) -> Option<Source> {
+    if let Some(t) = stdlib::source_of(name) {
+        return Some(Source { name: name.to_string(), text: t.to_string() });
+    }
+    std::fs::read_to_string(name).ok().map(|text| Source { name: name.to_string(), text })
+}
+
+impl Recipe {
+    /// The recipe's description: its leading `//!` (or `//`) comment block.
+    pub fn description(&self) -> String {
+        let mut out = Vec::new();
+        for l in self.source.text.lines() {
+            let t = l.trim();
+            if let Some(c) = t.strip_prefix("//!").or_else(|| t.strip_prefix("//")) {
+                out.push(c.strip_prefix(' ').unwrap_or(c).to_string());
+            } else if t.is_empty() && out.is_empty() {
+                continue;
+            } else {
+                break;
+            }
+        }
+        out.join("\n")
+    }
+
+    /// Runs the recipe in `scope`.
+    pub fn run(&self, engine: &Engine, scope: &mut Scope) -> Result<(), Diag> {
+        engine.run_ast_with_scope(scope, &self.ast).map_err(|e| diagnostic::eval_error(&e, &self.source, &lookup))
+    }
+}
