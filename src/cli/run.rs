@@ -87,9 +87,9 @@ pub fn run(a: Args) -> Result<(), Failed> {
                 eprintln!("kept {n} operations of lab {lab} for debugging; remove them with `nslab destroy {lab}`");
             } else {
                 let errors = session.rollback();
-                if errors.is_empty() {
+                if errors.is_empty() && n > 0 {
                     eprintln!("rolled back {n} operations of lab {lab}: nothing is left behind");
-                } else {
+                } else if !errors.is_empty() {
                     for e in errors {
                         report(Diag::plain(&e));
                     }

@@ -59,7 +59,7 @@ impl Diag {
     }
 
     fn at(message: String, help: Option<String>, source: &Source, pos: Position, label: Option<String>) -> Diag {
-        let (src, span) = match offset(&source.text, pos) {
+        let (src, span) = match offset(&source.text, pos).map(|o| qualified_start(&source.text, o)) {
             Some(o) => (Some(NamedSource::new(&source.name, source.text.clone())), Some((o, call_len(&source.text, o)))),
             None => (None, None),
         };
@@ -86,6 +86,20 @@ pub fn offset(text: &str, pos: Position) -> Option<usize> {
     let l = text.split_inclusive('\n').nth(line - 1)?;
     let within: usize = l.chars().take(col.saturating_sub(1)).map(char::len_utf8).sum();
     Some(start + within)
+}
+
+/// Rhai points a qualified call (`netns::add(..)`) at the function name: underline from
+/// the start of the module path instead.
+pub fn qualified_start(text: &str, mut o: usize) -> usize {
+    while o > 0 {
+        let prev = text[..o].chars().next_back().expect("o > 0");
+        if prev.is_alphanumeric() || prev == '_' || prev == ':' {
+            o -= prev.len_utf8();
+        } else {
+            break;
+        }
+    }
+    o
 }
 
 /// Length of the call expression starting at `o`: `a::b(...)` up to its closing parenthesis

@@ -121,8 +121,8 @@ pub fn declared(ast: &AST, source: &str) -> Vec<Param> {
         if custom.tokens.first().map(|t| t.as_str()) != Some("param") {
             continue;
         }
-        // The tokens as parsed: ["param", NAME, "=", ...].
-        let Some(name) = custom.tokens.get(1) else { continue };
+        let Expr::Variable(var, ..) = &custom.inputs[0] else { continue };
+        let name = &var.1;
         let default = custom.inputs[1].get_literal_value(None);
         let line = pos.line().unwrap_or(1);
         let text = lines.get(line - 1).copied().unwrap_or("");
@@ -162,7 +162,7 @@ pub fn validate(engine: &Engine, params: &[Param], overrides: &Overrides) -> Res
             None => return Err(invalid(format!("unknown param `{key}` in --set {key}={raw}"), listing())),
             Some(p) => {
                 if let Some(d) = &p.default {
-                    convert(engine, key, raw, d).map_err(|e| {
+                    let _ = convert(engine, key, raw, d).map_err(|e| {
                         let help = format!("{}; {}", e.help.clone().unwrap_or_default(), listing());
                         e.with_help(help)
                     })?;

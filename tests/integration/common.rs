@@ -1,0 +1,104 @@
+//! Helpers shared by the integration tests.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_nslab")
+}
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Kernel tests need root. In CI (root) they must run; elsewhere they are skipped loudly.
+pub fn kernel_tests_possible() -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        assert!(std::env::var_os("CI").is_none(), "CI must run kernel tests as root");
+        eprintln!("skipping: kernel tests need root");
+    }
+    root
+}
+
+pub struct Run {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn ok(&self) -> &Self {
+        assert_eq!(self.status, 0, "expected success\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+    pub fn failed(&self) -> &Self {
+        assert_ne!(self.status, 0, "expected failure\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert!(!self.stderr.contains("panicked"), "nslab panicked:\n{}", self.stderr);
+        self
+    }
+}
+
+fn to_run(o: Output) -> Run {
+    Run {
+        status: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// Runs `nslab ARGS` from the project root, with no colours.
+pub fn nslab(args: &[&str]) -> Run {
+    to_run(
+        Command::new(bin())
+            .args(args)
+            .current_dir(root())
+            .env("NO_COLOR", "1")
+            .env_remove("NSLAB_SANDBOX")
+            .output()
+            .expect("nslab runs"),
+    )
+}
+
+/// Runs a bash script inside a fresh sandbox (`nslab sandbox -- bash -c SCRIPT`), with
+/// `nslab` on PATH and the project root as working directory. `set -e` is on.
+pub fn sandboxed(script: &str) -> Run {
+    let dir = Path::new(bin()).parent().unwrap().to_path_buf();
+    let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
+    to_run(
+        Command::new(bin())
+            .args(["sandbox", "--", "bash", "-ec", script])
+            .current_dir(root())
+            .env("NO_COLOR", "1")
+            .env("PATH", path)
+            .output()
+            .expect("nslab runs"),
+    )
+}
+
+/// Writes a recipe to a temporary file named `name` and returns its path (relative names
+/// appear in diagnostics, so snapshots stay stable).
+pub fn recipe(name: &str, text: &str) -> String {
+    let dir = root().join("target").join("test-recipes");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), text).unwrap();
+    format!("target/test-recipes/{name}")
+}
+
+/// Compares `actual` with `tests/snapshots/NAME`; `UPDATE_SNAPSHOTS=1` rewrites it.
+pub fn snapshot(name: &str, actual: &str) {
+    let path = root().join("tests").join("snapshots").join(name);
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() || !path.exists() && std::env::var_os("CI").is_none() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(actual, expected, "snapshot {name} differs (UPDATE_SNAPSHOTS=1 rewrites it)");
+}
+
+/// Parses JSON printed by `ip -j`.
+pub fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("bad JSON ({e}): {s}"))
+}

@@ -1,0 +1,6 @@
+//! One integration-test crate: every test runs the real `nslab` binary. Tests that build
+//! labs do it inside a throwaway sandbox (`nslab run --sandbox`, or `nslab sandbox -- bash`
+//! to look at the lab with independent tools while it exists): never on the host.
+
+mod common;
+mod run;
