@@ -45,8 +45,13 @@ pub fn do_ping(ctx: &NativeCallContext, ns: Option<String>, addr: &str, opts: rh
     m.insert("ok".into(), r.ok.into());
     m.insert("sent".into(), (r.sent as rhai::INT).into());
     m.insert("received".into(), (r.received as rhai::INT).into());
-    m.insert("rtt_ms".into(), r.rtt_ms.into());
+    m.insert("rtt_ms".into(), round_ms(r.rtt_ms).into());
     Ok(m)
+}
+
+/// Microsecond precision is all a probe's timing is worth.
+fn round_ms(ms: f64) -> f64 {
+    (ms * 1000.0).round() / 1000.0
 }
 
 pub fn do_tcp(ctx: &NativeCallContext, ns: Option<String>, target: &str, opts: rhai::Map) -> RhaiResultOf<rhai::Map> {
@@ -59,7 +64,7 @@ pub fn do_tcp(ctx: &NativeCallContext, ns: Option<String>, target: &str, opts: r
     m.insert("reply".into(), r.reply.into());
     m.insert("seen".into(), opt(r.seen));
     m.insert("local".into(), opt(r.local));
-    m.insert("rtt_ms".into(), r.rtt_ms.into());
+    m.insert("rtt_ms".into(), round_ms(r.rtt_ms).into());
     m.insert("error".into(), opt(r.error));
     Ok(m)
 }
