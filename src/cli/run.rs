@@ -73,9 +73,9 @@ pub fn run(a: Args) -> Result<(), Failed> {
             let n = session.applied();
             if n > 0 {
                 if a.sandbox {
-                    println!("lab {lab} is up ({n} operations); the sandbox vanishes now that nslab exits");
+                    println!("lab {lab} is up ({}); the sandbox vanishes now that nslab exits", ops(n));
                 } else {
-                    println!("lab {lab} is up ({n} operations); remove it with `nslab destroy {lab}`");
+                    println!("lab {lab} is up ({}); remove it with `nslab destroy {lab}`", ops(n));
                 }
             }
             Ok(())
@@ -84,11 +84,11 @@ pub fn run(a: Args) -> Result<(), Failed> {
             report(d);
             let n = session.applied();
             if a.keep_on_error {
-                eprintln!("kept {n} operations of lab {lab} for debugging; remove them with `nslab destroy {lab}`");
+                eprintln!("kept {} of lab {lab} for debugging; remove them with `nslab destroy {lab}`", ops(n));
             } else {
                 let errors = session.rollback();
                 if errors.is_empty() && n > 0 {
-                    eprintln!("rolled back {n} operations of lab {lab}: nothing is left behind");
+                    eprintln!("rolled back {} of lab {lab}: nothing is left behind", ops(n));
                 } else if !errors.is_empty() {
                     for e in errors {
                         report(Diag::plain(&e));
@@ -99,4 +99,8 @@ pub fn run(a: Args) -> Result<(), Failed> {
             Err(Failed(1))
         }
     }
+}
+
+fn ops(n: usize) -> String {
+    if n == 1 { "1 operation".into() } else { format!("{n} operations") }
 }

@@ -117,6 +117,16 @@ impl Kernel {
         }
     }
 
+    /// The kernel ignores IFLA_IFALIAS in a link's creation request (it is only handled by
+    /// do_setlink; seen on 6.18: `ip -d link` showed no alias), so the owner tag is set with
+    /// a second request. The link group, used for deletion, is applied at creation.
+    fn set_alias(&self, ns: Option<&str>, dev: &str) -> NetResult<()> {
+        let Some(t) = &self.tag else { return Ok(()) };
+        let msg = LinkUnspec::new_with_name(dev).alias(t.alias.clone()).build();
+        let h = self.handle(ns)?;
+        self.block_on(h.link().set(msg).execute()).map_err(|e| link_error(e, dev, ns, "tag"))
+    }
+
     pub fn link_index(&self, ns: Option<&str>, dev: &str) -> NetResult<u32> {
         let h = self.handle(ns)?;
         let r = self.block_on(async { h.link().get().match_name(dev.to_string()).execute().try_next().await });
@@ -140,7 +150,8 @@ impl Kernel {
                 let ns = ns.as_deref();
                 let msg = self.tagged(LinkMessageBuilder::<LinkBridge>::new(name)).build();
                 let h = self.handle(ns)?;
-                self.block_on(h.link().add(msg).execute()).map_err(|e| link_error(e, name, ns, "create bridge"))
+                self.block_on(h.link().add(msg).execute()).map_err(|e| link_error(e, name, ns, "create bridge"))?;
+                self.set_alias(ns, name)
             }
             Op::VethAdd { ns, name, peer, peer_ns } => {
                 let ns = ns.as_deref();
@@ -169,7 +180,9 @@ impl Kernel {
                     .with_errno(libc::EEXIST)
                     .with_help("pick other names, or remove the old links (`nslab destroy LAB` if a lab made them)"),
                     _ => link_error(e, name, ns, "create veth"),
-                })
+                })?;
+                self.set_alias(ns, name)?;
+                self.set_alias(peer_ns.as_deref().or(ns), peer)
             }
             Op::LinkUp { ns, dev } | Op::LinkDown { ns, dev } => {
                 let ns = ns.as_deref();

@@ -24,6 +24,7 @@ pub struct Diag {
     pub span: Option<(usize, usize)>,
     pub label: Option<String>,
     pub related: Vec<Diag>,
+    pub severity: Option<miette::Severity>,
 }
 
 impl fmt::Display for Diag {
@@ -35,6 +36,9 @@ impl fmt::Display for Diag {
 impl std::error::Error for Diag {}
 
 impl Diagnostic for Diag {
+    fn severity(&self) -> Option<miette::Severity> {
+        self.severity
+    }
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
@@ -55,7 +59,7 @@ impl Diagnostic for Diag {
 
 impl Diag {
     pub fn plain(e: &NetError) -> Diag {
-        Diag { message: e.message.clone(), help: e.help.clone(), src: None, span: None, label: None, related: vec![] }
+        Diag { message: e.message.clone(), help: e.help.clone(), src: None, span: None, label: None, related: vec![], severity: None }
     }
 
     fn at(message: String, help: Option<String>, source: &Source, pos: Position, label: Option<String>) -> Diag {
@@ -68,7 +72,7 @@ impl Diag {
             (None, Some(l)) => format!("{message} (at {}:{l})", source.name),
             _ => message,
         };
-        Diag { message, help, src, span, label, related: vec![] }
+        Diag { message, help, src, span, label, related: vec![], severity: None }
     }
 }
 
@@ -172,9 +176,50 @@ fn without_position(s: &str) -> String {
     }
 }
 
+/// `netns::ad (&str | ImmutableString | String, i64)` -> `netns::ad(string, int)`.
+fn readable_signature(sig: &str) -> String {
+    let Some((name, args)) = sig.split_once(' ') else { return sig.to_string() };
+    let args = args.trim().trim_start_matches('(').trim_end_matches(')');
+    let mut out = Vec::new();
+    let mut depth = 0;
+    let mut cur = String::new();
+    for c in args.chars() {
+        match c {
+            '(' | '<' => depth += 1,
+            ')' | '>' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(std::mem::take(&mut cur));
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur);
+    }
+    let ty = |t: &str| -> String {
+        let t = t.trim();
+        if t.contains("String") || t.contains("&str") {
+            "string".into()
+        } else if t == "i64" || t == "i32" {
+            "int".into()
+        } else if t == "f64" {
+            "float".into()
+        } else if t.ends_with("Map") {
+            "map".into()
+        } else if t.ends_with("Array") || t.starts_with("Vec<") {
+            "array".into()
+        } else {
+            t.to_string()
+        }
+    };
+    format!("{name}({})", out.iter().map(|a| ty(a)).collect::<Vec<_>>().join(", "))
+}
+
 fn unknown_function(sig: &str) -> (String, Option<String>) {
     let name = sig.split(' ').next().unwrap_or(sig);
-    let msg = format!("unknown function {sig}");
+    let msg = format!("unknown function {}", readable_signature(sig));
     let Some((module, func)) = name.rsplit_once("::") else {
         return (msg, Some("check the name and the number and types of the arguments; `nslab doc` lists every function".into()));
     };
@@ -246,7 +291,9 @@ pub fn eval_error(err: &EvalAltResult, main: &Source, lookup: &dyn Fn(&str) -> O
     let mut related = Vec::new();
     for (i, (name, src, pos)) in frames.iter().enumerate() {
         if i > 0 {
-            related.push(Diag::at(format!("called from here, inside `{}`", frames[i - 1].0), None, &here, *pos, Some(format!("calls `{name}`")) ));
+            let mut d = Diag::at(format!("called from here, inside `{}`", frames[i - 1].0), None, &here, *pos, Some(format!("calls `{name}`")));
+            d.severity = Some(miette::Severity::Advice);
+            related.push(d);
         }
         chain.push(name.clone());
         if let Some(s) = src.as_deref().and_then(lookup) {
@@ -254,7 +301,9 @@ pub fn eval_error(err: &EvalAltResult, main: &Source, lookup: &dyn Fn(&str) -> O
         }
     }
     let last = frames.last().map(|f| f.0.clone()).unwrap_or_default();
-    related.push(Diag::at(format!("failed here, inside `{last}`"), None, &here, inner_pos, Some("this call failed".into())));
+    let mut d = Diag::at(format!("failed here, inside `{last}`"), None, &here, inner_pos, Some("this call failed".into()));
+    d.severity = Some(miette::Severity::Advice);
+    related.push(d);
     let (_, _, first_pos) = &frames[0];
     let mut d = Diag::at(message, help, main, *first_pos, Some(format!("error inside `{}`", chain.join("` → `"))));
     d.related = related;
@@ -283,7 +332,8 @@ mod tests {
     #[test]
     fn unknown_functions_get_suggestions() {
         let (m, h) = unknown_function("netns::ad (&str | ImmutableString | String)");
-        assert_eq!(m, "unknown function netns::ad (&str | ImmutableString | String)");
+        assert_eq!(m, "unknown function netns::ad(string)");
+        assert_eq!(readable_signature("f (i64, rhai::Map, bool)"), "f(int, map, bool)");
         assert_eq!(h.unwrap(), "did you mean netns::add? netns:: has add, del, exec, exists, list");
     }
 }
