@@ -20,7 +20,7 @@ pub struct Source {
 pub struct Diag {
     pub message: String,
     pub help: Option<String>,
-    pub src: Option<NamedSource<String>>,
+    pub src: Option<Box<NamedSource<String>>>,
     pub span: Option<(usize, usize)>,
     pub label: Option<String>,
     pub related: Vec<Diag>,
@@ -43,7 +43,7 @@ impl Diagnostic for Diag {
         self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
     fn source_code(&self) -> Option<&dyn SourceCode> {
-        self.src.as_ref().map(|s| s as &dyn SourceCode)
+        self.src.as_deref().map(|s| s as &dyn SourceCode)
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let (o, l) = self.span?;
@@ -64,7 +64,7 @@ impl Diag {
 
     fn at(message: String, help: Option<String>, source: &Source, pos: Position, label: Option<String>) -> Diag {
         let (src, span) = match offset(&source.text, pos).map(|o| qualified_start(&source.text, o)) {
-            Some(o) => (Some(NamedSource::new(&source.name, source.text.clone())), Some((o, call_len(&source.text, o)))),
+            Some(o) => (Some(Box::new(NamedSource::new(&source.name, source.text.clone()))), Some((o, call_len(&source.text, o)))),
             None => (None, None),
         };
         // Without a snippet, the location goes into the message itself.
