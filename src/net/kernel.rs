@@ -13,7 +13,7 @@ use std::os::fd::AsRawFd;
 use futures::TryStreamExt;
 use ipnet::IpNet;
 use rtnetlink::packet_route::AddressFamily;
-use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+use rtnetlink::packet_route::address::{AddressAttribute, AddressHeaderFlags, AddressMessage, AddressScope};
 use rtnetlink::packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage,
 };
@@ -38,6 +38,15 @@ pub struct Kernel {
     rt: tokio::runtime::Runtime,
     handles: RefCell<HashMap<Ns, Handle>>,
     tag: Option<LinkTag>,
+    timing: RefCell<std::collections::BTreeMap<String, (u32, std::time::Duration)>>,
+}
+
+impl Drop for Kernel {
+    fn drop(&mut self) {
+        for (k, (n, d)) in self.timing.borrow().iter() {
+            eprintln!("TIMING {k:24} {n:6} {:10.3} ms {:8.1} us/op", d.as_secs_f64() * 1e3, d.as_secs_f64() * 1e6 / *n as f64);
+        }
+    }
 }
 
 fn link_error(e: rtnetlink::Error, dev: &str, ns: Option<&str>, what: &str) -> NetError {
@@ -73,7 +82,7 @@ impl Kernel {
             .enable_time()
             .build()
             .map_err(NetError::from)?;
-        Ok(Kernel { rt, handles: RefCell::new(HashMap::new()), tag })
+        Ok(Kernel { rt, handles: RefCell::new(HashMap::new()), tag, timing: Default::default() })
     }
 
     pub fn tag(&self) -> Option<&LinkTag> {
@@ -138,6 +147,19 @@ impl Kernel {
     }
 
     pub fn apply(&self, op: &Op) -> NetResult<()> {
+        let t0 = std::time::Instant::now();
+        let r = self.apply_inner(op);
+        if std::env::var_os("NSLAB_TIMING").is_some() {
+            let k = format!("{:?}", op).split_whitespace().next().unwrap_or("").to_string();
+            let mut t = self.timing.borrow_mut();
+            let e = t.entry(k).or_insert((0, std::time::Duration::ZERO));
+            e.0 += 1;
+            e.1 += t0.elapsed();
+        }
+        r
+    }
+
+    fn apply_inner(&self, op: &Op) -> NetResult<()> {
         match op {
             Op::NetnsAdd { name } => netns::add(name),
             Op::NetnsDel { name } => {
@@ -255,7 +277,14 @@ impl Kernel {
                 let h = self.handle(nsr)?;
                 let add = matches!(op, Op::AddrAdd { .. });
                 let r = if add {
-                    self.block_on(h.address().add(idx, cidr.addr(), cidr.prefix_len()).execute())
+                    let mut req = h.address().add(idx, cidr.addr(), cidr.prefix_len());
+                    if cidr.addr().is_ipv6() {
+                        // `nodad`: duplicate address detection keeps a new IPv6 address
+                        // tentative (unusable) for 1-2 s on a fresh veth, and a lab's
+                        // addresses are unique by construction.
+                        req.message_mut().header.flags |= AddressHeaderFlags::Nodad;
+                    }
+                    self.block_on(req.execute())
                 } else {
                     let mut m = AddressMessage::default();
                     m.header.family = family(cidr.addr());
@@ -344,6 +373,10 @@ impl Kernel {
         if let Some(d) = dev {
             b = b.output_interface(self.link_index(ns, d)?);
         }
+        if via.is_none() {
+            // Like `ip route add PREFIX dev DEV`: a directly connected route.
+            b = b.scope(RouteScope::Link);
+        }
         Ok(b.build())
     }
 
@@ -394,7 +427,10 @@ impl Kernel {
                     dev: names.get(&m.header.index).cloned().unwrap_or_default(),
                     cidr: format!("{ip}/{}", m.header.prefix_len),
                     family: if ip.is_ipv4() { "inet".into() } else { "inet6".into() },
-                    scope: format!("{:?}", m.header.scope).to_lowercase(),
+                    scope: match m.header.scope {
+                        AddressScope::Universe => "global".into(),
+                        s => format!("{s:?}").to_lowercase(),
+                    },
                 })
             })
             .collect())

@@ -92,7 +92,10 @@ impl Op {
             }
             Op::LinkSetNetns { ns, dev, to } => write!(s, "{}link set {dev} netns {to}", n(ns)),
             Op::LinkDel { ns, dev } => write!(s, "{}link del {dev}", n(ns)),
-            Op::AddrAdd { ns, dev, cidr } => write!(s, "{}addr add {cidr} dev {dev}", n(ns)),
+            Op::AddrAdd { ns, dev, cidr } => {
+                let nodad = if cidr.addr().is_ipv6() { " nodad" } else { "" };
+                write!(s, "{}addr add {cidr} dev {dev}{nodad}", n(ns))
+            }
             Op::AddrDel { ns, dev, cidr } => write!(s, "{}addr del {cidr} dev {dev}", n(ns)),
             Op::RouteAdd { ns, dest, via, dev } | Op::RouteDel { ns, dest, via, dev } => {
                 let verb = if matches!(self, Op::RouteAdd { .. }) { "add" } else { "del" };

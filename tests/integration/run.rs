@@ -238,3 +238,49 @@ fn a_lab_is_named_after_its_recipe_and_tagged() {
     assert_eq!(l[0]["ifalias"], "nslab:walk");
     assert_eq!(l[0]["master"], "linux-bridge");
 }
+
+#[test]
+fn ipv6_addresses_and_routes_work_at_once() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe(
+        "ipv6.rhai",
+        r#"netns::add("a");
+veth::add("va", "vb", "a");
+addr::add("va", "fd00::1/64");
+link::up("va");
+addr::add("a", "vb", "fd00::2/64");
+link::up("a", "vb");
+route::add("a", "default", "fd00::1");
+route::add("a", "10.1.0.0/16", "dev:vb");
+assert(probe::ping("a", "fd00::1", #{count: 1}).ok, "fd00::1 does not answer");
+let r = route::list("a").filter(|r| r.dest == "default");
+assert(r.len() == 1 && r[0].via == "fd00::1", `${r}`);
+print("ok: ipv6");
+"#,
+    );
+    let r = sandboxed(&format!("nslab run {path}; ip -n a -j route show 10.1.0.0/16; ip -n a -j -6 addr show dev vb"));
+    r.ok();
+    let mut lines = r.stdout.lines().filter(|l| l.starts_with('['));
+    let route = json(lines.next().unwrap());
+    assert_eq!(route[0]["scope"], "link", "a route out of a link is directly connected: {route}");
+    let addrs = json(lines.next().unwrap());
+    let a = addrs[0]["addr_info"].as_array().unwrap().iter().find(|a| a["local"] == "fd00::2").expect("fd00::2");
+    assert!(a.get("tentative").is_none(), "lab addresses skip DAD: {a}");
+}
+
+#[test]
+fn a_netns_made_by_ip_is_usable_and_survives_destroy() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe("byhand.rhai", "veth::add(\"v0\", \"v1\", \"byhand\");\nlink::up(\"byhand\", \"v1\");\n");
+    let r = sandboxed(&format!(
+        "ip netns add byhand; nslab run {path} >/dev/null; ip -n byhand -br link show v1; nslab destroy byhand; ip netns list; ip -br link show v0 || echo v0-gone"
+    ));
+    r.ok();
+    assert!(r.stdout.contains("v1@"), "{}", r.stdout);
+    assert!(r.stdout.contains("byhand"), "the foreign netns must survive: {}", r.stdout);
+    assert!(r.stdout.contains("v0-gone"), "{}", r.stdout);
+}
