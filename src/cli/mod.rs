@@ -1,6 +1,10 @@
 //! The command line: one file per subcommand.
 
+mod defs;
 mod destroy;
+mod doc;
+mod info;
+mod plan;
 mod run;
 mod sandbox;
 
@@ -27,6 +31,15 @@ enum Command {
     /// Run a command in a fresh sandbox (private network + mount namespace with a simulated
     /// internet); without a command, a shell
     Sandbox(sandbox::Args),
+    /// Print the bash script of ip/iptables/sysctl commands a recipe stands for (changes
+    /// nothing, needs no root)
+    Plan(plan::Args),
+    /// Show a recipe's description and parameters without running it
+    Info(info::Args),
+    /// The reference of the script functions: all, a module, or MODULE::FUNCTION
+    Doc(doc::Args),
+    /// Write .d.rhai definition files of the script API for editors
+    Defs(defs::Args),
 }
 
 /// A failure already shown to the user as a diagnostic; carries the exit code.
@@ -39,6 +52,10 @@ pub fn main() -> ExitCode {
         Command::Run(a) => run::run(a),
         Command::Destroy(a) => destroy::run(a),
         Command::Sandbox(a) => sandbox::run(a),
+        Command::Plan(a) => plan::run(a),
+        Command::Info(a) => info::run(a),
+        Command::Doc(a) => doc::run(a),
+        Command::Defs(a) => defs::run(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

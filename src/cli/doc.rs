@@ -1,0 +1,386 @@
+//! `nslab doc [MODULE | MODULE::FUNCTION]`: the reference of every script function, read from
+//! the Rhai metadata of the engine recipes run in (signature, doc comment, example), plus the
+//! stdlib modules (`import "lab" as lab;`), from their `///` comments.
+//! `nslab doc --markdown` prints the API table of README.md.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::{Failed, fail};
+use crate::script::{engine, modules, stdlib};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// A module (`netns`) or one function (`netns::add`); without it, an overview of all
+    what: Option<String>,
+    /// Print the API table of README.md (module | functions | summary) as Markdown
+    #[arg(long, conflicts_with = "what")]
+    markdown: bool,
+}
+
+/// One overload of a script function.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FnDoc {
+    pub module: String,
+    pub name: String,
+    /// (name, Rhai type); the type is "" for script-defined functions.
+    pub params: Vec<(String, String)>,
+    /// Rhai type of the result; "" when it returns nothing.
+    pub ret: String,
+    /// The doc comment without its `///` leaders.
+    pub doc: String,
+}
+
+impl FnDoc {
+    /// `add(ns: string, dev: string) -> bool`
+    pub fn signature(&self) -> String {
+        let params: Vec<String> = self
+            .params
+            .iter()
+            .map(|(n, t)| if t.is_empty() { n.clone() } else { format!("{n}: {t}") })
+            .collect();
+        let ret = if self.ret.is_empty() { String::new() } else { format!(" -> {}", self.ret) };
+        format!("{}({}){ret}", self.name, params.join(", "))
+    }
+
+    /// `add(ns, dev)` / `list() -> array`: the compact form of the README table.
+    pub fn short_signature(&self) -> String {
+        let params: Vec<&str> = self.params.iter().map(|(n, _)| n.as_str()).collect();
+        let ret = if self.ret.is_empty() { String::new() } else { format!(" -> {}", self.ret) };
+        format!("{}({}){ret}", self.name, params.join(", "))
+    }
+
+    /// The first sentence of the doc comment, on one line.
+    pub fn summary(&self) -> String {
+        let para: Vec<&str> =
+            self.doc.lines().map(str::trim).take_while(|l| !l.is_empty()).collect();
+        let text = para.join(" ");
+        // A sentence ends at ". " outside backticks (`ip link set DEV up`. is fine).
+        let mut in_code = false;
+        let chars: Vec<char> = text.chars().collect();
+        for (i, c) in chars.iter().enumerate() {
+            match c {
+                '`' => in_code = !in_code,
+                '.' if !in_code && chars.get(i + 1).is_none_or(|n| n.is_whitespace()) => {
+                    return chars[..=i].iter().collect();
+                }
+                _ => {}
+            }
+        }
+        text
+    }
+
+    /// The ```rhai examples of the doc comment.
+    #[cfg(test)]
+    pub fn examples(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut cur: Option<Vec<&str>> = None;
+        for l in self.doc.lines() {
+            let t = l.trim();
+            match &mut cur {
+                None if t == "```rhai" => cur = Some(Vec::new()),
+                Some(lines) if t == "```" => {
+                    out.push(lines.join("\n"));
+                    cur = None;
+                }
+                Some(lines) => lines.push(l),
+                None => {}
+            }
+        }
+        out
+    }
+}
+
+/// Rust parameter and return types as a script writer knows them.
+fn rhai_type(t: &str) -> String {
+    let t = t.trim().replace(' ', "");
+    let t = t
+        .strip_prefix("Result<")
+        .and_then(|x| x.strip_suffix(",Box<EvalAltResult>>"))
+        .unwrap_or(&t);
+    let t = t.strip_prefix("rhai::").unwrap_or(t);
+    match t {
+        "()" | "" => String::new(),
+        "&str" | "String" | "ImmutableString" | "&ImmutableString" => "string".into(),
+        "i64" | "INT" => "int".into(),
+        "f64" | "FLOAT" => "float".into(),
+        "bool" => "bool".into(),
+        "Array" => "array".into(),
+        "Map" => "map".into(),
+        "Dynamic" => "any".into(),
+        other => other.to_lowercase(),
+    }
+}
+
+fn strip_leaders(comments: &[&str]) -> String {
+    let mut lines = Vec::new();
+    for c in comments {
+        for l in c.lines() {
+            let l = l.trim_start();
+            let l = l.strip_prefix("///").or_else(|| l.strip_prefix("/**")).unwrap_or(l);
+            let l = l.strip_suffix("*/").unwrap_or(l);
+            lines.push(l.strip_prefix(' ').unwrap_or(l).trim_end().to_string());
+        }
+    }
+    lines.join("\n").trim().to_string()
+}
+
+/// Every script function: the native modules in the order scripts meet them, then the stdlib.
+pub fn collect() -> Vec<FnDoc> {
+    let engine = engine::build(Default::default(), None);
+    let json = engine.gen_fn_metadata_to_json(false).expect("metadata serialises");
+    let meta: Value = serde_json::from_str(&json).expect("metadata is JSON");
+    let mut out = Vec::new();
+    for (module, _) in modules::all() {
+        let fns = meta["modules"][module]["functions"].as_array().cloned().unwrap_or_default();
+        for f in fns {
+            let params = f["params"]
+                .as_array()
+                .map(|ps| {
+                    ps.iter()
+                        .map(|p| {
+                            (
+                                p["name"].as_str().unwrap_or("_").to_string(),
+                                rhai_type(p["type"].as_str().unwrap_or("")),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let comments: Vec<&str> = f["docComments"]
+                .as_array()
+                .map(|c| c.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            out.push(FnDoc {
+                module: module.to_string(),
+                name: f["name"].as_str().unwrap_or_default().to_string(),
+                params,
+                ret: rhai_type(f["returnType"].as_str().unwrap_or("")),
+                doc: strip_leaders(&comments),
+            });
+        }
+    }
+    for (module, _, source) in stdlib::STDLIB {
+        let Ok(ast) = engine.compile(*source) else { continue };
+        let mut fns: Vec<FnDoc> = ast
+            .iter_functions()
+            .filter(|f| f.access != rhai::FnAccess::Private)
+            .map(|f| FnDoc {
+                module: module.to_string(),
+                name: f.name.to_string(),
+                params: f.params.iter().map(|p| (p.to_string(), String::new())).collect(),
+                ret: String::new(),
+                doc: strip_leaders(&f.comments),
+            })
+            .collect();
+        fns.sort_by(|a, b| (&a.name, a.params.len()).cmp(&(&b.name, b.params.len())));
+        out.extend(fns);
+    }
+    out
+}
+
+/// The module names, in order, with their functions.
+fn by_module(docs: &[FnDoc]) -> Vec<(String, Vec<&FnDoc>)> {
+    let mut out: Vec<(String, Vec<&FnDoc>)> = Vec::new();
+    for d in docs {
+        match out.iter_mut().find(|(m, _)| *m == d.module) {
+            Some((_, v)) => v.push(d),
+            None => out.push((d.module.clone(), vec![d])),
+        }
+    }
+    out
+}
+
+fn is_stdlib(module: &str) -> bool {
+    stdlib::STDLIB.iter().any(|(m, ..)| *m == module)
+}
+
+const SYNTAX: &str = "\
+syntax (always available)
+  param NAME = DEFAULT;      a recipe parameter; `--set NAME=VALUE` overrides it (typed like the default)
+  assert(cond)               stops the recipe (and rolls the lab back) when cond is false
+  assert(cond, message)      ... with a message
+";
+
+/// `nslab doc`: every function, one line each.
+pub fn overview(docs: &[FnDoc]) -> String {
+    let mut out = String::new();
+    for (module, fns) in by_module(docs) {
+        if is_stdlib(&module) {
+            out += &format!("{module}   (import \"{module}\" as {module};)\n");
+        } else {
+            out += &format!("{module}\n");
+        }
+        let w = fns.iter().map(|f| f.signature().len()).max().unwrap_or(0);
+        for f in fns {
+            out += &format!("  {:w$}   {}\n", f.signature(), f.summary());
+        }
+        out.push('\n');
+    }
+    out += SYNTAX;
+    out +=
+        "\n`nslab doc MODULE` or `nslab doc MODULE::FUNCTION` shows the full text with examples.\n";
+    out
+}
+
+/// The full entries of some functions.
+pub fn full(fns: &[&FnDoc]) -> String {
+    let mut out = String::new();
+    for (i, f) in fns.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out += &format!("{}::{}\n", f.module, f.signature());
+        for l in f.doc.lines() {
+            out += &format!("    {l}").trim_end().to_string();
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The README API table: one row per function name, its overloads' signatures, and the
+/// first sentence of its doc.
+pub fn markdown(docs: &[FnDoc]) -> String {
+    let mut out = String::from("| module | functions | summary |\n|---|---|---|\n");
+    for (module, fns) in by_module(docs) {
+        let mut names: Vec<&str> = Vec::new();
+        for f in &fns {
+            if !names.contains(&f.name.as_str()) {
+                names.push(&f.name);
+            }
+        }
+        for name in names {
+            let overloads: Vec<&&FnDoc> = fns.iter().filter(|f| f.name == name).collect();
+            let sigs: Vec<String> =
+                overloads.iter().map(|f| format!("`{}`", f.short_signature())).collect();
+            let summary = overloads[0].summary().replace('|', "\\|");
+            out += &format!("| `{module}` | {} | {summary} |\n", sigs.join("<br>"));
+        }
+    }
+    out
+}
+
+fn unknown(what: String, help: String) -> Failed {
+    fail(crate::net::NetError::new(what).with_help(help))
+}
+
+pub fn run(a: Args) -> Result<(), Failed> {
+    let docs = collect();
+    if a.markdown {
+        print!("{}", markdown(&docs));
+        return Ok(());
+    }
+    let Some(what) = a.what else {
+        print!("{}", overview(&docs));
+        return Ok(());
+    };
+    let modules: BTreeMap<String, ()> = docs.iter().map(|d| (d.module.clone(), ())).collect();
+    let list = modules.keys().cloned().collect::<Vec<_>>().join(", ");
+    let (module, name) = match what.split_once("::") {
+        Some((m, n)) => (m.to_string(), Some(n.to_string())),
+        None => (what.clone(), None),
+    };
+    let in_module: Vec<&FnDoc> = docs.iter().filter(|d| d.module == module).collect();
+    if in_module.is_empty() {
+        // `nslab doc add` most likely means a function: say which modules have one.
+        let owners: Vec<String> = docs
+            .iter()
+            .filter(|d| d.name == what)
+            .map(|d| format!("{}::{}", d.module, d.name))
+            .collect();
+        let mut owners_dedup = owners.clone();
+        owners_dedup.dedup();
+        let help = if owners_dedup.is_empty() {
+            format!("modules: {list}")
+        } else {
+            format!("did you mean {}? modules: {list}", owners_dedup.join(", "))
+        };
+        return Err(unknown(format!("no script module `{module}`"), help));
+    }
+    let chosen: Vec<&FnDoc> = match &name {
+        None => in_module,
+        Some(n) => {
+            let v: Vec<&FnDoc> = in_module.iter().copied().filter(|d| &d.name == n).collect();
+            if v.is_empty() {
+                let mut names: Vec<&str> = in_module.iter().map(|d| d.name.as_str()).collect();
+                names.dedup();
+                return Err(unknown(
+                    format!("module `{module}` has no function `{n}`"),
+                    format!("{module} has: {}", names.join(", ")),
+                ));
+            }
+            v
+        }
+    };
+    if name.is_none() && is_stdlib(&module) {
+        println!("import \"{module}\" as {module};\n");
+    }
+    print!("{}", full(&chosen));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_script_function_has_a_doc_comment_and_an_example() {
+        let docs = collect();
+        assert!(docs.len() > 40, "the metadata lists too few functions: {}", docs.len());
+        let mut missing = Vec::new();
+        for d in &docs {
+            if d.summary().is_empty() {
+                missing.push(format!("{}::{} has no doc comment", d.module, d.signature()));
+            } else if d.examples().is_empty() {
+                missing.push(format!("{}::{} has no ```rhai example", d.module, d.signature()));
+            }
+        }
+        assert!(missing.is_empty(), "undocumented script functions:\n  {}", missing.join("\n  "));
+    }
+
+    #[test]
+    fn every_example_parses_and_calls_its_own_function() {
+        let engine = engine::build(Default::default(), None);
+        let mut bad = Vec::new();
+        for d in collect() {
+            for ex in d.examples() {
+                if let Err(e) = engine.compile(&ex) {
+                    bad.push(format!("{}::{}: {e}\n{ex}", d.module, d.name));
+                } else if !ex.contains(&format!("{}::{}", d.module, d.name))
+                    && !ex.contains(&format!(".{}(", d.name))
+                {
+                    bad.push(format!(
+                        "{}::{}: the example does not call it\n{ex}",
+                        d.module, d.name
+                    ));
+                }
+            }
+        }
+        assert!(bad.is_empty(), "bad examples:\n{}", bad.join("\n\n"));
+    }
+
+    #[test]
+    fn signatures_and_summaries_read_like_rhai() {
+        let docs = collect();
+        let up = docs
+            .iter()
+            .find(|d| d.module == "link" && d.name == "up" && d.params.len() == 2)
+            .unwrap();
+        assert_eq!(up.signature(), "up(ns: string, dev: string)");
+        let list = docs.iter().find(|d| d.module == "netns" && d.name == "list").unwrap();
+        assert_eq!(list.short_signature(), "list() -> array");
+        let f = FnDoc {
+            module: "m".into(),
+            name: "f".into(),
+            params: vec![],
+            ret: String::new(),
+            doc: "Brings it up, like `ip link set DEV up`. More text.\n\n```rhai\nm::f();\n```"
+                .into(),
+        };
+        assert_eq!(f.summary(), "Brings it up, like `ip link set DEV up`.");
+        assert_eq!(f.examples(), ["m::f();"]);
+        assert_eq!(rhai_type("Result<Array, Box<EvalAltResult>>"), "array");
+    }
+}

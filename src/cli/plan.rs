@@ -1,0 +1,96 @@
+//! `nslab plan RECIPE`: the bash script of ip/iptables/sysctl commands that builds the same lab.
+//! Runs the recipe against the plan executor (`lab::plan`): no kernel change, no root, no
+//! journal.
+
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use super::run::lab_name;
+use super::{Failed, fail, report};
+use crate::lab::journal;
+use crate::lab::plan::Plan;
+use crate::script::param::{Overrides, Param};
+use crate::script::{param, recipe, set_backend};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The recipe (.rhai) to plan
+    recipe: PathBuf,
+    /// Override a `param NAME = DEFAULT;` of the recipe (typed like the default)
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    sets: Vec<String>,
+    /// Name of the lab, used in the `nslab:LAB` rule comments (default: the recipe's file stem)
+    #[arg(long)]
+    lab: Option<String>,
+}
+
+pub fn run(a: Args) -> Result<(), Failed> {
+    let lab = lab_name(a.lab, &a.recipe);
+    journal::check_lab_name(&lab).map_err(fail)?;
+    let overrides = param::parse_sets(&a.sets).map_err(fail)?;
+    let mut engine = recipe::engine_for(&a.recipe, overrides.clone());
+    let r = recipe::load(&engine, &a.recipe).map_err(fail)?;
+    param::validate(&engine, &r.params, &overrides).map_err(fail)?;
+
+    // Inside `nslab sandbox` the host has the sandbox's uplink and `internet` netns, and
+    // recipes take their sandbox-only branches: the plan knows them (without creating them).
+    let sandboxed = crate::lab::sandbox::active();
+    let plan = Rc::new(if sandboxed { Plan::new_sandboxed(&lab) } else { Plan::new(&lab) });
+    // What the recipe prints becomes comments: section titles read well between commands.
+    let p = plan.clone();
+    engine.on_print(move |s| p.comment(s));
+    engine.on_debug(|s, src, pos| eprintln!("{} @ {pos:?}: {s}", src.unwrap_or("recipe")));
+
+    set_backend(Some(plan.clone()));
+    let result = r.run(&engine, &mut rhai::Scope::new());
+    set_backend(None);
+    if let Err(d) = result {
+        report(d);
+        eprintln!("nothing printed: `nslab run` would stop (and roll back) at this error too");
+        return Err(Failed(1));
+    }
+    print!(
+        "{}",
+        render(
+            &r.path.display().to_string(),
+            &lab,
+            &r.params,
+            &overrides,
+            sandboxed,
+            &plan.lines()
+        )
+    );
+    Ok(())
+}
+
+/// The script: shebang, `set -e`, what it is, the params, then the plan's lines.
+pub fn render(
+    recipe: &str,
+    lab: &str,
+    params: &[Param],
+    overrides: &Overrides,
+    sandboxed: bool,
+    lines: &[String],
+) -> String {
+    let mut out = String::from("#!/usr/bin/env bash\nset -e\n");
+    let host = if sandboxed { "this sandbox (uplink, netns internet)" } else { "a fresh host" };
+    out += &format!(
+        "# nslab plan {recipe}: lab {lab} as `nslab run` builds it, for {host}; run as root\n"
+    );
+    if params.is_empty() {
+        out += "# params: none\n";
+    } else {
+        out += "# params:\n";
+        for p in params {
+            match overrides.get(&p.name) {
+                Some(v) => out += &format!("#   {} = {v}  (--set)\n", p.name),
+                None => out += &format!("#   {} = {}\n", p.name, p.default_text),
+            }
+        }
+    }
+    for l in lines {
+        out += l;
+        out.push('\n');
+    }
+    out
+}
