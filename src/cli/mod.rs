@@ -5,6 +5,7 @@ mod destroy;
 mod doc;
 mod info;
 mod plan;
+pub mod repl;
 mod run;
 mod sandbox;
 
@@ -31,6 +32,8 @@ enum Command {
     /// Run a command in a fresh sandbox (private network + mount namespace with a simulated
     /// internet); without a command, a shell
     Sandbox(sandbox::Args),
+    /// Explore and build a lab live: statements run at once, with completion and history
+    Repl(repl::Args),
     /// Print the bash script of ip/iptables/sysctl commands a recipe stands for (changes
     /// nothing, needs no root)
     Plan(plan::Args),
@@ -52,6 +55,7 @@ pub fn main() -> ExitCode {
         Command::Run(a) => run::run(a),
         Command::Destroy(a) => destroy::run(a),
         Command::Sandbox(a) => sandbox::run(a),
+        Command::Repl(a) => repl::run(a),
         Command::Plan(a) => plan::run(a),
         Command::Info(a) => info::run(a),
         Command::Doc(a) => doc::run(a),

@@ -31,6 +31,10 @@ pub struct Args {
     /// Print the equivalent ip/iptables/sysctl command of each operation as it runs
     #[arg(long)]
     explain: bool,
+    /// Then open the REPL with the recipe's variables in scope (like `python -i`); the lab
+    /// is kept, also when the recipe fails
+    #[arg(short, long)]
+    interactive: bool,
 }
 
 pub fn lab_name(explicit: Option<String>, recipe: &std::path::Path) -> String {
@@ -65,7 +69,15 @@ pub fn run(a: Args) -> Result<(), Failed> {
     set_backend(Some(session.clone()));
     lab::catch_signals();
 
-    let result = r.run(&engine, &mut rhai::Scope::new());
+    let mut scope = rhai::Scope::new();
+    let result = r.run(&engine, &mut scope);
+    if a.interactive {
+        if let Err(d) = result {
+            report(d);
+            eprintln!("what lab {lab} built before the failure is kept for you to explore (`:destroy` removes it)");
+        }
+        return super::repl::after_recipe(engine, scope, &r, session, a.sandbox, a.explain);
+    }
     set_backend(None);
     match result {
         Ok(()) => {
