@@ -18,7 +18,9 @@ use rtnetlink::packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage,
 };
 use rtnetlink::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourState};
-use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteScope, RouteType};
+use rtnetlink::packet_route::route::{
+    RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
 use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use super::error::{NetError, NetResult, from_nl, place};
@@ -377,6 +379,10 @@ impl Kernel {
             // Like `ip route add PREFIX dev DEV`: a directly connected route.
             b = b.scope(RouteScope::Link);
         }
+        // `ip route add` marks routes proto boot, rtnetlink's default is static: use ip's, so
+        // `ip route` shows the same after `nslab run` as after the commands `nslab plan` prints
+        // (a difference the plan proof test found).
+        b = b.protocol(RouteProtocol::Boot);
         Ok(b.build())
     }
 
