@@ -44,11 +44,16 @@ impl FnDoc {
         format!("{}({}){ret}", self.name, params.join(", "))
     }
 
-    /// `add(ns, dev)` / `list() -> array`: the compact form of the README table.
-    pub fn short_signature(&self) -> String {
-        let params: Vec<&str> = self.params.iter().map(|(n, _)| n.as_str()).collect();
-        let ret = if self.ret.is_empty() { String::new() } else { format!(" -> {}", self.ret) };
-        format!("{}({}){ret}", self.name, params.join(", "))
+    /// Parameter names; a `()` parameter (an explicit "none") as `()`.
+    fn short_params(&self) -> Vec<String> {
+        self.params
+            .iter()
+            .map(|(n, t)| if t == "()" { "()".to_string() } else { n.clone() })
+            .collect()
+    }
+
+    fn ret_suffix(&self) -> String {
+        if self.ret.is_empty() { String::new() } else { format!(" -> {}", self.ret) }
     }
 
     /// The first sentence of the doc comment, on one line.
@@ -101,7 +106,8 @@ fn rhai_type(t: &str) -> String {
         .unwrap_or(&t);
     let t = t.strip_prefix("rhai::").unwrap_or(t);
     match t {
-        "()" | "" => String::new(),
+        "" => String::new(),
+        "()" => "()".into(),
         "&str" | "String" | "ImmutableString" | "&ImmutableString" => "string".into(),
         "i64" | "INT" => "int".into(),
         "f64" | "FLOAT" => "float".into(),
@@ -156,7 +162,9 @@ pub fn collect() -> Vec<FnDoc> {
                 module: module.to_string(),
                 name: f["name"].as_str().unwrap_or_default().to_string(),
                 params,
-                ret: rhai_type(f["returnType"].as_str().unwrap_or("")),
+                ret: Some(rhai_type(f["returnType"].as_str().unwrap_or("")))
+                    .filter(|t| t != "()")
+                    .unwrap_or_default(),
                 doc: strip_leaders(&comments),
             });
         }
@@ -240,10 +248,96 @@ pub fn full(fns: &[&FnDoc]) -> String {
     out
 }
 
-/// The README API table: one row per function name, its overloads' signatures, and the
-/// first sentence of its doc.
+/// The overloads of one function in the notation of DESIGN.md: an optional leading netns
+/// (`[ns,]`) and optional trailing options (`[, opts]`) folded into one form where the
+/// overloads cover both choices; other overloads listed apart.
+pub fn compact_signatures(overloads: &[&FnDoc]) -> Vec<String> {
+    const LEAD: [&str; 2] = ["ns", "from"];
+    // (lead, core, has_opts) of each distinct parameter list.
+    let mut forms: Vec<(Option<String>, Vec<String>, bool, String)> = Vec::new();
+    for f in overloads {
+        let mut ps = f.short_params();
+        // `list(ns)` next to `list()` is the netns form too.
+        let lone_ns =
+            ps.len() == 1 && ps[0] == "ns" && overloads.iter().any(|o| o.params.is_empty());
+        let lead = if (ps.len() > 1 || lone_ns) && LEAD.contains(&ps[0].as_str()) {
+            Some(ps.remove(0))
+        } else {
+            None
+        };
+        let opts = ps.last().is_some_and(|p| p == "opts");
+        if opts {
+            ps.pop();
+        }
+        let form = (lead, ps, opts, f.ret_suffix());
+        if !forms.contains(&form) {
+            forms.push(form);
+        }
+    }
+    // Group by (core, opts, ret): which leads exist.
+    let mut groups: Vec<(Vec<String>, bool, String, Vec<Option<String>>)> = Vec::new();
+    for (lead, core, opts, ret) in forms {
+        match groups.iter_mut().find(|g| g.0 == core && g.1 == opts && g.2 == ret) {
+            Some(g) => g.3.push(lead),
+            None => groups.push((core, opts, ret, vec![lead])),
+        }
+    }
+    let lead_text = |leads: &[Option<String>]| -> String {
+        let named: Vec<&String> = leads.iter().flatten().collect();
+        match (leads.iter().any(Option::is_none), named.first()) {
+            (true, Some(n)) => format!("[{n},] "),
+            (false, Some(n)) => format!("{n}, "),
+            _ => String::new(),
+        }
+    };
+    let with_core = |lead: String, core: &[String]| -> String {
+        if core.is_empty() {
+            lead.replace(",] ", "]").trim_end_matches(", ").to_string()
+        } else {
+            lead + core.join(", ").as_str()
+        }
+    };
+    let name = &overloads[0].name;
+    let mut out = Vec::new();
+    let mut used = vec![false; groups.len()];
+    for i in 0..groups.len() {
+        if used[i] {
+            continue;
+        }
+        used[i] = true;
+        let (core, opts, ret, leads) = &groups[i];
+        // The same form with and without options: `[, opts]`.
+        let twin = (0..groups.len()).find(|&k| {
+            !used[k] && groups[k].0 == *core && groups[k].1 != *opts && groups[k].2 == *ret && {
+                let (mut a, mut b) = (leads.clone(), groups[k].3.clone());
+                a.sort();
+                b.sort();
+                a == b
+            }
+        });
+        let opt_text = match (twin, opts) {
+            (Some(k), _) => {
+                used[k] = true;
+                if core.is_empty() { "[opts]".to_string() } else { " [, opts]".to_string() }
+            }
+            (None, true) => {
+                if core.is_empty() {
+                    "opts".to_string()
+                } else {
+                    ", opts".to_string()
+                }
+            }
+            (None, false) => String::new(),
+        };
+        out.push(format!("{name}({}{opt_text}){ret}", with_core(lead_text(leads), core)));
+    }
+    out
+}
+
+/// The README API table: one row per function name, its forms, and the first sentence of its
+/// most descriptive overload.
 pub fn markdown(docs: &[FnDoc]) -> String {
-    let mut out = String::from("| module | functions | summary |\n|---|---|---|\n");
+    let mut out = String::from("| module | function | summary |\n|---|---|---|\n");
     for (module, fns) in by_module(docs) {
         let mut names: Vec<&str> = Vec::new();
         for f in &fns {
@@ -252,11 +346,16 @@ pub fn markdown(docs: &[FnDoc]) -> String {
             }
         }
         for name in names {
-            let overloads: Vec<&&FnDoc> = fns.iter().filter(|f| f.name == name).collect();
+            let overloads: Vec<&FnDoc> = fns.iter().copied().filter(|f| f.name == name).collect();
             let sigs: Vec<String> =
-                overloads.iter().map(|f| format!("`{}`", f.short_signature())).collect();
-            let summary = overloads[0].summary().replace('|', "\\|");
-            out += &format!("| `{module}` | {} | {summary} |\n", sigs.join("<br>"));
+                compact_signatures(&overloads).iter().map(|s| format!("`{s}`")).collect();
+            let summary =
+                overloads.iter().map(|f| f.summary()).max_by_key(|s| s.len()).unwrap_or_default();
+            out += &format!(
+                "| `{module}` | {} | {} |\n",
+                sigs.join("<br>"),
+                summary.replace('|', "\\|")
+            );
         }
     }
     out
@@ -370,7 +469,7 @@ mod tests {
             .unwrap();
         assert_eq!(up.signature(), "up(ns: string, dev: string)");
         let list = docs.iter().find(|d| d.module == "netns" && d.name == "list").unwrap();
-        assert_eq!(list.short_signature(), "list() -> array");
+        assert_eq!(list.signature(), "list() -> array");
         let f = FnDoc {
             module: "m".into(),
             name: "f".into(),
@@ -382,5 +481,15 @@ mod tests {
         assert_eq!(f.summary(), "Brings it up, like `ip link set DEV up`.");
         assert_eq!(f.examples(), ["m::f();"]);
         assert_eq!(rhai_type("Result<Array, Box<EvalAltResult>>"), "array");
+        let of = |m: &str, n: &str| -> Vec<String> {
+            let v: Vec<&FnDoc> = docs.iter().filter(|d| d.module == m && d.name == n).collect();
+            compact_signatures(&v)
+        };
+        assert_eq!(of("link", "up"), ["up([ns,] dev)"]);
+        assert_eq!(of("link", "list"), ["list([ns]) -> array"]);
+        assert_eq!(of("link", "set_netns"), ["set_netns([from,] dev, ns)"]);
+        assert_eq!(of("netns", "exec"), ["exec(name, cmd) -> map"]);
+        assert_eq!(of("probe", "ping"), ["ping([ns,] addr) -> map", "ping(ns, addr, opts) -> map"]);
+        assert_eq!(of("nat", "port_forward"), ["port_forward([ns,] port, target [, opts])"]);
     }
 }

@@ -599,7 +599,7 @@ impl Model {
                     via: r.via.map(|v| v.to_string()),
                     dev: Some(r.dev.clone()).filter(|d| !d.is_empty()),
                     family: if r.v6 { "inet6".into() } else { "inet".into() },
-                    proto: "static".into(),
+                    proto: "boot".into(),
                     scope: if r.direct { "link".into() } else { "global".into() },
                 },
             ));
@@ -667,7 +667,7 @@ impl Model {
             .iter()
             .enumerate()
             .map(|(n, (dev, a))| {
-                let scope = if a.addr().is_loopback() { "host" } else { "universe" };
+                let scope = if a.addr().is_loopback() { "host" } else { "global" };
                 let fam = if a.addr().is_ipv6() { "inet6" } else { "inet" };
                 (
                     a.addr().is_ipv6(),

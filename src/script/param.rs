@@ -126,7 +126,7 @@ pub fn declared(ast: &AST, source: &str) -> Vec<Param> {
         let default = custom.inputs[1].get_literal_value(None);
         let line = pos.line().unwrap_or(1);
         let text = lines.get(line - 1).copied().unwrap_or("");
-        let default_text = text
+        let default_text = code_of(text)
             .split_once('=')
             .map(|(_, r)| r.trim().trim_end_matches(';').trim().to_string())
             .unwrap_or_default();
@@ -138,13 +138,31 @@ pub fn declared(ast: &AST, source: &str) -> Vec<Param> {
             }
         }
         // A trailing `// comment` on the same line documents it too.
-        if let Some((_, c)) = text.split_once("//") {
-            doc.insert(0, c.trim().to_string());
+        let code = code_of(text);
+        if code.len() < text.len() {
+            doc.insert(0, text[code.len() + 2..].trim().to_string());
         }
         doc.reverse();
         out.push(Param { name: name.to_string(), default_text, default, doc: doc.join(" "), position: *pos });
     }
     out
+}
+
+/// A source line without its trailing `// comment` (a `//` inside a string stays).
+fn code_of(line: &str) -> &str {
+    let mut quote = None;
+    let mut prev = ' ';
+    for (i, c) in line.char_indices() {
+        match quote {
+            Some(q) if c == q && prev != '\\' => quote = None,
+            Some(_) => {}
+            None if c == '"' || c == '`' => quote = Some(c),
+            None if c == '/' && prev == '/' => return &line[..i - 1],
+            None => {}
+        }
+        prev = c;
+    }
+    line
 }
 
 /// Refuses unknown `--set` keys and, where the default is a literal, wrongly typed values.
@@ -207,6 +225,8 @@ mod tests {
         assert_eq!(p[0].doc, "how many hosts");
         assert_eq!(p[0].type_name(), "int");
         assert_eq!(p[1].doc, "the lab's subnet");
+        assert_eq!(p[1].default_text, "\"10.0.0.0/24\"");
+        assert_eq!(code_of(r#"param u = "http://x"; // c"#), r#"param u = "http://x"; "#);
         assert_eq!(p[1].type_name(), "string");
     }
 

@@ -5,3 +5,5 @@
 mod common;
 mod run;
 mod repl;
+mod plan;
+mod doc;

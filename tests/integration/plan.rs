@@ -1,0 +1,383 @@
+//! `nslab plan` and `nslab run --explain`: the printed commands build the same lab as `nslab
+//! run` does. Proof: for every recipe in scripts/, the planned bash script runs in one fresh
+//! sandbox and `nslab run` in another, and the kernel state of both (seen with `ip -j` and
+//! `iptables -S`, normalised) must be the same.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::common::{self, kernel_tests_possible, nslab, recipe, sandboxed, snapshot};
+
+/// Dumps the network state of the sandbox root and every named netns, section by section.
+/// `$EXTRA_KEYS` adds sysctls to read. Used on both sides of the comparison.
+const STATE_DUMP: &str = r####"
+dump_state() {
+    local ns
+    for ns in "" $(ip netns list | awk '{print $1}' | sort); do
+        local n=() x=()
+        if [ -n "$ns" ]; then n=(-n "$ns"); x=(ip netns exec "$ns"); fi
+        echo "### ns ${ns:-host}"
+        echo "## link";   ip "${n[@]}" -d -j link show
+        echo "## addr";   ip "${n[@]}" -j addr show
+        echo "## route4"; ip "${n[@]}" -j -4 route show table main
+        echo "## route6"; ip "${n[@]}" -j -6 route show table main
+        echo "## sysctl"; "${x[@]}" sysctl net.ipv4.ip_forward net.ipv6.conf.all.forwarding $EXTRA_KEYS 2>/dev/null || true
+        echo "## nat";    "${x[@]}" iptables -t nat -S
+        echo "## filter"; "${x[@]}" iptables -t filter -S
+    done
+}
+"####;
+
+fn scripts() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(common::root().join("scripts"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rhai"))
+        .map(|p| p.strip_prefix(common::root()).unwrap().display().to_string())
+        .collect();
+    v.sort();
+    assert!(!v.is_empty(), "no recipes in scripts/");
+    v
+}
+
+fn str_of(v: &Value, k: &str) -> String {
+    match &v[k] {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// One line per link: what a recipe sets, none of what the kernel picks (ifindex, MAC,
+/// carrier timing) nor the owner tags a plan does not render (alias, group).
+fn norm_links(j: &Value) -> Vec<String> {
+    let mut v: Vec<String> = j
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let up = l["flags"].as_array().unwrap().iter().any(|f| f == "UP");
+            format!(
+                "{} kind={} up={up} mtu={} master={} peer={}",
+                str_of(l, "ifname"),
+                l["linkinfo"]["info_kind"].as_str().unwrap_or("-"),
+                str_of(l, "mtu"),
+                str_of(l, "master"),
+                str_of(l, "link"),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Addresses without the link-local IPv6 ones the kernel invents.
+fn norm_addrs(j: &Value) -> Vec<String> {
+    let mut v = Vec::new();
+    for l in j.as_array().unwrap() {
+        for a in l["addr_info"].as_array().into_iter().flatten() {
+            if a["scope"] == "link" && str_of(a, "local").starts_with("fe80:") {
+                continue;
+            }
+            v.push(format!(
+                "{} {} {}/{} scope={}",
+                str_of(l, "ifname"),
+                str_of(a, "family"),
+                str_of(a, "local"),
+                str_of(a, "prefixlen"),
+                str_of(a, "scope")
+            ));
+        }
+    }
+    v.sort();
+    v
+}
+
+fn norm_routes(j: &Value) -> Vec<String> {
+    let mut v: Vec<String> = j
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            !str_of(r, "dst").starts_with("fe80::") && !str_of(r, "dst").starts_with("ff00::")
+        })
+        .map(|r| {
+            format!(
+                "{} via={} dev={} proto={} scope={} src={} metric={}",
+                str_of(r, "dst"),
+                str_of(r, "gateway"),
+                str_of(r, "dev"),
+                str_of(r, "protocol"),
+                str_of(r, "scope"),
+                str_of(r, "prefsrc"),
+                str_of(r, "metric")
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The dump as `ns -> section -> normalised lines`, rendered for a readable diff.
+fn normalise(dump: &str) -> String {
+    let mut out: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+    let mut ns = String::new();
+    let mut section = String::new();
+    let mut body: Vec<&str> = Vec::new();
+    let mut flush = |ns: &str, section: &str, body: &mut Vec<&str>| {
+        if section.is_empty() {
+            return;
+        }
+        let text = body.join("\n");
+        let lines = match section {
+            "link" => norm_links(&common::json(&text)),
+            "addr" => norm_addrs(&common::json(&text)),
+            "route4" | "route6" => norm_routes(&common::json(&text)),
+            _ => body.iter().map(|s| s.to_string()).collect(),
+        };
+        out.entry(ns.to_string()).or_default().insert(section.to_string(), lines);
+        body.clear();
+    };
+    for line in dump.lines() {
+        if let Some(n) = line.strip_prefix("### ns ") {
+            flush(&ns, &section, &mut body);
+            ns = n.to_string();
+            section.clear();
+        } else if let Some(s) = line.strip_prefix("## ") {
+            flush(&ns, &section, &mut body);
+            section = s.to_string();
+        } else {
+            body.push(line);
+        }
+    }
+    flush(&ns, &section, &mut body);
+    let mut s = String::new();
+    for (ns, sections) in out {
+        for (sec, lines) in sections {
+            for l in lines {
+                s += &format!("{ns} {sec}: {l}\n");
+            }
+        }
+    }
+    s
+}
+
+/// Sysctl keys a plan sets (`sysctl -qw KEY=VALUE`), so both sides read them back.
+fn sysctl_keys(plan: &str) -> String {
+    let mut keys: Vec<&str> = plan
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .windows(2)
+        .filter(|w| w[0] == "-qw")
+        .filter_map(|w| w[1].split_once('=').map(|(k, _)| k))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys.join(" ")
+}
+
+fn plan_file(name: &str, text: &str) -> PathBuf {
+    let dir = common::root().join("target").join("test-plans");
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Issue 5's "done when", for every recipe: the planned script, run by bash on a fresh
+/// (sandboxed) host, builds the same lab as `nslab run`.
+#[test]
+fn every_plan_builds_what_run_builds() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let results: Vec<Result<(), String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = scripts()
+            .into_iter()
+            .map(|script| {
+                s.spawn(move || {
+                    let plan = nslab(&["plan", &script]);
+                    plan.ok();
+                    let stem = std::path::Path::new(&script).file_stem().unwrap().to_string_lossy().to_string();
+                    let file = plan_file(&format!("{stem}.sh"), &plan.stdout);
+                    let keys = sysctl_keys(&plan.stdout);
+                    let by_bash = sandboxed(&format!(
+                        "{STATE_DUMP}\nEXTRA_KEYS='{keys}'\nbash {} >&2\ndump_state",
+                        file.display()
+                    ));
+                    if by_bash.status != 0 {
+                        return Err(format!(
+                            "{script}: the planned script failed in a sandbox\n{}\n--- stderr:\n{}",
+                            plan.stdout, by_bash.stderr
+                        ));
+                    }
+                    let by_run = sandboxed(&format!("{STATE_DUMP}\nEXTRA_KEYS='{keys}'\nnslab run {script} >&2\ndump_state"));
+                    if by_run.status != 0 {
+                        return Err(format!("{script}: nslab run failed\n{}", by_run.stderr));
+                    }
+                    let (a, b) = (normalise(&by_bash.stdout), normalise(&by_run.stdout));
+                    if !a.contains("host link: lo ") || !a.contains("host nat:") || a.lines().count() < 10 {
+                        return Err(format!("{script}: the state dump looks empty:\n{a}"));
+                    }
+                    if a != b {
+                        let only_plan: Vec<&str> = a.lines().filter(|l| !b.lines().any(|x| x == *l)).collect();
+                        let only_run: Vec<&str> = b.lines().filter(|l| !a.lines().any(|x| x == *l)).collect();
+                        return Err(format!(
+                            "{script}: the planned script and nslab run built different labs\nonly from the plan:\n  {}\nonly from run:\n  {}",
+                            only_plan.join("\n  "),
+                            only_run.join("\n  ")
+                        ));
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let errors: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+    assert!(errors.is_empty(), "{}", errors.join("\n\n"));
+}
+
+/// The commands `--explain` prints as a lab is built are the plan's commands, in order.
+#[test]
+fn explain_prints_the_plans_commands_as_they_run() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    for script in scripts() {
+        let plan = nslab(&["plan", &script]);
+        plan.ok();
+        let run = nslab(&["run", "--sandbox", "--explain", &script]);
+        run.ok();
+        let explained: Vec<&str> =
+            run.stdout.lines().filter_map(|l| l.strip_prefix("+ ")).collect();
+        // The plan also prints probes: pings as commands, the rest as comments.
+        let planned: Vec<&str> = plan
+            .stdout
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.contains("ping -c") && *l != "set -e")
+            .collect();
+        assert_eq!(explained, planned, "{script}: --explain and plan disagree");
+        assert!(!explained.is_empty());
+    }
+}
+
+/// A plan needs no root and changes nothing: run as `nobody` inside a sandbox, it leaves the
+/// sandbox exactly as it was, and no journal.
+#[test]
+fn plan_needs_no_root_and_touches_nothing() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let r = sandboxed(&format!(
+        r#"{STATE_DUMP}
+        dump_state
+        echo "@@@@"
+        setpriv --reuid=65534 --regid=65534 --clear-groups -- env -u NSLAB_SANDBOX nslab plan scripts/tutorial.rhai > /tmp/plan.sh
+        dump_state
+        echo "@@@@"
+        ls -A /run/nslab /run/netns
+        echo "@@@@"
+        head -2 /tmp/plan.sh
+        "#
+    ));
+    r.ok();
+    let parts: Vec<&str> = r.stdout.split("@@@@\n").collect();
+    assert_eq!(parts.len(), 4, "{}", r.stdout);
+    assert_eq!(normalise(parts[0]), normalise(parts[1]), "the plan changed the sandbox");
+    assert_eq!(parts[2], "/run/netns:\ninternet\n\n/run/nslab:\n", "the plan left files behind");
+    assert_eq!(parts[3], "#!/usr/bin/env bash\nset -e\n");
+}
+
+const PLAN_RECIPE: &str = r#"//! A small lab for the plan snapshot: every kind of Op, a probe of each kind, an exec.
+
+// the hosts
+param hosts = ["a", "b"];
+// their subnet
+param subnet = "10.7.0.0/24";
+
+print("== switch");
+bridge::add("br7");
+link::up("br7");
+addr::add("br7", cidr::host(subnet, 1));
+for (h, i) in hosts {
+    netns::add(h);
+    veth::add(`v-${h}`, "eth0", h);
+    link::set_master(`v-${h}`, "br7");
+    link::up(`v-${h}`);
+    link::up(h, "eth0");
+    addr::add(h, "eth0", cidr::host(subnet, 10 + i));
+    addr::add(h, "eth0", `fd07::${10 + i}/64`);
+    route::add(h, "default", cidr::addr(cidr::host(subnet, 1)));
+}
+sysctl::ip_forward(true);
+sysctl::set(hosts[0], "net.ipv4.conf.all.rp_filter", 0);
+nat::masquerade(subnet, #{out: "uplink"});
+nat::port_forward(8080, "10.7.0.10:80");
+print("== checks");
+assert(probe::ping(hosts[0], "10.7.0.11").ok);
+assert(probe::ping(hosts[0], "10.7.0.1", #{count: 2}).ok);
+probe::serve(hosts[1], 80);
+let r = probe::tcp(hosts[0], "10.7.0.11:80");
+assert(r.seen == "10.7.0.10", `seen ${r.seen}`);
+netns::exec(hosts[0], "ip -br addr");
+assert(bridge::ports("br7").len() == 2);
+assert(neigh::list(hosts[0]).len() > 0);
+assert(nat::list().len() == 2);
+assert(sysctl::get("net.ipv4.ip_forward") == "1");
+assert(link::list(hosts[0]).len() == 2);
+link::del("v-b");
+assert(link::list("b").len() == 1, "the peer went with it");
+"#;
+
+#[test]
+fn plan_output_snapshot() {
+    let path = recipe("plan-snap.rhai", PLAN_RECIPE);
+    let r = nslab(&["plan", &path, "--set", "subnet=10.7.0.0/24"]);
+    r.ok();
+    snapshot("plan-snap.sh", &r.stdout);
+    // Nothing of the recipe's prints leaks outside comments; the script parses.
+    let check = std::process::Command::new("bash").args(["-n", "-c", &r.stdout]).status().unwrap();
+    assert!(check.success());
+}
+
+#[test]
+fn plan_fails_where_run_fails_with_the_same_words() {
+    let path = recipe("plan-dup.rhai", "netns::add(\"red\");\nnetns::add(\"red\");\n");
+    let r = nslab(&["plan", &path]);
+    r.failed();
+    assert!(r.stdout.is_empty(), "a failed plan prints no script:\n{}", r.stdout);
+    assert!(r.stderr.contains("netns red already exists"), "{}", r.stderr);
+    assert!(r.stderr.contains("plan-dup.rhai:2:"), "{}", r.stderr);
+    if kernel_tests_possible() {
+        let run = nslab(&["run", "--sandbox", &path]);
+        run.failed();
+        let first =
+            |s: &str| s.lines().find(|l| l.contains("already exists")).unwrap_or("").to_string();
+        assert_eq!(first(&r.stderr), first(&run.stderr));
+    }
+    for (name, text, words) in [
+        (
+            "plan-nodev.rhai",
+            "netns::add(\"red\");\nlink::up(\"red\", \"eth9\");\n",
+            "no link eth9 in netns red",
+        ),
+        (
+            "plan-gw.rhai",
+            "netns::add(\"red\");\nroute::add(\"red\", \"default\", \"10.0.0.1\");\n",
+            "gateway 10.0.0.1 is unreachable",
+        ),
+        ("plan-param.rhai", "param n = 1;\n", "unknown param"),
+    ] {
+        let path = recipe(name, text);
+        let r = if name == "plan-param.rhai" {
+            nslab(&["plan", &path, "--set", "m=2"])
+        } else {
+            nslab(&["plan", &path])
+        };
+        r.failed();
+        assert!(r.stderr.contains(words), "{name}: {}", r.stderr);
+    }
+}
