@@ -168,6 +168,16 @@ pub fn collect() -> Vec<FnDoc> {
                 doc: strip_leaders(&comments),
             });
         }
+        // Rhai lists overloads of one arity in hash order: sort them so the output is the
+        // same from build to build.
+        let start = out.iter().position(|d| d.module == module).unwrap_or(out.len());
+        // (A `()` argument, an explicit "none", sorts after the named forms.)
+        let key = |d: &FnDoc| {
+            let ps: Vec<(bool, String, String)> =
+                d.params.iter().map(|(n, t)| (t == "()", n.clone(), t.clone())).collect();
+            (d.name.clone(), d.params.len(), ps)
+        };
+        out[start..].sort_by_key(key);
     }
     for (module, _, source) in stdlib::STDLIB {
         let Ok(ast) = engine.compile(*source) else { continue };
