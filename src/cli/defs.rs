@@ -55,7 +55,7 @@ fn stdlib_defs(module: &str) -> String {
     for f in collect().into_iter().filter(|f| f.module == module) {
         out.push('\n');
         for l in f.doc.lines() {
-            out += &format!("/// {l}").trim_end().to_string();
+            out += format!("/// {l}").trim_end();
             out.push('\n');
         }
         let params: Vec<String> = f.params.iter().map(|(n, _)| format!("{n}: ?")).collect();

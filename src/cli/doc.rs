@@ -251,7 +251,7 @@ pub fn full(fns: &[&FnDoc]) -> String {
         }
         out += &format!("{}::{}\n", f.module, f.signature());
         for l in f.doc.lines() {
-            out += &format!("    {l}").trim_end().to_string();
+            out += format!("    {l}").trim_end();
             out.push('\n');
         }
     }
@@ -285,7 +285,8 @@ pub fn compact_signatures(overloads: &[&FnDoc]) -> Vec<String> {
         }
     }
     // Group by (core, opts, ret): which leads exist.
-    let mut groups: Vec<(Vec<String>, bool, String, Vec<Option<String>>)> = Vec::new();
+    type Group = (Vec<String>, bool, String, Vec<Option<String>>);
+    let mut groups: Vec<Group> = Vec::new();
     for (lead, core, opts, ret) in forms {
         match groups.iter_mut().find(|g| g.0 == core && g.1 == opts && g.2 == ret) {
             Some(g) => g.3.push(lead),

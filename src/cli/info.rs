@@ -42,7 +42,7 @@ pub fn render(recipe: &str, description: &str, params: &[Param]) -> String {
         out += "  (no description: start the recipe with a `//!` comment block)\n";
     } else {
         for l in description.lines() {
-            out += &format!("  {l}").trim_end().to_string();
+            out += format!("  {l}").trim_end();
             out.push('\n');
         }
     }

@@ -226,7 +226,7 @@ impl Model {
     /// What the kernel drops when a link goes down: its IPv4 routes and its neighbours.
     fn link_down(&mut self, ns: Option<&str>, dev: &str) {
         if let Some(space) = self.spaces.get_mut(&key(ns)) {
-            space.routes.retain(|r| !(r.dev == dev && !r.v6));
+            space.routes.retain(|r| r.dev != dev || r.v6);
             space.neigh.retain(|n| n.dev != dev);
         }
     }
@@ -470,12 +470,12 @@ impl Model {
         let d = dest.map(|d| d.to_string()).unwrap_or_else(|| "default".into());
         let is_v6 = dest.map(|d| d.addr().is_ipv6()).or(via.map(|v| v.is_ipv6())).unwrap_or(false);
         let out = match (via, dev) {
-            (_, Some(d)) => {
-                let i = self.find(ns, d).expect("looked up above");
+            (_, Some(out_dev)) => {
+                let i = self.find(ns, out_dev).expect("looked up above");
                 if !is_v6 && !self.links[i].up {
                     return Err(generic(libc::ENETDOWN, &format!("cannot add route {d}")));
                 }
-                d.to_string()
+                out_dev.to_string()
             }
             (Some(gw), None) => match self.onlink_dev(ns, gw) {
                 Some(dev) => dev,

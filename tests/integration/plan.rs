@@ -343,41 +343,75 @@ fn plan_output_snapshot() {
     assert!(check.success());
 }
 
+/// Recipes the kernel refuses, and the words it refuses them with (`nslab run`'s).
+const REFUSED: &[(&str, &str)] = &[
+    ("netns::add(\"red\");\nnetns::add(\"red\");", "netns red already exists"),
+    ("netns::add(\"red\");\nlink::up(\"red\", \"eth9\");", "no link eth9 in netns red"),
+    ("link::up(\"nope\", \"lo\");", "netns nope does not exist"),
+    ("veth::add(\"a\", \"b\");\nlink::set_master(\"a\", \"br0\");", "no bridge br0 in the host"),
+    ("veth::add(\"a\", \"b\");\nveth::add(\"a\", \"c\");", "link a or its peer c already exists"),
+    ("veth::add(\"a\", \"b\");\nlink::set_master(\"a\", \"b\");", "b is not a bridge"),
+    (
+        "netns::add(\"red\");\nbridge::add(\"br0\");\nlink::set_netns(\"br0\", \"red\");",
+        "cannot move br0",
+    ),
+    ("link::del(\"lo\");", "link lo in the host was not created by lab"),
+    ("netns::add(\"red\");\naddr::del(\"red\", \"lo\", \"10.0.0.1/24\");", "has no address"),
+    (
+        "netns::add(\"r\");\naddr::add(\"r\", \"lo\", \"10.0.0.1/8\");\naddr::add(\"r\", \"lo\", \"10.0.0.1/8\");",
+        "already has address",
+    ),
+    (
+        "netns::add(\"red\");\nroute::add(\"red\", \"default\", \"10.0.0.1\");",
+        "gateway 10.0.0.1 is unreachable",
+    ),
+    ("netns::add(\"red\");\nroute::add(\"red\", \"10.1.0.0/16\", \"dev:lo\");", "Network is down"),
+    (
+        "netns::add(\"red\");\nroute::del(\"red\", \"default\", \"10.0.0.1\");",
+        "netns red has no route default",
+    ),
+    (
+        "sysctl::set(\"net.ipv4.conf.nope.forwarding\", 1);",
+        "no sysctl net.ipv4.conf.nope.forwarding",
+    ),
+    ("netns::del(\"red\");", "netns red does not exist"),
+    (
+        "netns::add(\"red\");\nprobe::serve(\"red\", 80);\nprobe::serve(\"red\", 80);",
+        "port 80 is already in use",
+    ),
+    (
+        "netns::add(\"red\");\nveth::add(\"v\", \"v\", \"red\");\nlink::set_netns(\"v\", \"red\");",
+        "netns red already has a link named v",
+    ),
+    ("veth::add(\"a\", \"b\");\nbridge::fdb(\"a\");", "a is a veth link, not a bridge"),
+];
+
+/// A plan fails where `nslab run` fails, at the same line, with the same words, and prints no
+/// half a script.
 #[test]
 fn plan_fails_where_run_fails_with_the_same_words() {
-    let path = recipe("plan-dup.rhai", "netns::add(\"red\");\nnetns::add(\"red\");\n");
-    let r = nslab(&["plan", &path]);
-    r.failed();
-    assert!(r.stdout.is_empty(), "a failed plan prints no script:\n{}", r.stdout);
-    assert!(r.stderr.contains("netns red already exists"), "{}", r.stderr);
-    assert!(r.stderr.contains("plan-dup.rhai:2:"), "{}", r.stderr);
-    if kernel_tests_possible() {
-        let run = nslab(&["run", "--sandbox", &path]);
-        run.failed();
-        let first =
-            |s: &str| s.lines().find(|l| l.contains("already exists")).unwrap_or("").to_string();
-        assert_eq!(first(&r.stderr), first(&run.stderr));
-    }
-    for (name, text, words) in [
-        (
-            "plan-nodev.rhai",
-            "netns::add(\"red\");\nlink::up(\"red\", \"eth9\");\n",
-            "no link eth9 in netns red",
-        ),
-        (
-            "plan-gw.rhai",
-            "netns::add(\"red\");\nroute::add(\"red\", \"default\", \"10.0.0.1\");\n",
-            "gateway 10.0.0.1 is unreachable",
-        ),
-        ("plan-param.rhai", "param n = 1;\n", "unknown param"),
-    ] {
-        let path = recipe(name, text);
-        let r = if name == "plan-param.rhai" {
-            nslab(&["plan", &path, "--set", "m=2"])
-        } else {
-            nslab(&["plan", &path])
-        };
+    let kernel = kernel_tests_possible();
+    let headline = |s: &str| s.lines().find(|l| l.contains('×')).unwrap_or("").trim().to_string();
+    for (i, (text, words)) in REFUSED.iter().enumerate() {
+        let path = recipe(&format!("plan-refused-{i}.rhai"), &format!("{text}\n"));
+        let r = nslab(&["plan", &path]);
         r.failed();
-        assert!(r.stderr.contains(words), "{name}: {}", r.stderr);
+        assert!(r.stdout.is_empty(), "a failed plan prints no script:\n{}", r.stdout);
+        assert!(r.stderr.contains(words), "{text}\n{}", r.stderr);
+        let line = text.lines().count();
+        assert!(
+            r.stderr.contains(&format!("plan-refused-{i}.rhai:{line}:")),
+            "{text}\n{}",
+            r.stderr
+        );
+        if kernel {
+            let run = nslab(&["run", "--sandbox", &path]);
+            run.failed();
+            assert_eq!(headline(&r.stderr), headline(&run.stderr), "{text}");
+        }
     }
+    let path = recipe("plan-param.rhai", "param n = 1;\n");
+    let r = nslab(&["plan", &path, "--set", "m=2"]);
+    r.failed();
+    assert!(r.stderr.contains("unknown param `m`"), "{}", r.stderr);
 }
