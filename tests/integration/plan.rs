@@ -415,3 +415,62 @@ fn plan_fails_where_run_fails_with_the_same_words() {
     r.failed();
     assert!(r.stderr.contains("unknown param `m`"), "{}", r.stderr);
 }
+
+/// Queries answered from the plan's model read like the kernel's answers: the same recipe
+/// prints the same under `nslab run` and `nslab plan` (both in a sandbox, so the plan knows
+/// the sandbox's uplink), apart from what the kernel picks (MACs, ifindexes, link-local
+/// IPv6).
+const QUERY_RECIPE: &str = r#"fn strip(v) { v.map(|m| { let x = m; x.remove("mac"); x.remove("index"); x.remove("peer_index"); x }) }
+bridge::add("br0");
+link::up("br0");
+netns::add("red");
+link::up("red", "lo");
+veth::add("v-red", "v-red-br");
+link::set_netns("v-red", "red");
+link::set_master("v-red-br", "br0");
+addr::add("br0", "10.0.0.1/24");
+addr::add("red", "v-red", "10.0.0.10/24");
+addr::add("red", "v-red", "fd00::10/64");
+link::up("red", "v-red");
+link::up("v-red-br");
+route::add("red", "default", "10.0.0.1");
+route::add("red", "10.9.0.0/16", "dev:v-red");
+route::add("red", "default", "fd00::1");
+sysctl::ip_forward(true);
+nat::masquerade("10.0.0.0/24");
+nat::port_forward(8080, "10.0.0.10:80");
+nat::masquerade("10.0.0.0/24", #{out: "uplink"});
+nat::port_forward(8081, "10.0.0.10:81", #{proto: "udp", "in": "uplink"});
+print(probe::ping("red", "10.0.0.1").ok);
+print(`L ${strip(link::list())}`);
+print(`L ${strip(link::list("red"))}`);
+print(`A ${addr::list().filter(|a| !a.cidr.starts_with("fe80"))}`);
+print(`A ${addr::list("red").filter(|a| !a.cidr.starts_with("fe80"))}`);
+print(`R ${route::list().filter(|a| !a.dest.starts_with("fe80"))}`);
+print(`R ${route::list("red").filter(|a| !a.dest.starts_with("fe80"))}`);
+print(`N ${nat::list()}`);
+print(`P ${strip(bridge::ports("br0"))}`);
+print(`S ${sysctl::get("net.ipv4.ip_forward")} ${sysctl::get("red", "net.ipv4.ip_forward")} ${sysctl::get("red", "net.ipv4.conf.all.rp_filter")}`);
+print(`X ${netns::list()} ${netns::exists("red")}`);
+print(`NB ${neigh::list("red").map(|n| n.ip)}`);
+"#;
+
+#[test]
+fn plan_queries_answer_like_the_kernel() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe("plan-queries.rhai", QUERY_RECIPE);
+    let run = nslab(&["run", "--sandbox", &path]);
+    run.ok();
+    let plan = sandboxed(&format!("nslab plan {path}"));
+    plan.ok();
+    let printed: Vec<&str> = plan
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("# "))
+        .filter(|l| !l.starts_with("nslab plan ") && !l.starts_with("params:"))
+        .collect();
+    let ran: Vec<&str> = run.stdout.lines().filter(|l| !l.starts_with("lab ")).collect();
+    assert_eq!(printed, ran);
+}
