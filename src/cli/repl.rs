@@ -9,9 +9,8 @@
 //! are cleared again. Imports live in Rhai's per-run state, so after an entry imports a
 //! module, the module is registered as a static module of the engine.
 
-pub mod docs;
-
 mod complete;
+mod docs;
 mod input;
 mod print;
 mod tree;
@@ -134,7 +133,11 @@ pub fn history_path() -> Option<PathBuf> {
     let state = std::env::var_os("XDG_STATE_HOME")
         .filter(|s| !s.is_empty() && Path::new(s).is_absolute())
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").filter(|h| !h.is_empty()).map(|h| PathBuf::from(h).join(".local/state")))?;
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .map(|h| PathBuf::from(h).join(".local/state"))
+        })?;
     Some(state.join("nslab").join("history"))
 }
 
@@ -159,14 +162,24 @@ fn relocate(e: &mut EvalAltResult, origin: &HashMap<String, String>, here: &str)
 fn interrupted(e: &EvalAltResult) -> bool {
     match e {
         EvalAltResult::ErrorTerminated(..) => true,
-        EvalAltResult::ErrorInFunctionCall(_, _, inner, _) | EvalAltResult::ErrorInModule(_, inner, _) => interrupted(inner),
-        EvalAltResult::ErrorRuntime(v, _) => v.clone().try_cast::<NetError>().is_some_and(|n| n.errno == Some(libc::EINTR)),
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
+        | EvalAltResult::ErrorInModule(_, inner, _) => interrupted(inner),
+        EvalAltResult::ErrorRuntime(v, _) => {
+            v.clone().try_cast::<NetError>().is_some_and(|n| n.errno == Some(libc::EINTR))
+        }
         _ => false,
     }
 }
 
 impl Repl {
-    fn new(engine: Engine, scope: Scope<'static>, fns: AST, session: Rc<Session>, sandbox: bool, explain: bool) -> Repl {
+    fn new(
+        engine: Engine,
+        scope: Scope<'static>,
+        fns: AST,
+        session: Rc<Session>,
+        sandbox: bool,
+        explain: bool,
+    ) -> Repl {
         let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         let names = Rc::new(RefCell::new(Names::default()));
         let mut repl = Repl {
@@ -218,7 +231,12 @@ impl Repl {
             .completion_type(CompletionType::List)
             .max_history_size(1000)
             .and_then(|c| c.history_ignore_dups(true))
-            .map(|c| c.history_ignore_space(true).auto_add_history(false).color_mode(ColorMode::Forced).build())
+            .map(|c| {
+                c.history_ignore_space(true)
+                    .auto_add_history(false)
+                    .color_mode(ColorMode::Forced)
+                    .build()
+            })
             .map_err(|e| fail(NetError::new(format!("cannot set up the line editor: {e}"))))?;
         let mut rl: Editor<input::Helper, FileHistory> = Editor::with_config(config)
             .map_err(|e| fail(NetError::new(format!("cannot set up the line editor: {e}"))))?;
@@ -241,7 +259,9 @@ impl Repl {
         }
         if tty {
             let place = if self.sandbox { " in a sandbox" } else { "" };
-            println!("nslab repl{place}: lab {lab}. :help shows the commands, Tab completes, Ctrl-D leaves.");
+            println!(
+                "nslab repl{place}: lab {lab}. :help shows the commands, Tab completes, Ctrl-D leaves."
+            );
         }
 
         loop {
@@ -281,8 +301,14 @@ impl Repl {
         } else if self.sandbox {
             println!("lab {lab} ({n} operations) vanishes with the sandbox");
         } else {
-            let again = if lab == "repl" { "`nslab repl`".to_string() } else { format!("`nslab repl --lab {lab}`") };
-            println!("lab {lab} stays up ({n} operations): {again} continues it, `nslab destroy {lab}` removes it");
+            let again = if lab == "repl" {
+                "`nslab repl`".to_string()
+            } else {
+                format!("`nslab repl --lab {lab}`")
+            };
+            println!(
+                "lab {lab} stays up ({n} operations): {again} continues it, `nslab destroy {lab}` removes it"
+            );
         }
     }
 
@@ -330,7 +356,9 @@ impl Repl {
         result.map_err(|mut e| {
             relocate(&mut e, &self.fn_origin, &src.name);
             let sources = &self.sources;
-            let mut d = diagnostic::eval_error(&e, src, &|name| sources.get(name).cloned().or_else(|| recipe::lookup(name)));
+            let mut d = diagnostic::eval_error(&e, src, &|name| {
+                sources.get(name).cloned().or_else(|| recipe::lookup(name))
+            });
             if interrupted(&e) {
                 // The terminal echoed ^C on the current line.
                 eprintln!();
@@ -343,7 +371,11 @@ impl Repl {
 
     /// The modules `ast` imports at its top level under an alias, resolved again (the
     /// resolvers cache them, so nothing runs twice).
-    fn imports(engine: &Engine, ast: &AST, source: &str) -> Vec<(String, rhai::Shared<rhai::Module>)> {
+    fn imports(
+        engine: &Engine,
+        ast: &AST,
+        source: &str,
+    ) -> Vec<(String, rhai::Shared<rhai::Module>)> {
         let mut out = Vec::new();
         for stmt in ast.statements() {
             let Stmt::Import(x, _) = stmt else { continue };
@@ -366,8 +398,10 @@ impl Repl {
 
     fn register(&mut self, imports: Vec<(String, rhai::Shared<rhai::Module>)>) {
         for (alias, m) in imports {
-            let mut fns: Vec<String> =
-                m.gen_fn_signatures_with_mapper(Into::into).filter_map(|s| s.split('(').next().map(str::to_string)).collect();
+            let mut fns: Vec<String> = m
+                .gen_fn_signatures_with_mapper(Into::into)
+                .filter_map(|s| s.split('(').next().map(str::to_string))
+                .collect();
             fns.sort();
             fns.dedup();
             {
@@ -380,7 +414,8 @@ impl Repl {
     }
 
     fn command(&mut self, t: &str) -> Flow {
-        let (cmd, arg) = t.split_once(char::is_whitespace).map(|(c, a)| (c, a.trim())).unwrap_or((t, ""));
+        let (cmd, arg) =
+            t.split_once(char::is_whitespace).map(|(c, a)| (c, a.trim())).unwrap_or((t, ""));
         match cmd {
             ":help" | ":h" | ":?" => self.help(arg),
             ":load" | ":l" => self.load(arg),
@@ -388,7 +423,8 @@ impl Repl {
             ":destroy" => self.destroy(),
             ":quit" | ":q" | ":exit" => return Flow::Quit,
             _ => report(Diag::plain(
-                &NetError::new(format!("unknown command {cmd}")).with_help(format!("commands: {}", complete::COMMANDS.join(" "))),
+                &NetError::new(format!("unknown command {cmd}"))
+                    .with_help(format!("commands: {}", complete::COMMANDS.join(" "))),
             )),
         }
         Flow::Continue
@@ -399,20 +435,24 @@ impl Repl {
             println!("{}", self.overview());
             return;
         }
-        let text = match topic.split_once("::") {
-            Some((m, f)) => docs::function_help(m, f),
-            None => docs::module_help(topic),
-        };
-        match text {
+        match docs::help(topic) {
             Some(t) => print!("{t}"),
             None => {
-                let imported = self.names.borrow().imports.iter().find(|(a, _)| a == topic).map(|(_, f)| f.join(" "));
+                let imported = self
+                    .names
+                    .borrow()
+                    .imports
+                    .iter()
+                    .find(|(a, _)| a == topic)
+                    .map(|(_, f)| f.join(" "));
                 match imported {
                     Some(fns) => println!("{topic}:: (imported) has {fns}"),
-                    None => report(Diag::plain(&NetError::new(format!("no help for {topic}")).with_help(format!(
-                        "try a module ({}) or MODULE::FUNCTION, e.g. `:help netns::add`",
-                        docs::modules().join(", ")
-                    )))),
+                    None => report(Diag::plain(
+                        &NetError::new(format!("no help for {topic}")).with_help(format!(
+                            "try a module ({}) or MODULE::FUNCTION, e.g. `:help netns::add`",
+                            docs::modules().join(", ")
+                        )),
+                    )),
                 }
             }
         }
@@ -436,22 +476,35 @@ impl Repl {
         for m in docs::modules() {
             s.push_str(&format!("  {m:<8} {}\n", docs::functions(m).join(" ")));
         }
+        for (m, ..) in crate::script::stdlib::STDLIB {
+            s.push_str(&format!(
+                "  {m:<8} {}   (import \"{m}\" as {m};)\n",
+                docs::functions(m).join(" ")
+            ));
+        }
         for (alias, fns) in &self.names.borrow().imports {
-            s.push_str(&format!("  {alias:<8} {} (imported)\n", fns.join(" ")));
+            if !crate::script::stdlib::STDLIB.iter().any(|(m, ..)| m == alias) {
+                s.push_str(&format!("  {alias:<8} {}   (imported)\n", fns.join(" ")));
+            }
         }
         s.trim_end().to_string()
     }
 
     fn load(&mut self, arg: &str) {
         if arg.is_empty() {
-            report(Diag::plain(&NetError::new("which file?").with_help("`:load scripts/tutorial.rhai`")));
+            report(Diag::plain(
+                &NetError::new("which file?").with_help("`:load scripts/tutorial.rhai`"),
+            ));
             return;
         }
         let path = PathBuf::from(arg);
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) => {
-                report(Diag::plain(&NetError::new(format!("cannot read {arg}: {e}")).with_help("check the path; recipes are .rhai files")));
+                report(Diag::plain(
+                    &NetError::new(format!("cannot read {arg}: {e}"))
+                        .with_help("check the path; recipes are .rhai files"),
+                ));
                 return;
             }
         };
@@ -459,7 +512,10 @@ impl Repl {
         let src = Source { name: path.display().to_string(), text };
         let before = self.session.applied();
         match self.eval(&src, Some(&engine)) {
-            Ok(_) => println!("loaded {arg}: {} new operations", self.session.applied().saturating_sub(before)),
+            Ok(_) => println!(
+                "loaded {arg}: {} new operations",
+                self.session.applied().saturating_sub(before)
+            ),
             Err(d) => report(d),
         }
     }
@@ -474,7 +530,9 @@ impl Repl {
             for e in errors {
                 report(Diag::plain(&e));
             }
-            eprintln!("lab {lab} was not removed completely; `:destroy` or `nslab destroy {lab}` retries");
+            eprintln!(
+                "lab {lab} was not removed completely; `:destroy` or `nslab destroy {lab}` retries"
+            );
         }
         // A fresh session (a new journal) for whatever comes next.
         match Session::resume_or_start(&lab, self.explain) {

@@ -1,6 +1,10 @@
 //! `nslab repl` driven through a real pseudo-terminal: tmux runs `nslab repl --sandbox` (or
 //! `nslab run -i --sandbox`) in a detached session on a private socket; the test types with
 //! `send-keys` and reads the screen with `capture-pane`, polling with a deadline.
+//!
+//! Like a person, a test types the next entry only once the prompt is back: rustyline asks
+//! the terminal for the cursor position when a prompt starts, and keys typed in that moment
+//! can be taken for the answer.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -10,9 +14,15 @@ use std::time::{Duration, Instant};
 use crate::common::{bin, kernel_tests_possible, recipe, root};
 
 const WAIT: Duration = Duration::from_secs(20);
+const MORE: &str = "...> ";
 
 fn tmux_available() -> bool {
-    let ok = Command::new("tmux").arg("-V").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    let ok = Command::new("tmux")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
     if !ok {
         assert!(std::env::var_os("CI").is_none(), "CI must have tmux for the REPL tests");
         eprintln!("skipping: the REPL tests need tmux (apt-get install tmux)");
@@ -28,13 +38,16 @@ fn possible() -> bool {
 struct Term {
     socket: String,
     state: PathBuf,
+    prompt: String,
 }
 
 impl Term {
-    /// Starts `nslab ARGS` in a 150x50 terminal, with a private history directory.
-    fn start(args: &[&str]) -> Term {
+    /// Starts `nslab ARGS` in a 150x50 terminal with a private history directory, and waits
+    /// for `prompt`.
+    fn start(args: &[&str], prompt: &str) -> Term {
         static N: AtomicUsize = AtomicUsize::new(0);
-        let id = format!("nslab-repl-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        let id =
+            format!("nslab-repl-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
         let state = root().join("target").join("repl-state").join(&id);
         let _ = std::fs::remove_dir_all(&state);
         std::fs::create_dir_all(&state).unwrap();
@@ -45,19 +58,22 @@ impl Term {
             bin(),
             args.join(" ")
         );
-        let t = Term { socket: id.clone(), state };
+        let t = Term { socket: id.clone(), state, prompt: prompt.to_string() };
         let st = Command::new("tmux")
-            .args(["-L", &id, "-f", "/dev/null", "new-session", "-d", "-s", &id, "-x", "150", "-y", "50", &shell])
+            .args(["-L", &id, "-f", "/dev/null", "new-session", "-d", "-s", &id])
+            .args(["-x", "150", "-y", "50", &shell])
             .env_remove("NSLAB_SANDBOX")
             .env_remove("TMUX")
             .status()
             .expect("tmux runs");
         assert!(st.success(), "tmux new-session failed");
+        t.wait(prompt);
         t
     }
 
     fn tmux(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux").args(["-L", &self.socket]).args(args).output().expect("tmux runs");
+        let out =
+            Command::new("tmux").args(["-L", &self.socket]).args(args).output().expect("tmux runs");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -77,9 +93,25 @@ impl Term {
         self
     }
 
-    /// Types a line and presses Enter.
-    fn line(&self, text: &str) -> &Self {
-        self.typed(text).key("Enter")
+    /// Presses `k` and waits until one more `marker` is on the screen.
+    fn key_then(&self, k: &str, marker: &str) -> String {
+        let n = self.screen().matches(marker).count();
+        self.key(k);
+        self.wait_n(marker, n + 1)
+    }
+
+    /// Types a complete entry, presses Enter, and waits for the next prompt (so any output
+    /// of the entry is on the screen).
+    fn entry(&self, text: &str) -> String {
+        self.typed(text);
+        self.key_then("Enter", &self.prompt.clone())
+    }
+
+    /// Types a line of an unfinished entry, presses Enter, and waits for the continuation
+    /// prompt.
+    fn more(&self, text: &str) -> String {
+        self.typed(text);
+        self.key_then("Enter", MORE)
     }
 
     /// The whole screen plus scrollback, wrapped lines joined.
@@ -98,27 +130,12 @@ impl Term {
             if Instant::now() > deadline {
                 panic!("timed out waiting for {text:?} (x{n}); the screen:\n{s}");
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(30));
         }
     }
 
     fn wait(&self, text: &str) -> String {
         self.wait_n(text, 1)
-    }
-
-    /// Waits for a line that is exactly `line` (output, as opposed to the echoed input).
-    fn wait_line(&self, line: &str) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let s = self.screen();
-            if s.lines().any(|l| l.trim_end() == line) {
-                return s;
-            }
-            if Instant::now() > deadline {
-                panic!("timed out waiting for the line {line:?}; the screen:\n{s}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
     }
 
     fn history(&self) -> String {
@@ -129,15 +146,26 @@ impl Term {
 impl Drop for Term {
     fn drop(&mut self) {
         // Only this test's own server: its private socket.
-        let _ = Command::new("tmux").args(["-L", &self.socket, "kill-server"]).stderr(Stdio::null()).status();
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .stderr(Stdio::null())
+            .status();
         let _ = std::fs::remove_dir_all(&self.state);
     }
 }
 
+/// Whether a line of `screen` is exactly `line` (output, as opposed to echoed input).
+fn has_line(screen: &str, line: &str) -> bool {
+    screen.lines().any(|l| l.trim_end() == line)
+}
+
+#[track_caller]
+fn assert_line(screen: &str, line: &str) {
+    assert!(has_line(screen, line), "no line {line:?} on the screen:\n{screen}");
+}
+
 fn repl() -> Term {
-    let t = Term::start(&["repl", "--sandbox"]);
-    t.wait("repl> ");
-    t
+    Term::start(&["repl", "--sandbox"], "repl> ")
 }
 
 #[test]
@@ -146,19 +174,21 @@ fn statements_run_at_once_and_persist() {
         return;
     }
     let t = repl();
-    t.line("let x = 40;").line("x + 2");
-    t.wait_line("42");
-    t.line("const NET = \"10.1.0.0/24\";").line("fn double(v) { v * 2 }");
-    t.line("double(x)");
-    t.wait_line("80");
-    t.line("cidr::host(NET, 5)");
-    t.wait_line("\"10.1.0.5/24\"");
-    t.line("netns::add(\"red\");").line("netns::list()");
-    t.wait_line("[\"internet\", \"red\"]");
+    t.entry("let x = 40;");
+    assert_line(&t.entry("x + 2"), "42");
+    t.entry("const NET = \"10.1.0.0/24\";");
+    t.entry("fn double(v) { v * 2 }");
+    assert_line(&t.entry("double(x)"), "80");
+    assert_line(&t.entry("cidr::host(NET, 5)"), "\"10.1.0.5/24\"");
+    t.entry("netns::add(\"red\");");
+    assert_line(&t.entry("netns::list()"), "[\"internet\", \"red\"]");
     // A list of links prints as a table, not a debug dump.
-    t.line("link::list(\"red\")");
-    let s = t.wait("loopback");
-    assert!(s.lines().any(|l| l.starts_with("name ") && l.contains("kind") && l.contains("state")), "{s}");
+    let s = t.entry("link::list(\"red\")");
+    assert!(
+        s.lines().any(|l| l.starts_with("name ") && l.contains("kind") && l.contains("state")),
+        "{s}"
+    );
+    assert!(s.lines().any(|l| l.starts_with("lo ") && l.contains("loopback")), "{s}");
     // Statements are never re-run: red was added once (a second add would fail).
     assert!(!s.contains("already exists"), "{s}");
 }
@@ -169,18 +199,19 @@ fn a_multi_line_loop_continues_under_a_continuation_prompt() {
         return;
     }
     let t = repl();
-    t.line("for i in 0..3 {");
-    t.wait("...> ");
-    t.line("print(`n${i}`);");
-    t.wait_n("...> ", 2);
-    t.line("}");
-    let s = t.wait_line("n2");
-    assert!(s.contains("n0\nn1\nn2"), "{s}");
+    t.more("for i in 0..3 {");
+    t.more("print(`n${i}`);");
+    let s = t.entry("}");
+    assert!(
+        s.contains("repl> for i in 0..3 {\n ...> print(`n${i}`);\n ...> }\nn0\nn1\nn2\n"),
+        "{s}"
+    );
     // One history entry for the whole loop.
-    t.line("1");
-    t.wait_line("1");
     let h = t.history();
-    assert!(h.lines().any(|l| l.starts_with("for i in 0..3 {\\n") && l.ends_with('}')), "history:\n{h}");
+    assert!(
+        h.lines().any(|l| l.starts_with("for i in 0..3 {\\n") && l.ends_with('}')),
+        "history:\n{h}"
+    );
 }
 
 #[test]
@@ -189,20 +220,19 @@ fn an_error_is_a_diagnostic_and_the_session_goes_on() {
         return;
     }
     let t = repl();
-    t.line("netns::ad(\"red\");");
-    let s = t.wait("did you mean netns::add?");
-    assert!(s.contains("<repl:1>"), "the diagnostic names the entry:\n{s}");
-    t.line("let = 5;");
-    t.wait("syntax error");
-    t.line("netns::add(\"blue\");").line("netns::exists(\"blue\")");
-    t.wait_line("true");
+    let s = t.entry("netns::ad(\"red\");");
+    assert!(s.contains("did you mean netns::add?") && s.contains("<repl:1>"), "{s}");
+    assert!(t.entry("let = 5;").contains("syntax error"));
+    t.entry("netns::add(\"blue\");");
+    assert_line(&t.entry("netns::exists(\"blue\")"), "true");
     // An error inside a function defined in an earlier entry points into that entry.
-    t.line("fn boom() {").line("netns::del(\"nope\");").line("}");
-    t.line("boom()");
-    let s = t.wait("inside `boom`");
-    assert!(s.contains("<repl:") && s.contains("netns::del(\"nope\")"), "{s}");
-    t.line("21 * 2");
-    t.wait_line("42");
+    t.more("fn boom() {");
+    t.more("netns::del(\"nope\");");
+    t.entry("}");
+    let s = t.entry("boom()");
+    assert!(s.contains("inside `boom`") && s.contains("netns::del(\"nope\")"), "{s}");
+    assert!(s.contains("<repl:6>") && s.contains("<repl:5>"), "{s}");
+    assert_line(&t.entry("21 * 2"), "42");
 }
 
 #[test]
@@ -216,20 +246,24 @@ fn tab_completes_functions_and_live_names() {
     // The sandbox's netns `internet` is live: completed inside the string argument.
     t.typed("\"inter").key("Tab");
     t.wait("netns::exists(\"internet\"");
-    t.typed(")").key("Enter");
-    t.wait_line("true");
-    // Every function of a module.
-    t.typed("netns::").key("Tab").key("Tab");
-    let s = t.wait("exists");
-    assert!(s.lines().any(|l| ["add", "del", "exec", "exists", "list"].iter().all(|f| l.split_whitespace().any(|w| w == *f))), "{s}");
-    t.key("C-c");
+    assert_line(&t.entry(")"), "true");
+    // Every function of a module: a second Tab lists them.
+    t.typed("netns::").key("Tab");
+    let s = t.key_then("Tab", "exists");
+    assert!(
+        s.lines().any(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            words == ["add", "del", "exec", "exists", "list"]
+        }),
+        "{s}"
+    );
+    t.key_then("C-c", "repl> ");
     // Links inside the netns named by the first argument.
-    t.line("netns::add(\"red\");");
+    t.entry("netns::add(\"red\");");
     t.typed("link::up(\"red\", \"l").key("Tab");
     t.wait("link::up(\"red\", \"lo\"");
-    t.typed(")").key("Enter");
-    t.line("link::list(\"red\")[0].state");
-    t.wait_line("\"up\"");
+    t.entry(")");
+    assert_line(&t.entry("link::list(\"red\")[0].state"), "\"up\"");
 }
 
 #[test]
@@ -238,12 +272,11 @@ fn help_shows_the_overview_and_a_functions_doc() {
         return;
     }
     let t = repl();
-    t.line(":help");
-    let s = t.wait(":destroy");
-    assert!(s.contains("netns    add del exec exists list"), "{s}");
-    t.line(":help netns::add");
-    let s = t.wait("Creates a named network namespace");
-    assert!(s.contains("netns::add(name: string)") && s.contains("example:"), "{s}");
+    let s = t.entry(":help");
+    assert!(s.contains(":destroy") && s.contains("netns    add del exec exists list"), "{s}");
+    let s = t.entry(":help netns::add");
+    assert!(s.contains("netns::add(name: string)"), "{s}");
+    assert!(s.contains("Creates a named network namespace") && s.contains("netns::add(\"red\");"));
 }
 
 #[test]
@@ -252,16 +285,16 @@ fn ctrl_c_stops_a_long_loop_and_cancels_a_line_without_leaving() {
         return;
     }
     let t = repl();
-    t.line("let n = 0;").line("loop { n += 1; }");
+    t.entry("let n = 0;");
+    t.typed("loop { n += 1; }").key("Enter");
     std::thread::sleep(Duration::from_millis(500));
-    t.key("C-c");
-    t.wait("stopped here");
-    t.line("n > 1000");
-    t.wait_line("true");
+    let s = t.key_then("C-c", "repl> ");
+    assert!(s.contains("interrupted") && s.contains("stopped here"), "{s}");
+    assert_line(&t.entry("n > 1000"), "true");
     // Ctrl-C at the prompt drops the line being typed.
-    t.typed("netns::add(\"zzz\")").key("C-c");
-    t.line("netns::exists(\"zzz\")");
-    t.wait_line("false");
+    t.typed("netns::add(\"zzz\")");
+    t.key_then("C-c", "repl> ");
+    assert_line(&t.entry("netns::exists(\"zzz\")"), "false");
 }
 
 #[test]
@@ -270,8 +303,7 @@ fn ctrl_d_leaves() {
         return;
     }
     let t = repl();
-    t.line("netns::add(\"red\");").line("netns::exists(\"red\")");
-    t.wait_line("true");
+    t.entry("netns::add(\"red\");");
     t.key("C-d");
     let s = t.wait("[exited 0]");
     assert!(s.contains("lab repl (1 operations) vanishes with the sandbox"), "{s}");
@@ -287,17 +319,14 @@ fn load_show_and_destroy() {
         "param hosts = [\"red\", \"green\"];\nlet loaded = true;\nfor h in hosts { netns::add(h); }\n",
     );
     let t = repl();
-    t.line(&format!(":load {file}"));
-    t.wait(&format!("loaded {file}: 2 new operations"));
-    t.line("loaded && hosts.len() == 2");
-    t.wait_line("true");
-    t.line(":show");
-    let s = t.wait("netns red");
-    assert!(s.contains("netns green") && s.contains("lab repl: 2 operations"), "{s}");
-    t.line(":destroy");
-    t.wait("removed lab repl: 2 operations undone");
-    t.line("netns::list()");
-    t.wait_line("[\"internet\"]");
+    assert!(
+        t.entry(&format!(":load {file}")).contains(&format!("loaded {file}: 2 new operations"))
+    );
+    assert_line(&t.entry("loaded && hosts.len() == 2"), "true");
+    let s = t.entry(":show");
+    assert!(s.contains("netns red") && s.contains("netns green"), "{s}");
+    assert!(t.entry(":destroy").contains("removed lab repl: 2 operations undone"));
+    assert_line(&t.entry("netns::list()"), "[\"internet\"]");
 }
 
 #[test]
@@ -307,18 +336,17 @@ fn run_interactive_opens_the_repl_with_the_recipes_variables() {
     }
     let file = recipe(
         "repl-run-i.rhai",
-        "import \"lab\" as lab;\nparam hosts = [\"red\"];\nlet greeting = \"hi\";\nfn twice(v) { v + v }\nnetns::add(hosts[0]);\n",
+        "import \"lab\" as lab;\nparam hosts = [\"red\"];\nlet greeting = \"hi\";\n\
+         fn twice(v) { v + v }\nnetns::add(hosts[0]);\n",
     );
-    let t = Term::start(&["run", "-i", "--sandbox", &file]);
-    t.wait("repl-run-i> ");
-    t.line("twice(greeting)");
-    t.wait_line("\"hihi\"");
-    t.line("netns::list()");
-    t.wait_line("[\"internet\", \"red\"]");
+    let t = Term::start(&["run", "-i", "--sandbox", &file], "repl-run-i> ");
+    assert_line(&t.entry("twice(greeting)"), "\"hihi\"");
+    assert_line(&t.entry("netns::list()"), "[\"internet\", \"red\"]");
     // The recipe's imports stay usable.
-    t.typed("lab::").key("Tab").key("Tab");
-    t.wait("attach");
-    t.key("C-c").key("C-d");
+    t.typed("lab::").key("Tab");
+    t.key_then("Tab", "attach");
+    t.key_then("C-c", "repl-run-i> ");
+    t.key("C-d");
     let s = t.wait("[exited 0]");
     assert!(s.contains("lab repl-run-i (1 operations) vanishes with the sandbox"), "{s}");
 }
@@ -330,7 +358,8 @@ fn piped_input_runs_entry_by_entry() {
     if !kernel_tests_possible() {
         return;
     }
-    let state = root().join("target").join("repl-state").join(format!("piped-{}", std::process::id()));
+    let state =
+        root().join("target").join("repl-state").join(format!("piped-{}", std::process::id()));
     let mut child = Command::new(bin())
         .args(["repl", "--sandbox"])
         .current_dir(root())
@@ -347,13 +376,19 @@ fn piped_input_runs_entry_by_entry() {
         .stdin
         .take()
         .unwrap()
-        .write_all(b"let hosts = [\"red\",\n  \"green\"];\nfor h in hosts {\n  netns::add(h);\n}\nnetns::ad(\"x\");\nnetns::list()\n")
+        .write_all(
+            b"let hosts = [\"red\",\n  \"green\"];\nfor h in hosts {\n  netns::add(h);\n}\n\
+              netns::ad(\"x\");\nnetns::list()\n",
+        )
         .unwrap();
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let _ = std::fs::remove_dir_all(&state);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(stdout.contains("[\"green\", \"internet\", \"red\"]"), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        stdout.contains("[\"green\", \"internet\", \"red\"]"),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     assert!(stderr.contains("did you mean netns::add?"), "{stderr}");
 }

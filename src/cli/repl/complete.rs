@@ -24,28 +24,45 @@ pub struct Names {
 pub const COMMANDS: &[&str] = &[":help", ":load", ":show", ":destroy", ":quit"];
 
 const KEYWORDS: &[&str] = &[
-    "let", "const", "fn", "if", "else", "for", "in", "while", "loop", "do", "until", "break", "continue", "return",
-    "throw", "try", "catch", "switch", "import", "as", "true", "false", "param",
+    "let", "const", "fn", "if", "else", "for", "in", "while", "loop", "do", "until", "break",
+    "continue", "return", "throw", "try", "catch", "switch", "import", "as", "true", "false",
+    "param",
 ];
 
-const BUILTINS: &[&str] = &["print", "debug", "assert", "type_of", "range", "parse_int", "to_string"];
+const BUILTINS: &[&str] =
+    &["print", "debug", "assert", "type_of", "range", "parse_int", "to_string"];
 
 /// Where the cursor is, as far as completion cares.
 #[derive(Debug, PartialEq)]
 pub enum Spot {
     /// `:he`
-    Command { prefix: String },
+    Command {
+        prefix: String,
+    },
     /// `:help net`
-    HelpTopic { prefix: String },
+    HelpTopic {
+        prefix: String,
+    },
     /// `:load scr`
     File,
     /// `netns::ad`
-    Path { module: String, prefix: String },
+    Path {
+        module: String,
+        prefix: String,
+    },
     /// `ho` (a variable, module, function or keyword)
-    Word { prefix: String },
+    Word {
+        prefix: String,
+    },
     /// Inside a string literal that is argument `index` of `call`; `args` holds the earlier
     /// arguments that are plain string literals.
-    Arg { call: String, index: usize, args: Vec<Option<String>>, prefix: String, quote: char },
+    Arg {
+        call: String,
+        index: usize,
+        args: Vec<Option<String>>,
+        prefix: String,
+        quote: char,
+    },
     Nothing,
 }
 
@@ -74,7 +91,10 @@ fn is_word(c: char) -> bool {
 /// The identifier path ending at byte `end` (whitespace before `end` skipped).
 fn callee(text: &str, end: usize) -> Option<String> {
     let t = text[..end].trim_end();
-    let start = t.rfind(|c: char| !is_word(c)).map(|i| i + t[i..].chars().next().map_or(1, char::len_utf8)).unwrap_or(0);
+    let start = t
+        .rfind(|c: char| !is_word(c))
+        .map(|i| i + t[i..].chars().next().map_or(1, char::len_utf8))
+        .unwrap_or(0);
     let name = &t[start..];
     (!name.is_empty() && !name.starts_with(|c: char| c.is_ascii_digit())).then(|| name.to_string())
 }
@@ -85,7 +105,9 @@ pub fn spot(text: &str) -> Spot {
     if trimmed.starts_with(':') {
         return match trimmed.split_once(char::is_whitespace) {
             None => Spot::Command { prefix: trimmed.to_string() },
-            Some((":help" | ":h", rest)) => Spot::HelpTopic { prefix: rest.trim_start().to_string() },
+            Some((":help" | ":h", rest)) => {
+                Spot::HelpTopic { prefix: rest.trim_start().to_string() }
+            }
             Some((":load", _)) => Spot::File,
             Some(_) => Spot::Nothing,
         };
@@ -134,7 +156,9 @@ pub fn spot(text: &str) -> Spot {
                     None => {
                         let prefix = text[start..].to_string();
                         return match stack.pop() {
-                            Some(Frame { call: Some(call), index, args, tokens: 0 }) if c != '\'' => {
+                            Some(Frame { call: Some(call), index, args, tokens: 0 })
+                                if c != '\'' =>
+                            {
                                 Spot::Arg { call, index, args, prefix, quote: c }
                             }
                             _ => Spot::Nothing,
@@ -166,13 +190,18 @@ pub fn spot(text: &str) -> Spot {
             }
         }
     }
-    let start = text.rfind(|c: char| !is_word(c)).map(|i| i + text[i..].chars().next().map_or(1, char::len_utf8)).unwrap_or(0);
+    let start = text
+        .rfind(|c: char| !is_word(c))
+        .map(|i| i + text[i..].chars().next().map_or(1, char::len_utf8))
+        .unwrap_or(0);
     let word = &text[start..];
     if word.starts_with(|c: char| c.is_ascii_digit()) {
         return Spot::Nothing;
     }
     match word.rsplit_once("::") {
-        Some((module, prefix)) => Spot::Path { module: module.to_string(), prefix: prefix.to_string() },
+        Some((module, prefix)) => {
+            Spot::Path { module: module.to_string(), prefix: prefix.to_string() }
+        }
         None => Spot::Word { prefix: word.to_string() },
     }
 }
@@ -190,6 +219,10 @@ pub enum Want {
 /// the parameter names in the metadata (`ns`, `dev`, `bridge`, ...).
 pub fn wants(module: &str, func: &str, index: usize) -> Vec<Want> {
     let mut out = Vec::new();
+    // Stdlib functions name their parameters freely (`dev` may be a name to create).
+    if !docs::modules().iter().any(|m| m == module) {
+        return out;
+    }
     for form in docs::forms(module, func) {
         let Some((param, _)) = form.params.get(index) else { continue };
         let ns_arg = form.params[..index].iter().position(|(n, _)| n == "ns" || n == "from");
@@ -228,7 +261,12 @@ pub fn live_names(b: &dyn Backend, wants: &[Want], args: &[Option<String>]) -> V
                 let Some(ns) = ns_of(i) else { continue };
                 let links = b.links(ns.as_deref()).unwrap_or_default();
                 let bridges_only = matches!(w, Want::Bridge(_));
-                out.extend(links.into_iter().filter(|l| !bridges_only || l.kind == "bridge").map(|l| l.name));
+                out.extend(
+                    links
+                        .into_iter()
+                        .filter(|l| !bridges_only || l.kind == "bridge")
+                        .map(|l| l.name),
+                );
             }
         }
     }
@@ -247,16 +285,23 @@ impl Completer {
         Completer { names, files: FilenameCompleter::new() }
     }
 
-    pub fn complete(&self, line: &str, pos: usize, ctx: &rustyline::Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
+    pub fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        ctx: &rustyline::Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
         let after = &line[pos..];
         let pairs = |prefix: &str, items: Vec<String>, suffix: &str| -> (usize, Vec<Pair>) {
-            let mut items: Vec<String> = items.into_iter().filter(|s| s.starts_with(prefix)).collect();
+            let mut items: Vec<String> =
+                items.into_iter().filter(|s| s.starts_with(prefix)).collect();
             items.sort();
             items.dedup();
             let v = items
                 .into_iter()
                 .map(|s| {
-                    let replacement = if after.starts_with(suffix) { s.clone() } else { format!("{s}{suffix}") };
+                    let replacement =
+                        if after.starts_with(suffix) { s.clone() } else { format!("{s}{suffix}") };
                     Pair { display: s, replacement }
                 })
                 .collect();
@@ -264,7 +309,9 @@ impl Completer {
         };
         let names = self.names.borrow();
         Ok(match spot(&line[..pos]) {
-            Spot::Command { prefix } => pairs(&prefix, COMMANDS.iter().map(|s| s.to_string()).collect(), ""),
+            Spot::Command { prefix } => {
+                pairs(&prefix, COMMANDS.iter().map(|s| s.to_string()).collect(), "")
+            }
             Spot::HelpTopic { prefix } => {
                 let mut topics: Vec<String> = docs::modules().to_vec();
                 topics.extend(docs::all().iter().map(|d| format!("{}::{}", d.module, d.name)));
@@ -275,12 +322,18 @@ impl Completer {
                 let fns: Vec<String> = if docs::modules().contains(&module) {
                     docs::functions(&module).into_iter().map(str::to_string).collect()
                 } else {
-                    names.imports.iter().find(|(a, _)| *a == module).map(|(_, f)| f.clone()).unwrap_or_default()
+                    names
+                        .imports
+                        .iter()
+                        .find(|(a, _)| *a == module)
+                        .map(|(_, f)| f.clone())
+                        .unwrap_or_default()
                 };
                 pairs(&prefix, fns, "(")
             }
             Spot::Word { prefix } => {
-                let mut items: Vec<String> = docs::modules().iter().map(|m| format!("{m}::")).collect();
+                let mut items: Vec<String> =
+                    docs::modules().iter().map(|m| format!("{m}::")).collect();
                 items.extend(names.imports.iter().map(|(a, _)| format!("{a}::")));
                 items.extend(names.vars.iter().cloned());
                 items.extend(KEYWORDS.iter().map(|s| s.to_string()));
@@ -343,5 +396,6 @@ mod tests {
         assert_eq!(wants("link", "set_master", 1), [Want::Bridge(None), Want::Link(Some(0))]);
         assert_eq!(wants("bridge", "ports", 0), [Want::Bridge(None), Want::Netns]);
         assert_eq!(wants("veth", "add", 2), [Want::Netns]);
+        assert_eq!(wants("lab", "attach", 2), []);
     }
 }

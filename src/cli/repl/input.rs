@@ -161,7 +161,12 @@ impl rustyline::Helper for Helper {}
 impl rustyline::completion::Completer for Helper {
     type Candidate = rustyline::completion::Pair;
 
-    fn complete(&self, line: &str, pos: usize, ctx: &rustyline::Context<'_>) -> rustyline::Result<(usize, Vec<Self::Candidate>)> {
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        ctx: &rustyline::Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Self::Candidate>)> {
         self.completer.complete(line, pos, ctx)
     }
 }
@@ -182,10 +187,18 @@ impl Validator for Helper {
 
 impl Highlighter for Helper {
     fn highlight<'l>(&self, line: &'l str, _pos: usize) -> Cow<'l, str> {
-        if line.contains('\n') { Cow::Owned(self.look.continuation(line)) } else { Cow::Borrowed(line) }
+        if line.contains('\n') {
+            Cow::Owned(self.look.continuation(line))
+        } else {
+            Cow::Borrowed(line)
+        }
     }
 
-    fn highlight_prompt<'b, 's: 'b, 'p: 'b>(&'s self, prompt: &'p str, _default: bool) -> Cow<'b, str> {
+    fn highlight_prompt<'b, 's: 'b, 'p: 'b>(
+        &'s self,
+        prompt: &'p str,
+        _default: bool,
+    ) -> Cow<'b, str> {
         if self.look.color {
             Cow::Owned(format!("\x1b[1m{prompt}\x1b[0m"))
         } else {
@@ -194,7 +207,11 @@ impl Highlighter for Helper {
     }
 
     fn highlight_hint<'h>(&self, hint: &'h str) -> Cow<'h, str> {
-        if self.look.color { Cow::Owned(format!("\x1b[2m{hint}\x1b[0m")) } else { Cow::Borrowed(hint) }
+        if self.look.color {
+            Cow::Owned(format!("\x1b[2m{hint}\x1b[0m"))
+        } else {
+            Cow::Borrowed(hint)
+        }
     }
 
     fn highlight_char(&self, _line: &str, _pos: usize, _kind: CmdKind) -> bool {
@@ -228,8 +245,16 @@ mod tests {
         assert_eq!(status(""), Status::Complete);
         assert_eq!(status("netns::add(\"red\");"), Status::Complete);
         assert_eq!(status("for i in 0..3 {\n  print(i);\n}"), Status::Complete);
-        assert_eq!(status("let x = (1));"), Status::Complete, "a stray ) is an error, not more input");
-        assert_eq!(status("let s = \"abc"), Status::Complete, "a \" string cannot continue without \\");
+        assert_eq!(
+            status("let x = (1));"),
+            Status::Complete,
+            "a stray ) is an error, not more input"
+        );
+        assert_eq!(
+            status("let s = \"abc"),
+            Status::Complete,
+            "a \" string cannot continue without \\"
+        );
         assert_eq!(status("x = 1; }"), Status::Complete);
         assert_eq!(status("param hosts = 3;"), Status::Complete);
     }

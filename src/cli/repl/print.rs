@@ -7,8 +7,9 @@ use rhai::{Array, Dynamic, Map};
 /// Column order for the maps nslab returns (LinkInfo, AddrInfo, RouteInfo, NeighInfo,
 /// FdbEntry, probe results): the order a person scans them in. Other keys follow, sorted.
 const ORDER: &[&str] = &[
-    "name", "ns", "dev", "ip", "cidr", "dest", "via", "index", "kind", "state", "oper", "mac", "port", "mtu", "master",
-    "family", "scope", "proto", "local", "ageing", "ok", "sent", "received", "rtt_ms", "status", "stdout", "stderr",
+    "name", "ns", "dev", "ip", "cidr", "dest", "via", "index", "kind", "state", "oper", "mac",
+    "port", "mtu", "master", "family", "scope", "proto", "local", "ageing", "ok", "sent",
+    "received", "rtt_ms", "status", "stdout", "stderr",
 ];
 
 pub struct Style {
@@ -27,7 +28,11 @@ pub fn render(v: &Dynamic, style: &Style) -> String {
         return String::new();
     }
     if let Some(s) = string(v) {
-        return if s.contains('\n') { s.trim_end_matches('\n').to_string() } else { format!("{s:?}") };
+        return if s.contains('\n') {
+            s.trim_end_matches('\n').to_string()
+        } else {
+            format!("{s:?}")
+        };
     }
     if let Some(a) = v.read_lock::<Array>() {
         return array(&a, style);
@@ -124,8 +129,10 @@ fn table(a: &Array, style: &Style) -> String {
     let maps: Vec<Map> = a.iter().filter_map(|v| v.read_lock::<Map>().map(|m| m.clone())).collect();
     let rows: Vec<&Map> = maps.iter().collect();
     let cols = columns(&rows);
-    let cells: Vec<Vec<String>> =
-        rows.iter().map(|r| cols.iter().map(|c| r.get(c.as_str()).map_or_else(|| "-".into(), cell)).collect()).collect();
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| cols.iter().map(|c| r.get(c.as_str()).map_or_else(|| "-".into(), cell)).collect())
+        .collect();
     let numeric: Vec<bool> = cols
         .iter()
         .map(|c| {
@@ -137,7 +144,9 @@ fn table(a: &Array, style: &Style) -> String {
     let widths: Vec<usize> = cols
         .iter()
         .enumerate()
-        .map(|(i, c)| cells.iter().map(|r| r[i].chars().count()).chain([c.chars().count()]).max().unwrap_or(0))
+        .map(|(i, c)| {
+            cells.iter().map(|r| r[i].chars().count()).chain([c.chars().count()]).max().unwrap_or(0)
+        })
         .collect();
     let line = |items: &[String], header: bool| -> String {
         let mut s = String::new();
@@ -186,7 +195,11 @@ fn map(m: &Map, style: &Style) -> String {
                 Some(s) => format!("{:?}", s.trim_end_matches('\n')),
                 None => inline(v),
             };
-            out.push(format!("{}{}  {text}", style.bold(&k), " ".repeat(width - k.chars().count())));
+            out.push(format!(
+                "{}{}  {text}",
+                style.bold(&k),
+                " ".repeat(width - k.chars().count())
+            ));
         }
     }
     out.join("\n")
@@ -220,7 +233,10 @@ mod tests {
 
     #[test]
     fn maps_are_aligned_lines() {
-        assert_eq!(show("#{ok: true, sent: 3, received: 3, rtt_ms: 0.0456}"), "ok        true\nsent      3\nreceived  3\nrtt_ms    0.046");
+        assert_eq!(
+            show("#{ok: true, sent: 3, received: 3, rtt_ms: 0.0456}"),
+            "ok        true\nsent      3\nreceived  3\nrtt_ms    0.046"
+        );
         assert_eq!(
             show(r#"#{status: 0, stdout: "a\nb\n", stderr: ""}"#),
             "status  0\nstdout\n  a\n  b\nstderr  \"\""

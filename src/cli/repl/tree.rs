@@ -8,7 +8,11 @@ use crate::net::info::{AddrInfo, LinkInfo};
 
 fn link_line(l: &LinkInfo, addrs: &[AddrInfo]) -> String {
     let mut s = format!("{:<15} {:<8} {:<4}", l.name, l.kind, l.state);
-    let a: Vec<&str> = addrs.iter().filter(|a| a.dev == l.name && a.scope != "link").map(|a| a.cidr.as_str()).collect();
+    let a: Vec<&str> = addrs
+        .iter()
+        .filter(|a| a.dev == l.name && a.scope != "link")
+        .map(|a| a.cidr.as_str())
+        .collect();
     if !a.is_empty() {
         s.push_str(&format!(" {}", a.join(" ")));
     }
@@ -35,7 +39,8 @@ pub fn render(b: &dyn Backend) -> String {
     let place = |title: String, ns: Option<&str>, all: bool, out: &mut Vec<String>| {
         let links = b.links(ns).unwrap_or_default();
         let addrs = b.addrs(ns).unwrap_or_default();
-        let mine: Vec<&LinkInfo> = links.iter().filter(|l| all || l.alias.as_deref() == Some(tag.as_str())).collect();
+        let mine: Vec<&LinkInfo> =
+            links.iter().filter(|l| all || l.alias.as_deref() == Some(tag.as_str())).collect();
         if mine.is_empty() && !all {
             return;
         }
@@ -48,7 +53,8 @@ pub fn render(b: &dyn Backend) -> String {
                 out.push(format!("  route {} via {}", r.dest, r.via.as_deref().unwrap_or("")));
             }
         }
-        let rules: Vec<String> = b.nat_list(ns).unwrap_or_default().into_iter().filter(|r| r.contains(&tag)).collect();
+        let rules: Vec<String> =
+            b.nat_list(ns).unwrap_or_default().into_iter().filter(|r| r.contains(&tag)).collect();
         for r in rules {
             out.push(format!("  nat {r}"));
         }
