@@ -372,6 +372,13 @@ pub fn markdown(docs: &[FnDoc]) -> String {
     out
 }
 
+/// Writes to stdout; a reader that went away (`nslab doc | head`) is not an error.
+pub fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+}
+
 fn unknown(what: String, help: String) -> Failed {
     fail(crate::net::NetError::new(what).with_help(help))
 }
@@ -379,11 +386,11 @@ fn unknown(what: String, help: String) -> Failed {
 pub fn run(a: Args) -> Result<(), Failed> {
     let docs = collect();
     if a.markdown {
-        print!("{}", markdown(&docs));
+        emit(&markdown(&docs));
         return Ok(());
     }
     let Some(what) = a.what else {
-        print!("{}", overview(&docs));
+        emit(&overview(&docs));
         return Ok(());
     };
     let modules: BTreeMap<String, ()> = docs.iter().map(|d| (d.module.clone(), ())).collect();
@@ -425,9 +432,9 @@ pub fn run(a: Args) -> Result<(), Failed> {
         }
     };
     if name.is_none() && is_stdlib(&module) {
-        println!("import \"{module}\" as {module};\n");
+        emit(&format!("import \"{module}\" as {module};\n\n"));
     }
-    print!("{}", full(&chosen));
+    emit(&full(&chosen));
     Ok(())
 }
 

@@ -29,9 +29,9 @@ pub fn run(a: Args) -> Result<(), Failed> {
             .collect();
         let v =
             serde_json::json!({"recipe": name, "description": r.description(), "params": params});
-        println!("{}", serde_json::to_string_pretty(&v).expect("plain JSON"));
+        super::doc::emit(&(serde_json::to_string_pretty(&v).expect("plain JSON") + "\n"));
     } else {
-        print!("{}", render(&name, &r.description(), &r.params));
+        super::doc::emit(&render(&name, &r.description(), &r.params));
     }
     Ok(())
 }

@@ -49,17 +49,14 @@ pub fn run(a: Args) -> Result<(), Failed> {
         eprintln!("nothing printed: `nslab run` would stop (and roll back) at this error too");
         return Err(Failed(1));
     }
-    print!(
-        "{}",
-        render(
-            &r.path.display().to_string(),
-            &lab,
-            &r.params,
-            &overrides,
-            sandboxed,
-            &plan.lines()
-        )
-    );
+    super::doc::emit(&render(
+        &r.path.display().to_string(),
+        &lab,
+        &r.params,
+        &overrides,
+        sandboxed,
+        &plan.lines(),
+    ));
     Ok(())
 }
 
