@@ -21,6 +21,11 @@ pub fn build(overrides: Overrides, base: Option<&Path>) -> Engine {
     engine.set_module_resolver(stdlib::Resolver::new(base.map(Path::to_path_buf)));
     engine.register_fn("assert", assert_msg);
     engine.register_fn("assert", assert_plain);
+    // Rhai's default `print` panics when stdout is a closed pipe (`nslab run ... | head`).
+    engine.on_print(|s| {
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), "{s}");
+    });
     engine.on_progress(|_| {
         if INTERRUPTED.load(Ordering::Relaxed) { Some(Dynamic::from("interrupted")) } else { None }
     });

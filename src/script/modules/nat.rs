@@ -44,7 +44,7 @@ pub fn masq(ctx: &NativeCallContext, ns: Option<String>, source: &str, opts: rha
 }
 
 pub fn forward(ctx: &NativeCallContext, ns: Option<String>, p: rhai::INT, target: &str, opts: rhai::Map) -> RhaiResultOf<()> {
-    check_opts(ctx, &opts, &["proto", "in"])?;
+    check_opts(ctx, &opts, &["proto", "iface"])?;
     let p = port(ctx, p)?;
     let t = parse_target(ctx, target)?;
     if t.port() == 0 {
@@ -58,7 +58,7 @@ pub fn forward(ctx: &NativeCallContext, ns: Option<String>, p: rhai::INT, target
         return Err(fail(ctx, invalid(format!("unknown protocol {proto:?}"), "use \"tcp\" or \"udp\"")));
     }
     let mut rule = words(&["-p", &proto]);
-    match opt_str(ctx, &opts, "in")? {
+    match opt_str(ctx, &opts, "iface")? {
         Some(i) => rule.extend(words(&["-i", &ifname(ctx, &i)?])),
         // Only connections addressed to this host itself: without it the rule would also
         // rewrite bridged traffic between two lab hosts that happens to use this port.
@@ -127,7 +127,7 @@ pub mod nat_mod {
         forward(&ctx, None, port, target, rhai::Map::new())
     }
 
-    /// Port forward with options: `#{proto: "udp"}`, `#{in: "uplink"}` (only traffic arriving
+    /// Port forward with options: `#{proto: "udp"}`, `#{iface: "uplink"}` (only traffic arriving
     /// on that interface).
     ///
     /// ```rhai
