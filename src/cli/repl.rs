@@ -60,6 +60,13 @@ pub fn run(a: Args) -> Result<(), Failed> {
     let session = Rc::new(Session::resume_or_start(&a.lab, a.explain).map_err(fail)?);
     if resumed {
         println!("continuing lab {} ({} operations so far)", a.lab, session.applied());
+        // Two processes extending one lab each know only their own objects in memory.
+        if let Some(m) = journal::read_meta(&a.lab)
+            && m.pid != std::process::id()
+            && Path::new(&format!("/proc/{}", m.pid)).exists()
+        {
+            eprintln!("note: process {} that started lab {} is still running", m.pid, a.lab);
+        }
     }
     let engine = engine::build(Overrides::new(), None);
     Repl::new(engine, Scope::new(), AST::empty(), session, a.sandbox, a.explain).interact()

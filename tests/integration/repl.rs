@@ -2,9 +2,8 @@
 //! `nslab run -i --sandbox`) in a detached session on a private socket; the test types with
 //! `send-keys` and reads the screen with `capture-pane`, polling with a deadline.
 //!
-//! Like a person, a test types the next entry only once the prompt is back: rustyline asks
-//! the terminal for the cursor position when a prompt starts, and keys typed in that moment
-//! can be taken for the answer.
+//! Like a person, a test types the next entry once the prompt is back, so what an entry
+//! printed is complete on the screen when the test reads it.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -119,19 +118,31 @@ impl Term {
         self.tmux(&["capture-pane", "-p", "-J", "-S", "-1000", "-t", &self.socket])
     }
 
-    /// Waits until the screen holds `n` occurrences of `text`; panics with the screen.
-    fn wait_n(&self, text: &str, n: usize) -> String {
+    /// Waits until `done(screen)`; panics with the screen after a while.
+    fn wait_for(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + WAIT;
         loop {
             let s = self.screen();
-            if s.matches(text).count() >= n {
+            if done(&s) {
                 return s;
             }
             if Instant::now() > deadline {
-                panic!("timed out waiting for {text:?} (x{n}); the screen:\n{s}");
+                panic!("timed out waiting for {what}; the screen:\n{s}");
             }
             std::thread::sleep(Duration::from_millis(30));
         }
+    }
+
+    /// Waits until the screen holds `n` occurrences of `text`.
+    fn wait_n(&self, text: &str, n: usize) -> String {
+        self.wait_for(&format!("{text:?} (x{n})"), |s| s.matches(text).count() >= n)
+    }
+
+    /// Waits for a line listing exactly `words` (completion candidates).
+    fn wait_words(&self, words: &[&str]) -> String {
+        self.wait_for(&format!("a line {words:?}"), |s| {
+            s.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == words)
+        })
     }
 
     fn wait(&self, text: &str) -> String {
@@ -248,15 +259,18 @@ fn tab_completes_functions_and_live_names() {
     t.wait("netns::exists(\"internet\"");
     assert_line(&t.entry(")"), "true");
     // Every function of a module: a second Tab lists them.
-    t.typed("netns::").key("Tab");
-    let s = t.key_then("Tab", "exists");
-    assert!(
-        s.lines().any(|l| {
-            let words: Vec<&str> = l.split_whitespace().collect();
-            words == ["add", "del", "exec", "exists", "list"]
-        }),
-        "{s}"
-    );
+    t.typed("netns::").key("Tab").key("Tab");
+    t.wait_words(&["add", "del", "exec", "exists", "list"]);
+    t.key_then("C-c", "repl> ");
+    // Variables in scope.
+    t.entry("let greeting = \"hi\";");
+    t.typed("gree").key("Tab");
+    t.wait("repl> greeting");
+    t.key_then("C-c", "repl> ");
+    // Bridges where a bridge is wanted.
+    t.entry("bridge::add(\"br0\");");
+    t.typed("bridge::ports(\"b").key("Tab");
+    t.wait("bridge::ports(\"br0\"");
     t.key_then("C-c", "repl> ");
     // Links inside the netns named by the first argument.
     t.entry("netns::add(\"red\");");
@@ -343,8 +357,8 @@ fn run_interactive_opens_the_repl_with_the_recipes_variables() {
     assert_line(&t.entry("twice(greeting)"), "\"hihi\"");
     assert_line(&t.entry("netns::list()"), "[\"internet\", \"red\"]");
     // The recipe's imports stay usable.
-    t.typed("lab::").key("Tab");
-    t.key_then("Tab", "attach");
+    t.typed("lab::").key("Tab").key("Tab");
+    t.wait_words(&["attach", "gateway"]);
     t.key_then("C-c", "repl-run-i> ");
     t.key("C-d");
     let s = t.wait("[exited 0]");
