@@ -406,3 +406,35 @@ fn piped_input_runs_entry_by_entry() {
     );
     assert!(stderr.contains("did you mean netns::add?"), "{stderr}");
 }
+
+/// Outside `--sandbox` the REPL's lab outlives the REPL: the next `nslab repl` continues it,
+/// and `:destroy` removes it. (Run inside `nslab sandbox`, which stands for the host.)
+#[test]
+fn the_lab_outlives_the_repl_and_the_next_repl_continues_it() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let r = crate::common::sandboxed(
+        r#"export XDG_STATE_HOME=$(mktemp -d)
+printf 'let a = 1;\nnetns::add("red");\n' | nslab repl
+test -e /run/netns/red
+printf 'netns::list()\n:destroy\nnetns::list()\n' | nslab repl
+test ! -e /run/netns/red
+test ! -e /run/nslab/repl
+rm -rf "$XDG_STATE_HOME""#,
+    );
+    r.ok();
+    assert!(
+        r.stdout.contains("lab repl stays up (1 operations): `nslab repl` continues it, `nslab destroy repl` removes it"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("continuing lab repl (1 operations so far)"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(
+            "[\"internet\", \"red\"]\nremoved lab repl: 1 operations undone\n[\"internet\"]"
+        ),
+        "{}",
+        r.stdout
+    );
+}
