@@ -1,30 +1,39 @@
 //! The kernel executor: applies [`Op`]s over rtnetlink and answers queries.
 //!
-//! One rtnetlink connection per netns, created on a thread inside that netns (a netlink
-//! socket stays bound to the netns it was created in) and cached by name. The runtime is a
-//! current-thread runtime driven by `block_on` from the caller's thread: no worker threads
-//! exist that could sit in the wrong namespace.
+//! One synchronous netlink socket per netns ([`super::nl::NlSocket`]), opened by a thread
+//! while inside that netns (a netlink socket stays bound to the netns it was created in) and
+//! cached by name. A netns this executor creates gets its socket while it is being created,
+//! so a new netns costs no thread at all (see [`netns::add_with`]). Every request waits for
+//! its answer before the next one goes out (nl.rs says why requests are not pipelined).
+//! Names are resolved to ifindexes with one `SIOCGIFINDEX` ioctl on that socket, not an
+//! RTM_GETLINK round trip.
+//!
+//! `NSLAB_TIMING=1` prints, at exit, how long each kind of Op took (count, total, mean,
+//! slowest): where a slow build spends its time.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
 
-use futures::TryStreamExt;
 use ipnet::IpNet;
-use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use rtnetlink::packet_route::address::{AddressAttribute, AddressHeaderFlags, AddressMessage, AddressScope};
 use rtnetlink::packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage,
 };
-use rtnetlink::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourState};
+use rtnetlink::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState};
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
-use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
+use rtnetlink::{AddressMessageBuilder, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use super::error::{NetError, NetResult, from_nl, place};
 use super::info::{AddrInfo, FdbEntry, LinkInfo, NeighInfo, RouteInfo, mac_string};
+use super::nl::NlSocket;
 use super::op::{Ns, Op};
 use super::{nat, netns};
 
@@ -37,16 +46,28 @@ pub struct LinkTag {
 }
 
 pub struct Kernel {
-    rt: tokio::runtime::Runtime,
-    handles: RefCell<HashMap<Ns, Handle>>,
+    socks: RefCell<HashMap<Ns, Rc<NlSocket>>>,
     tag: Option<LinkTag>,
-    timing: RefCell<std::collections::BTreeMap<String, (u32, std::time::Duration)>>,
+    /// `--no-ipv6` (see [`Kernel::set_no_ipv6`]).
+    no_ipv6: bool,
+    /// Namespaces this executor created with IPv6 off: links made inside them need no
+    /// per-link sysctl.
+    v6_off_ns: RefCell<HashSet<String>>,
+    /// `NSLAB_TIMING`: per kind of Op, (count, total, slowest).
+    timing: Option<RefCell<BTreeMap<String, (u32, Duration, Duration)>>>,
 }
 
 impl Drop for Kernel {
     fn drop(&mut self) {
-        for (k, (n, d)) in self.timing.borrow().iter() {
-            eprintln!("TIMING {k:24} {n:6} {:10.3} ms {:8.1} us/op", d.as_secs_f64() * 1e3, d.as_secs_f64() * 1e6 / *n as f64);
+        let Some(t) = &self.timing else { return };
+        eprintln!("NSLAB_TIMING {:<16} {:>6} {:>10} {:>9} {:>9}", "op", "count", "total ms", "mean us", "max us");
+        for (k, (n, total, max)) in t.borrow().iter() {
+            eprintln!(
+                "NSLAB_TIMING {k:<16} {n:>6} {:>10.1} {:>9.1} {:>9.0}",
+                total.as_secs_f64() * 1e3,
+                total.as_secs_f64() * 1e6 / f64::from(*n),
+                max.as_secs_f64() * 1e6
+            );
         }
     }
 }
@@ -79,46 +100,53 @@ pub fn no_link(dev: &str, ns: Option<&str>) -> NetError {
 
 impl Kernel {
     pub fn new(tag: Option<LinkTag>) -> NetResult<Kernel> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .enable_time()
-            .build()
-            .map_err(NetError::from)?;
-        Ok(Kernel { rt, handles: RefCell::new(HashMap::new()), tag, timing: Default::default() })
+        let timing = std::env::var_os("NSLAB_TIMING").map(|_| RefCell::new(BTreeMap::new()));
+        Ok(Kernel {
+            socks: RefCell::new(HashMap::new()),
+            tag,
+            no_ipv6: false,
+            v6_off_ns: RefCell::new(HashSet::new()),
+            timing,
+        })
     }
 
     pub fn tag(&self) -> Option<&LinkTag> {
         self.tag.as_ref()
     }
 
-    /// The cached netlink handle for `ns`, connecting on first use.
-    pub fn handle(&self, ns: Option<&str>) -> NetResult<Handle> {
+    /// `--no-ipv6`, for very large labs. Every netns created from now on gets
+    /// `net.ipv6.conf.{all,default}.disable_ipv6=1` before anything is made in it (its `lo`
+    /// loses `::1`, no link there gets an IPv6 address), and every bridge or veth end created
+    /// in a netns this executor did not create (the host side) gets
+    /// `net.ipv6.conf.DEV.disable_ipv6=1` before it can come up. Why: an IPv6 interface
+    /// coming up sends DAD probes, router solicitations and MLD reports, and a bridge floods
+    /// them to every port, so on one bridge that background work grows as N² and competes
+    /// with the build for CPU (RESULTS.md: 3008 packets out of one port of lab(500) within
+    /// 3 s, 1 with IPv6 off).
+    pub fn set_no_ipv6(&mut self, on: bool) {
+        self.no_ipv6 = on;
+    }
+
+    /// The cached netlink socket of `ns`, opened on first use.
+    fn sock(&self, ns: Option<&str>) -> NetResult<Rc<NlSocket>> {
         let key: Ns = ns.map(str::to_string);
-        if let Some(h) = self.handles.borrow().get(&key) {
-            return Ok(h.clone());
+        if let Some(s) = self.socks.borrow().get(&key) {
+            return Ok(s.clone());
         }
-        let rt = self.rt.handle().clone();
-        let connect = move || {
-            let _guard = rt.enter();
-            rtnetlink::new_connection()
-        };
-        let (conn, handle, _) = match ns {
-            None => connect(),
-            Some(_) => netns::run_in(ns, connect)?,
+        let s = match ns {
+            None => NlSocket::open(),
+            Some(_) => netns::run_in(ns, NlSocket::open)?,
         }
         .map_err(|e| NetError::new(format!("cannot open a netlink socket in {}: {e}", place(ns))))?;
-        self.rt.spawn(conn);
-        self.handles.borrow_mut().insert(key, handle.clone());
-        Ok(handle)
+        let s = Rc::new(s);
+        self.socks.borrow_mut().insert(key, s.clone());
+        Ok(s)
     }
 
-    /// Drops the cached connection of a netns: an open socket keeps a deleted netns alive.
+    /// Drops the cached socket of a netns: an open socket keeps a deleted netns alive.
     pub fn forget(&self, ns: &str) {
-        self.handles.borrow_mut().remove(&Some(ns.to_string()));
-    }
-
-    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
-        self.rt.block_on(f)
+        self.socks.borrow_mut().remove(&Some(ns.to_string()));
+        self.v6_off_ns.borrow_mut().remove(ns);
     }
 
     fn tagged<T>(&self, b: LinkMessageBuilder<T>) -> LinkMessageBuilder<T> {
@@ -134,36 +162,76 @@ impl Kernel {
     fn set_alias(&self, ns: Option<&str>, dev: &str) -> NetResult<()> {
         let Some(t) = &self.tag else { return Ok(()) };
         let msg = LinkUnspec::new_with_name(dev).alias(t.alias.clone()).build();
-        let h = self.handle(ns)?;
-        self.block_on(h.link().set(msg).execute()).map_err(|e| link_error(e, dev, ns, "tag"))
+        self.sock(ns)?.ack(RouteNetlinkMessage::SetLink(msg), 0).map_err(|e| link_error(e, dev, ns, "tag"))
+    }
+
+    /// `--no-ipv6` for a link just created in `ns`, before it can come up (so it never gets
+    /// a link-local address). Links inside a netns made with IPv6 off need nothing.
+    fn link_v6_off(&self, ns: Option<&str>, dev: &str) -> NetResult<()> {
+        if !self.no_ipv6 || ns.is_some_and(|n| self.v6_off_ns.borrow().contains(n)) {
+            return Ok(());
+        }
+        let key = format!("net.ipv6.conf.{dev}.disable_ipv6");
+        match ns {
+            // /proc/sys/net resolves against the opening thread's netns, and this thread is
+            // where nslab runs: no netns thread needed.
+            None => std::fs::write(sysctl_path(&key), b"1").map_err(NetError::from),
+            Some(_) => sysctl_set(ns, &key, "1"),
+        }
+        .map_err(|e| NetError::new(format!("cannot turn IPv6 off on {dev} in {} (--no-ipv6): {e}", place(ns))))
     }
 
     pub fn link_index(&self, ns: Option<&str>, dev: &str) -> NetResult<u32> {
-        let h = self.handle(ns)?;
-        let r = self.block_on(async { h.link().get().match_name(dev.to_string()).execute().try_next().await });
-        match r {
-            Ok(Some(m)) => Ok(m.header.index),
-            Ok(None) => Err(no_link(dev, ns)),
-            Err(e) => Err(link_error(e, dev, ns, "find link")),
-        }
+        self.sock(ns)?.index_of(dev).map_err(|e| match e.raw_os_error() {
+            Some(libc::ENODEV) => no_link(dev, ns),
+            _ => NetError::from(e),
+        })
     }
 
     pub fn apply(&self, op: &Op) -> NetResult<()> {
-        let t0 = std::time::Instant::now();
+        let Some(timing) = &self.timing else { return self.apply_inner(op) };
+        let t0 = Instant::now();
         let r = self.apply_inner(op);
-        if std::env::var_os("NSLAB_TIMING").is_some() {
-            let k = format!("{:?}", op).split_whitespace().next().unwrap_or("").to_string();
-            let mut t = self.timing.borrow_mut();
-            let e = t.entry(k).or_insert((0, std::time::Duration::ZERO));
-            e.0 += 1;
-            e.1 += t0.elapsed();
-        }
+        let d = t0.elapsed();
+        let kind = format!("{op:?}").split([' ', '{']).next().unwrap_or_default().to_string();
+        let mut t = timing.borrow_mut();
+        let e = t.entry(kind).or_insert((0, Duration::ZERO, Duration::ZERO));
+        e.0 += 1;
+        e.1 += d;
+        e.2 = e.2.max(d);
         r
     }
 
     fn apply_inner(&self, op: &Op) -> NetResult<()> {
         match op {
-            Op::NetnsAdd { name } => netns::add(name),
+            Op::NetnsAdd { name } => {
+                // The netns is made on this thread, which also opens its netlink socket while
+                // inside (and with --no-ipv6 turns IPv6 off there before anything else exists
+                // in it), then comes back: no thread, no second trip to open the socket.
+                let no_ipv6 = self.no_ipv6;
+                let sock = netns::add_with(name, || -> std::io::Result<NlSocket> {
+                    if no_ipv6 {
+                        for key in ["net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"] {
+                            std::fs::write(sysctl_path(key), b"1")?;
+                        }
+                    }
+                    NlSocket::open()
+                })?;
+                match sock {
+                    Ok(sock) => {
+                        self.socks.borrow_mut().insert(Some(name.clone()), Rc::new(sock));
+                        if no_ipv6 {
+                            self.v6_off_ns.borrow_mut().insert(name.clone());
+                        }
+                        Ok(())
+                    }
+                    Err(e) if no_ipv6 => {
+                        Err(NetError::new(format!("cannot turn IPv6 off in netns {name} (--no-ipv6): {e}")))
+                    }
+                    // The netns exists; the next call in it opens a socket the usual way.
+                    Err(_) => Ok(()),
+                }
+            }
             Op::NetnsDel { name } => {
                 // Open sockets keep a deleted netns alive: our handle and any probe server.
                 self.forget(name);
@@ -173,9 +241,11 @@ impl Kernel {
             Op::BridgeAdd { ns, name } => {
                 let ns = ns.as_deref();
                 let msg = self.tagged(LinkMessageBuilder::<LinkBridge>::new(name)).build();
-                let h = self.handle(ns)?;
-                self.block_on(h.link().add(msg).execute()).map_err(|e| link_error(e, name, ns, "create bridge"))?;
-                self.set_alias(ns, name)
+                self.sock(ns)?
+                    .ack(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)
+                    .map_err(|e| link_error(e, name, ns, "create bridge"))?;
+                self.set_alias(ns, name)?;
+                self.link_v6_off(ns, name)
             }
             Op::VethAdd { ns, name, peer, peer_ns } => {
                 let ns = ns.as_deref();
@@ -186,14 +256,25 @@ impl Kernel {
                     Some(p) => Some(netns::open(p)?),
                     None => None,
                 };
-                let mut peer_msg = self.tagged(LinkUnspec::new_with_name(peer));
+                // One TX and one RX queue per end (`numtxqueues 1 numrxqueues 1`). By default
+                // the kernel allocates one per possible CPU and then shrinks the veth to the
+                // single queue it uses, which waits for an expedited RCU grace period per end
+                // (veth_init_queues -> netif_set_real_num_tx_queues): 399 of them in lab(200),
+                // 14 ms on an idle machine, 185 ms with a compile running (`perf sched`). The
+                // queue in use is the same either way; only raising the count later with
+                // `ethtool -L` (multi-queue XDP) is not possible.
+                let one_queue = |b: LinkMessageBuilder<LinkUnspec>| {
+                    b.append_extra_attribute(LinkAttribute::NumTxQueues(1)).append_extra_attribute(LinkAttribute::NumRxQueues(1))
+                };
+                let mut peer_msg = one_queue(self.tagged(LinkUnspec::new_with_name(peer)));
                 if let Some(fd) = &peer_fd {
                     peer_msg = peer_msg.setns_by_fd(fd.as_raw_fd());
                 }
                 let b = self.tagged(LinkVeth::new(name, peer))
+                    .append_extra_attribute(LinkAttribute::NumTxQueues(1))
+                    .append_extra_attribute(LinkAttribute::NumRxQueues(1))
                     .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg.build())));
-                let h = self.handle(ns)?;
-                let r = self.block_on(h.link().add(b.build()).execute());
+                let r = self.sock(ns)?.ack(RouteNetlinkMessage::NewLink(b.build()), NLM_F_CREATE | NLM_F_EXCL);
                 drop(peer_fd);
                 r.map_err(|e| match super::error::errno_of(&e) {
                     Some(libc::EEXIST) => NetError::new(format!(
@@ -205,15 +286,17 @@ impl Kernel {
                     .with_help("pick other names, or remove the old links (`nslab destroy LAB` if a lab made them)"),
                     _ => link_error(e, name, ns, "create veth"),
                 })?;
+                let peer_at = peer_ns.as_deref().or(ns);
                 self.set_alias(ns, name)?;
-                self.set_alias(peer_ns.as_deref().or(ns), peer)
+                self.set_alias(peer_at, peer)?;
+                self.link_v6_off(ns, name)?;
+                self.link_v6_off(peer_at, peer)
             }
             Op::LinkUp { ns, dev } | Op::LinkDown { ns, dev } => {
                 let ns = ns.as_deref();
                 let b = LinkUnspec::new_with_name(dev);
                 let b = if matches!(op, Op::LinkUp { .. }) { b.up() } else { b.down() };
-                let h = self.handle(ns)?;
-                self.block_on(h.link().set(b.build()).execute()).map_err(|e| link_error(e, dev, ns, "set state of"))
+                self.sock(ns)?.ack(RouteNetlinkMessage::SetLink(b.build()), 0).map_err(|e| link_error(e, dev, ns, "set state of"))
             }
             Op::LinkSetMaster { ns, dev, master } => {
                 let ns = ns.as_deref();
@@ -229,8 +312,7 @@ impl Kernel {
                     }
                     None => b.nocontroller(),
                 };
-                let h = self.handle(ns)?;
-                self.block_on(h.link().set(b.build()).execute()).map_err(|e| {
+                self.sock(ns)?.ack(RouteNetlinkMessage::SetLink(b.build()), 0).map_err(|e| {
                     from_nl(e, &format!("cannot set master of {dev}"), |errno| match errno {
                         libc::ENODEV => Some(no_link(dev, ns)),
                         libc::EOPNOTSUPP | libc::EINVAL => Some(
@@ -252,8 +334,7 @@ impl Kernel {
                 let ns = ns.as_deref();
                 let fd = netns::open(to)?;
                 let b = LinkUnspec::new_with_name(dev).setns_by_fd(fd.as_raw_fd());
-                let h = self.handle(ns)?;
-                let r = self.block_on(h.link().set(b.build()).execute());
+                let r = self.sock(ns)?.ack(RouteNetlinkMessage::SetLink(b.build()), 0);
                 drop(fd);
                 r.map_err(|e| {
                     from_nl(e, &format!("cannot move {dev} to netns {to}"), |errno| match errno {
@@ -270,23 +351,25 @@ impl Kernel {
                 let ns = ns.as_deref();
                 let mut b = LinkUnspec::new_with_name(dev).build();
                 b.header.index = 0;
-                let h = self.handle(ns)?;
-                self.block_on(h.link().del_with_message(b).execute()).map_err(|e| link_error(e, dev, ns, "delete link"))
+                self.sock(ns)?.ack(RouteNetlinkMessage::DelLink(b), 0).map_err(|e| link_error(e, dev, ns, "delete link"))
             }
             Op::AddrAdd { ns, dev, cidr } | Op::AddrDel { ns, dev, cidr } => {
                 let nsr = ns.as_deref();
                 let idx = self.link_index(nsr, dev)?;
-                let h = self.handle(nsr)?;
+                let sock = self.sock(nsr)?;
                 let add = matches!(op, Op::AddrAdd { .. });
                 let r = if add {
-                    let mut req = h.address().add(idx, cidr.addr(), cidr.prefix_len());
+                    let mut m = match cidr.addr() {
+                        IpAddr::V4(a) => AddressMessageBuilder::<std::net::Ipv4Addr>::new().index(idx).address(a, cidr.prefix_len()).build(),
+                        IpAddr::V6(a) => AddressMessageBuilder::<std::net::Ipv6Addr>::new().index(idx).address(a, cidr.prefix_len()).build(),
+                    };
                     if cidr.addr().is_ipv6() {
                         // `nodad`: duplicate address detection keeps a new IPv6 address
                         // tentative (unusable) for 1-2 s on a fresh veth, and a lab's
                         // addresses are unique by construction.
-                        req.message_mut().header.flags |= AddressHeaderFlags::Nodad;
+                        m.header.flags |= AddressHeaderFlags::Nodad;
                     }
-                    self.block_on(req.execute())
+                    sock.ack(RouteNetlinkMessage::NewAddress(m), NLM_F_CREATE | NLM_F_EXCL)
                 } else {
                     let mut m = AddressMessage::default();
                     m.header.family = family(cidr.addr());
@@ -294,7 +377,7 @@ impl Kernel {
                     m.header.index = idx;
                     m.attributes.push(AddressAttribute::Local(cidr.addr()));
                     m.attributes.push(AddressAttribute::Address(cidr.addr()));
-                    self.block_on(h.address().del(m).execute())
+                    sock.ack(RouteNetlinkMessage::DelAddress(m), 0)
                 };
                 r.map_err(|e| {
                     from_nl(e, &format!("cannot {} address {cidr} on {dev}", if add { "add" } else { "delete" }), |errno| {
@@ -307,6 +390,15 @@ impl Kernel {
                                 "{dev} in {} has no address {cidr}",
                                 place(nsr)
                             ))),
+                            // The kernel's answer when IPv6 is disabled on the device.
+                            libc::EACCES if cidr.addr().is_ipv6() => Some(if self.no_ipv6 {
+                                NetError::new(format!("IPv6 is off in this lab: cannot add {cidr} to {dev}"))
+                                    .with_help("this run has --no-ipv6; run without it to use IPv6 addresses")
+                            } else {
+                                NetError::new(format!("IPv6 is disabled on {dev} in {}", place(nsr))).with_help(
+                                    format!("net.ipv6.conf.{dev}.disable_ipv6 is 1 there; set it to 0 first (sysctl::set)"),
+                                )
+                            }),
                             _ => None,
                         }
                     })
@@ -315,12 +407,12 @@ impl Kernel {
             Op::RouteAdd { ns, dest, via, dev } | Op::RouteDel { ns, dest, via, dev } => {
                 let nsr = ns.as_deref();
                 let msg = self.route_message(nsr, *dest, *via, dev.as_deref())?;
-                let h = self.handle(nsr)?;
+                let sock = self.sock(nsr)?;
                 let add = matches!(op, Op::RouteAdd { .. });
                 let r = if add {
-                    self.block_on(h.route().add(msg).execute())
+                    sock.ack(RouteNetlinkMessage::NewRoute(msg), NLM_F_CREATE | NLM_F_EXCL)
                 } else {
-                    self.block_on(h.route().del(msg).execute())
+                    sock.ack(RouteNetlinkMessage::DelRoute(msg), 0)
                 };
                 let d = dest.map(|d| d.to_string()).unwrap_or_else(|| "default".into());
                 r.map_err(|e| {
@@ -391,16 +483,19 @@ impl Kernel {
     pub fn del_group(&self, ns: Option<&str>, group: u32) -> NetResult<()> {
         let mut m = LinkMessage::default();
         m.attributes.push(LinkAttribute::Group(group));
-        let h = self.handle(ns)?;
-        self.block_on(h.link().del_with_message(m).execute())
+        self.sock(ns)?
+            .ack(RouteNetlinkMessage::DelLink(m), 0)
             .map_err(|e| from_nl(e, &format!("cannot delete link group {group} in {}", place(ns)), |_| None))
     }
 
     pub fn links(&self, ns: Option<&str>) -> NetResult<Vec<LinkInfo>> {
-        let h = self.handle(ns)?;
         let msgs: Vec<LinkMessage> = self
-            .block_on(h.link().get().execute().try_collect())
-            .map_err(|e| from_nl(e, &format!("cannot list links in {}", place(ns)), |_| None))?;
+            .sock(ns)?
+            .dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))
+            .map_err(|e| from_nl(e, &format!("cannot list links in {}", place(ns)), |_| None))?
+            .into_iter()
+            .filter_map(|m| if let RouteNetlinkMessage::NewLink(m) = m { Some(m) } else { None })
+            .collect();
         let names: HashMap<u32, String> = msgs
             .iter()
             .filter_map(|m| {
@@ -415,10 +510,13 @@ impl Kernel {
 
     pub fn addrs(&self, ns: Option<&str>) -> NetResult<Vec<AddrInfo>> {
         let names = self.link_names(ns)?;
-        let h = self.handle(ns)?;
         let msgs: Vec<AddressMessage> = self
-            .block_on(h.address().get().execute().try_collect())
-            .map_err(|e| from_nl(e, &format!("cannot list addresses in {}", place(ns)), |_| None))?;
+            .sock(ns)?
+            .dump(RouteNetlinkMessage::GetAddress(AddressMessage::default()))
+            .map_err(|e| from_nl(e, &format!("cannot list addresses in {}", place(ns)), |_| None))?
+            .into_iter()
+            .filter_map(|m| if let RouteNetlinkMessage::NewAddress(m) = m { Some(m) } else { None })
+            .collect();
         Ok(msgs
             .iter()
             .filter_map(|m| {
@@ -449,12 +547,15 @@ impl Kernel {
     /// Routes of the main table (what `ip route` and `ip -6 route` show).
     pub fn routes(&self, ns: Option<&str>) -> NetResult<Vec<RouteInfo>> {
         let names = self.link_names(ns)?;
-        let h = self.handle(ns)?;
+        let sock = self.sock(ns)?;
         let mut out = Vec::new();
         for fam in [RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(), RouteMessageBuilder::<std::net::Ipv6Addr>::new().build()] {
-            let msgs: Vec<RouteMessage> = self
-                .block_on(h.route().get(fam).execute().try_collect())
-                .map_err(|e| from_nl(e, &format!("cannot list routes in {}", place(ns)), |_| None))?;
+            let msgs: Vec<RouteMessage> = sock
+                .dump(RouteNetlinkMessage::GetRoute(fam))
+                .map_err(|e| from_nl(e, &format!("cannot list routes in {}", place(ns)), |_| None))?
+                .into_iter()
+                .filter_map(|m| if let RouteNetlinkMessage::NewRoute(m) = m { Some(m) } else { None })
+                .collect();
             for m in msgs {
                 if m.header.table != 254 || m.header.kind != RouteType::Unicast {
                     continue;
@@ -501,10 +602,7 @@ impl Kernel {
     /// The ARP / NDP table (`ip neigh`, `arp -n`).
     pub fn neighbours(&self, ns: Option<&str>) -> NetResult<Vec<NeighInfo>> {
         let names = self.link_names(ns)?;
-        let h = self.handle(ns)?;
-        let msgs: Vec<_> = self
-            .block_on(h.neighbours().get().execute().try_collect())
-            .map_err(|e| from_nl(e, &format!("cannot list neighbours in {}", place(ns)), |_| None))?;
+        let msgs = self.neighbour_dump(ns, AddressFamily::Unspec, &format!("cannot list neighbours in {}", place(ns)))?;
         Ok(msgs
             .iter()
             .filter(|m| matches!(m.header.family, AddressFamily::Inet | AddressFamily::Inet6))
@@ -540,12 +638,7 @@ impl Kernel {
             return Err(NetError::new(format!("{bridge} is a {} link, not a bridge", br.kind)));
         }
         let names: HashMap<u32, &str> = links.iter().map(|l| (l.index, l.name.as_str())).collect();
-        let h = self.handle(ns)?;
-        let mut req = h.neighbours().get();
-        req = req.set_address_family(AddressFamily::Bridge);
-        let msgs: Vec<_> = self
-            .block_on(req.execute().try_collect())
-            .map_err(|e| from_nl(e, &format!("cannot read the fdb of {bridge}"), |_| None))?;
+        let msgs = self.neighbour_dump(ns, AddressFamily::Bridge, &format!("cannot read the fdb of {bridge}"))?;
         // USER_HZ ticks, as `bridge fdb` reads them.
         let hz = 100.0;
         Ok(msgs
@@ -580,6 +673,18 @@ impl Kernel {
                     ageing: if m.header.state == NeighbourState::Permanent { 0.0 } else { updated as f64 / hz },
                 })
             })
+            .collect())
+    }
+
+    fn neighbour_dump(&self, ns: Option<&str>, family: AddressFamily, what: &str) -> NetResult<Vec<NeighbourMessage>> {
+        let mut m = NeighbourMessage::default();
+        m.header.family = family;
+        Ok(self
+            .sock(ns)?
+            .dump(RouteNetlinkMessage::GetNeighbour(m))
+            .map_err(|e| from_nl(e, what, |_| None))?
+            .into_iter()
+            .filter_map(|m| if let RouteNetlinkMessage::NewNeighbour(m) = m { Some(m) } else { None })
             .collect())
     }
 

@@ -5,6 +5,7 @@ pub mod info;
 pub mod kernel;
 pub mod nat;
 pub mod netns;
+pub mod nl;
 pub mod op;
 pub mod probe;
 pub mod exec;

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Checks (untimed, with `ip` as independent eyes) that lab(N) is fully built in the
+# current sandbox: br0 up with 10.0.0.1/16 and N UP ports, N netns, and in every hI the
+# address, lo and vI up, the default route.
+set -uo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$here/common.sh"
+lab_require_sandbox
+n=$1 bad=0
+err() { echo "VERIFY: $*" >&2; bad=1; }
+
+ip -o -4 addr show dev br0 | grep -q ' 10.0.0.1/16 ' || err "br0 address"
+ip -o link show dev br0 | grep -q 'state UP\|,UP' || err "br0 not up"
+ports=$(ip -o link show master br0 | grep -c 'state UP')
+(( ports == n )) || err "br0 has $ports UP ports, want $n"
+nns=$(ip netns list | grep -c '^h[0-9]')
+(( nns == n )) || err "$nns netns hI, want $n"
+for ((i = 1; i <= n; i++)); do
+    lab_addr "$i"; a=$REPLY
+    out=$(ip -n "h$i" -o -4 addr show 2>&1; ip -n "h$i" -o link show 2>&1; ip -n "h$i" route show default 2>&1)
+    grep -q "v$i .*inet $a/16 " <<< "$out" || err "h$i: v$i address"
+    grep -q "lo: <LOOPBACK,UP" <<< "$out" || err "h$i: lo not up"
+    grep -q "v$i@[^:]*: <.*,UP" <<< "$out" || err "h$i: v$i not up"
+    grep -q "^default via 10.0.0.1 dev v$i" <<< "$out" || err "h$i: default route"
+    (( bad )) && break
+done
+(( bad == 0 )) && echo "VERIFY ok: lab($n)" >&2
+exit $bad
