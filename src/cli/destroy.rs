@@ -12,6 +12,9 @@ pub struct Args {
     /// Remove every lab
     #[arg(long)]
     all: bool,
+    /// Also while another nslab process (a run, a REPL) still holds the lab
+    #[arg(long)]
+    force: bool,
 }
 
 pub fn run(a: Args) -> Result<(), Failed> {
@@ -24,7 +27,7 @@ pub fn run(a: Args) -> Result<(), Failed> {
     };
     let mut failed = false;
     for lab in labs {
-        let errors = crate::lab::destroy(&lab);
+        let errors = crate::lab::destroy_with(&lab, a.force);
         if errors.is_empty() {
             println!("destroyed lab {lab}");
             continue;

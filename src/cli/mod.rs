@@ -3,11 +3,14 @@
 mod defs;
 mod destroy;
 mod doc;
+mod doctor;
 mod info;
+mod ls;
 mod plan;
 pub mod repl;
 mod run;
 mod sandbox;
+mod show;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -29,6 +32,13 @@ enum Command {
     Run(run::Args),
     /// Remove a lab: exactly what its recipe created, even after a crash
     Destroy(destroy::Args),
+    /// List the labs that are up: objects, recipe, parameters, age
+    Ls(ls::Args),
+    /// Show the live kernel state as a tree (or JSON): namespaces, links, addresses,
+    /// bridges, routes, NAT; with LAB only what that lab owns
+    Show(show::Args),
+    /// Check this host for what would break a lab, and say how to fix it
+    Doctor(doctor::Args),
     /// Run a command in a fresh sandbox (private network + mount namespace with a simulated
     /// internet); without a command, a shell
     Sandbox(sandbox::Args),
@@ -54,6 +64,9 @@ pub fn main() -> ExitCode {
     let r = match cli.command {
         Command::Run(a) => run::run(a),
         Command::Destroy(a) => destroy::run(a),
+        Command::Ls(a) => ls::run(a),
+        Command::Show(a) => show::run(a),
+        Command::Doctor(a) => doctor::run(a),
         Command::Sandbox(a) => sandbox::run(a),
         Command::Repl(a) => repl::run(a),
         Command::Plan(a) => plan::run(a),

@@ -42,6 +42,8 @@ pub fn lab_name(explicit: Option<String>, recipe: &std::path::Path) -> String {
 }
 
 pub fn run(a: Args) -> Result<(), Failed> {
+    // What would make the run fail, said before anything is touched (cheap: no process).
+    super::doctor::preflight_privileges().map_err(fail)?;
     // Before anything can start a thread (see DESIGN §3).
     if a.sandbox {
         lab::sandbox::enter().map_err(fail)?;
@@ -52,6 +54,7 @@ pub fn run(a: Args) -> Result<(), Failed> {
     let engine = recipe::engine_for(&a.recipe, overrides.clone());
     let r = recipe::load(&engine, &a.recipe).map_err(fail)?;
     param::validate(&engine, &r.params, &overrides).map_err(fail)?;
+    super::doctor::preflight_iptables(&r).map_err(fail)?;
 
     if a.replace && journal::exists(&lab) {
         let errors = lab::destroy(&lab);
@@ -62,7 +65,12 @@ pub fn run(a: Args) -> Result<(), Failed> {
             return Err(fail(NetError::new(format!("could not remove the old lab {lab}; nothing new was built"))));
         }
     }
-    let params: Vec<(String, String)> = overrides.into_iter().collect();
+    // Every parameter the lab was built with (`nslab ls`), as set or as declared.
+    let params: Vec<(String, String)> = r
+        .params
+        .iter()
+        .map(|p| (p.name.clone(), overrides.get(&p.name).cloned().unwrap_or_else(|| p.default_text.clone())))
+        .collect();
     let session = Rc::new(
         Session::start(&lab, Some(r.path.display().to_string()), params, a.explain).map_err(fail)?,
     );

@@ -54,6 +54,28 @@ pub fn labs() -> Vec<String> {
     v
 }
 
+pub fn write_meta(meta: &Meta) -> NetResult<()> {
+    std::fs::write(
+        lab_dir(&meta.lab).join("meta.json"),
+        serde_json::to_vec(meta).expect("meta serialises"),
+    )
+    .map_err(NetError::from)
+}
+
+/// The process that runs lab `lab` right now, if any: its meta.json names a live nslab
+/// process other than this one (a pid can be reused, so the process's name is checked).
+pub fn running_pid(lab: &str) -> Option<u32> {
+    let pid = read_meta(lab)?.pid;
+    if pid == std::process::id() {
+        return None;
+    }
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    // A killed process stays a zombie until its parent reaps it: it runs nothing.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
+    (comm.trim() == "nslab" && state != Some('Z') && state != Some('X')).then_some(pid)
+}
+
 pub fn read_meta(lab: &str) -> Option<Meta> {
     serde_json::from_str(&std::fs::read_to_string(lab_dir(lab).join("meta.json")).ok()?).ok()
 }
@@ -62,7 +84,8 @@ pub fn read_meta(lab: &str) -> Option<Meta> {
 pub fn read(lab: &str) -> NetResult<Vec<Op>> {
     let text = std::fs::read_to_string(lab_dir(lab).join("journal")).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            NetError::new(format!("no lab named {lab}")).with_help("`nslab ls` lists the labs that are up")
+            NetError::new(format!("no lab named {lab}"))
+                .with_help("`nslab ls` lists the labs that are up")
         } else {
             e.into()
         }
@@ -89,20 +112,27 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Starts a new journal; fails if the lab already has one.
+    /// Starts a new journal; fails if the lab already has one. The journal is created
+    /// exclusively before meta.json is written, so of two runs racing for one lab name the
+    /// loser changes nothing.
     pub fn create(meta: &Meta) -> NetResult<Journal> {
         let dir = lab_dir(&meta.lab);
         std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join("meta.json"), serde_json::to_vec(meta).expect("meta serialises"))?;
         let file = OpenOptions::new().append(true).create_new(true).open(dir.join("journal"))?;
+        write_meta(meta)?;
         Ok(Journal { file, seq: 0 })
     }
 
-    /// Continues an existing journal (the REPL reattaching to its lab).
+    /// Continues an existing journal (the REPL reattaching to its lab); the lab now
+    /// belongs to this process.
     pub fn reopen(lab: &str) -> NetResult<Journal> {
         let path = lab_dir(lab).join("journal");
         let seq = std::fs::read_to_string(&path)?.lines().count() as u64;
         let file = OpenOptions::new().append(true).open(path)?;
+        if let Some(mut m) = read_meta(lab) {
+            m.pid = std::process::id();
+            write_meta(&m)?;
+        }
         Ok(Journal { file, seq })
     }
 

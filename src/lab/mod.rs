@@ -17,8 +17,19 @@ pub use session::Session;
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 /// Destroys lab `lab` from its journal. Returns every error met; the journal is removed only
-/// when the teardown was complete.
+/// when the teardown was complete. Refuses a lab that a live nslab process is still building
+/// or holding (a REPL): it would go on adding to a lab that no longer exists.
 pub fn destroy(lab: &str) -> Vec<crate::net::NetError> {
+    destroy_with(lab, false)
+}
+
+/// [`destroy`]; with `force` even while another nslab process holds the lab.
+pub fn destroy_with(lab: &str, force: bool) -> Vec<crate::net::NetError> {
+    if !force && let Some(pid) = journal::running_pid(lab) {
+        return vec![crate::net::NetError::new(format!("lab {lab} is being run by process {pid}"))
+            .with_errno(libc::EBUSY)
+            .with_help(format!("stop that run first (Ctrl-C rolls it back, `kill {pid}` too), or pass --force"))];
+    }
     let ops = match journal::read(lab) {
         Ok(ops) => ops,
         Err(e) => return vec![e],
@@ -40,12 +51,12 @@ extern "C" fn on_signal(_: libc::c_int) {
     INTERRUPTED.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// SIGINT and SIGTERM stop the running recipe at its next operation (which then rolls back)
-/// instead of killing nslab half-way.
+/// SIGINT, SIGTERM and SIGHUP (the terminal closed) stop the running recipe at its next
+/// operation (which then rolls back) instead of killing nslab half-way.
 pub fn catch_signals() {
     use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
     let action = SigAction::new(SigHandler::Handler(on_signal), SaFlags::SA_RESTART, SigSet::empty());
-    for sig in [Signal::SIGINT, Signal::SIGTERM] {
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
         unsafe {
             let _ = sigaction(sig, &action);

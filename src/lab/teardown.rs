@@ -5,17 +5,23 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use crate::net::info::LinkInfo;
 use crate::net::{Kernel, NetError, Ns, Op};
 
 use super::sysctl_claims;
 
-/// Where each link a lab created ended up, and which namespaces it owns.
+/// What a lab owns, replayed from its journal: the namespaces it created, where each link it
+/// created ended up, and the changes it made to things that outlive it.
 #[derive(Debug, Default, Clone)]
 pub struct Owned {
     pub netns: BTreeSet<String>,
     /// (netns, link name) of every link the lab created and still has; a veth contributes
     /// both ends. `pair` ties veth ends together.
     pub links: Vec<OwnedLink>,
+    /// Addresses, routes, iptables rules and sysctls the lab added, oldest first, minus the
+    /// ones it removed again itself. Those on the lab's own links or inside its own
+    /// namespaces vanish with them; the others are undone one by one.
+    pub changes: Vec<Op>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +29,17 @@ pub struct OwnedLink {
     pub ns: Ns,
     pub name: String,
     pub pair: usize,
+}
+
+/// How many objects of each kind a lab has (`nslab ls`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    pub netns: usize,
+    pub links: usize,
+    pub addrs: usize,
+    pub routes: usize,
+    pub rules: usize,
+    pub sysctls: usize,
 }
 
 impl Owned {
@@ -44,6 +61,7 @@ impl Owned {
             Op::NetnsDel { name } => {
                 self.netns.remove(name);
                 self.links.retain(|l| l.ns.as_deref() != Some(name));
+                self.changes.retain(|c| c.ns() != Some(name));
             }
             Op::BridgeAdd { ns, name } => self.links.push(OwnedLink { ns: ns.clone(), name: name.clone(), pair }),
             Op::VethAdd { ns, name, peer, peer_ns } => {
@@ -54,15 +72,49 @@ impl Owned {
                 if let Some(l) = self.links.iter_mut().find(|l| &l.ns == ns && &l.name == dev) {
                     l.ns = Some(to.clone());
                 }
+                // Moving a link flushes its addresses.
+                self.changes.retain(|c| !matches!(c, Op::AddrAdd { ns: n, dev: d, .. } if n == ns && d == dev));
             }
             Op::LinkDel { ns, dev } => {
-                if let Some(l) = self.links.iter().find(|l| &l.ns == ns && &l.name == dev) {
-                    let pair = l.pair;
-                    self.links.retain(|l| l.pair != pair);
-                }
+                let gone: Vec<OwnedLink> = match self.links.iter().find(|l| &l.ns == ns && &l.name == dev) {
+                    Some(l) => {
+                        let pair = l.pair;
+                        self.links.iter().filter(|l| l.pair == pair).cloned().collect()
+                    }
+                    None => vec![OwnedLink { ns: ns.clone(), name: dev.clone(), pair: usize::MAX }],
+                };
+                self.links.retain(|l| !gone.contains(l));
+                self.changes.retain(|c| {
+                    !matches!(c, Op::AddrAdd { ns: n, dev: d, .. } if gone.iter().any(|g| &g.ns == n && &g.name == d))
+                });
             }
-            _ => {}
+            Op::AddrAdd { .. } | Op::RouteAdd { .. } | Op::IptAppend { .. } | Op::SysctlSet { .. } => {
+                self.changes.push(op.clone());
+            }
+            Op::AddrDel { ns, dev, cidr } => {
+                self.forget(|c| matches!(c, Op::AddrAdd { ns: n, dev: d, cidr: x } if n == ns && d == dev && x == cidr));
+            }
+            Op::RouteDel { ns, dest, via, dev } => self.forget(|c| {
+                matches!(c, Op::RouteAdd { ns: n, dest: de, via: v, dev: d }
+                    if n == ns && de == dest && (via.is_none() || v == via) && (dev.is_none() || d == dev))
+            }),
+            Op::IptDelete { ns, table, chain, rule } => self.forget(|c| {
+                matches!(c, Op::IptAppend { ns: n, table: t, chain: ch, rule: r } if n == ns && t == table && ch == chain && r == rule)
+            }),
+            Op::LinkUp { .. } | Op::LinkDown { .. } | Op::LinkSetMaster { .. } => {}
         }
+    }
+
+    /// Drops the newest change matching `f` (the lab undid it itself).
+    fn forget(&mut self, f: impl Fn(&Op) -> bool) {
+        if let Some(i) = self.changes.iter().rposition(f) {
+            self.changes.remove(i);
+        }
+    }
+
+    /// True when the lab made a change `f` matches and still has it.
+    pub fn has_change(&self, f: impl Fn(&Op) -> bool) -> bool {
+        self.changes.iter().any(f)
     }
 
     pub fn has_link(&self, ns: Option<&str>, name: &str) -> bool {
@@ -78,6 +130,37 @@ impl Owned {
     pub fn link_goes(&self, ns: Option<&str>, name: &str) -> bool {
         self.in_owned_ns(ns) || self.has_link(ns, name)
     }
+
+    /// Is `l` (a link seen in `ns`) one this lab made? Its name is in the journal *and* it
+    /// carries the lab's link group: a foreign link that took a journaled name (after a
+    /// crash, say) is in group 0 or another lab's group. The alias is checked only when set,
+    /// because it is set by a second request after creation (kernel.rs) and a `kill -9`
+    /// can fall between the two.
+    pub fn is_mine(&self, ns: Option<&str>, l: &LinkInfo, lab: &str) -> bool {
+        l.group == super::journal::group_of(lab)
+            && self.has_link(ns, &l.name)
+            && l.alias.as_deref().is_none_or(|a| a == owner_tag(lab))
+    }
+
+    pub fn counts(&self) -> Counts {
+        let mut c =
+            Counts { netns: self.netns.len(), links: self.links.len(), ..Counts::default() };
+        for op in &self.changes {
+            match op {
+                Op::AddrAdd { .. } => c.addrs += 1,
+                Op::RouteAdd { .. } => c.routes += 1,
+                Op::IptAppend { .. } => c.rules += 1,
+                Op::SysctlSet { .. } => c.sysctls += 1,
+                _ => {}
+            }
+        }
+        c
+    }
+}
+
+/// The alias of a lab's links and the comment of its iptables rules.
+pub fn owner_tag(lab: &str) -> String {
+    format!("nslab:{lab}")
 }
 
 /// Undoes `ops` (the successfully applied Ops of lab `lab`, in order). Returns every error
@@ -96,10 +179,15 @@ pub fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Vec<NetError> {
     // 1. Changes to things that outlive the lab, newest first: rules, sysctls, addresses and
     //    routes on foreign links. Whatever lives on the lab's own links or in its own
     //    namespaces disappears with them.
-    for op in ops.iter().rev() {
+    for op in owned.changes.iter().rev() {
         match op {
             Op::IptAppend { ns, table, chain, rule } if !owned.in_owned_ns(ns.as_deref()) => {
-                keep(kernel.apply(&Op::IptDelete { ns: ns.clone(), table: table.clone(), chain: chain.clone(), rule: rule.clone() }));
+                keep(kernel.apply(&Op::IptDelete {
+                    ns: ns.clone(),
+                    table: table.clone(),
+                    chain: chain.clone(),
+                    rule: rule.clone(),
+                }));
             }
             Op::SysctlSet { ns, key, value, old } if !owned.in_owned_ns(ns.as_deref()) => {
                 keep(sysctl_claims::release(lab, ns.as_deref(), key, value, old.as_deref()));
@@ -107,11 +195,16 @@ pub fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Vec<NetError> {
             Op::AddrAdd { ns, dev, cidr } if !owned.link_goes(ns.as_deref(), dev) => {
                 keep(kernel.apply(&Op::AddrDel { ns: ns.clone(), dev: dev.clone(), cidr: *cidr }));
             }
-            Op::RouteAdd { ns, dest, via, dev } if !owned.in_owned_ns(ns.as_deref()) && !dev.as_deref().is_some_and(|d| owned.has_link(ns.as_deref(), d)) => {
-                keep(kernel.apply(&Op::RouteDel { ns: ns.clone(), dest: *dest, via: *via, dev: dev.clone() }));
-            }
-            Op::LinkSetMaster { ns, dev, master: Some(m) } if !owned.link_goes(ns.as_deref(), dev) && owned.has_link(ns.as_deref(), m) => {
-                // A foreign link on the lab's bridge is released when the bridge goes.
+            Op::RouteAdd { ns, dest, via, dev }
+                if !owned.in_owned_ns(ns.as_deref())
+                    && !dev.as_deref().is_some_and(|d| owned.has_link(ns.as_deref(), d)) =>
+            {
+                keep(kernel.apply(&Op::RouteDel {
+                    ns: ns.clone(),
+                    dest: *dest,
+                    via: *via,
+                    dev: dev.clone(),
+                }));
             }
             _ => {}
         }
@@ -119,8 +212,8 @@ pub fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Vec<NetError> {
 
     // 2. The lab's links. Each link (or veth pair) is deleted where one end sits outside
     //    the lab's namespaces, or else where it was created; one group delete per netns.
-    let group = super::journal::group_of(lab);
-    let mut by_pair: HashMap<usize, Vec<&super::teardown::OwnedLink>> = HashMap::new();
+    //    Deleting a bridge releases any foreign link the lab had enslaved to it.
+    let mut by_pair: HashMap<usize, Vec<&OwnedLink>> = HashMap::new();
     for l in &owned.links {
         by_pair.entry(l.pair).or_default().push(l);
     }
@@ -130,11 +223,14 @@ pub fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Vec<NetError> {
         places.insert(outside.unwrap_or(&ends[0]).ns.clone());
     }
     for ns in &places {
-        keep(delete_links(kernel, ns.as_deref(), lab, group, &owned));
+        keep(delete_links(kernel, ns.as_deref(), lab, &owned));
     }
 
     // 3. The namespaces, newest first.
-    let netns: Vec<&String> = ops.iter().filter_map(|op| if let Op::NetnsAdd { name } = op { Some(name) } else { None }).collect();
+    let netns: Vec<&String> = ops
+        .iter()
+        .filter_map(|op| if let Op::NetnsAdd { name } = op { Some(name) } else { None })
+        .collect();
     for name in netns.into_iter().rev() {
         if owned.netns.contains(name) {
             keep(kernel.apply(&Op::NetnsDel { name: name.clone() }));
@@ -143,29 +239,99 @@ pub fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Vec<NetError> {
     errors
 }
 
-/// Deletes the lab's links in `ns`: one RTM_DELLINK for the whole group when every link in
-/// the group carries this lab's alias, else one by one (never a foreign link).
-fn delete_links(kernel: &Kernel, ns: Option<&str>, lab: &str, group: u32, owned: &Owned) -> Result<(), NetError> {
-    let alias = format!("nslab:{lab}");
+/// Deletes the lab's links in `ns`: one RTM_DELLINK for the whole link group when every
+/// link in the group is this lab's (see [`Owned::is_mine`]), else one by one — never a
+/// foreign link, even one that shares the group number.
+fn delete_links(
+    kernel: &Kernel,
+    ns: Option<&str>,
+    lab: &str,
+    owned: &Owned,
+) -> Result<(), NetError> {
+    let group = super::journal::group_of(lab);
     let links = match kernel.links(ns) {
         Ok(l) => l,
         Err(e) if e.is_gone() => return Ok(()),
         Err(e) => return Err(e),
     };
-    let in_group: Vec<_> = links.iter().filter(|l| l.group == group).collect();
-    if !in_group.is_empty() && in_group.iter().all(|l| l.alias.as_deref() == Some(alias.as_str())) {
-        kernel.del_group(ns, group)?;
+    let in_group: Vec<&LinkInfo> = links.iter().filter(|l| l.group == group).collect();
+    if in_group.is_empty() {
+        return Ok(());
     }
-    // Links created before tagging existed, or left after a foreign-group clash.
+    if in_group.iter().all(|l| owned.is_mine(ns, l, lab)) {
+        return match kernel.del_group(ns, group) {
+            Err(e) if e.is_gone() => Ok(()),
+            r => r,
+        };
+    }
     let mut first_err = None;
-    for l in kernel.links(ns)? {
-        if owned.has_link(ns, &l.name) && l.alias.as_deref() == Some(alias.as_str()) {
-            if let Err(e) = kernel.apply(&Op::LinkDel { ns: ns.map(str::to_string), dev: l.name.clone() })
-                && !e.is_gone()
-            {
-                first_err.get_or_insert(e);
-            }
+    for l in in_group {
+        if owned.is_mine(ns, l, lab)
+            && let Err(e) =
+                kernel.apply(&Op::LinkDel { ns: ns.map(str::to_string), dev: l.name.clone() })
+            && !e.is_gone()
+        {
+            first_err.get_or_insert(e);
         }
     }
     first_err.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ns(n: &str) -> Ns {
+        Some(n.to_string())
+    }
+
+    #[test]
+    fn replays_moves_and_deletes() {
+        let ops = vec![
+            Op::NetnsAdd { name: "red".into() },
+            Op::BridgeAdd { ns: None, name: "br".into() },
+            Op::VethAdd { ns: None, name: "v".into(), peer: "v-br".into(), peer_ns: None },
+            Op::LinkSetNetns { ns: None, dev: "v".into(), to: "red".into() },
+            Op::AddrAdd { ns: None, dev: "eth9".into(), cidr: "10.0.0.1/24".parse().unwrap() },
+            Op::AddrAdd { ns: None, dev: "eth9".into(), cidr: "10.0.0.2/24".parse().unwrap() },
+            Op::AddrDel { ns: None, dev: "eth9".into(), cidr: "10.0.0.2/24".parse().unwrap() },
+            Op::VethAdd { ns: None, name: "x".into(), peer: "y".into(), peer_ns: ns("red") },
+            Op::LinkDel { ns: ns("red"), dev: "y".into() },
+        ];
+        let o = Owned::from_ops(&ops);
+        assert!(o.has_link(Some("red"), "v"));
+        assert!(!o.has_link(None, "v"));
+        assert!(o.has_link(None, "v-br"));
+        assert!(!o.has_link(None, "x"), "deleting one veth end deletes both");
+        assert_eq!(o.changes.len(), 1);
+        assert_eq!(o.counts(), Counts { netns: 1, links: 3, addrs: 1, ..Counts::default() });
+    }
+
+    #[test]
+    fn a_foreign_link_with_a_journaled_name_is_not_mine() {
+        let o = Owned::from_ops(&[Op::BridgeAdd { ns: None, name: "br".into() }]);
+        let mut l = LinkInfo {
+            name: "br".into(),
+            index: 3,
+            kind: "bridge".into(),
+            state: "up".into(),
+            oper: "up".into(),
+            mac: String::new(),
+            mtu: 1500,
+            master: None,
+            alias: Some("nslab:t".into()),
+            group: super::super::journal::group_of("t"),
+            peer_index: None,
+        };
+        assert!(o.is_mine(None, &l, "t"));
+        l.alias = None; // killed between creation and tagging
+        assert!(o.is_mine(None, &l, "t"));
+        l.alias = Some("mine, by hand".into());
+        assert!(!o.is_mine(None, &l, "t"));
+        l.alias = None;
+        l.group = 0;
+        assert!(!o.is_mine(None, &l, "t"));
+        l.group = super::super::journal::group_of("t");
+        assert!(!o.is_mine(Some("red"), &l, "t"));
+    }
 }

@@ -7,3 +7,4 @@ mod run;
 mod repl;
 mod plan;
 mod doc;
+mod lifecycle;

@@ -1,0 +1,472 @@
+//! `nslab show [LAB] [--json]`: the live kernel state as a tree — namespaces → links (state,
+//! master, peer) → addresses; bridges → ports; routes; nat rules; sysctls — read from the
+//! kernel, not from the journal. With LAB, only what that lab owns: its namespaces whole, and
+//! elsewhere its links, the addresses, routes, rules and sysctls it added.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{Failed, fail};
+use crate::lab::journal;
+use crate::lab::sysctl_claims;
+use crate::lab::teardown::{Owned, owner_tag};
+use crate::net::info::{AddrInfo, LinkInfo, RouteInfo};
+use crate::net::{Kernel, NetError, Op, nat, netns};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Show only what this lab owns (see `nslab ls`)
+    lab: Option<String>,
+    /// Print JSON instead of the tree
+    #[arg(long)]
+    json: bool,
+}
+
+/// The sysctl shown for every namespace: the one labs change.
+const IP_FORWARD: &str = "net.ipv4.ip_forward";
+
+#[derive(Debug, Serialize)]
+pub struct State {
+    /// The lab the view is limited to, if any.
+    pub lab: Option<String>,
+    pub namespaces: Vec<NsView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NsView {
+    /// "host" for the namespace nslab runs in, else the netns name.
+    pub name: String,
+    /// The netns name; null for the host.
+    pub netns: Option<String>,
+    /// The lab whose journal created this netns.
+    pub lab: Option<String>,
+    pub links: Vec<LinkView>,
+    pub bridges: Vec<BridgeView>,
+    pub routes: Vec<RouteInfo>,
+    /// `iptables -t nat -S` rules; null when they could not be listed (see `nat_error`).
+    pub nat: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nat_error: Option<String>,
+    pub sysctls: BTreeMap<String, SysctlView>,
+    /// What could not be read in this namespace.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LinkView {
+    #[serde(flatten)]
+    pub info: LinkInfo,
+    /// The other end of a veth: its name and netns (null netns: the host).
+    pub peer: Option<PeerRef>,
+    pub addrs: Vec<AddrInfo>,
+    /// The lab named by the link's `nslab:LAB` alias.
+    pub owner: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerRef {
+    pub name: String,
+    pub netns: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BridgeView {
+    pub name: String,
+    pub ports: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SysctlView {
+    pub value: String,
+    /// Labs that set it and rely on it, and the value from before the first of them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub held_by: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original: Option<String>,
+}
+
+pub fn run(a: Args) -> Result<(), Failed> {
+    let filter = match &a.lab {
+        Some(lab) => {
+            journal::check_lab_name(lab).map_err(fail)?;
+            Some((lab.clone(), Owned::from_ops(&journal::read(lab).map_err(fail)?)))
+        }
+        None => None,
+    };
+    let kernel = Kernel::new(None).map_err(fail)?;
+    let state = collect(&kernel, filter.as_ref().map(|(l, o)| (l.as_str(), o))).map_err(fail)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&state).expect("state serialises"));
+    } else {
+        print!("{}", render(&state));
+    }
+    Ok(())
+}
+
+/// Everything one namespace holds, before filtering.
+struct Raw {
+    ns: Option<String>,
+    links: Vec<LinkInfo>,
+    addrs: Vec<AddrInfo>,
+    routes: Vec<RouteInfo>,
+    errors: Vec<String>,
+}
+
+fn read_ns(kernel: &Kernel, ns: Option<&str>) -> Option<Raw> {
+    let mut errors = Vec::new();
+    let links = match kernel.links(ns) {
+        Ok(l) => l,
+        // Deleted while we looked: not worth a line.
+        Err(e) if e.is_gone() => return None,
+        Err(e) => {
+            errors.push(e.message);
+            Vec::new()
+        }
+    };
+    let addrs = kernel.addrs(ns).unwrap_or_else(|e| {
+        errors.push(e.message);
+        Vec::new()
+    });
+    let routes = kernel.routes(ns).unwrap_or_else(|e| {
+        errors.push(e.message);
+        Vec::new()
+    });
+    if let Some(n) = ns {
+        // The socket would keep a netns alive after someone deletes it.
+        kernel.forget(n);
+    }
+    Some(Raw { ns: ns.map(str::to_string), links, addrs, routes, errors })
+}
+
+/// Reads the kernel state of the host and every named netns, limited to what `filter`'s lab
+/// owns when given.
+pub fn collect(kernel: &Kernel, filter: Option<(&str, &Owned)>) -> Result<State, NetError> {
+    let mut names: Vec<Option<String>> = vec![None];
+    names.extend(netns::list()?.into_iter().map(Some));
+    let raws: Vec<Raw> = names.iter().filter_map(|n| read_ns(kernel, n.as_deref())).collect();
+
+    // iptables is a process per namespace (~3 ms each): run them side by side.
+    let nat_threads: Vec<_> = raws
+        .iter()
+        .map(|r| {
+            let ns = r.ns.clone();
+            std::thread::spawn(move || nat::list(ns.as_deref(), "nat"))
+        })
+        .collect();
+    let nats: Vec<Result<Vec<String>, NetError>> = nat_threads
+        .into_iter()
+        .map(|t| t.join().unwrap_or_else(|_| Err(NetError::new("iptables listing panicked"))))
+        .collect();
+
+    let creators = netns_creators();
+    let claims = sysctl_claims::all();
+    let mut out = Vec::new();
+    for (raw, nat) in raws.iter().zip(nats) {
+        let ns = raw.ns.as_deref();
+        let whole = filter.is_none_or(|(_, o)| o.in_owned_ns(ns));
+        let mut links = Vec::new();
+        for l in &raw.links {
+            let mine = filter.is_none_or(|(lab, o)| o.is_mine(ns, l, lab));
+            let addrs: Vec<AddrInfo> = raw
+                .addrs
+                .iter()
+                .filter(|a| a.dev == l.name)
+                .filter(|a| {
+                    whole
+                        || mine
+                        || filter.is_some_and(|(_, o)| added_addr(o, ns, &l.name, &a.cidr))
+                })
+                .cloned()
+                .collect();
+            if !(whole || mine || !addrs.is_empty()) {
+                continue;
+            }
+            links.push(LinkView {
+                peer: peer_of(l, ns, &raws),
+                owner: l
+                    .alias
+                    .as_deref()
+                    .and_then(|a| a.strip_prefix("nslab:"))
+                    .map(str::to_string),
+                info: l.clone(),
+                addrs,
+            });
+        }
+        let bridges: Vec<BridgeView> = links
+            .iter()
+            .filter(|l| l.info.kind == "bridge")
+            .map(|b| BridgeView {
+                name: b.info.name.clone(),
+                ports: raw
+                    .links
+                    .iter()
+                    .filter(|p| p.master.as_deref() == Some(&b.info.name))
+                    .map(|p| p.name.clone())
+                    .collect(),
+            })
+            .collect();
+        let routes: Vec<RouteInfo> = raw
+            .routes
+            .iter()
+            .filter(|r| {
+                whole
+                    || filter.is_some_and(|(_, o)| {
+                        r.dev.as_deref().is_some_and(|d| o.has_link(ns, d)) || added_route(o, ns, r)
+                    })
+            })
+            .cloned()
+            .collect();
+        let (nat, nat_error) = match nat {
+            Ok(rules) => {
+                let rules = match filter {
+                    Some((lab, _)) if !whole => {
+                        let tag = owner_tag(lab);
+                        rules
+                            .into_iter()
+                            .filter(|r| rule_comment(r).as_deref() == Some(tag.as_str()))
+                            .collect()
+                    }
+                    _ => rules,
+                };
+                (Some(rules), None)
+            }
+            Err(e) => (None, Some(e.message)),
+        };
+        let mut sysctls = BTreeMap::new();
+        let mut keys: Vec<String> = Vec::new();
+        if whole {
+            keys.push(IP_FORWARD.to_string());
+        }
+        for (cns, key, _) in &claims {
+            if cns.as_deref() == ns
+                && !keys.contains(key)
+                && (whole || filter.is_some_and(|(_, o)| set_sysctl(o, ns, key)))
+            {
+                keys.push(key.clone());
+            }
+        }
+        for key in keys {
+            let Ok(value) = crate::net::kernel::sysctl_get(ns, &key) else { continue };
+            let claim = claims
+                .iter()
+                .find(|(cns, k, _)| cns.as_deref() == ns && *k == key)
+                .map(|(_, _, c)| c);
+            sysctls.insert(
+                key,
+                SysctlView {
+                    value,
+                    held_by: claim.map(|c| c.holders.clone()).unwrap_or_default(),
+                    original: claim.filter(|c| !c.holders.is_empty()).map(|c| c.original.clone()),
+                },
+            );
+        }
+        let empty = links.is_empty()
+            && routes.is_empty()
+            && nat.as_ref().is_none_or(Vec::is_empty)
+            && sysctls.is_empty();
+        if filter.is_some() && !whole && empty {
+            continue;
+        }
+        out.push(NsView {
+            name: ns.unwrap_or("host").to_string(),
+            netns: raw.ns.clone(),
+            lab: ns.and_then(|n| creators.get(n).cloned()),
+            links,
+            bridges,
+            routes,
+            // A filtered view of a namespace the lab does not own says nothing about a nat
+            // table it could not read.
+            nat_error: if whole { nat_error } else { None },
+            nat: if whole { nat } else { nat.or(Some(vec![])) },
+            sysctls,
+            errors: raw.errors.clone(),
+        });
+    }
+    Ok(State { lab: filter.map(|(l, _)| l.to_string()), namespaces: out })
+}
+
+fn added_addr(o: &Owned, ns: Option<&str>, dev: &str, cidr: &str) -> bool {
+    o.has_change(|c| matches!(c, Op::AddrAdd { ns: n, dev: d, cidr: x } if n.as_deref() == ns && d == dev && x.to_string() == cidr))
+}
+
+fn added_route(o: &Owned, ns: Option<&str>, r: &RouteInfo) -> bool {
+    o.has_change(|c| match c {
+        Op::RouteAdd { ns: n, dest, via, .. } if n.as_deref() == ns => {
+            let d = dest.map(|d| d.trunc().to_string()).unwrap_or_else(|| "default".into());
+            d == r.dest && via.map(|v| v.to_string()) == r.via
+        }
+        _ => false,
+    })
+}
+
+fn set_sysctl(o: &Owned, ns: Option<&str>, key: &str) -> bool {
+    o.has_change(
+        |c| matches!(c, Op::SysctlSet { ns: n, key: k, .. } if n.as_deref() == ns && k == key),
+    )
+}
+
+/// The `--comment` of an `iptables -S` line (printed quoted: `--comment "nslab:x"`).
+pub fn rule_comment(rule: &str) -> Option<String> {
+    let rest = rule.split_once("--comment ")?.1;
+    let c = match rest.strip_prefix('"') {
+        Some(q) => q.split('"').next()?,
+        None => rest.split_whitespace().next()?,
+    };
+    Some(c.to_string())
+}
+
+/// netns name -> the lab whose journal created it and still owns it.
+fn netns_creators() -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    for lab in journal::labs() {
+        if let Ok(ops) = journal::read(&lab) {
+            for n in Owned::from_ops(&ops).netns {
+                m.insert(n, lab.clone());
+            }
+        }
+    }
+    m
+}
+
+/// Finds the other end of veth `l` (in `ns`): a veth whose index is `l`'s peer index and whose
+/// peer index is `l`'s index — in the same namespace first, else in any other. Ifindexes
+/// repeat across namespaces; requiring the match both ways makes a wrong pick unlikely.
+fn peer_of(l: &LinkInfo, ns: Option<&str>, raws: &[Raw]) -> Option<PeerRef> {
+    let p = l.peer_index?;
+    let is_peer = |m: &LinkInfo| m.index == p && m.kind == "veth" && m.peer_index == Some(l.index);
+    let same = raws.iter().find(|r| r.ns.as_deref() == ns);
+    let found = same
+        .and_then(|r| r.links.iter().find(|m| is_peer(m) && m.name != l.name).map(|m| (r, m)))
+        .or_else(|| {
+            raws.iter()
+                .filter(|r| r.ns.as_deref() != ns)
+                .find_map(|r| r.links.iter().find(|m| is_peer(m)).map(|m| (r, m)))
+        });
+    found.map(|(r, m)| PeerRef { name: m.name.clone(), netns: r.ns.clone() })
+}
+
+fn state_word(l: &LinkInfo) -> String {
+    match (l.state.as_str(), l.oper.as_str()) {
+        ("up", "down" | "lowerlayerdown" | "notpresent") => "up, no carrier".into(),
+        (s, _) => s.to_string(),
+    }
+}
+
+/// IPv6 link-local addresses and routes are derived from random MACs and appear a moment
+/// after a link comes up; the tree leaves them out (the JSON has them).
+fn link_local(s: &str) -> bool {
+    s.starts_with("fe80:")
+}
+
+/// The tree, as `nslab show` prints it.
+pub fn render(state: &State) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    if state.namespaces.is_empty() {
+        let _ =
+            writeln!(s, "lab {} has nothing in the kernel", state.lab.as_deref().unwrap_or("?"));
+    }
+    for ns in &state.namespaces {
+        let _ = match (&ns.netns, &ns.lab) {
+            (None, _) => writeln!(s, "host"),
+            (Some(n), Some(lab)) => writeln!(s, "netns {n}  (lab {lab})"),
+            (Some(n), None) => writeln!(s, "netns {n}"),
+        };
+        for e in &ns.errors {
+            let _ = writeln!(s, "  ! {e}");
+        }
+        if !ns.links.is_empty() {
+            let _ = writeln!(s, "  links");
+            let w = ns.links.iter().map(|l| l.info.name.len()).max().unwrap_or(0);
+            let kw = ns.links.iter().map(|l| l.info.kind.len()).max().unwrap_or(0);
+            for l in &ns.links {
+                let mut line =
+                    format!("    {:w$}  {:kw$}  {}", l.info.name, l.info.kind, state_word(&l.info));
+                if let Some(m) = &l.info.master {
+                    let _ = write!(line, "  master {m}");
+                }
+                if let Some(p) = &l.peer {
+                    let _ =
+                        write!(line, "  peer {}@{}", p.name, p.netns.as_deref().unwrap_or("host"));
+                } else if let Some(i) = l.info.peer_index {
+                    let _ = write!(line, "  peer #{i} (in a namespace without a name)");
+                }
+                if let Some(o) = &l.owner {
+                    let _ = write!(line, "  [nslab:{o}]");
+                }
+                let _ = writeln!(s, "{line}");
+                for a in l.addrs.iter().filter(|a| !link_local(&a.cidr)) {
+                    let _ = writeln!(s, "      {}", a.cidr);
+                }
+            }
+        }
+        if !ns.bridges.is_empty() {
+            let _ = writeln!(s, "  bridges");
+            for b in &ns.bridges {
+                let ports =
+                    if b.ports.is_empty() { "(no ports)".to_string() } else { b.ports.join(", ") };
+                let _ = writeln!(s, "    {}: {ports}", b.name);
+            }
+        }
+        let routes: Vec<&RouteInfo> = ns.routes.iter().filter(|r| !link_local(&r.dest)).collect();
+        if !routes.is_empty() {
+            let _ = writeln!(s, "  routes");
+            for r in routes {
+                let mut line = format!("    {}", r.dest);
+                if let Some(v) = &r.via {
+                    let _ = write!(line, " via {v}");
+                }
+                if let Some(d) = &r.dev {
+                    let _ = write!(line, " dev {d}");
+                }
+                if r.proto == "kernel" {
+                    line.push_str("  (kernel)");
+                }
+                let _ = writeln!(s, "{line}");
+            }
+        }
+        match (&ns.nat, &ns.nat_error) {
+            (Some(rules), _) if !rules.is_empty() => {
+                let _ = writeln!(s, "  nat");
+                for r in rules {
+                    let _ = writeln!(s, "    {r}");
+                }
+            }
+            (None, Some(e)) => {
+                let _ = writeln!(s, "  nat: cannot list: {e}");
+            }
+            _ => {}
+        }
+        if !ns.sysctls.is_empty() {
+            let _ = writeln!(s, "  sysctl");
+            for (k, v) in &ns.sysctls {
+                let mut line = format!("    {k} = {}", v.value);
+                if !v.held_by.is_empty() {
+                    let _ = write!(line, "  (set by lab {}", v.held_by.join(", lab "));
+                    if let Some(o) = &v.original {
+                        let _ = write!(line, "; was {o}");
+                    }
+                    line.push(')');
+                }
+                let _ = writeln!(s, "{line}");
+            }
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn comments_are_read_from_rules() {
+        let r = r#"-A POSTROUTING -s 10.0.0.0/24 -m comment --comment "nslab:t" -j MASQUERADE"#;
+        assert_eq!(super::rule_comment(r).as_deref(), Some("nslab:t"));
+        assert_eq!(
+            super::rule_comment("-A X -m comment --comment plain -j ACCEPT").as_deref(),
+            Some("plain")
+        );
+        assert_eq!(super::rule_comment("-A X -j ACCEPT"), None);
+    }
+}
