@@ -27,12 +27,13 @@ iptables -t nat -A POSTROUTING -s 10.77.0.0/24 ! -d 10.77.0.0/24 -m comment --co
 iptables -t nat -N OWN
 iptables -t nat -A OWN -p tcp --dport 8080 -j DNAT --to-destination 10.99.0.5:80
 # One JSON object a line, so diffs stay readable; without what changes by itself: bridge
-# timers tick, and IPv6 duplicate address detection ends when it likes.
+# timers tick, IPv6 duplicate address detection ends and the operational state follows the
+# carrier when they like (the flags keep UP and LOWER_UP).
 NORMALISE='
 import json, sys
 def clean(v):
     if isinstance(v, dict):
-        return {k: clean(x) for k, x in v.items() if not k.endswith("_timer") and k != "tentative"}
+        return {k: clean(x) for k, x in v.items() if not k.endswith("_timer") and k not in ("tentative", "operstate")}
     return [clean(x) for x in v] if isinstance(v, list) else v
 for line in sys.stdin:
     if line.startswith("["):
