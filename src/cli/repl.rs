@@ -13,7 +13,6 @@ mod complete;
 mod docs;
 mod input;
 mod print;
-mod tree;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -29,8 +28,9 @@ use rustyline::history::FileHistory;
 use rustyline::{ColorMode, CompletionType, Editor, EventHandler, KeyCode, KeyEvent, Modifiers};
 
 use super::{Failed, fail, report};
+use crate::lab::teardown::Owned;
 use crate::lab::{self, INTERRUPTED, Session, journal};
-use crate::net::NetError;
+use crate::net::{Kernel, NetError};
 use crate::script::diagnostic::{self, Diag, Source};
 use crate::script::param::Overrides;
 use crate::script::recipe::{self, Recipe};
@@ -61,11 +61,8 @@ pub fn run(a: Args) -> Result<(), Failed> {
     if resumed {
         println!("continuing lab {} ({} operations so far)", a.lab, session.applied());
         // Two processes extending one lab each know only their own objects in memory.
-        if let Some(m) = journal::read_meta(&a.lab)
-            && m.pid != std::process::id()
-            && Path::new(&format!("/proc/{}", m.pid)).exists()
-        {
-            eprintln!("note: process {} that started lab {} is still running", m.pid, a.lab);
+        if let Some(pid) = journal::running_pid(&a.lab) {
+            eprintln!("note: nslab process {pid} that started lab {} is still running", a.lab);
         }
     }
     let engine = engine::build(Overrides::new(), None);
@@ -426,7 +423,7 @@ impl Repl {
         match cmd {
             ":help" | ":h" | ":?" => self.help(arg),
             ":load" | ":l" => self.load(arg),
-            ":show" | ":s" => println!("{}", tree::render(&*self.session)),
+            ":show" | ":s" => self.show(),
             ":destroy" => self.destroy(),
             ":quit" | ":q" | ":exit" => return Flow::Quit,
             _ => report(Diag::plain(
@@ -524,6 +521,20 @@ impl Repl {
                 self.session.applied().saturating_sub(before)
             ),
             Err(d) => report(d),
+        }
+    }
+
+    /// `:show`: `nslab show LAB`'s tree of what the lab owns, live from the kernel.
+    fn show(&self) {
+        let lab = self.lab();
+        let state = journal::read(&lab).and_then(|ops| {
+            let owned = Owned::from_ops(&ops);
+            super::show::collect(&Kernel::new(None)?, Some((&lab, &owned)))
+        });
+        match state {
+            Ok(s) if s.namespaces.is_empty() => println!("lab {lab} has nothing yet"),
+            Ok(s) => print!("{}", super::show::render(&s)),
+            Err(e) => report(Diag::plain(&e)),
         }
     }
 

@@ -22,7 +22,7 @@ use ipnet::IpNet;
 use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use rtnetlink::packet_route::address::{AddressAttribute, AddressHeaderFlags, AddressMessage, AddressScope};
 use rtnetlink::packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage,
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage,
 };
 use rtnetlink::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState};
 use rtnetlink::packet_route::route::{
@@ -489,9 +489,13 @@ impl Kernel {
     }
 
     pub fn links(&self, ns: Option<&str>) -> NetResult<Vec<LinkInfo>> {
+        // Without the statistics (`ip` asks the same way unless -s): a third of the bytes
+        // per link for the kernel to render and for us to parse.
+        let mut req = LinkMessage::default();
+        req.attributes.push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
         let msgs: Vec<LinkMessage> = self
             .sock(ns)?
-            .dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))
+            .dump(RouteNetlinkMessage::GetLink(req))
             .map_err(|e| from_nl(e, &format!("cannot list links in {}", place(ns)), |_| None))?
             .into_iter()
             .filter_map(|m| if let RouteNetlinkMessage::NewLink(m) = m { Some(m) } else { None })

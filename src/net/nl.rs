@@ -56,7 +56,9 @@ impl NlSocket {
     /// Opens a socket in the netns of the calling thread.
     pub fn open() -> io::Result<NlSocket> {
         // SAFETY: plain syscall; the fd is owned right away.
-        let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_ROUTE) };
+        let fd = unsafe {
+            libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_ROUTE)
+        };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -74,7 +76,12 @@ impl NlSocket {
                 size_of::<libc::c_int>() as libc::socklen_t,
             );
         }
-        Ok(NlSocket { fd, seq: Cell::new(0), rx: RefCell::new(vec![0; RX]), tx: RefCell::new(Vec::with_capacity(1024)) })
+        Ok(NlSocket {
+            fd,
+            seq: Cell::new(0),
+            rx: RefCell::new(vec![0; RX]),
+            tx: RefCell::new(Vec::with_capacity(1024)),
+        })
     }
 
     fn send(&self, msg: RouteNetlinkMessage, flags: u16) -> NlResult<u32> {
@@ -135,15 +142,20 @@ impl NlSocket {
             let n = self.recv(&mut rx)?;
             let mut off = 0;
             while off + HDR <= n {
-                let len = u32::from_ne_bytes(rx[off..off + 4].try_into().expect("4 bytes")) as usize;
+                let len =
+                    u32::from_ne_bytes(rx[off..off + 4].try_into().expect("4 bytes")) as usize;
                 let kind = u16::from_ne_bytes(rx[off + 4..off + 6].try_into().expect("2 bytes"));
                 let mseq = u32::from_ne_bytes(rx[off + 8..off + 12].try_into().expect("4 bytes"));
                 if len < HDR || off + len > n {
                     break;
                 }
                 if mseq == seq && kind == NLMSG_ERROR {
-                    return match NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rx[off..off + len]) {
-                        Ok(NetlinkMessage { payload: NetlinkPayload::Error(e), .. }) if e.code.is_some() => {
+                    return match NetlinkMessage::<RouteNetlinkMessage>::deserialize(
+                        &rx[off..off + len],
+                    ) {
+                        Ok(NetlinkMessage { payload: NetlinkPayload::Error(e), .. })
+                            if e.code.is_some() =>
+                        {
                             Err(rtnetlink::Error::NetlinkError(e))
                         }
                         Ok(_) => Ok(()),
@@ -164,7 +176,8 @@ impl NlSocket {
             let n = self.recv(&mut rx)?;
             let mut off = 0;
             while off + HDR <= n {
-                let len = u32::from_ne_bytes(rx[off..off + 4].try_into().expect("4 bytes")) as usize;
+                let len =
+                    u32::from_ne_bytes(rx[off..off + 4].try_into().expect("4 bytes")) as usize;
                 let kind = u16::from_ne_bytes(rx[off + 4..off + 6].try_into().expect("2 bytes"));
                 let mseq = u32::from_ne_bytes(rx[off + 8..off + 12].try_into().expect("4 bytes"));
                 if len < HDR || off + len > n {
@@ -179,8 +192,12 @@ impl NlSocket {
                     return Ok(out);
                 }
                 match NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rx[here..here + len]) {
-                    Ok(NetlinkMessage { payload: NetlinkPayload::InnerMessage(m), .. }) => out.push(m),
-                    Ok(NetlinkMessage { payload: NetlinkPayload::Error(e), .. }) if e.code.is_some() => {
+                    Ok(NetlinkMessage { payload: NetlinkPayload::InnerMessage(m), .. }) => {
+                        out.push(m)
+                    }
+                    Ok(NetlinkMessage { payload: NetlinkPayload::Error(e), .. })
+                        if e.code.is_some() =>
+                    {
                         return Err(rtnetlink::Error::NetlinkError(e));
                     }
                     Ok(NetlinkMessage { payload: NetlinkPayload::Done(_), .. }) => return Ok(out),
