@@ -36,6 +36,8 @@ fn possible() -> bool {
 /// One nslab REPL in its own tmux server (socket `-L`), killed on drop.
 struct Term {
     socket: String,
+    /// The socket file: tmux leaves it behind after kill-server.
+    socket_path: Option<PathBuf>,
     state: PathBuf,
     prompt: String,
 }
@@ -57,7 +59,8 @@ impl Term {
             bin(),
             args.join(" ")
         );
-        let t = Term { socket: id.clone(), state, prompt: prompt.to_string() };
+        let mut t =
+            Term { socket: id.clone(), socket_path: None, state, prompt: prompt.to_string() };
         let st = Command::new("tmux")
             .args(["-L", &id, "-f", "/dev/null", "new-session", "-d", "-s", &id])
             .args(["-x", "150", "-y", "50", &shell])
@@ -66,6 +69,8 @@ impl Term {
             .status()
             .expect("tmux runs");
         assert!(st.success(), "tmux new-session failed");
+        let path = t.tmux(&["display-message", "-p", "#{socket_path}"]);
+        t.socket_path = Some(PathBuf::from(path.trim())).filter(|p| p.is_absolute());
         t.wait(prompt);
         t
     }
@@ -161,6 +166,9 @@ impl Drop for Term {
             .args(["-L", &self.socket, "kill-server"])
             .stderr(Stdio::null())
             .status();
+        if let Some(p) = &self.socket_path {
+            let _ = std::fs::remove_file(p);
+        }
         let _ = std::fs::remove_dir_all(&self.state);
     }
 }
