@@ -14,7 +14,7 @@ use std::process::Command;
 use super::{Failed, fail};
 use crate::lab::journal;
 use crate::lab::teardown::{Owned, owner_tag};
-use crate::net::{Kernel, NetError, nat, netns};
+use crate::net::{Kernel, NetError, netns};
 use crate::script::recipe::Recipe;
 use crate::script::stdlib;
 
@@ -350,15 +350,9 @@ fn check_leftovers(kernel: &Kernel, checks: &mut Vec<Check>, have_iptables: bool
         }
     }
     if have_iptables {
-        let threads: Vec<_> = spaces
-            .iter()
-            .map(|ns| {
-                let ns = ns.clone();
-                std::thread::spawn(move || (nat::list(ns.as_deref(), "nat"), ns))
-            })
-            .collect();
-        for t in threads {
-            let Ok((Ok(rules), ns)) = t.join() else { continue };
+        for (listed, ns) in super::show::nat_lists(&spaces).into_iter().zip(spaces.iter().cloned())
+        {
+            let Ok(rules) = listed else { continue };
             for r in rules {
                 let Some(c) = super::show::rule_comment(&r) else { continue };
                 let Some(lab) = c.strip_prefix("nslab:") else { continue };
@@ -411,8 +405,13 @@ pub fn run(_: Args) -> Result<(), Failed> {
         checks.push(c);
     }
     checks.push(check_ip_forward());
+    // Without root the namespaces cannot be entered: an all-clear would be a guess.
     match Kernel::new(None) {
-        Ok(k) => check_leftovers(&k, &mut checks, backend.is_some()),
+        Ok(k) if missing_caps().is_empty() => check_leftovers(&k, &mut checks, backend.is_some()),
+        Ok(_) => checks.push(warn(
+            "leftover labs: cannot look inside the namespaces without root",
+            "run `sudo nslab doctor`",
+        )),
         Err(e) => checks.push(warn(format!("cannot look for leftover labs: {e}"), "run as root")),
     }
     let mut warnings = 0;
