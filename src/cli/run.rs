@@ -35,6 +35,11 @@ pub struct Args {
     /// is kept, also when the recipe fails
     #[arg(short, long)]
     interactive: bool,
+    /// Turn IPv6 off in every netns the lab creates and on every link it creates elsewhere
+    /// (no link-local addresses, no IPv6 at all there). For very large labs: IPv6 chatter on
+    /// one bridge grows as the square of its ports
+    #[arg(long)]
+    no_ipv6: bool,
 }
 
 pub fn lab_name(explicit: Option<String>, recipe: &std::path::Path) -> String {
@@ -74,11 +79,17 @@ pub fn run(a: Args) -> Result<(), Failed> {
     let session = Rc::new(
         Session::start(&lab, Some(r.path.display().to_string()), params, a.explain).map_err(fail)?,
     );
+    session.kernel().set_no_ipv6(a.no_ipv6);
+    // veth::add + link::set_netns as one kernel request; not in the REPL, where a veth must
+    // exist as soon as its line returns (Kernel::set_defer_veth).
+    session.kernel().set_defer_veth(!a.interactive);
     set_backend(Some(session.clone()));
     lab::catch_signals();
 
     let mut scope = rhai::Scope::new();
     let result = r.run(&engine, &mut scope);
+    // A veth still held back is created now; if that fails, the run fails and rolls back.
+    let result = result.and_then(|()| session.kernel().flush().map_err(|e| Diag::plain(&e)));
     if a.interactive {
         if let Err(d) = result {
             report(d);

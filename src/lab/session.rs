@@ -88,6 +88,7 @@ impl Session {
     /// Undoes everything this session applied and forgets the lab.
     pub fn rollback(&self) -> Vec<NetError> {
         let ops = std::mem::take(&mut *self.applied.borrow_mut());
+        self.kernel.discard_pending();
         let mut errors = teardown(&self.kernel, &self.lab, &ops);
         *self.owned.borrow_mut() = Owned::default();
         if errors.is_empty()
@@ -202,6 +203,8 @@ impl Backend for Session {
         if INTERRUPTED.load(Ordering::Relaxed) {
             return Err(NetError::new("interrupted").with_errno(libc::EINTR));
         }
+        // A veth the kernel layer holds back must exist before anything looks (Kernel::set_defer_veth).
+        self.kernel.flush_unless_merges(&op)?;
         self.check_owner(&op)?;
         if let Op::SysctlSet { ns, key, value, old } = &mut op {
             let current = kernel::sysctl_get(ns.as_deref(), key)?;
@@ -256,26 +259,32 @@ impl Backend for Session {
     }
 
     fn sysctl_get(&self, ns: Option<&str>, key: &str) -> NetResult<String> {
+        self.kernel.flush()?;
         kernel::sysctl_get(ns, key)
     }
 
     fn nat_list(&self, ns: Option<&str>) -> NetResult<Vec<String>> {
+        self.kernel.flush()?;
         nat::list(ns, "nat")
     }
 
     fn exec(&self, ns: Option<&str>, argv: Vec<String>) -> NetResult<ExecOutput> {
+        self.kernel.flush()?;
         exec::exec(ns, argv)
     }
 
     fn ping(&self, ns: Option<&str>, addr: IpAddr, count: u32, timeout: Duration) -> NetResult<PingResult> {
+        self.kernel.flush()?;
         probe::ping(ns, addr, count, timeout)
     }
 
     fn tcp(&self, ns: Option<&str>, target: SocketAddr, timeout: Duration) -> NetResult<TcpResult> {
+        self.kernel.flush()?;
         probe::tcp(ns, target, timeout)
     }
 
     fn serve(&self, ns: Option<&str>, port: u16) -> NetResult<u16> {
+        self.kernel.flush()?;
         probe::serve(ns, port).map(|s| s.port)
     }
 }

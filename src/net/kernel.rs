@@ -11,7 +11,7 @@
 //! `NSLAB_TIMING=1` prints, at exit, how long each kind of Op took (count, total, mean,
 //! slowest): where a slow build spends its time.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
@@ -49,7 +49,11 @@ pub struct Kernel {
     socks: RefCell<HashMap<Ns, Rc<NlSocket>>>,
     tag: Option<LinkTag>,
     /// `--no-ipv6` (see [`Kernel::set_no_ipv6`]).
-    no_ipv6: bool,
+    no_ipv6: Cell<bool>,
+    /// Walk-through fast path (see [`Kernel::set_defer_veth`]).
+    defer_veth: Cell<bool>,
+    /// A veth pair accepted but not created yet: (netns, name, peer).
+    pending_veth: RefCell<Option<(Ns, String, String)>>,
     /// Namespaces this executor created with IPv6 off: links made inside them need no
     /// per-link sysctl.
     v6_off_ns: RefCell<HashSet<String>>,
@@ -88,6 +92,12 @@ fn link_error(e: rtnetlink::Error, dev: &str, ns: Option<&str>, what: &str) -> N
     })
 }
 
+fn veth_exists(name: &str, peer: &str, name_at: Option<&str>, peer_at: Option<&str>) -> NetError {
+    NetError::new(format!("link {name} or its peer {peer} already exists ({} / {})", place(name_at), place(peer_at)))
+        .with_errno(libc::EEXIST)
+        .with_help("pick other names, or remove the old links (`nslab destroy LAB` if a lab made them)")
+}
+
 pub fn no_link(dev: &str, ns: Option<&str>) -> NetError {
     let list = match ns {
         Some(n) => format!("link::list(\"{n}\")"),
@@ -104,7 +114,9 @@ impl Kernel {
         Ok(Kernel {
             socks: RefCell::new(HashMap::new()),
             tag,
-            no_ipv6: false,
+            no_ipv6: Cell::new(false),
+            defer_veth: Cell::new(false),
+            pending_veth: RefCell::new(None),
             v6_off_ns: RefCell::new(HashSet::new()),
             timing,
         })
@@ -123,8 +135,53 @@ impl Kernel {
     /// them to every port, so on one bridge that background work grows as N² and competes
     /// with the build for CPU (RESULTS.md: 3008 packets out of one port of lab(500) within
     /// 3 s, 1 with IPv6 off).
-    pub fn set_no_ipv6(&mut self, on: bool) {
-        self.no_ipv6 = on;
+    pub fn set_no_ipv6(&self, on: bool) {
+        self.no_ipv6.set(on);
+    }
+
+    /// The walk-through's `veth::add(a, b)` followed by `link::set_netns(a, NS)` made as fast
+    /// as `veth::add(b, a, NS)`: moving a link into a netns costs the kernel 16-23 ms (an
+    /// `rcu_barrier` in dev_change_net_namespace), creating the end there ~0.5 ms. With this
+    /// on, a veth made where both ends stay in one netns is accepted but not created until
+    /// the next operation: if that moves one of its ends to another netns, the pair is
+    /// created with that end already there, in one request; anything else (another
+    /// operation, any query, the end of the run) creates it as asked first.
+    ///
+    /// What the recipe means does not change: the same links end up in the same places, and
+    /// what the kernel would refuse is refused at the same line. The name clash a veth
+    /// creation can meet is checked when `veth::add` is called (one ioctl per name) and
+    /// reported there; a clash in the target netns makes the move take the usual path
+    /// (create, then move), so the kernel's answer lands on `set_netns` as before. Only an
+    /// error the checks cannot foresee (out of memory) would surface one operation late.
+    /// For `nslab run` only: in the REPL a veth must exist as soon as its line returns.
+    pub fn set_defer_veth(&self, on: bool) {
+        self.defer_veth.set(on);
+    }
+
+    /// Creates the pending veth pair, if any (see [`Kernel::set_defer_veth`]).
+    pub fn flush(&self) -> NetResult<()> {
+        let Some((ns, name, peer)) = self.pending_veth.borrow_mut().take() else { return Ok(()) };
+        self.create_veth(ns.as_deref(), &name, None, &peer, None)
+    }
+
+    /// Forgets the pending veth pair: a run being rolled back.
+    pub fn discard_pending(&self) {
+        self.pending_veth.borrow_mut().take();
+    }
+
+    /// True when `op` would be merged with the pending veth (so nothing must be flushed
+    /// before it).
+    fn merges(&self, op: &Op) -> bool {
+        match (op, &*self.pending_veth.borrow()) {
+            (Op::LinkSetNetns { ns, dev, .. }, Some((pns, name, peer))) => ns == pns && (dev == name || dev == peer),
+            _ => false,
+        }
+    }
+
+    /// Flushes the pending veth unless `op` is the move it waits for. Callers that do more
+    /// than [`Kernel::apply`] before applying an Op (reading a sysctl first) call this.
+    pub fn flush_unless_merges(&self, op: &Op) -> NetResult<()> {
+        if self.merges(op) { Ok(()) } else { self.flush() }
     }
 
     /// The cached netlink socket of `ns`, opened on first use.
@@ -168,7 +225,7 @@ impl Kernel {
     /// `--no-ipv6` for a link just created in `ns`, before it can come up (so it never gets
     /// a link-local address). Links inside a netns made with IPv6 off need nothing.
     fn link_v6_off(&self, ns: Option<&str>, dev: &str) -> NetResult<()> {
-        if !self.no_ipv6 || ns.is_some_and(|n| self.v6_off_ns.borrow().contains(n)) {
+        if !self.no_ipv6.get() || ns.is_some_and(|n| self.v6_off_ns.borrow().contains(n)) {
             return Ok(());
         }
         let key = format!("net.ipv6.conf.{dev}.disable_ipv6");
@@ -182,6 +239,7 @@ impl Kernel {
     }
 
     pub fn link_index(&self, ns: Option<&str>, dev: &str) -> NetResult<u32> {
+        self.flush()?;
         self.sock(ns)?.index_of(dev).map_err(|e| match e.raw_os_error() {
             Some(libc::ENODEV) => no_link(dev, ns),
             _ => NetError::from(e),
@@ -203,12 +261,38 @@ impl Kernel {
     }
 
     fn apply_inner(&self, op: &Op) -> NetResult<()> {
+        self.flush_unless_merges(op)?;
         match op {
+            Op::VethAdd { ns, name, peer, peer_ns: None } if self.defer_veth.get() && name != peer => {
+                // Refuse now what the kernel would refuse at creation (see set_defer_veth).
+                let nsr = ns.as_deref();
+                let sock = self.sock(nsr)?;
+                if sock.index_of(name).is_ok() || sock.index_of(peer).is_ok() {
+                    return Err(veth_exists(name, peer, nsr, nsr));
+                }
+                *self.pending_veth.borrow_mut() = Some((ns.clone(), name.clone(), peer.clone()));
+                Ok(())
+            }
+            Op::LinkSetNetns { ns, dev, to } if self.merges(op) => {
+                let (_, name, peer) = self.pending_veth.borrow_mut().take().expect("merges() saw it");
+                let nsr = ns.as_deref();
+                let clash = netns::exists(to) && self.sock(Some(to))?.index_of(dev).is_ok();
+                if !netns::exists(to) || clash {
+                    // The usual path, so the kernel's refusal is the one the move gets.
+                    self.create_veth(nsr, &name, None, &peer, None)?;
+                    return self.move_link(nsr, dev, to);
+                }
+                if *dev == name {
+                    self.create_veth(nsr, &name, Some(to), &peer, None)
+                } else {
+                    self.create_veth(nsr, &name, None, &peer, Some(to))
+                }
+            }
             Op::NetnsAdd { name } => {
                 // The netns is made on this thread, which also opens its netlink socket while
                 // inside (and with --no-ipv6 turns IPv6 off there before anything else exists
                 // in it), then comes back: no thread, no second trip to open the socket.
-                let no_ipv6 = self.no_ipv6;
+                let no_ipv6 = self.no_ipv6.get();
                 let sock = netns::add_with(name, || -> std::io::Result<NlSocket> {
                     if no_ipv6 {
                         for key in ["net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"] {
@@ -247,51 +331,7 @@ impl Kernel {
                 self.set_alias(ns, name)?;
                 self.link_v6_off(ns, name)
             }
-            Op::VethAdd { ns, name, peer, peer_ns } => {
-                let ns = ns.as_deref();
-                // The peer is created directly inside its netns: moving a link later costs
-                // the kernel 16-23 ms, creating it there about 0.5 ms. The fd must stay open
-                // until the request has completed.
-                let peer_fd = match peer_ns {
-                    Some(p) => Some(netns::open(p)?),
-                    None => None,
-                };
-                // One TX and one RX queue per end (`numtxqueues 1 numrxqueues 1`). By default
-                // the kernel allocates one per possible CPU and then shrinks the veth to the
-                // single queue it uses, which waits for an expedited RCU grace period per end
-                // (veth_init_queues -> netif_set_real_num_tx_queues): 399 of them in lab(200),
-                // 14 ms on an idle machine, 185 ms with a compile running (`perf sched`). The
-                // queue in use is the same either way; only raising the count later with
-                // `ethtool -L` (multi-queue XDP) is not possible.
-                let one_queue = |b: LinkMessageBuilder<LinkUnspec>| {
-                    b.append_extra_attribute(LinkAttribute::NumTxQueues(1)).append_extra_attribute(LinkAttribute::NumRxQueues(1))
-                };
-                let mut peer_msg = one_queue(self.tagged(LinkUnspec::new_with_name(peer)));
-                if let Some(fd) = &peer_fd {
-                    peer_msg = peer_msg.setns_by_fd(fd.as_raw_fd());
-                }
-                let b = self.tagged(LinkVeth::new(name, peer))
-                    .append_extra_attribute(LinkAttribute::NumTxQueues(1))
-                    .append_extra_attribute(LinkAttribute::NumRxQueues(1))
-                    .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg.build())));
-                let r = self.sock(ns)?.ack(RouteNetlinkMessage::NewLink(b.build()), NLM_F_CREATE | NLM_F_EXCL);
-                drop(peer_fd);
-                r.map_err(|e| match super::error::errno_of(&e) {
-                    Some(libc::EEXIST) => NetError::new(format!(
-                        "link {name} or its peer {peer} already exists ({} / {})",
-                        place(ns),
-                        place(peer_ns.as_deref().or(ns))
-                    ))
-                    .with_errno(libc::EEXIST)
-                    .with_help("pick other names, or remove the old links (`nslab destroy LAB` if a lab made them)"),
-                    _ => link_error(e, name, ns, "create veth"),
-                })?;
-                let peer_at = peer_ns.as_deref().or(ns);
-                self.set_alias(ns, name)?;
-                self.set_alias(peer_at, peer)?;
-                self.link_v6_off(ns, name)?;
-                self.link_v6_off(peer_at, peer)
-            }
+            Op::VethAdd { ns, name, peer, peer_ns } => self.create_veth(ns.as_deref(), name, None, peer, peer_ns.as_deref()),
             Op::LinkUp { ns, dev } | Op::LinkDown { ns, dev } => {
                 let ns = ns.as_deref();
                 let b = LinkUnspec::new_with_name(dev);
@@ -330,23 +370,7 @@ impl Kernel {
                     })
                 })
             }
-            Op::LinkSetNetns { ns, dev, to } => {
-                let ns = ns.as_deref();
-                let fd = netns::open(to)?;
-                let b = LinkUnspec::new_with_name(dev).setns_by_fd(fd.as_raw_fd());
-                let r = self.sock(ns)?.ack(RouteNetlinkMessage::SetLink(b.build()), 0);
-                drop(fd);
-                r.map_err(|e| {
-                    from_nl(e, &format!("cannot move {dev} to netns {to}"), |errno| match errno {
-                        libc::ENODEV => Some(no_link(dev, ns)),
-                        libc::EEXIST => Some(
-                            NetError::new(format!("netns {to} already has a link named {dev}"))
-                                .with_help("rename one of them"),
-                        ),
-                        _ => None,
-                    })
-                })
-            }
+            Op::LinkSetNetns { ns, dev, to } => self.move_link(ns.as_deref(), dev, to),
             Op::LinkDel { ns, dev } => {
                 let ns = ns.as_deref();
                 let mut b = LinkUnspec::new_with_name(dev).build();
@@ -391,7 +415,7 @@ impl Kernel {
                                 place(nsr)
                             ))),
                             // The kernel's answer when IPv6 is disabled on the device.
-                            libc::EACCES if cidr.addr().is_ipv6() => Some(if self.no_ipv6 {
+                            libc::EACCES if cidr.addr().is_ipv6() => Some(if self.no_ipv6.get() {
                                 NetError::new(format!("IPv6 is off in this lab: cannot add {cidr} to {dev}"))
                                     .with_help("this run has --no-ipv6; run without it to use IPv6 addresses")
                             } else {
@@ -440,6 +464,66 @@ impl Kernel {
         }
     }
 
+    /// Creates the veth pair `name` / `peer` through the socket of `ns`. `name_in` and
+    /// `peer_in` make an end directly inside another netns: moving a link later costs the
+    /// kernel 16-23 ms, creating it there about 0.5 ms.
+    fn create_veth(&self, ns: Option<&str>, name: &str, name_in: Option<&str>, peer: &str, peer_in: Option<&str>) -> NetResult<()> {
+        // The netns fds must stay open until the request has completed.
+        let name_fd = name_in.map(netns::open).transpose()?;
+        let peer_fd = peer_in.map(netns::open).transpose()?;
+        // One TX and one RX queue per end (`numtxqueues 1 numrxqueues 1`). By default the
+        // kernel allocates one per possible CPU and then shrinks the veth to the single queue
+        // it uses, which waits for an expedited RCU grace period per end (veth_init_queues ->
+        // netif_set_real_num_tx_queues): 399 of them in lab(200), 14 ms on an idle machine,
+        // 185 ms with a compile running (`perf sched`). The queue in use is the same either
+        // way; only raising the count later with `ethtool -L` (multi-queue XDP) is not possible.
+        let mut peer_msg = self
+            .tagged(LinkUnspec::new_with_name(peer))
+            .append_extra_attribute(LinkAttribute::NumTxQueues(1))
+            .append_extra_attribute(LinkAttribute::NumRxQueues(1));
+        if let Some(fd) = &peer_fd {
+            peer_msg = peer_msg.setns_by_fd(fd.as_raw_fd());
+        }
+        let mut b = self
+            .tagged(LinkVeth::new(name, peer))
+            .append_extra_attribute(LinkAttribute::NumTxQueues(1))
+            .append_extra_attribute(LinkAttribute::NumRxQueues(1))
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg.build())));
+        if let Some(fd) = &name_fd {
+            b = b.setns_by_fd(fd.as_raw_fd());
+        }
+        let (name_at, peer_at) = (name_in.or(ns), peer_in.or(ns));
+        self.sock(ns)?.ack(RouteNetlinkMessage::NewLink(b.build()), NLM_F_CREATE | NLM_F_EXCL).map_err(|e| {
+            match super::error::errno_of(&e) {
+                Some(libc::EEXIST) => veth_exists(name, peer, name_at, peer_at),
+                _ => link_error(e, name, ns, "create veth"),
+            }
+        })?;
+        drop((name_fd, peer_fd));
+        self.set_alias(name_at, name)?;
+        self.set_alias(peer_at, peer)?;
+        self.link_v6_off(name_at, name)?;
+        self.link_v6_off(peer_at, peer)
+    }
+
+    /// `ip link set DEV netns TO`.
+    fn move_link(&self, ns: Option<&str>, dev: &str, to: &str) -> NetResult<()> {
+        let fd = netns::open(to)?;
+        let b = LinkUnspec::new_with_name(dev).setns_by_fd(fd.as_raw_fd());
+        let r = self.sock(ns)?.ack(RouteNetlinkMessage::SetLink(b.build()), 0);
+        drop(fd);
+        r.map_err(|e| {
+            from_nl(e, &format!("cannot move {dev} to netns {to}"), |errno| match errno {
+                libc::ENODEV => Some(no_link(dev, ns)),
+                libc::EEXIST => Some(
+                    NetError::new(format!("netns {to} already has a link named {dev}"))
+                        .with_help("rename one of them"),
+                ),
+                _ => None,
+            })
+        })
+    }
+
     fn route_message(
         &self,
         ns: Option<&str>,
@@ -481,6 +565,7 @@ impl Kernel {
     /// Deletes every link of `group` in `ns` with one RTM_DELLINK: synchronous, and far
     /// faster than deleting veths one by one (~20 ms each on this kernel).
     pub fn del_group(&self, ns: Option<&str>, group: u32) -> NetResult<()> {
+        self.flush()?;
         let mut m = LinkMessage::default();
         m.attributes.push(LinkAttribute::Group(group));
         self.sock(ns)?
@@ -489,6 +574,7 @@ impl Kernel {
     }
 
     pub fn links(&self, ns: Option<&str>) -> NetResult<Vec<LinkInfo>> {
+        self.flush()?;
         // Without the statistics (`ip` asks the same way unless -s): a third of the bytes
         // per link for the kernel to render and for us to parse.
         let mut req = LinkMessage::default();
@@ -513,6 +599,7 @@ impl Kernel {
     }
 
     pub fn addrs(&self, ns: Option<&str>) -> NetResult<Vec<AddrInfo>> {
+        self.flush()?;
         let names = self.link_names(ns)?;
         let msgs: Vec<AddressMessage> = self
             .sock(ns)?
@@ -550,6 +637,7 @@ impl Kernel {
 
     /// Routes of the main table (what `ip route` and `ip -6 route` show).
     pub fn routes(&self, ns: Option<&str>) -> NetResult<Vec<RouteInfo>> {
+        self.flush()?;
         let names = self.link_names(ns)?;
         let sock = self.sock(ns)?;
         let mut out = Vec::new();
@@ -605,6 +693,7 @@ impl Kernel {
 
     /// The ARP / NDP table (`ip neigh`, `arp -n`).
     pub fn neighbours(&self, ns: Option<&str>) -> NetResult<Vec<NeighInfo>> {
+        self.flush()?;
         let names = self.link_names(ns)?;
         let msgs = self.neighbour_dump(ns, AddressFamily::Unspec, &format!("cannot list neighbours in {}", place(ns)))?;
         Ok(msgs
@@ -636,6 +725,7 @@ impl Kernel {
 
     /// The bridge's forwarding database (`bridge fdb show br BR`, `brctl showmacs BR`).
     pub fn fdb(&self, ns: Option<&str>, bridge: &str) -> NetResult<Vec<FdbEntry>> {
+        self.flush()?;
         let links = self.links(ns)?;
         let br = links.iter().find(|l| l.name == bridge).ok_or_else(|| no_link(bridge, ns))?;
         if br.kind != "bridge" {
@@ -694,6 +784,7 @@ impl Kernel {
 
     /// Links enslaved to `bridge` (`brctl show`, `bridge link`).
     pub fn bridge_ports(&self, ns: Option<&str>, bridge: &str) -> NetResult<Vec<LinkInfo>> {
+        self.flush()?;
         let links = self.links(ns)?;
         let br = links.iter().find(|l| l.name == bridge).ok_or_else(|| no_link(bridge, ns))?;
         if br.kind != "bridge" {
