@@ -286,6 +286,34 @@ loop { x += 1; }
     assert!(r.stdout.contains("rolled back 153 operations"), "{}", r.stdout);
 }
 
+/// `--keep-on-error` keeps a failed lab for debugging, says how to remove it, and `destroy`
+/// then removes exactly it.
+#[test]
+fn keep_on_error_keeps_the_lab_until_destroy() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe("lc-keep.rhai", &failing_recipe(r#"assert(false, "kept");"#));
+    let r = in_world(&format!(
+        r#"
+        ! nslab run --keep-on-error --lab kept {path} 2> $T/err
+        cat $T/err
+        ip netns ls | grep -q '^h0'; ip link show lc-br > /dev/null
+        [ "$(cat /proc/sys/net/ipv4/ip_forward)" = 1 ]
+        nslab destroy kept
+        same keep-on-error
+        "#
+    ));
+    r.ok();
+    assert!(
+        r.stdout.contains(
+            "kept 25 operations of lab kept for debugging; remove them with `nslab destroy kept`"
+        ),
+        "{}",
+        r.stdout
+    );
+}
+
 /// A second run of a lab that is up is refused and changes nothing; `--replace` rebuilds it.
 #[test]
 fn a_second_run_changes_nothing() {
@@ -607,6 +635,7 @@ fn doctor_reports_leftovers_and_forward_drop() {
         iptables -P FORWARD DROP
         nslab doctor > $T/d1 || true
         cat $T/d0; echo ==; cat $T/d1
+        nslab destroy ghost > /dev/null   # tolerant: everything it made is already gone
         "#
         .replace(
             "target/test-recipes/lc-ghost.rhai",
