@@ -381,10 +381,10 @@ fn check_leftovers(kernel: &Kernel, checks: &mut Vec<Check>, have_iptables: bool
         }
     }
     if orphans.is_empty() {
-        checks.push(ok(format!(
-            "labs: {} up; every object tagged nslab: belongs to one",
-            labs.len()
-        )));
+        checks.push(ok(match labs.len() {
+            0 => "labs: none up, and no object tagged nslab: is left behind".to_string(),
+            n => format!("labs: {n} up; every object tagged nslab: belongs to one of them"),
+        }));
     } else {
         let what = orphans.iter().map(|(w, _)| w.as_str()).collect::<Vec<_>>().join("; ");
         let fix = orphans.iter().map(|(_, c)| format!("`{c}`")).collect::<Vec<_>>().join(", ");
