@@ -440,7 +440,7 @@ sysctl::ip_forward(true);
 nat::masquerade("10.0.0.0/24");
 nat::port_forward(8080, "10.0.0.10:80");
 nat::masquerade("10.0.0.0/24", #{out: "uplink"});
-nat::port_forward(8081, "10.0.0.10:81", #{proto: "udp", "in": "uplink"});
+nat::port_forward(8081, "10.0.0.10:81", #{proto: "udp", iface: "uplink"});
 print(probe::ping("red", "10.0.0.1").ok);
 print(`L ${strip(link::list())}`);
 print(`L ${strip(link::list("red"))}`);
