@@ -247,13 +247,21 @@ impl Kernel {
     }
 
     pub fn apply(&self, op: &Op) -> NetResult<()> {
-        let Some(timing) = &self.timing else { return self.apply_inner(op) };
-        let t0 = Instant::now();
-        let r = self.apply_inner(op);
-        let d = t0.elapsed();
+        if self.timing.is_none() {
+            return self.apply_inner(op);
+        }
         let kind = format!("{op:?}").split([' ', '{']).next().unwrap_or_default().to_string();
+        self.timed(kind, || self.apply_inner(op))
+    }
+
+    /// Runs `f`, adding its duration to `kind` when NSLAB_TIMING is on.
+    fn timed<T>(&self, kind: impl Into<String>, f: impl FnOnce() -> T) -> T {
+        let Some(timing) = &self.timing else { return f() };
+        let t0 = Instant::now();
+        let r = f();
+        let d = t0.elapsed();
         let mut t = timing.borrow_mut();
-        let e = t.entry(kind).or_insert((0, Duration::ZERO, Duration::ZERO));
+        let e = t.entry(kind.into()).or_insert((0, Duration::ZERO, Duration::ZERO));
         e.0 += 1;
         e.1 += d;
         e.2 = e.2.max(d);
@@ -565,6 +573,10 @@ impl Kernel {
     /// Deletes every link of `group` in `ns` with one RTM_DELLINK: synchronous, and far
     /// faster than deleting veths one by one (~20 ms each on this kernel).
     pub fn del_group(&self, ns: Option<&str>, group: u32) -> NetResult<()> {
+        self.timed("(del_group)", || self.del_group_inner(ns, group))
+    }
+
+    fn del_group_inner(&self, ns: Option<&str>, group: u32) -> NetResult<()> {
         self.flush()?;
         let mut m = LinkMessage::default();
         m.attributes.push(LinkAttribute::Group(group));
@@ -574,6 +586,10 @@ impl Kernel {
     }
 
     pub fn links(&self, ns: Option<&str>) -> NetResult<Vec<LinkInfo>> {
+        self.timed("(links)", || self.links_inner(ns))
+    }
+
+    fn links_inner(&self, ns: Option<&str>) -> NetResult<Vec<LinkInfo>> {
         self.flush()?;
         // Without the statistics (`ip` asks the same way unless -s): a third of the bytes
         // per link for the kernel to render and for us to parse.
