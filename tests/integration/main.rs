@@ -8,3 +8,4 @@ mod repl;
 mod plan;
 mod doc;
 mod lifecycle;
+mod bench;

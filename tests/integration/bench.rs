@@ -1,0 +1,79 @@
+//! The benchmark's workload stays runnable: `benches/lab.rhai` (and its walk-through-style
+//! twin) builds lab(3) in a sandbox with the state the `ip` scripts of `benches/` build,
+//! and `nslab destroy` leaves nothing. No timings are checked here: `bash benches/run.sh`
+//! measures, CI does not.
+
+use crate::common::{kernel_tests_possible, root, sandboxed};
+
+/// What lab(3) must look like, checked with iproute2 (the same checks as
+/// benches/lib/verify.sh), then destroyed.
+const CHECK: &str = r#"
+    test "$(ip -o -4 addr show dev br0 | grep -c ' 10.0.0.1/16 ')" = 1
+    test "$(ip -o link show master br0 | grep -c 'state UP')" = 3
+    for i in 1 2 3; do
+        a="10.0.0.$((i + 2))"
+        ip -n h$i -o -4 addr show dev v$i | grep -q "inet $a/16 "
+        ip -n h$i -o link show dev v$i | grep -q ',UP'
+        ip -n h$i -o link show dev lo | grep -q ',UP'
+        ip -n h$i route show default | grep -q '^default via 10.0.0.1 dev v'$i
+        ip -n h$i -d link show dev v$i | grep -q 'alias nslab:lab'
+    done
+    echo "BUILT"
+    nslab destroy lab > /dev/null
+    test -z "$(ip netns list | grep '^h')"
+    test -z "$(ip -o link | grep -e ' br0' -e '-br@')"
+    test ! -e /run/nslab/lab
+    echo "DESTROYED"
+"#;
+
+#[test]
+fn the_bench_recipe_builds_and_destroys_lab3() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    for recipe in ["benches/lab.rhai", "benches/lab_move.rhai"] {
+        let r = sandboxed(&format!("nslab run --lab lab {recipe} --set hosts=3 > /dev/null\n{CHECK}"));
+        r.ok();
+        assert!(r.stdout.contains("BUILT") && r.stdout.contains("DESTROYED"), "{recipe}:\n{}", r.stdout);
+    }
+}
+
+/// `--no-ipv6`: no IPv6 address anywhere in the lab's namespaces nor on its links on the
+/// host side, while IPv4 works as before; links nslab did not create keep IPv6.
+#[test]
+fn no_ipv6_turns_ipv6_off_in_the_lab_only() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let r = sandboxed(&format!(
+        r#"
+        nslab run --no-ipv6 --lab lab benches/lab.rhai --set hosts=3 > /dev/null
+        for i in 1 2 3; do test -z "$(ip -n h$i -6 addr show)"; done
+        test "$(cat /proc/sys/net/ipv6/conf/br0/disable_ipv6)" = 1
+        test "$(cat /proc/sys/net/ipv6/conf/v1-br/disable_ipv6)" = 1
+        test "$(cat /proc/sys/net/ipv6/conf/uplink/disable_ipv6)" = 0
+        {CHECK}"#
+    ));
+    r.ok();
+    assert!(r.stdout.contains("DESTROYED"), "{}", r.stdout);
+}
+
+/// The benchmark scripts at least parse (they only run as root, by hand).
+#[test]
+fn the_bench_scripts_parse() {
+    let dir = root().join("benches");
+    let mut scripts = vec![];
+    for d in [dir.clone(), dir.join("lib")] {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "sh") {
+                scripts.push(p);
+            }
+        }
+    }
+    assert!(scripts.len() >= 6, "benches/*.sh missing: {scripts:?}");
+    for s in scripts {
+        let out = std::process::Command::new("bash").arg("-n").arg(&s).output().unwrap();
+        assert!(out.status.success(), "{}: {}", s.display(), String::from_utf8_lossy(&out.stderr));
+    }
+}
