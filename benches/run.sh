@@ -9,6 +9,7 @@
 #   nslab-noipv6 (nslab run --no-ipv6), ip (one ip process per command, peer made inside
 #   the netns), ip-move (tutorial style: veth moved), batch (ip -batch, peer inside the
 #   netns), batch-move, floor / floor-group / floor-sync1 (the C floor, needs cc).
+# With nslab among the tools, `nslab run benches/empty.rhai` is timed first (21 runs).
 # For each N every tool first does one untimed check run (full state check with `ip` and
 # a ping from h1 to hN), then REPS timed runs, interleaved, the order rotated every
 # repetition so machine drift hits all tools alike. Raw lines go to OUTFILE (default
@@ -23,7 +24,7 @@ out=""
 while getopts "r:t:o:" o; do
     case $o in
         r) reps=$OPTARG ;; t) tools=$OPTARG ;; o) out=$OPTARG ;;
-        *) sed -n '2,19p' "$0"; exit 2 ;;
+        *) sed -n '2,20p' "$0"; exit 2 ;;
     esac
 done
 shift $((OPTIND - 1))
@@ -71,6 +72,11 @@ one() { # tool n rep check
     echo "${line/RESULT /RESULT rep=$3 }" >&2
     settle_kernel
 }
+
+if [[ " $tools " == *" nslab "* ]]; then
+    line=$(unshare --net --mount -- bash "$here/empty.sh" 21)
+    echo "$line" | tee -a "$out" >&2
+fi
 
 for n in "${ns[@]}"; do
     for t in "${tl[@]}"; do one "$t" "$n" 0 ping; done

@@ -58,8 +58,11 @@ pub struct Kernel {
     /// per-link sysctl.
     v6_off_ns: RefCell<HashSet<String>>,
     /// `NSLAB_TIMING`: per kind of Op, (count, total, slowest).
-    timing: Option<RefCell<BTreeMap<String, (u32, Duration, Duration)>>>,
+    timing: Option<RefCell<BTreeMap<String, OpTime>>>,
 }
+
+/// NSLAB_TIMING per kind of Op: how many, their total, the slowest.
+type OpTime = (u32, Duration, Duration);
 
 impl Drop for Kernel {
     fn drop(&mut self) {
