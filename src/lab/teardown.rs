@@ -212,8 +212,9 @@ pub fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Vec<NetError> {
     }
 
     // 2. The namespaces, newest first. Their links go with them: the kernel tears an
-    //    unmounted netns down on its own worker, in one batch, while step 3 runs (lab(200):
-    //    links gone after 122 ms this way vs 136 ms deleting them first, medians of 6).
+    //    unmounted netns down on its own worker, in one batch, while step 3 runs (lab(200)
+    //    with `ip -batch` doing the same two steps: all links gone after 122 ms in this
+    //    order, 136 ms with the group delete first; medians of 6).
     let netns: Vec<&String> = ops
         .iter()
         .filter_map(|op| if let Op::NetnsAdd { name } = op { Some(name) } else { None })

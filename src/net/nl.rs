@@ -12,10 +12,10 @@
 //!
 //! Requests are not pipelined: each waits for its ACK before the next one is sent, so an
 //! error belongs to exactly one Op and is reported at the script line that made it (and a
-//! recipe's `try`/`catch` around one call keeps working). Measured on lab(200) with the C
-//! floor (`benches/floor`): 64 requests per `sendmsg` vs one round trip each changed the
-//! build time by ~2 % (355 vs 363 ms), because the kernel's own work per request
-//! dominates, so pipelining would buy little for what it would cost in error reporting.
+//! recipe's `try`/`catch` around one call keeps working). What pipelining would buy, measured
+//! with the C floor of `benches/` (64 requests per `sendmsg` vs one round trip each, medians
+//! of 7 in one run): lab(200) 213 vs 229 ms, lab(500) 666 vs 674 ms, because the kernel's own
+//! work per request dominates. nslab without pipelining: 221 and 774 ms in that run.
 
 use std::cell::{Cell, RefCell};
 use std::io;
