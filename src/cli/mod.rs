@@ -20,7 +20,11 @@ use clap::{Parser, Subcommand};
 use crate::script::diagnostic::Diag;
 
 #[derive(Parser, Debug)]
-#[command(name = "nslab", version, about = "Programmable Linux network labs: Rhai recipes drive netns, bridges, veths, routes and NAT")]
+#[command(
+    name = "nslab",
+    version,
+    about = "Programmable Linux network labs: Rhai recipes drive netns, bridges, veths, routes and NAT"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

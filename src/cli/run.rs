@@ -43,7 +43,9 @@ pub struct Args {
 }
 
 pub fn lab_name(explicit: Option<String>, recipe: &std::path::Path) -> String {
-    explicit.unwrap_or_else(|| recipe.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "lab".into()))
+    explicit.unwrap_or_else(|| {
+        recipe.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "lab".into())
+    })
 }
 
 pub fn run(a: Args) -> Result<(), Failed> {
@@ -67,17 +69,25 @@ pub fn run(a: Args) -> Result<(), Failed> {
             for e in errors {
                 report(Diag::plain(&e));
             }
-            return Err(fail(NetError::new(format!("could not remove the old lab {lab}; nothing new was built"))));
+            return Err(fail(NetError::new(format!(
+                "could not remove the old lab {lab}; nothing new was built"
+            ))));
         }
     }
     // Every parameter the lab was built with (`nslab ls`), as set or as declared.
     let params: Vec<(String, String)> = r
         .params
         .iter()
-        .map(|p| (p.name.clone(), overrides.get(&p.name).cloned().unwrap_or_else(|| p.default_text.clone())))
+        .map(|p| {
+            (
+                p.name.clone(),
+                overrides.get(&p.name).cloned().unwrap_or_else(|| p.default_text.clone()),
+            )
+        })
         .collect();
     let session = Rc::new(
-        Session::start(&lab, Some(r.path.display().to_string()), params, a.explain).map_err(fail)?,
+        Session::start(&lab, Some(r.path.display().to_string()), params, a.explain)
+            .map_err(fail)?,
     );
     session.kernel().set_no_ipv6(a.no_ipv6);
     // veth::add + link::set_netns as one kernel request; not in the REPL, where a veth must
@@ -93,7 +103,9 @@ pub fn run(a: Args) -> Result<(), Failed> {
     if a.interactive {
         if let Err(d) = result {
             report(d);
-            eprintln!("what lab {lab} built before the failure is kept for you to explore (`:destroy` removes it)");
+            eprintln!(
+                "what lab {lab} built before the failure is kept for you to explore (`:destroy` removes it)"
+            );
         }
         return super::repl::after_recipe(engine, scope, &r, session, a.sandbox, a.explain);
     }
@@ -104,7 +116,10 @@ pub fn run(a: Args) -> Result<(), Failed> {
             let n = session.applied();
             if n > 0 {
                 if a.sandbox {
-                    println!("lab {lab} is up ({}); the sandbox vanishes now that nslab exits", ops(n));
+                    println!(
+                        "lab {lab} is up ({}); the sandbox vanishes now that nslab exits",
+                        ops(n)
+                    );
                 } else {
                     println!("lab {lab} is up ({}); remove it with `nslab destroy {lab}`", ops(n));
                 }
@@ -115,7 +130,10 @@ pub fn run(a: Args) -> Result<(), Failed> {
             report(d);
             let n = session.applied();
             if a.keep_on_error {
-                eprintln!("kept {} of lab {lab} for debugging; remove them with `nslab destroy {lab}`", ops(n));
+                eprintln!(
+                    "kept {} of lab {lab} for debugging; remove them with `nslab destroy {lab}`",
+                    ops(n)
+                );
             } else {
                 let errors = session.rollback();
                 if errors.is_empty() && n > 0 {
@@ -124,7 +142,9 @@ pub fn run(a: Args) -> Result<(), Failed> {
                     for e in errors {
                         report(Diag::plain(&e));
                     }
-                    eprintln!("rollback of lab {lab} was incomplete; `nslab destroy {lab}` retries it");
+                    eprintln!(
+                        "rollback of lab {lab} was incomplete; `nslab destroy {lab}` retries it"
+                    );
                 }
             }
             Err(Failed(1))

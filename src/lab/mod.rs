@@ -26,9 +26,13 @@ pub fn destroy(lab: &str) -> Vec<crate::net::NetError> {
 /// [`destroy`]; with `force` even while another nslab process holds the lab.
 pub fn destroy_with(lab: &str, force: bool) -> Vec<crate::net::NetError> {
     if !force && let Some(pid) = journal::running_pid(lab) {
-        return vec![crate::net::NetError::new(format!("lab {lab} is being run by process {pid}"))
-            .with_errno(libc::EBUSY)
-            .with_help(format!("stop that run first (Ctrl-C rolls it back, `kill {pid}` too), or pass --force"))];
+        return vec![
+            crate::net::NetError::new(format!("lab {lab} is being run by process {pid}"))
+                .with_errno(libc::EBUSY)
+                .with_help(format!(
+                    "stop that run first (Ctrl-C rolls it back, `kill {pid}` too), or pass --force"
+                )),
+        ];
     }
     let ops = match journal::read(lab) {
         Ok(ops) => ops,
@@ -55,7 +59,8 @@ extern "C" fn on_signal(_: libc::c_int) {
 /// operation (which then rolls back) instead of killing nslab half-way.
 pub fn catch_signals() {
     use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
-    let action = SigAction::new(SigHandler::Handler(on_signal), SaFlags::SA_RESTART, SigSet::empty());
+    let action =
+        SigAction::new(SigHandler::Handler(on_signal), SaFlags::SA_RESTART, SigSet::empty());
     for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
         unsafe {

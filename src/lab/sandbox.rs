@@ -34,13 +34,20 @@ pub fn enter() -> NetResult<()> {
         .map_err(|e| fail("make / private", e))?;
     for dir in [crate::net::netns::NETNS_DIR, super::journal::STATE_DIR] {
         std::fs::create_dir_all(dir)?;
-        mount(Some("tmpfs"), dir, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=0755"))
-            .map_err(|e| fail(&format!("mount tmpfs on {dir}"), e))?;
+        mount(
+            Some("tmpfs"),
+            dir,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some("mode=0755"),
+        )
+        .map_err(|e| fail(&format!("mount tmpfs on {dir}"), e))?;
     }
     // SAFETY: no other thread exists yet (see above), so nothing reads the environment
     // concurrently.
     unsafe { std::env::set_var(ENV, "1") };
-    build_uplink().map_err(|e| NetError::new(format!("cannot build the sandbox's simulated internet: {e}")))
+    build_uplink()
+        .map_err(|e| NetError::new(format!("cannot build the sandbox's simulated internet: {e}")))
 }
 
 fn build_uplink() -> NetResult<()> {
@@ -50,12 +57,25 @@ fn build_uplink() -> NetResult<()> {
         Op::LinkUp { ns: None, dev: "lo".into() },
         Op::NetnsAdd { name: INTERNET_NS.into() },
         Op::VethAdd { ns: None, name: UPLINK.into(), peer: "eth0".into(), peer_ns: ns.clone() },
-        Op::AddrAdd { ns: None, dev: UPLINK.into(), cidr: UPLINK_CIDR.parse().expect("valid cidr") },
+        Op::AddrAdd {
+            ns: None,
+            dev: UPLINK.into(),
+            cidr: UPLINK_CIDR.parse().expect("valid cidr"),
+        },
         Op::LinkUp { ns: None, dev: UPLINK.into() },
         Op::LinkUp { ns: ns.clone(), dev: "lo".into() },
-        Op::AddrAdd { ns: ns.clone(), dev: "eth0".into(), cidr: format!("{INTERNET_ADDR}/24").parse().expect("valid cidr") },
+        Op::AddrAdd {
+            ns: ns.clone(),
+            dev: "eth0".into(),
+            cidr: format!("{INTERNET_ADDR}/24").parse().expect("valid cidr"),
+        },
         Op::LinkUp { ns: ns.clone(), dev: "eth0".into() },
-        Op::RouteAdd { ns: None, dest: None, via: Some(INTERNET_ADDR.parse().expect("valid ip")), dev: None },
+        Op::RouteAdd {
+            ns: None,
+            dest: None,
+            via: Some(INTERNET_ADDR.parse().expect("valid ip")),
+            dev: None,
+        },
     ];
     for op in &ops {
         k.apply(op)?;

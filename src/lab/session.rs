@@ -36,13 +36,26 @@ pub fn now_secs() -> u64 {
 
 impl Session {
     /// Starts lab `lab`. Refuses when it is already up: a second run must change nothing.
-    pub fn start(lab: &str, recipe: Option<String>, params: Vec<(String, String)>, explain: bool) -> NetResult<Session> {
+    pub fn start(
+        lab: &str,
+        recipe: Option<String>,
+        params: Vec<(String, String)>,
+        explain: bool,
+    ) -> NetResult<Session> {
         journal::check_lab_name(lab)?;
         if journal::exists(lab) {
             return Err(already_up(lab));
         }
-        let meta = Meta { lab: lab.to_string(), recipe, params, created: now_secs(), pid: std::process::id(), group: journal::group_of(lab) };
-        let journal = Journal::create(&meta).map_err(|e| if e.errno == Some(libc::EEXIST) { already_up(lab) } else { e })?;
+        let meta = Meta {
+            lab: lab.to_string(),
+            recipe,
+            params,
+            created: now_secs(),
+            pid: std::process::id(),
+            group: journal::group_of(lab),
+        };
+        let journal = Journal::create(&meta)
+            .map_err(|e| if e.errno == Some(libc::EEXIST) { already_up(lab) } else { e })?;
         Ok(Session {
             kernel: Kernel::new(Some(tag(lab)))?,
             lab: lab.to_string(),
@@ -273,7 +286,13 @@ impl Backend for Session {
         exec::exec(ns, argv)
     }
 
-    fn ping(&self, ns: Option<&str>, addr: IpAddr, count: u32, timeout: Duration) -> NetResult<PingResult> {
+    fn ping(
+        &self,
+        ns: Option<&str>,
+        addr: IpAddr,
+        count: u32,
+        timeout: Duration,
+    ) -> NetResult<PingResult> {
         self.kernel.flush()?;
         probe::ping(ns, addr, count, timeout)
     }

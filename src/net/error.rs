@@ -82,7 +82,9 @@ pub fn from_nl(
     advise: impl FnOnce(i32) -> Option<NetError>,
 ) -> NetError {
     match errno_of(&e) {
-        Some(errno) => advise(errno).map(|n| n.with_errno(errno)).unwrap_or_else(|| generic(errno, what)),
+        Some(errno) => {
+            advise(errno).map(|n| n.with_errno(errno)).unwrap_or_else(|| generic(errno, what))
+        }
         None => NetError::new(format!("{what}: {e}")),
     }
 }

@@ -16,7 +16,8 @@ pub struct ExecOutput {
 /// child process starts in the netns of the thread that spawns it.
 pub fn exec(ns: Option<&str>, argv: Vec<String>) -> NetResult<ExecOutput> {
     let Some(prog) = argv.first().cloned() else {
-        return Err(NetError::new("empty command").with_help("pass a string like \"ip -br addr\" or an array of arguments"));
+        return Err(NetError::new("empty command")
+            .with_help("pass a string like \"ip -br addr\" or an array of arguments"));
     };
     let where_ = place(ns);
     let out = netns::run_in(ns, move || Command::new(&argv[0]).args(&argv[1..]).output())?;

@@ -20,16 +20,24 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL};
-use rtnetlink::packet_route::address::{AddressAttribute, AddressHeaderFlags, AddressMessage, AddressScope};
-use rtnetlink::packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage,
+use rtnetlink::packet_route::address::{
+    AddressAttribute, AddressHeaderFlags, AddressMessage, AddressScope,
 };
-use rtnetlink::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState};
+use rtnetlink::packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo as NlLinkInfo,
+    LinkMessage,
+};
+use rtnetlink::packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
+};
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
-use rtnetlink::{AddressMessageBuilder, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{
+    AddressMessageBuilder, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth,
+    RouteMessageBuilder,
+};
 
 use super::error::{NetError, NetResult, from_nl, place};
 use super::info::{AddrInfo, FdbEntry, LinkInfo, NeighInfo, RouteInfo, mac_string};
@@ -67,7 +75,10 @@ type OpTime = (u32, Duration, Duration);
 impl Drop for Kernel {
     fn drop(&mut self) {
         let Some(t) = &self.timing else { return };
-        eprintln!("NSLAB_TIMING {:<16} {:>6} {:>10} {:>9} {:>9}", "op", "count", "total ms", "mean us", "max us");
+        eprintln!(
+            "NSLAB_TIMING {:<16} {:>6} {:>10} {:>9} {:>9}",
+            "op", "count", "total ms", "mean us", "max us"
+        );
         for (k, (n, total, max)) in t.borrow().iter() {
             eprintln!(
                 "NSLAB_TIMING {k:<16} {n:>6} {:>10.1} {:>9.1} {:>9.0}",
@@ -82,11 +93,11 @@ impl Drop for Kernel {
 fn link_error(e: rtnetlink::Error, dev: &str, ns: Option<&str>, what: &str) -> NetError {
     from_nl(e, &format!("cannot {what} {dev} in {}", place(ns)), |errno| match errno {
         libc::ENODEV => Some(no_link(dev, ns)),
-        libc::EEXIST => Some(
-            NetError::new(format!("link {dev} already exists in {}", place(ns))).with_help(
+        libc::EEXIST => {
+            Some(NetError::new(format!("link {dev} already exists in {}", place(ns))).with_help(
                 "pick another name, or remove the old link (`nslab destroy LAB` if a lab made it)",
-            ),
-        ),
+            ))
+        }
         libc::EBUSY => Some(
             NetError::new(format!("link {dev} in {} is busy", place(ns)))
                 .with_help("it may be enslaved to another master or in use; check `nslab show`"),
@@ -96,9 +107,13 @@ fn link_error(e: rtnetlink::Error, dev: &str, ns: Option<&str>, what: &str) -> N
 }
 
 fn veth_exists(name: &str, peer: &str, name_at: Option<&str>, peer_at: Option<&str>) -> NetError {
-    NetError::new(format!("link {name} or its peer {peer} already exists ({} / {})", place(name_at), place(peer_at)))
-        .with_errno(libc::EEXIST)
-        .with_help("pick other names, or remove the old links (`nslab destroy LAB` if a lab made them)")
+    NetError::new(format!(
+        "link {name} or its peer {peer} already exists ({} / {})",
+        place(name_at),
+        place(peer_at)
+    ))
+    .with_errno(libc::EEXIST)
+    .with_help("pick other names, or remove the old links (`nslab destroy LAB` if a lab made them)")
 }
 
 pub fn no_link(dev: &str, ns: Option<&str>) -> NetError {
@@ -176,7 +191,9 @@ impl Kernel {
     /// before it).
     fn merges(&self, op: &Op) -> bool {
         match (op, &*self.pending_veth.borrow()) {
-            (Op::LinkSetNetns { ns, dev, .. }, Some((pns, name, peer))) => ns == pns && (dev == name || dev == peer),
+            (Op::LinkSetNetns { ns, dev, .. }, Some((pns, name, peer))) => {
+                ns == pns && (dev == name || dev == peer)
+            }
             _ => false,
         }
     }
@@ -197,7 +214,9 @@ impl Kernel {
             None => NlSocket::open(),
             Some(_) => netns::run_in(ns, NlSocket::open)?,
         }
-        .map_err(|e| NetError::new(format!("cannot open a netlink socket in {}: {e}", place(ns))))?;
+        .map_err(|e| {
+            NetError::new(format!("cannot open a netlink socket in {}: {e}", place(ns)))
+        })?;
         let s = Rc::new(s);
         self.socks.borrow_mut().insert(key, s.clone());
         Ok(s)
@@ -222,7 +241,9 @@ impl Kernel {
     fn set_alias(&self, ns: Option<&str>, dev: &str) -> NetResult<()> {
         let Some(t) = &self.tag else { return Ok(()) };
         let msg = LinkUnspec::new_with_name(dev).alias(t.alias.clone()).build();
-        self.sock(ns)?.ack(RouteNetlinkMessage::SetLink(msg), 0).map_err(|e| link_error(e, dev, ns, "tag"))
+        self.sock(ns)?
+            .ack(RouteNetlinkMessage::SetLink(msg), 0)
+            .map_err(|e| link_error(e, dev, ns, "tag"))
     }
 
     /// `--no-ipv6` for a link just created in `ns`, before it can come up (so it never gets
@@ -238,7 +259,12 @@ impl Kernel {
             None => std::fs::write(sysctl_path(&key), b"1").map_err(NetError::from),
             Some(_) => sysctl_set(ns, &key, "1"),
         }
-        .map_err(|e| NetError::new(format!("cannot turn IPv6 off on {dev} in {} (--no-ipv6): {e}", place(ns))))
+        .map_err(|e| {
+            NetError::new(format!(
+                "cannot turn IPv6 off on {dev} in {} (--no-ipv6): {e}",
+                place(ns)
+            ))
+        })
     }
 
     pub fn link_index(&self, ns: Option<&str>, dev: &str) -> NetResult<u32> {
@@ -274,7 +300,9 @@ impl Kernel {
     fn apply_inner(&self, op: &Op) -> NetResult<()> {
         self.flush_unless_merges(op)?;
         match op {
-            Op::VethAdd { ns, name, peer, peer_ns: None } if self.defer_veth.get() && name != peer => {
+            Op::VethAdd { ns, name, peer, peer_ns: None }
+                if self.defer_veth.get() && name != peer =>
+            {
                 // Refuse now what the kernel would refuse at creation (see set_defer_veth).
                 let nsr = ns.as_deref();
                 let sock = self.sock(nsr)?;
@@ -285,7 +313,8 @@ impl Kernel {
                 Ok(())
             }
             Op::LinkSetNetns { ns, dev, to } if self.merges(op) => {
-                let (_, name, peer) = self.pending_veth.borrow_mut().take().expect("merges() saw it");
+                let (_, name, peer) =
+                    self.pending_veth.borrow_mut().take().expect("merges() saw it");
                 let nsr = ns.as_deref();
                 let clash = netns::exists(to) && self.sock(Some(to))?.index_of(dev).is_ok();
                 if !netns::exists(to) || clash {
@@ -306,7 +335,9 @@ impl Kernel {
                 let no_ipv6 = self.no_ipv6.get();
                 let sock = netns::add_with(name, || -> std::io::Result<NlSocket> {
                     if no_ipv6 {
-                        for key in ["net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"] {
+                        for key in
+                            ["net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"]
+                        {
                             std::fs::write(sysctl_path(key), b"1")?;
                         }
                     }
@@ -320,9 +351,9 @@ impl Kernel {
                         }
                         Ok(())
                     }
-                    Err(e) if no_ipv6 => {
-                        Err(NetError::new(format!("cannot turn IPv6 off in netns {name} (--no-ipv6): {e}")))
-                    }
+                    Err(e) if no_ipv6 => Err(NetError::new(format!(
+                        "cannot turn IPv6 off in netns {name} (--no-ipv6): {e}"
+                    ))),
                     // The netns exists; the next call in it opens a socket the usual way.
                     Err(_) => Ok(()),
                 }
@@ -342,12 +373,16 @@ impl Kernel {
                 self.set_alias(ns, name)?;
                 self.link_v6_off(ns, name)
             }
-            Op::VethAdd { ns, name, peer, peer_ns } => self.create_veth(ns.as_deref(), name, None, peer, peer_ns.as_deref()),
+            Op::VethAdd { ns, name, peer, peer_ns } => {
+                self.create_veth(ns.as_deref(), name, None, peer, peer_ns.as_deref())
+            }
             Op::LinkUp { ns, dev } | Op::LinkDown { ns, dev } => {
                 let ns = ns.as_deref();
                 let b = LinkUnspec::new_with_name(dev);
                 let b = if matches!(op, Op::LinkUp { .. }) { b.up() } else { b.down() };
-                self.sock(ns)?.ack(RouteNetlinkMessage::SetLink(b.build()), 0).map_err(|e| link_error(e, dev, ns, "set state of"))
+                self.sock(ns)?
+                    .ack(RouteNetlinkMessage::SetLink(b.build()), 0)
+                    .map_err(|e| link_error(e, dev, ns, "set state of"))
             }
             Op::LinkSetMaster { ns, dev, master } => {
                 let ns = ns.as_deref();
@@ -386,7 +421,9 @@ impl Kernel {
                 let ns = ns.as_deref();
                 let mut b = LinkUnspec::new_with_name(dev).build();
                 b.header.index = 0;
-                self.sock(ns)?.ack(RouteNetlinkMessage::DelLink(b), 0).map_err(|e| link_error(e, dev, ns, "delete link"))
+                self.sock(ns)?
+                    .ack(RouteNetlinkMessage::DelLink(b), 0)
+                    .map_err(|e| link_error(e, dev, ns, "delete link"))
             }
             Op::AddrAdd { ns, dev, cidr } | Op::AddrDel { ns, dev, cidr } => {
                 let nsr = ns.as_deref();
@@ -395,8 +432,14 @@ impl Kernel {
                 let add = matches!(op, Op::AddrAdd { .. });
                 let r = if add {
                     let mut m = match cidr.addr() {
-                        IpAddr::V4(a) => AddressMessageBuilder::<std::net::Ipv4Addr>::new().index(idx).address(a, cidr.prefix_len()).build(),
-                        IpAddr::V6(a) => AddressMessageBuilder::<std::net::Ipv6Addr>::new().index(idx).address(a, cidr.prefix_len()).build(),
+                        IpAddr::V4(a) => AddressMessageBuilder::<std::net::Ipv4Addr>::new()
+                            .index(idx)
+                            .address(a, cidr.prefix_len())
+                            .build(),
+                        IpAddr::V6(a) => AddressMessageBuilder::<std::net::Ipv6Addr>::new()
+                            .index(idx)
+                            .address(a, cidr.prefix_len())
+                            .build(),
                     };
                     if cidr.addr().is_ipv6() {
                         // `nodad`: duplicate address detection keeps a new IPv6 address
@@ -470,15 +513,26 @@ impl Kernel {
                 })
             }
             Op::SysctlSet { ns, key, value, .. } => sysctl_set(ns.as_deref(), key, value),
-            Op::IptAppend { ns, table, chain, rule } => nat::append(ns.as_deref(), table, chain, rule),
-            Op::IptDelete { ns, table, chain, rule } => nat::delete(ns.as_deref(), table, chain, rule),
+            Op::IptAppend { ns, table, chain, rule } => {
+                nat::append(ns.as_deref(), table, chain, rule)
+            }
+            Op::IptDelete { ns, table, chain, rule } => {
+                nat::delete(ns.as_deref(), table, chain, rule)
+            }
         }
     }
 
     /// Creates the veth pair `name` / `peer` through the socket of `ns`. `name_in` and
     /// `peer_in` make an end directly inside another netns: moving a link later costs the
     /// kernel 16-23 ms, creating it there about 0.5 ms.
-    fn create_veth(&self, ns: Option<&str>, name: &str, name_in: Option<&str>, peer: &str, peer_in: Option<&str>) -> NetResult<()> {
+    fn create_veth(
+        &self,
+        ns: Option<&str>,
+        name: &str,
+        name_in: Option<&str>,
+        peer: &str,
+        peer_in: Option<&str>,
+    ) -> NetResult<()> {
         // The netns fds must stay open until the request has completed.
         let name_fd = name_in.map(netns::open).transpose()?;
         let peer_fd = peer_in.map(netns::open).transpose()?;
@@ -504,12 +558,12 @@ impl Kernel {
             b = b.setns_by_fd(fd.as_raw_fd());
         }
         let (name_at, peer_at) = (name_in.or(ns), peer_in.or(ns));
-        self.sock(ns)?.ack(RouteNetlinkMessage::NewLink(b.build()), NLM_F_CREATE | NLM_F_EXCL).map_err(|e| {
-            match super::error::errno_of(&e) {
+        self.sock(ns)?
+            .ack(RouteNetlinkMessage::NewLink(b.build()), NLM_F_CREATE | NLM_F_EXCL)
+            .map_err(|e| match super::error::errno_of(&e) {
                 Some(libc::EEXIST) => veth_exists(name, peer, name_at, peer_at),
                 _ => link_error(e, name, ns, "create veth"),
-            }
-        })?;
+            })?;
         drop((name_fd, peer_fd));
         self.set_alias(name_at, name)?;
         self.set_alias(peer_at, peer)?;
@@ -583,9 +637,9 @@ impl Kernel {
         self.flush()?;
         let mut m = LinkMessage::default();
         m.attributes.push(LinkAttribute::Group(group));
-        self.sock(ns)?
-            .ack(RouteNetlinkMessage::DelLink(m), 0)
-            .map_err(|e| from_nl(e, &format!("cannot delete link group {group} in {}", place(ns)), |_| None))
+        self.sock(ns)?.ack(RouteNetlinkMessage::DelLink(m), 0).map_err(|e| {
+            from_nl(e, &format!("cannot delete link group {group} in {}", place(ns)), |_| None)
+        })
     }
 
     pub fn links(&self, ns: Option<&str>) -> NetResult<Vec<LinkInfo>> {
@@ -633,9 +687,13 @@ impl Kernel {
                 let ip = m
                     .attributes
                     .iter()
-                    .find_map(|a| if let AddressAttribute::Local(ip) = a { Some(*ip) } else { None })
+                    .find_map(
+                        |a| if let AddressAttribute::Local(ip) = a { Some(*ip) } else { None },
+                    )
                     .or_else(|| {
-                        m.attributes.iter().find_map(|a| if let AddressAttribute::Address(ip) = a { Some(*ip) } else { None })
+                        m.attributes.iter().find_map(|a| {
+                            if let AddressAttribute::Address(ip) = a { Some(*ip) } else { None }
+                        })
                     })?;
                 Some(AddrInfo {
                     dev: names.get(&m.header.index).cloned().unwrap_or_default(),
@@ -660,12 +718,17 @@ impl Kernel {
         let names = self.link_names(ns)?;
         let sock = self.sock(ns)?;
         let mut out = Vec::new();
-        for fam in [RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(), RouteMessageBuilder::<std::net::Ipv6Addr>::new().build()] {
+        for fam in [
+            RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(),
+            RouteMessageBuilder::<std::net::Ipv6Addr>::new().build(),
+        ] {
             let msgs: Vec<RouteMessage> = sock
                 .dump(RouteNetlinkMessage::GetRoute(fam))
                 .map_err(|e| from_nl(e, &format!("cannot list routes in {}", place(ns)), |_| None))?
                 .into_iter()
-                .filter_map(|m| if let RouteNetlinkMessage::NewRoute(m) = m { Some(m) } else { None })
+                .filter_map(
+                    |m| if let RouteNetlinkMessage::NewRoute(m) = m { Some(m) } else { None },
+                )
                 .collect();
             for m in msgs {
                 if m.header.table != 254 || m.header.kind != RouteType::Unicast {
@@ -714,7 +777,11 @@ impl Kernel {
     pub fn neighbours(&self, ns: Option<&str>) -> NetResult<Vec<NeighInfo>> {
         self.flush()?;
         let names = self.link_names(ns)?;
-        let msgs = self.neighbour_dump(ns, AddressFamily::Unspec, &format!("cannot list neighbours in {}", place(ns)))?;
+        let msgs = self.neighbour_dump(
+            ns,
+            AddressFamily::Unspec,
+            &format!("cannot list neighbours in {}", place(ns)),
+        )?;
         Ok(msgs
             .iter()
             .filter(|m| matches!(m.header.family, AddressFamily::Inet | AddressFamily::Inet6))
@@ -723,8 +790,12 @@ impl Kernel {
                 let mut mac = None;
                 for a in &m.attributes {
                     match a {
-                        NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => ip = Some(a.to_string()),
-                        NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => ip = Some(a.to_string()),
+                        NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => {
+                            ip = Some(a.to_string())
+                        }
+                        NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => {
+                            ip = Some(a.to_string())
+                        }
                         NeighbourAttribute::LinkLayerAddress(l) => mac = Some(mac_string(l)),
                         _ => {}
                     }
@@ -751,7 +822,11 @@ impl Kernel {
             return Err(NetError::new(format!("{bridge} is a {} link, not a bridge", br.kind)));
         }
         let names: HashMap<u32, &str> = links.iter().map(|l| (l.index, l.name.as_str())).collect();
-        let msgs = self.neighbour_dump(ns, AddressFamily::Bridge, &format!("cannot read the fdb of {bridge}"))?;
+        let msgs = self.neighbour_dump(
+            ns,
+            AddressFamily::Bridge,
+            &format!("cannot read the fdb of {bridge}"),
+        )?;
         // USER_HZ ticks, as `bridge fdb` reads them.
         let hz = 100.0;
         Ok(msgs
@@ -776,20 +851,30 @@ impl Kernel {
                 }
                 let mac = mac?;
                 // Multicast entries (33:33:..., 01:00:5e:...) are not learnt addresses.
-                if mac.starts_with("33:33") || mac.starts_with("01:00:5e") || vlan && port_is_bridge {
+                if mac.starts_with("33:33") || mac.starts_with("01:00:5e") || vlan && port_is_bridge
+                {
                     return None;
                 }
                 Some(FdbEntry {
                     mac,
                     port: names.get(&m.header.ifindex).map(|s| s.to_string()).unwrap_or_default(),
                     local: m.header.state == NeighbourState::Permanent,
-                    ageing: if m.header.state == NeighbourState::Permanent { 0.0 } else { updated as f64 / hz },
+                    ageing: if m.header.state == NeighbourState::Permanent {
+                        0.0
+                    } else {
+                        updated as f64 / hz
+                    },
                 })
             })
             .collect())
     }
 
-    fn neighbour_dump(&self, ns: Option<&str>, family: AddressFamily, what: &str) -> NetResult<Vec<NeighbourMessage>> {
+    fn neighbour_dump(
+        &self,
+        ns: Option<&str>,
+        family: AddressFamily,
+        what: &str,
+    ) -> NetResult<Vec<NeighbourMessage>> {
         let mut m = NeighbourMessage::default();
         m.header.family = family;
         Ok(self
@@ -797,7 +882,9 @@ impl Kernel {
             .dump(RouteNetlinkMessage::GetNeighbour(m))
             .map_err(|e| from_nl(e, what, |_| None))?
             .into_iter()
-            .filter_map(|m| if let RouteNetlinkMessage::NewNeighbour(m) = m { Some(m) } else { None })
+            .filter_map(
+                |m| if let RouteNetlinkMessage::NewNeighbour(m) = m { Some(m) } else { None },
+            )
             .collect())
     }
 
@@ -839,7 +926,9 @@ fn link_info(m: &LinkMessage, names: &HashMap<u32, String>) -> LinkInfo {
             LinkAttribute::IfName(n) => l.name = n.clone(),
             LinkAttribute::Address(a) => l.mac = mac_string(a),
             LinkAttribute::Mtu(v) => l.mtu = *v,
-            LinkAttribute::Controller(i) => l.master = Some(names.get(i).cloned().unwrap_or_else(|| i.to_string())),
+            LinkAttribute::Controller(i) => {
+                l.master = Some(names.get(i).cloned().unwrap_or_else(|| i.to_string()))
+            }
             LinkAttribute::IfAlias(s) => l.alias = Some(s.clone()),
             LinkAttribute::Group(g) => l.group = *g,
             LinkAttribute::Link(p) => l.peer_index = Some(*p),
@@ -872,24 +961,39 @@ fn sysctl_path(key: &str) -> String {
 pub fn sysctl_get(ns: Option<&str>, key: &str) -> NetResult<String> {
     let (p, k) = (sysctl_path(key), key.to_string());
     let nsn = ns.map(str::to_string);
-    netns::run_in(ns, move || std::fs::read_to_string(&p))?.map(|s| s.trim().to_string()).map_err(|e| {
-        match e.raw_os_error() {
-            Some(libc::ENOENT) => NetError::new(format!("no sysctl {k} in {}", place(nsn.as_deref())))
-                .with_errno(libc::ENOENT)
-                .with_help("check the key with `sysctl -a | grep KEY`; per-link keys need the link to exist"),
+    netns::run_in(ns, move || std::fs::read_to_string(&p))?.map(|s| s.trim().to_string()).map_err(
+        |e| match e.raw_os_error() {
+            Some(libc::ENOENT) => NetError::new(format!(
+                "no sysctl {k} in {}",
+                place(nsn.as_deref())
+            ))
+            .with_errno(libc::ENOENT)
+            .with_help(
+                "check the key with `sysctl -a | grep KEY`; per-link keys need the link to exist",
+            ),
             _ => NetError::from(e),
-        }
-    })
+        },
+    )
 }
 
 pub fn sysctl_set(ns: Option<&str>, key: &str, value: &str) -> NetResult<()> {
     let (p, v, k) = (sysctl_path(key), value.to_string(), key.to_string());
     let nsn = ns.map(str::to_string);
-    netns::run_in(ns, move || std::fs::write(&p, v.as_bytes()))?.map_err(|e| match e.raw_os_error() {
-        Some(libc::ENOENT) => NetError::new(format!("no sysctl {k} in {}", place(nsn.as_deref()))).with_errno(libc::ENOENT),
-        Some(libc::EINVAL) => NetError::new(format!("the kernel rejected the value {value:?} for {k}")).with_errno(libc::EINVAL),
-        Some(libc::EACCES | libc::EPERM) => NetError::new(format!("cannot write {k}: permission denied"))
-            .with_help("this needs root; run with sudo, or try --sandbox"),
-        _ => NetError::from(e),
+    netns::run_in(ns, move || std::fs::write(&p, v.as_bytes()))?.map_err(|e| {
+        match e.raw_os_error() {
+            Some(libc::ENOENT) => {
+                NetError::new(format!("no sysctl {k} in {}", place(nsn.as_deref())))
+                    .with_errno(libc::ENOENT)
+            }
+            Some(libc::EINVAL) => {
+                NetError::new(format!("the kernel rejected the value {value:?} for {k}"))
+                    .with_errno(libc::EINVAL)
+            }
+            Some(libc::EACCES | libc::EPERM) => {
+                NetError::new(format!("cannot write {k}: permission denied"))
+                    .with_help("this needs root; run with sudo, or try --sandbox")
+            }
+            _ => NetError::from(e),
+        }
     })
 }

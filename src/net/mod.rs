@@ -1,6 +1,7 @@
 //! The kernel side: typed operations named after iproute2 verbs. Knows nothing of Rhai.
 
 pub mod error;
+pub mod exec;
 pub mod info;
 pub mod kernel;
 pub mod nat;
@@ -8,7 +9,6 @@ pub mod netns;
 pub mod nl;
 pub mod op;
 pub mod probe;
-pub mod exec;
 
 pub use error::{NetError, NetResult};
 pub use kernel::Kernel;

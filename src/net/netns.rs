@@ -22,8 +22,9 @@ pub fn path(name: &str) -> PathBuf {
 fn prepare_dir() -> NetResult<()> {
     static DONE: OnceLock<Result<(), NetError>> = OnceLock::new();
     DONE.get_or_init(|| {
-        std::fs::create_dir_all(NETNS_DIR)
-            .map_err(|e| NetError::from(e).with_help("nslab needs to write /run/netns: run as root"))?;
+        std::fs::create_dir_all(NETNS_DIR).map_err(|e| {
+            NetError::from(e).with_help("nslab needs to write /run/netns: run as root")
+        })?;
         let shared = MsFlags::MS_SHARED | MsFlags::MS_REC;
         match mount(None::<&str>, NETNS_DIR, None::<&str>, shared, None::<&str>) {
             Ok(()) => Ok(()),
@@ -31,7 +32,9 @@ fn prepare_dir() -> NetResult<()> {
             Err(nix::errno::Errno::EINVAL) => {
                 let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
                 mount(Some(NETNS_DIR), NETNS_DIR, None::<&str>, bind, None::<&str>)
-                    .and_then(|_| mount(None::<&str>, NETNS_DIR, None::<&str>, shared, None::<&str>))
+                    .and_then(|_| {
+                        mount(None::<&str>, NETNS_DIR, None::<&str>, shared, None::<&str>)
+                    })
                     .map_err(|e| mount_error(e as i32))
             }
             Err(e) => Err(mount_error(e as i32)),
@@ -75,7 +78,8 @@ pub fn add_with<T>(name: &str, inside: impl FnOnce() -> T) -> NetResult<T> {
         }
     })?;
     let r = (|| -> Result<T, nix::errno::Errno> {
-        let home = File::open("/proc/thread-self/ns/net").map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+        let home = File::open("/proc/thread-self/ns/net")
+            .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
         unshare(CloneFlags::CLONE_NEWNET)?;
         let _back = GoBack(home);
         // /proc/thread-self, not /proc/self: on any thread but the main one /proc/self is
@@ -113,9 +117,9 @@ pub fn del(name: &str) -> NetResult<()> {
 }
 
 pub fn missing(name: &str) -> NetError {
-    NetError::new(format!("netns {name} does not exist"))
-        .with_errno(libc::ENOENT)
-        .with_help(format!("create it first with netns::add(\"{name}\"); netns::list() shows what exists"))
+    NetError::new(format!("netns {name} does not exist")).with_errno(libc::ENOENT).with_help(
+        format!("create it first with netns::add(\"{name}\"); netns::list() shows what exists"),
+    )
 }
 
 pub fn exists(name: &str) -> bool {
@@ -124,7 +128,10 @@ pub fn exists(name: &str) -> bool {
 
 pub fn list() -> NetResult<Vec<String>> {
     let mut names = match std::fs::read_dir(NETNS_DIR) {
-        Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect(),
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(e.into()),
     };

@@ -15,27 +15,89 @@ pub type Ns = Option<String>;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
-    NetnsAdd { name: String },
-    NetnsDel { name: String },
-    BridgeAdd { ns: Ns, name: String },
+    NetnsAdd {
+        name: String,
+    },
+    NetnsDel {
+        name: String,
+    },
+    BridgeAdd {
+        ns: Ns,
+        name: String,
+    },
     /// A veth pair; with `peer_ns` the peer is created directly inside that netns.
-    VethAdd { ns: Ns, name: String, peer: String, peer_ns: Ns },
-    LinkUp { ns: Ns, dev: String },
-    LinkDown { ns: Ns, dev: String },
+    VethAdd {
+        ns: Ns,
+        name: String,
+        peer: String,
+        peer_ns: Ns,
+    },
+    LinkUp {
+        ns: Ns,
+        dev: String,
+    },
+    LinkDown {
+        ns: Ns,
+        dev: String,
+    },
     /// `master: None` is `nomaster`.
-    LinkSetMaster { ns: Ns, dev: String, master: Option<String> },
-    LinkSetNetns { ns: Ns, dev: String, to: String },
-    LinkDel { ns: Ns, dev: String },
-    AddrAdd { ns: Ns, dev: String, cidr: IpNet },
-    AddrDel { ns: Ns, dev: String, cidr: IpNet },
+    LinkSetMaster {
+        ns: Ns,
+        dev: String,
+        master: Option<String>,
+    },
+    LinkSetNetns {
+        ns: Ns,
+        dev: String,
+        to: String,
+    },
+    LinkDel {
+        ns: Ns,
+        dev: String,
+    },
+    AddrAdd {
+        ns: Ns,
+        dev: String,
+        cidr: IpNet,
+    },
+    AddrDel {
+        ns: Ns,
+        dev: String,
+        cidr: IpNet,
+    },
     /// `dest: None` is the default route.
-    RouteAdd { ns: Ns, dest: Option<IpNet>, via: Option<std::net::IpAddr>, dev: Option<String> },
-    RouteDel { ns: Ns, dest: Option<IpNet>, via: Option<std::net::IpAddr>, dev: Option<String> },
+    RouteAdd {
+        ns: Ns,
+        dest: Option<IpNet>,
+        via: Option<std::net::IpAddr>,
+        dev: Option<String>,
+    },
+    RouteDel {
+        ns: Ns,
+        dest: Option<IpNet>,
+        via: Option<std::net::IpAddr>,
+        dev: Option<String>,
+    },
     /// `old` is the value before the change, filled in by the executor before it applies.
-    SysctlSet { ns: Ns, key: String, value: String, old: Option<String> },
+    SysctlSet {
+        ns: Ns,
+        key: String,
+        value: String,
+        old: Option<String>,
+    },
     /// One iptables rule, as the argument list after `-A CHAIN`, owner comment included.
-    IptAppend { ns: Ns, table: String, chain: String, rule: Vec<String> },
-    IptDelete { ns: Ns, table: String, chain: String, rule: Vec<String> },
+    IptAppend {
+        ns: Ns,
+        table: String,
+        chain: String,
+        rule: Vec<String>,
+    },
+    IptDelete {
+        ns: Ns,
+        table: String,
+        chain: String,
+        rule: Vec<String>,
+    },
 }
 
 impl Op {
@@ -150,7 +212,8 @@ pub fn shell_words(args: &[String]) -> String {
 /// Interface names: at most 15 bytes (IFNAMSIZ - 1), no `/`, no white space, not `.`/`..`.
 pub fn check_ifname(name: &str) -> NetResult<()> {
     let bad = |why: &str| {
-        Err(NetError::new(format!("invalid interface name {name:?}: {why}")).with_errno(libc::EINVAL))
+        Err(NetError::new(format!("invalid interface name {name:?}: {why}"))
+            .with_errno(libc::EINVAL))
     };
     if name.is_empty() {
         return bad("it is empty");
@@ -163,7 +226,10 @@ pub fn check_ifname(name: &str) -> NetResult<()> {
         .with_errno(libc::EINVAL)
         .with_help("shorten it, e.g. use a short prefix like `v-` instead of `veth-`"));
     }
-    if name == "." || name == ".." || name.contains(['/', ':']) || name.chars().any(char::is_whitespace)
+    if name == "."
+        || name == ".."
+        || name.contains(['/', ':'])
+        || name.chars().any(char::is_whitespace)
     {
         return bad("names may not contain `/`, `:` or white space");
     }
@@ -189,12 +255,16 @@ pub fn check_netns_name(name: &str) -> NetResult<()> {
 pub fn check_sysctl_key(key: &str) -> NetResult<()> {
     let ok = key.starts_with("net.")
         && key.split('.').all(|p| {
-            !p.is_empty() && p != ".." && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+            !p.is_empty()
+                && p != ".."
+                && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
         });
     if !ok {
         return Err(NetError::new(format!("invalid sysctl key {key:?}"))
             .with_errno(libc::EINVAL)
-            .with_help("only per-network-namespace keys are allowed, e.g. \"net.ipv4.ip_forward\""));
+            .with_help(
+                "only per-network-namespace keys are allowed, e.g. \"net.ipv4.ip_forward\"",
+            ));
     }
     Ok(())
 }
@@ -229,14 +299,26 @@ mod tests {
             ns: None,
             table: "nat".into(),
             chain: "POSTROUTING".into(),
-            rule: vec!["-s".into(), "192.168.24.0/24".into(), "!".into(), "-d".into(),
-                "192.168.24.0/24".into(), "-j".into(), "MASQUERADE".into()],
+            rule: vec![
+                "-s".into(),
+                "192.168.24.0/24".into(),
+                "!".into(),
+                "-d".into(),
+                "192.168.24.0/24".into(),
+                "-j".into(),
+                "MASQUERADE".into(),
+            ],
         };
         assert_eq!(
             op.command(),
             "iptables -t nat -A POSTROUTING -s 192.168.24.0/24 ! -d 192.168.24.0/24 -j MASQUERADE"
         );
-        let op = Op::SysctlSet { ns: Some("r".into()), key: "net.ipv4.ip_forward".into(), value: "1".into(), old: None };
+        let op = Op::SysctlSet {
+            ns: Some("r".into()),
+            key: "net.ipv4.ip_forward".into(),
+            value: "1".into(),
+            old: None,
+        };
         assert_eq!(op.command(), "ip netns exec r sysctl -qw net.ipv4.ip_forward=1");
     }
 
@@ -263,7 +345,12 @@ mod tests {
 
     #[test]
     fn ops_round_trip_through_json() {
-        let op = Op::RouteAdd { ns: None, dest: Some("10.0.0.0/8".parse().unwrap()), via: None, dev: Some("br0".into()) };
+        let op = Op::RouteAdd {
+            ns: None,
+            dest: Some("10.0.0.0/8".parse().unwrap()),
+            via: None,
+            dev: Some("br0".into()),
+        };
         let j = serde_json::to_string(&op).unwrap();
         assert_eq!(serde_json::from_str::<Op>(&j).unwrap(), op);
     }

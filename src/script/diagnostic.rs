@@ -59,12 +59,30 @@ impl Diagnostic for Diag {
 
 impl Diag {
     pub fn plain(e: &NetError) -> Diag {
-        Diag { message: e.message.clone(), help: e.help.clone(), src: None, span: None, label: None, related: vec![], severity: None }
+        Diag {
+            message: e.message.clone(),
+            help: e.help.clone(),
+            src: None,
+            span: None,
+            label: None,
+            related: vec![],
+            severity: None,
+        }
     }
 
-    fn at(message: String, help: Option<String>, source: &Source, pos: Position, label: Option<String>) -> Diag {
-        let (src, span) = match offset(&source.text, pos).map(|o| qualified_start(&source.text, o)) {
-            Some(o) => (Some(Box::new(NamedSource::new(&source.name, source.text.clone()))), Some((o, call_len(&source.text, o)))),
+    fn at(
+        message: String,
+        help: Option<String>,
+        source: &Source,
+        pos: Position,
+        label: Option<String>,
+    ) -> Diag {
+        let (src, span) = match offset(&source.text, pos).map(|o| qualified_start(&source.text, o))
+        {
+            Some(o) => (
+                Some(Box::new(NamedSource::new(&source.name, source.text.clone()))),
+                Some((o, call_len(&source.text, o))),
+            ),
             None => (None, None),
         };
         // Without a snippet, the location goes into the message itself.
@@ -112,7 +130,8 @@ pub fn call_len(text: &str, o: usize) -> usize {
     let rest = &text[o..];
     let line_end = rest.find('\n').unwrap_or(rest.len());
     let line = &rest[..line_end];
-    let word = line.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':')).unwrap_or(line.len());
+    let word =
+        line.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':')).unwrap_or(line.len());
     let after = &line[word..];
     if !after.starts_with('(') {
         return word.max(1).min(line.len().max(1));
@@ -156,7 +175,10 @@ fn words(err: &EvalAltResult) -> (String, Option<String>) {
         EvalAltResult::ErrorFunctionNotFound(sig, _) => unknown_function(sig),
         EvalAltResult::ErrorVariableNotFound(name, _) => (
             format!("unknown variable `{name}`"),
-            Some("declare it with `let` (or `param` for a value users may --set) before using it".into()),
+            Some(
+                "declare it with `let` (or `param` for a value users may --set) before using it"
+                    .into(),
+            ),
         ),
         EvalAltResult::ErrorModuleNotFound(name, _) => (
             format!("no module {name:?} to import"),
@@ -224,14 +246,24 @@ fn unknown_function(sig: &str) -> (String, Option<String>) {
         return (msg, Some("check the name and the number and types of the arguments; `nslab doc` lists every function".into()));
     };
     let Some((_, m)) = crate::script::modules::all().into_iter().find(|(n, _)| *n == module) else {
-        return (msg, Some(format!("there is no module `{module}`; `nslab doc` lists the modules")));
+        return (
+            msg,
+            Some(format!("there is no module `{module}`; `nslab doc` lists the modules")),
+        );
     };
-    let mut names: Vec<String> =
-        m.gen_fn_signatures_with_mapper(Into::into).filter_map(|s| s.split('(').next().map(str::to_string)).collect();
+    let mut names: Vec<String> = m
+        .gen_fn_signatures_with_mapper(Into::into)
+        .filter_map(|s| s.split('(').next().map(str::to_string))
+        .collect();
     names.sort();
     names.dedup();
     if names.iter().any(|n| n == func) {
-        return (msg, Some(format!("{module}::{func} exists, but not for these argument types; `nslab doc {module}::{func}` shows its forms")));
+        return (
+            msg,
+            Some(format!(
+                "{module}::{func} exists, but not for these argument types; `nslab doc {module}::{func}` shows its forms"
+            )),
+        );
     }
     let close = names.iter().min_by_key(|n| distance(n, func)).filter(|n| distance(n, func) <= 2);
     let help = match close {
@@ -256,12 +288,22 @@ fn distance(a: &str, b: &str) -> usize {
 
 /// A Rhai parse error in `source`.
 pub fn parse_error(e: &ParseError, source: &Source) -> Diag {
-    Diag::at(format!("syntax error: {}", e.err_type()), None, source, e.position(), Some("here".into()))
+    Diag::at(
+        format!("syntax error: {}", e.err_type()),
+        None,
+        source,
+        e.position(),
+        Some("here".into()),
+    )
 }
 
 /// A Rhai runtime error from a script whose main file is `main`; `lookup` finds other
 /// sources (stdlib modules, imported files) by name.
-pub fn eval_error(err: &EvalAltResult, main: &Source, lookup: &dyn Fn(&str) -> Option<Source>) -> Diag {
+pub fn eval_error(
+    err: &EvalAltResult,
+    main: &Source,
+    lookup: &dyn Fn(&str) -> Option<Source>,
+) -> Diag {
     // Unwrap the frames of script-defined functions: the outermost frame is the call in
     // the recipe, the innermost error is where it failed.
     let mut frames: Vec<(String, Option<String>, Position)> = Vec::new();
@@ -291,7 +333,13 @@ pub fn eval_error(err: &EvalAltResult, main: &Source, lookup: &dyn Fn(&str) -> O
     let mut related = Vec::new();
     for (i, (name, src, pos)) in frames.iter().enumerate() {
         if i > 0 {
-            let mut d = Diag::at(format!("called from here, inside `{}`", frames[i - 1].0), None, &here, *pos, Some(format!("calls `{name}`")));
+            let mut d = Diag::at(
+                format!("called from here, inside `{}`", frames[i - 1].0),
+                None,
+                &here,
+                *pos,
+                Some(format!("calls `{name}`")),
+            );
             d.severity = Some(miette::Severity::Advice);
             related.push(d);
         }
@@ -301,11 +349,23 @@ pub fn eval_error(err: &EvalAltResult, main: &Source, lookup: &dyn Fn(&str) -> O
         }
     }
     let last = frames.last().map(|f| f.0.clone()).unwrap_or_default();
-    let mut d = Diag::at(format!("failed here, inside `{last}`"), None, &here, inner_pos, Some("this call failed".into()));
+    let mut d = Diag::at(
+        format!("failed here, inside `{last}`"),
+        None,
+        &here,
+        inner_pos,
+        Some("this call failed".into()),
+    );
     d.severity = Some(miette::Severity::Advice);
     related.push(d);
     let (_, _, first_pos) = &frames[0];
-    let mut d = Diag::at(message, help, main, *first_pos, Some(format!("error inside `{}`", chain.join("` → `"))));
+    let mut d = Diag::at(
+        message,
+        help,
+        main,
+        *first_pos,
+        Some(format!("error inside `{}`", chain.join("` → `"))),
+    );
     d.related = related;
     d
 }

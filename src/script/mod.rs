@@ -31,9 +31,12 @@ pub fn set_backend(b: Option<Rc<dyn Backend>>) {
 }
 
 pub fn backend(ctx: &NativeCallContext) -> RhaiResultOf<Rc<dyn Backend>> {
-    BACKEND
-        .with(|c| c.borrow().clone())
-        .ok_or_else(|| fail(ctx, NetError::new("no lab is running: this function needs `nslab run` or `nslab repl`")))
+    BACKEND.with(|c| c.borrow().clone()).ok_or_else(|| {
+        fail(
+            ctx,
+            NetError::new("no lab is running: this function needs `nslab run` or `nslab repl`"),
+        )
+    })
 }
 
 /// A script-visible error at the call site. Qualified calls (`netns::add`) get no position
@@ -51,7 +54,10 @@ pub fn apply(ctx: &NativeCallContext, op: Op) -> RhaiResultOf<()> {
     check(ctx, b.apply(op))
 }
 
-pub fn query<T>(ctx: &NativeCallContext, f: impl FnOnce(&dyn Backend) -> NetResult<T>) -> RhaiResultOf<T> {
+pub fn query<T>(
+    ctx: &NativeCallContext,
+    f: impl FnOnce(&dyn Backend) -> NetResult<T>,
+) -> RhaiResultOf<T> {
     let b = backend(ctx)?;
     check(ctx, f(&*b))
 }

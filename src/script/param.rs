@@ -58,8 +58,9 @@ pub fn register(engine: &mut Engine, overrides: Rc<Overrides>) {
             let name = inputs[0].get_string_value().expect("$ident$ is a name").to_string();
             let default = ctx.eval_expression_tree(&inputs[1])?;
             let value = match overrides.get(&name) {
-                Some(raw) => convert(ctx.engine(), &name, raw, &default)
-                    .map_err(|e| Box::new(EvalAltResult::ErrorRuntime(Dynamic::from(e), inputs[0].position())))?,
+                Some(raw) => convert(ctx.engine(), &name, raw, &default).map_err(|e| {
+                    Box::new(EvalAltResult::ErrorRuntime(Dynamic::from(e), inputs[0].position()))
+                })?,
                 None => default,
             };
             ctx.scope_mut().push(name, value);
@@ -69,7 +70,12 @@ pub fn register(engine: &mut Engine, overrides: Rc<Overrides>) {
 }
 
 /// Turns a `--set` string into a value of the default's type.
-pub fn convert(engine: &Engine, name: &str, raw: &str, default: &Dynamic) -> Result<Dynamic, NetError> {
+pub fn convert(
+    engine: &Engine,
+    name: &str,
+    raw: &str,
+    default: &Dynamic,
+) -> Result<Dynamic, NetError> {
     let wrong = |what: &str| {
         invalid(
             format!("--set {name}={raw}: expected {what}, like the default"),
@@ -143,7 +149,13 @@ pub fn declared(ast: &AST, source: &str) -> Vec<Param> {
             doc.insert(0, text[code.len() + 2..].trim().to_string());
         }
         doc.reverse();
-        out.push(Param { name: name.to_string(), default_text, default, doc: doc.join(" "), position: *pos });
+        out.push(Param {
+            name: name.to_string(),
+            default_text,
+            default,
+            doc: doc.join(" "),
+            position: *pos,
+        });
     }
     out
 }
@@ -171,13 +183,19 @@ pub fn validate(engine: &Engine, params: &[Param], overrides: &Overrides) -> Res
         if params.is_empty() {
             "this recipe declares no params".to_string()
         } else {
-            let list: Vec<String> = params.iter().map(|p| format!("{} = {}", p.name, p.default_text)).collect();
+            let list: Vec<String> =
+                params.iter().map(|p| format!("{} = {}", p.name, p.default_text)).collect();
             format!("the recipe declares: {}", list.join(", "))
         }
     };
     for (key, raw) in overrides {
         match params.iter().find(|p| &p.name == key) {
-            None => return Err(invalid(format!("unknown param `{key}` in --set {key}={raw}"), listing())),
+            None => {
+                return Err(invalid(
+                    format!("unknown param `{key}` in --set {key}={raw}"),
+                    listing(),
+                ));
+            }
             Some(p) => {
                 if let Some(d) = &p.default {
                     let _ = convert(engine, key, raw, d).map_err(|e| {
@@ -233,7 +251,10 @@ mod tests {
     #[test]
     fn overrides_are_typed_like_the_default() {
         let e = engine();
-        assert_eq!(convert(&e, "n", "5", &Dynamic::from(3 as rhai::INT)).unwrap().as_int().unwrap(), 5);
+        assert_eq!(
+            convert(&e, "n", "5", &Dynamic::from(3 as rhai::INT)).unwrap().as_int().unwrap(),
+            5
+        );
         assert!(convert(&e, "n", "five", &Dynamic::from(3 as rhai::INT)).is_err());
         assert!(convert(&e, "b", "yes", &Dynamic::from(false)).unwrap().as_bool().unwrap());
         let d: Dynamic = vec![Dynamic::from("red")].into();

@@ -20,7 +20,10 @@ pub struct Recipe {
 /// Reads and compiles `path` with `engine`.
 pub fn load(engine: &Engine, path: &Path) -> Result<Recipe, Diag> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        Diag::plain(&NetError::new(format!("cannot read recipe {}: {e}", path.display())).with_help("check the path; recipes are .rhai files, e.g. scripts/tutorial.rhai"))
+        Diag::plain(
+            &NetError::new(format!("cannot read recipe {}: {e}", path.display()))
+                .with_help("check the path; recipes are .rhai files, e.g. scripts/tutorial.rhai"),
+        )
     })?;
     compile(engine, path, text)
 }
@@ -65,6 +68,8 @@ impl Recipe {
 
     /// Runs the recipe in `scope`.
     pub fn run(&self, engine: &Engine, scope: &mut Scope) -> Result<(), Diag> {
-        engine.run_ast_with_scope(scope, &self.ast).map_err(|e| diagnostic::eval_error(&e, &self.source, &lookup))
+        engine
+            .run_ast_with_scope(scope, &self.ast)
+            .map_err(|e| diagnostic::eval_error(&e, &self.source, &lookup))
     }
 }

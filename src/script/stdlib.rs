@@ -11,7 +11,8 @@ use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Scope, Share
 type SharedModule = Shared<Module>;
 
 /// (import path, file name shown in diagnostics, source).
-pub const STDLIB: &[(&str, &str, &str)] = &[("lab", "stdlib/lab.rhai", include_str!("../../stdlib/lab.rhai"))];
+pub const STDLIB: &[(&str, &str, &str)] =
+    &[("lab", "stdlib/lab.rhai", include_str!("../../stdlib/lab.rhai"))];
 
 pub fn source_of(name: &str) -> Option<&'static str> {
     STDLIB.iter().find(|(_, file, _)| *file == name).map(|(_, _, src)| *src)
@@ -46,7 +47,9 @@ impl ModuleResolver for Resolver {
         if let Some(m) = self.cache.borrow().get(path) {
             return Ok(m.clone());
         }
-        let mut ast = engine.compile(*text).map_err(|e| Box::new(EvalAltResult::ErrorInModule(file.to_string(), e.into(), pos)))?;
+        let mut ast = engine
+            .compile(*text)
+            .map_err(|e| Box::new(EvalAltResult::ErrorInModule(file.to_string(), e.into(), pos)))?;
         ast.set_source(*file);
         let mut m = Module::eval_ast_as_new(Scope::new(), &ast, engine)?;
         m.set_id(*file);

@@ -32,9 +32,14 @@ fn the_bench_recipe_builds_and_destroys_lab3() {
         return;
     }
     for recipe in ["benches/lab.rhai", "benches/lab_move.rhai"] {
-        let r = sandboxed(&format!("nslab run --lab lab {recipe} --set hosts=3 > /dev/null\n{CHECK}"));
+        let r =
+            sandboxed(&format!("nslab run --lab lab {recipe} --set hosts=3 > /dev/null\n{CHECK}"));
         r.ok();
-        assert!(r.stdout.contains("BUILT") && r.stdout.contains("DESTROYED"), "{recipe}:\n{}", r.stdout);
+        assert!(
+            r.stdout.contains("BUILT") && r.stdout.contains("DESTROYED"),
+            "{recipe}:\n{}",
+            r.stdout
+        );
     }
 }
 

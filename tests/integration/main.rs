@@ -2,10 +2,10 @@
 //! labs do it inside a throwaway sandbox (`nslab run --sandbox`, or `nslab sandbox -- bash`
 //! to look at the lab with independent tools while it exists): never on the host.
 
+mod bench;
 mod common;
-mod run;
-mod repl;
-mod plan;
 mod doc;
 mod lifecycle;
-mod bench;
+mod plan;
+mod repl;
+mod run;

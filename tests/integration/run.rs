@@ -48,25 +48,47 @@ fn the_tutorial_leaves_the_walkthrough_lab() {
     );
     r.ok();
     let section = |name: &str| -> String {
-        let start = r.stdout.find(&format!("== {name}\n")).unwrap_or_else(|| panic!("no section {name}:\n{}", r.stdout));
+        let start = r
+            .stdout
+            .find(&format!("== {name}\n"))
+            .unwrap_or_else(|| panic!("no section {name}:\n{}", r.stdout));
         let rest = &r.stdout[start + name.len() + 4..];
         rest[..rest.find("\n== ").unwrap_or(rest.len())].trim().to_string()
     };
-    let netns: Vec<String> = json(&section("netns")).as_array().unwrap().iter().map(|n| n["name"].as_str().unwrap().to_string()).collect();
+    let netns: Vec<String> = json(&section("netns"))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap().to_string())
+        .collect();
     for ns in ["red", "green", "blue", "internet"] {
         assert!(netns.contains(&ns.to_string()), "netns {ns} missing: {netns:?}");
     }
     let br = json(&section("bridge"));
     assert_eq!(br[0]["linkinfo"]["info_kind"], "bridge");
     assert!(br[0]["flags"].as_array().unwrap().iter().any(|f| f == "UP"));
-    let ports: Vec<String> = json(&section("ports")).as_array().unwrap().iter().map(|l| l["ifname"].as_str().unwrap().to_string()).collect();
+    let ports: Vec<String> = json(&section("ports"))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["ifname"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(ports, ["veth-red-br", "veth-green-br", "veth-blue-br"]);
     let braddr = json(&section("braddr"));
-    assert!(braddr[0]["addr_info"].as_array().unwrap().iter().any(|a| a["local"] == "192.168.24.1" && a["prefixlen"] == 24));
+    assert!(
+        braddr[0]["addr_info"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["local"] == "192.168.24.1" && a["prefixlen"] == 24)
+    );
     for (i, ns) in ["red", "green", "blue"].iter().enumerate() {
         let a = json(&section(&format!("addr {ns}")));
         let want = format!("192.168.24.{}", 10 + i);
-        assert!(a[0]["addr_info"].as_array().unwrap().iter().any(|x| x["local"] == want.as_str()), "{ns}: {a}");
+        assert!(
+            a[0]["addr_info"].as_array().unwrap().iter().any(|x| x["local"] == want.as_str()),
+            "{ns}: {a}"
+        );
         assert!(a[0]["flags"].as_array().unwrap().iter().any(|f| f == "UP"));
         let r = json(&section(&format!("route {ns}")));
         assert_eq!(r[0]["gateway"], "192.168.24.1", "{ns}: {r}");
@@ -74,7 +96,10 @@ fn the_tutorial_leaves_the_walkthrough_lab() {
     assert_eq!(section("forward"), "1");
     let nat = section("nat");
     assert!(nat.contains("-A POSTROUTING -s 192.168.24.0/24 ! -d 192.168.24.0/24 -m comment --comment \"nslab:tutorial\" -j MASQUERADE"), "{nat}");
-    assert!(nat.contains("--dport 8080") && nat.contains("--to-destination 192.168.24.10:80"), "{nat}");
+    assert!(
+        nat.contains("--dport 8080") && nat.contains("--to-destination 192.168.24.10:80"),
+        "{nat}"
+    );
 }
 
 /// A tiny TCP server (python3, not nslab) that answers each client with the address it saw.
@@ -119,12 +144,25 @@ fn the_tutorial_works_for_real_clients() {
     );
     let r = sandboxed(&script);
     r.ok();
-    let line = |k: &str| r.stdout.lines().find_map(|l| l.strip_prefix(&format!("{k}: "))).unwrap_or_else(|| panic!("no {k}:\n{}\n{}", r.stdout, r.stderr)).to_string();
+    let line = |k: &str| {
+        r.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}: ")))
+            .unwrap_or_else(|| panic!("no {k}:\n{}\n{}", r.stdout, r.stderr))
+            .to_string()
+    };
     assert_eq!(line("ping"), "ok");
     assert_eq!(line("green-sees"), "192.168.24.10", "green must see red's own address");
     assert_eq!(line("internet-sees"), "203.0.113.2", "egress must be masqueraded");
-    assert_eq!(line("forward"), "203.0.113.1", "the port forward must reach red, which sees the client");
-    assert!(line("no-masquerade").starts_with("FAIL"), "without masquerade red must not reach upstream");
+    assert_eq!(
+        line("forward"),
+        "203.0.113.1",
+        "the port forward must reach red, which sees the client"
+    );
+    assert!(
+        line("no-masquerade").starts_with("FAIL"),
+        "without masquerade red must not reach upstream"
+    );
 }
 
 /// Runs a bad recipe in a sandbox: it must fail with a diagnostic naming `recipe:line`,
@@ -135,7 +173,11 @@ fn bad(name: &str, text: &str, line: usize, extra: &[&str]) {
     args.extend_from_slice(extra);
     let r = nslab(&args);
     r.failed();
-    assert!(r.stderr.contains(&format!("{path}:{line}:")) || line == 0, "no {path}:{line} in:\n{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("{path}:{line}:")) || line == 0,
+        "no {path}:{line} in:\n{}",
+        r.stderr
+    );
     snapshot(&format!("run-{name}.txt"), &r.stderr);
 }
 
@@ -144,13 +186,23 @@ fn bad_input_gets_a_diagnostic() {
     if !kernel_tests_possible() {
         return;
     }
-    bad("invalid-cidr", "bridge::add(\"br0\");\naddr::add(\"br0\", \"192.168.24.300/24\");\n", 2, &[]);
+    bad(
+        "invalid-cidr",
+        "bridge::add(\"br0\");\naddr::add(\"br0\", \"192.168.24.300/24\");\n",
+        2,
+        &[],
+    );
     bad("long-name", "veth::add(\"veth-much-too-long\", \"p\");\n", 1, &[]);
     bad("unknown-function", "netns::ad(\"red\");\n", 1, &[]);
     bad("syntax", "let x = [1, 2;\n", 1, &[]);
     bad("duplicate-netns", "netns::add(\"red\");\nnetns::add(\"red\");\n", 2, &[]);
     bad("missing-netns", "link::up(\"nowhere\", \"lo\");\n", 1, &[]);
-    bad("missing-device", "netns::add(\"red\");\naddr::add(\"red\", \"eth9\", \"10.0.0.1/24\");\n", 2, &[]);
+    bad(
+        "missing-device",
+        "netns::add(\"red\");\naddr::add(\"red\", \"eth9\", \"10.0.0.1/24\");\n",
+        2,
+        &[],
+    );
     bad("port-range", "nat::port_forward(70000, \"192.168.24.10:80\");\n", 1, &[]);
     bad("target-no-port", "nat::port_forward(8080, \"192.168.24.10\");\n", 1, &[]);
     bad(
@@ -260,13 +312,20 @@ assert(r.len() == 1 && r[0].via == "fd00::1", `${r}`);
 print("ok: ipv6");
 "#,
     );
-    let r = sandboxed(&format!("nslab run {path}; ip -n a -j route show 10.1.0.0/16; ip -n a -j -6 addr show dev vb"));
+    let r = sandboxed(&format!(
+        "nslab run {path}; ip -n a -j route show 10.1.0.0/16; ip -n a -j -6 addr show dev vb"
+    ));
     r.ok();
     let mut lines = r.stdout.lines().filter(|l| l.starts_with('['));
     let route = json(lines.next().unwrap());
     assert_eq!(route[0]["scope"], "link", "a route out of a link is directly connected: {route}");
     let addrs = json(lines.next().unwrap());
-    let a = addrs[0]["addr_info"].as_array().unwrap().iter().find(|a| a["local"] == "fd00::2").expect("fd00::2");
+    let a = addrs[0]["addr_info"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["local"] == "fd00::2")
+        .expect("fd00::2");
     assert!(a.get("tentative").is_none(), "lab addresses skip DAD: {a}");
 }
 
@@ -275,7 +334,10 @@ fn a_netns_made_by_ip_is_usable_and_survives_destroy() {
     if !kernel_tests_possible() {
         return;
     }
-    let path = recipe("byhand.rhai", "veth::add(\"v0\", \"v1\", \"byhand\");\nlink::up(\"byhand\", \"v1\");\n");
+    let path = recipe(
+        "byhand.rhai",
+        "veth::add(\"v0\", \"v1\", \"byhand\");\nlink::up(\"byhand\", \"v1\");\n",
+    );
     let r = sandboxed(&format!(
         "ip netns add byhand; nslab run {path} >/dev/null; ip -n byhand -br link show v1; nslab destroy byhand; ip netns list; ip -br link show v0 || echo v0-gone"
     ));

@@ -13,7 +13,10 @@ pub mod addr_mod {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn add(ctx: NativeCallContext, dev: &str, cidr: &str) -> RhaiResultOf<()> {
-        apply(&ctx, Op::AddrAdd { ns: None, dev: ifname(&ctx, dev)?, cidr: parse_cidr(&ctx, cidr)? })
+        apply(
+            &ctx,
+            Op::AddrAdd { ns: None, dev: ifname(&ctx, dev)?, cidr: parse_cidr(&ctx, cidr)? },
+        )
     }
 
     /// Adds an address to a link inside a netns, like `ip -n NS addr add CIDR dev DEV`.
@@ -23,7 +26,14 @@ pub mod addr_mod {
     /// ```
     #[rhai_fn(name = "add", return_raw)]
     pub fn add_ns(ctx: NativeCallContext, ns: &str, dev: &str, cidr: &str) -> RhaiResultOf<()> {
-        apply(&ctx, Op::AddrAdd { ns: nsname(&ctx, ns)?, dev: ifname(&ctx, dev)?, cidr: parse_cidr(&ctx, cidr)? })
+        apply(
+            &ctx,
+            Op::AddrAdd {
+                ns: nsname(&ctx, ns)?,
+                dev: ifname(&ctx, dev)?,
+                cidr: parse_cidr(&ctx, cidr)?,
+            },
+        )
     }
 
     /// Removes an address from a link, like `ip addr del CIDR dev DEV`.
@@ -33,7 +43,10 @@ pub mod addr_mod {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn del(ctx: NativeCallContext, dev: &str, cidr: &str) -> RhaiResultOf<()> {
-        apply(&ctx, Op::AddrDel { ns: None, dev: ifname(&ctx, dev)?, cidr: parse_cidr(&ctx, cidr)? })
+        apply(
+            &ctx,
+            Op::AddrDel { ns: None, dev: ifname(&ctx, dev)?, cidr: parse_cidr(&ctx, cidr)? },
+        )
     }
 
     /// Removes an address from a link inside a netns.
@@ -43,7 +56,14 @@ pub mod addr_mod {
     /// ```
     #[rhai_fn(name = "del", return_raw)]
     pub fn del_ns(ctx: NativeCallContext, ns: &str, dev: &str, cidr: &str) -> RhaiResultOf<()> {
-        apply(&ctx, Op::AddrDel { ns: nsname(&ctx, ns)?, dev: ifname(&ctx, dev)?, cidr: parse_cidr(&ctx, cidr)? })
+        apply(
+            &ctx,
+            Op::AddrDel {
+                ns: nsname(&ctx, ns)?,
+                dev: ifname(&ctx, dev)?,
+                cidr: parse_cidr(&ctx, cidr)?,
+            },
+        )
     }
 
     /// The addresses here, like `ip addr`: `#{dev, cidr, family, scope}` each.

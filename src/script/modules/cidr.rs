@@ -13,9 +13,13 @@ pub fn nth_host(net: IpNet, n: i64) -> Result<IpNet, NetError> {
     let bits = net.max_prefix_len() - net.prefix_len();
     let size: u128 = if bits >= 128 { u128::MAX } else { 1u128 << bits };
     if n < 0 || (n as u128) >= size {
-        return Err(NetError::new(format!("host {n} is outside {} ({} addresses)", net.trunc(), size))
-            .with_errno(libc::EINVAL)
-            .with_help("pick a host number from 1 to the size of the subnet minus 2"));
+        return Err(NetError::new(format!(
+            "host {n} is outside {} ({} addresses)",
+            net.trunc(),
+            size
+        ))
+        .with_errno(libc::EINVAL)
+        .with_help("pick a host number from 1 to the size of the subnet minus 2"));
     }
     let ip = match base {
         IpAddr::V4(a) => IpAddr::V4((u32::from(a) + n as u32).into()),

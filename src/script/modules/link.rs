@@ -53,7 +53,14 @@ pub mod link_mod {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn set_master(ctx: NativeCallContext, dev: &str, bridge: &str) -> RhaiResultOf<()> {
-        apply(&ctx, Op::LinkSetMaster { ns: None, dev: ifname(&ctx, dev)?, master: Some(ifname(&ctx, bridge)?) })
+        apply(
+            &ctx,
+            Op::LinkSetMaster {
+                ns: None,
+                dev: ifname(&ctx, dev)?,
+                master: Some(ifname(&ctx, bridge)?),
+            },
+        )
     }
 
     /// Plugs a link inside a netns into a bridge in the same netns.
@@ -62,8 +69,20 @@ pub mod link_mod {
     /// link::set_master("red", "veth-x", "br-in-red");
     /// ```
     #[rhai_fn(name = "set_master", return_raw)]
-    pub fn set_master_ns(ctx: NativeCallContext, ns: &str, dev: &str, bridge: &str) -> RhaiResultOf<()> {
-        apply(&ctx, Op::LinkSetMaster { ns: nsname(&ctx, ns)?, dev: ifname(&ctx, dev)?, master: Some(ifname(&ctx, bridge)?) })
+    pub fn set_master_ns(
+        ctx: NativeCallContext,
+        ns: &str,
+        dev: &str,
+        bridge: &str,
+    ) -> RhaiResultOf<()> {
+        apply(
+            &ctx,
+            Op::LinkSetMaster {
+                ns: nsname(&ctx, ns)?,
+                dev: ifname(&ctx, dev)?,
+                master: Some(ifname(&ctx, bridge)?),
+            },
+        )
     }
 
     /// Unplugs a link from its bridge, like `ip link set DEV nomaster`.
@@ -94,7 +113,12 @@ pub mod link_mod {
     /// link::set_netns("red", "veth-x", "green");
     /// ```
     #[rhai_fn(name = "set_netns", return_raw)]
-    pub fn set_netns_from(ctx: NativeCallContext, from: &str, dev: &str, ns: &str) -> RhaiResultOf<()> {
+    pub fn set_netns_from(
+        ctx: NativeCallContext,
+        from: &str,
+        dev: &str,
+        ns: &str,
+    ) -> RhaiResultOf<()> {
         let to = nsname(&ctx, ns)?.unwrap_or_default();
         apply(&ctx, Op::LinkSetNetns { ns: nsname(&ctx, from)?, dev: ifname(&ctx, dev)?, to })
     }

@@ -72,7 +72,9 @@ pub fn parse_ip(ctx: &NativeCallContext, s: &str) -> RhaiResultOf<IpAddr> {
         ctx,
         s.trim().parse::<IpAddr>().map_err(|_| {
             let help = match s.split_once('/') {
-                Some((ip, _)) if ip.parse::<IpAddr>().is_ok() => format!("drop the prefix length: \"{ip}\" (cidr::addr does that)"),
+                Some((ip, _)) if ip.parse::<IpAddr>().is_ok() => {
+                    format!("drop the prefix length: \"{ip}\" (cidr::addr does that)")
+                }
                 _ => "write a plain address, e.g. \"192.168.24.1\"".into(),
             };
             invalid(format!("invalid IP address {s:?}"), help)
@@ -85,9 +87,15 @@ pub fn parse_target(ctx: &NativeCallContext, s: &str) -> RhaiResultOf<SocketAddr
         return Ok(sa);
     }
     let e = if s.parse::<IpAddr>().is_ok() {
-        invalid(format!("target {s:?} has no port"), format!("write it as \"{s}:80\" (IPv6: \"[addr]:80\")"))
+        invalid(
+            format!("target {s:?} has no port"),
+            format!("write it as \"{s}:80\" (IPv6: \"[addr]:80\")"),
+        )
     } else {
-        invalid(format!("invalid target {s:?}"), "write it as \"IP:PORT\", e.g. \"192.168.24.10:80\"")
+        invalid(
+            format!("invalid target {s:?}"),
+            "write it as \"IP:PORT\", e.g. \"192.168.24.10:80\"",
+        )
     };
     Err(super::fail(ctx, e))
 }

@@ -8,13 +8,23 @@ pub fn words(ws: &[&str]) -> Vec<String> {
     ws.iter().map(|s| s.to_string()).collect()
 }
 
-pub fn opt_str(ctx: &NativeCallContext, opts: &rhai::Map, key: &str) -> RhaiResultOf<Option<String>> {
+pub fn opt_str(
+    ctx: &NativeCallContext,
+    opts: &rhai::Map,
+    key: &str,
+) -> RhaiResultOf<Option<String>> {
     match opts.get(key) {
         None => Ok(None),
         Some(v) if v.is_unit() => Ok(None),
         Some(v) => match v.clone().into_string() {
             Ok(s) => Ok(Some(s)),
-            Err(t) => Err(fail(ctx, invalid(format!("option `{key}` must be a string, not {t}"), "e.g. #{proto: \"udp\"}"))),
+            Err(t) => Err(fail(
+                ctx,
+                invalid(
+                    format!("option `{key}` must be a string, not {t}"),
+                    "e.g. #{proto: \"udp\"}",
+                ),
+            )),
         },
     }
 }
@@ -22,13 +32,24 @@ pub fn opt_str(ctx: &NativeCallContext, opts: &rhai::Map, key: &str) -> RhaiResu
 pub fn check_opts(ctx: &NativeCallContext, opts: &rhai::Map, known: &[&str]) -> RhaiResultOf<()> {
     for k in opts.keys() {
         if !known.contains(&k.as_str()) {
-            return Err(fail(ctx, invalid(format!("unknown option `{k}`"), format!("known options: {}", known.join(", ")))));
+            return Err(fail(
+                ctx,
+                invalid(
+                    format!("unknown option `{k}`"),
+                    format!("known options: {}", known.join(", ")),
+                ),
+            ));
         }
     }
     Ok(())
 }
 
-pub fn masq(ctx: &NativeCallContext, ns: Option<String>, source: &str, opts: rhai::Map) -> RhaiResultOf<()> {
+pub fn masq(
+    ctx: &NativeCallContext,
+    ns: Option<String>,
+    source: &str,
+    opts: rhai::Map,
+) -> RhaiResultOf<()> {
     check_opts(ctx, &opts, &["out"])?;
     let net = parse_cidr(ctx, source)?.trunc().to_string();
     // `! -d SUBNET`: bridged packets traverse iptables on this kernel (br_netfilter), so a
@@ -43,19 +64,37 @@ pub fn masq(ctx: &NativeCallContext, ns: Option<String>, source: &str, opts: rha
     apply(ctx, Op::IptAppend { ns, table: "nat".into(), chain: "POSTROUTING".into(), rule })
 }
 
-pub fn forward(ctx: &NativeCallContext, ns: Option<String>, p: rhai::INT, target: &str, opts: rhai::Map) -> RhaiResultOf<()> {
+pub fn forward(
+    ctx: &NativeCallContext,
+    ns: Option<String>,
+    p: rhai::INT,
+    target: &str,
+    opts: rhai::Map,
+) -> RhaiResultOf<()> {
     check_opts(ctx, &opts, &["proto", "iface"])?;
     let p = port(ctx, p)?;
     let t = parse_target(ctx, target)?;
     if t.port() == 0 {
-        return Err(fail(ctx, invalid(format!("target {target:?} has port 0"), "ports go from 1 to 65535")));
+        return Err(fail(
+            ctx,
+            invalid(format!("target {target:?} has port 0"), "ports go from 1 to 65535"),
+        ));
     }
     if t.is_ipv6() {
-        return Err(fail(ctx, invalid("port forwards to IPv6 targets are not supported", "forward to an IPv4 address")));
+        return Err(fail(
+            ctx,
+            invalid(
+                "port forwards to IPv6 targets are not supported",
+                "forward to an IPv4 address",
+            ),
+        ));
     }
     let proto = opt_str(ctx, &opts, "proto")?.unwrap_or_else(|| "tcp".into());
     if proto != "tcp" && proto != "udp" {
-        return Err(fail(ctx, invalid(format!("unknown protocol {proto:?}"), "use \"tcp\" or \"udp\"")));
+        return Err(fail(
+            ctx,
+            invalid(format!("unknown protocol {proto:?}"), "use \"tcp\" or \"udp\""),
+        ));
     }
     let mut rule = words(&["-p", &proto]);
     match opt_str(ctx, &opts, "iface")? {
@@ -70,18 +109,12 @@ pub fn forward(ctx: &NativeCallContext, ns: Option<String>, p: rhai::INT, target
     apply(ctx, Op::IptAppend { ns, table: "nat".into(), chain: "PREROUTING".into(), rule })
 }
 
-
 #[export_module]
 pub mod nat_mod {
-    
+
+    use super::{forward, masq};
     use crate::script::modules::nsname;
     use crate::script::{RhaiResultOf, query};
-    use super::{masq, forward};
-
-
-
-
-
 
     /// Masquerades traffic from `source_cidr` leaving the subnet (egress NAT), like
     /// `iptables -t nat -A POSTROUTING -s SUBNET ! -d SUBNET -j MASQUERADE`. Traffic between
@@ -101,7 +134,11 @@ pub mod nat_mod {
     /// nat::masquerade("192.168.24.0/24", #{out: "uplink"});
     /// ```
     #[rhai_fn(name = "masquerade", return_raw)]
-    pub fn masquerade_opts(ctx: NativeCallContext, source_cidr: &str, opts: rhai::Map) -> RhaiResultOf<()> {
+    pub fn masquerade_opts(
+        ctx: NativeCallContext,
+        source_cidr: &str,
+        opts: rhai::Map,
+    ) -> RhaiResultOf<()> {
         masq(&ctx, None, source_cidr, opts)
     }
 
@@ -134,7 +171,12 @@ pub mod nat_mod {
     /// nat::port_forward(5353, "192.168.24.10:53", #{proto: "udp"});
     /// ```
     #[rhai_fn(name = "port_forward", return_raw)]
-    pub fn port_forward_opts(ctx: NativeCallContext, port: rhai::INT, target: &str, opts: rhai::Map) -> RhaiResultOf<()> {
+    pub fn port_forward_opts(
+        ctx: NativeCallContext,
+        port: rhai::INT,
+        target: &str,
+        opts: rhai::Map,
+    ) -> RhaiResultOf<()> {
         forward(&ctx, None, port, target, opts)
     }
 
@@ -144,7 +186,12 @@ pub mod nat_mod {
     /// nat::port_forward("router", 8080, "10.0.0.10:80");
     /// ```
     #[rhai_fn(name = "port_forward", return_raw)]
-    pub fn port_forward_ns(ctx: NativeCallContext, ns: &str, port: rhai::INT, target: &str) -> RhaiResultOf<()> {
+    pub fn port_forward_ns(
+        ctx: NativeCallContext,
+        ns: &str,
+        port: rhai::INT,
+        target: &str,
+    ) -> RhaiResultOf<()> {
         forward(&ctx, nsname(&ctx, ns)?, port, target, rhai::Map::new())
     }
 
@@ -154,7 +201,13 @@ pub mod nat_mod {
     /// nat::port_forward("router", 8080, "10.0.0.10:80", #{proto: "tcp"});
     /// ```
     #[rhai_fn(name = "port_forward", return_raw)]
-    pub fn port_forward_ns_opts(ctx: NativeCallContext, ns: &str, port: rhai::INT, target: &str, opts: rhai::Map) -> RhaiResultOf<()> {
+    pub fn port_forward_ns_opts(
+        ctx: NativeCallContext,
+        ns: &str,
+        port: rhai::INT,
+        target: &str,
+        opts: rhai::Map,
+    ) -> RhaiResultOf<()> {
         forward(&ctx, nsname(&ctx, ns)?, port, target, opts)
     }
 
@@ -176,6 +229,7 @@ pub mod nat_mod {
     #[rhai_fn(name = "list", return_raw)]
     pub fn list_ns(ctx: NativeCallContext, ns: &str) -> RhaiResultOf<rhai::Array> {
         let ns = nsname(&ctx, ns)?;
-        query(&ctx, |b| b.nat_list(ns.as_deref())).map(|v| v.into_iter().map(Dynamic::from).collect())
+        query(&ctx, |b| b.nat_list(ns.as_deref()))
+            .map(|v| v.into_iter().map(Dynamic::from).collect())
     }
 }

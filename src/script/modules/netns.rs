@@ -5,7 +5,10 @@ use crate::script::{RhaiResultOf, fail, invalid, query, to_dyn};
 
 pub fn run(ctx: &NativeCallContext, name: &str, argv: Vec<String>) -> RhaiResultOf<rhai::Map> {
     if argv.is_empty() {
-        return Err(fail(ctx, invalid("empty command", "pass a string like \"ip -br addr\" or an array of arguments")));
+        return Err(fail(
+            ctx,
+            invalid("empty command", "pass a string like \"ip -br addr\" or an array of arguments"),
+        ));
     }
     let ns = nsname(ctx, name)?;
     let out = query(ctx, |b| b.exec(ns.as_deref(), argv))?;
@@ -16,13 +19,12 @@ pub fn run(ctx: &NativeCallContext, name: &str, argv: Vec<String>) -> RhaiResult
     Ok(m)
 }
 
-
 #[export_module]
 pub mod netns_mod {
+    use super::run;
     use crate::net::Op;
     use crate::script::modules::nsname;
     use crate::script::{RhaiResultOf, apply, query};
-    use super::{run};
 
     /// Creates a named network namespace, like `ip netns add NAME`. `ip netns` sees it.
     ///
@@ -86,9 +88,12 @@ pub mod netns_mod {
     /// let r = netns::exec("red", ["sh", "-c", "echo hi"]);
     /// ```
     #[rhai_fn(name = "exec", return_raw)]
-    pub fn exec_array(ctx: NativeCallContext, name: &str, cmd: rhai::Array) -> RhaiResultOf<rhai::Map> {
+    pub fn exec_array(
+        ctx: NativeCallContext,
+        name: &str,
+        cmd: rhai::Array,
+    ) -> RhaiResultOf<rhai::Map> {
         let argv = cmd.into_iter().map(|a| a.to_string()).collect();
         run(&ctx, name, argv)
     }
-
 }

@@ -5,22 +5,45 @@ use rhai::plugin::*;
 use crate::script::modules::{parse_ip, parse_target};
 use crate::script::{RhaiResultOf, fail, invalid, query};
 
-pub fn opt_int(ctx: &NativeCallContext, opts: &rhai::Map, key: &str, default: i64, known: &[&str]) -> RhaiResultOf<i64> {
+pub fn opt_int(
+    ctx: &NativeCallContext,
+    opts: &rhai::Map,
+    key: &str,
+    default: i64,
+    known: &[&str],
+) -> RhaiResultOf<i64> {
     for k in opts.keys() {
         if !known.contains(&k.as_str()) {
-            return Err(fail(ctx, invalid(format!("unknown option `{k}`"), format!("known options: {}", known.join(", ")))));
+            return Err(fail(
+                ctx,
+                invalid(
+                    format!("unknown option `{k}`"),
+                    format!("known options: {}", known.join(", ")),
+                ),
+            ));
         }
     }
     match opts.get(key) {
         None => Ok(default),
         Some(v) => match v.as_int() {
             Ok(n) if n > 0 && n <= 600_000 => Ok(n),
-            _ => Err(fail(ctx, invalid(format!("option `{key}` must be a positive integer"), format!("e.g. #{{{key}: {default}}}")))),
+            _ => Err(fail(
+                ctx,
+                invalid(
+                    format!("option `{key}` must be a positive integer"),
+                    format!("e.g. #{{{key}: {default}}}"),
+                ),
+            )),
         },
     }
 }
 
-pub fn do_ping(ctx: &NativeCallContext, ns: Option<String>, addr: &str, opts: rhai::Map) -> RhaiResultOf<rhai::Map> {
+pub fn do_ping(
+    ctx: &NativeCallContext,
+    ns: Option<String>,
+    addr: &str,
+    opts: rhai::Map,
+) -> RhaiResultOf<rhai::Map> {
     let known = ["count", "timeout_ms"];
     let count = opt_int(ctx, &opts, "count", 1, &known)?;
     let timeout = Duration::from_millis(opt_int(ctx, &opts, "timeout_ms", 1000, &known)? as u64);
@@ -54,7 +77,12 @@ fn round_ms(ms: f64) -> f64 {
     (ms * 1000.0).round() / 1000.0
 }
 
-pub fn do_tcp(ctx: &NativeCallContext, ns: Option<String>, target: &str, opts: rhai::Map) -> RhaiResultOf<rhai::Map> {
+pub fn do_tcp(
+    ctx: &NativeCallContext,
+    ns: Option<String>,
+    target: &str,
+    opts: rhai::Map,
+) -> RhaiResultOf<rhai::Map> {
     let timeout = opt_int(ctx, &opts, "timeout_ms", 2000, &["timeout_ms"])?;
     let t = parse_target(ctx, target)?;
     let r = query(ctx, |b| b.tcp(ns.as_deref(), t, Duration::from_millis(timeout as u64)))?;
@@ -69,17 +97,12 @@ pub fn do_tcp(ctx: &NativeCallContext, ns: Option<String>, target: &str, opts: r
     Ok(m)
 }
 
-
 #[export_module]
 pub mod probe_mod {
-    
 
     use super::{do_ping, do_tcp};
     use crate::script::modules::{nsname, port};
     use crate::script::{RhaiResultOf, query};
-
-
-
 
     /// Pings `addr` from inside netns `ns` (ICMP echo from a socket in the netns; no `ping`
     /// binary needed). Returns `#{ok, sent, received, rtt_ms}`.
@@ -100,7 +123,12 @@ pub mod probe_mod {
     /// print(`${r.received}/${r.sent} in ${r.rtt_ms} ms`);
     /// ```
     #[rhai_fn(name = "ping", return_raw)]
-    pub fn ping_opts(ctx: NativeCallContext, ns: &str, addr: &str, opts: rhai::Map) -> RhaiResultOf<rhai::Map> {
+    pub fn ping_opts(
+        ctx: NativeCallContext,
+        ns: &str,
+        addr: &str,
+        opts: rhai::Map,
+    ) -> RhaiResultOf<rhai::Map> {
         do_ping(&ctx, nsname(&ctx, ns)?, addr, opts)
     }
 
@@ -133,7 +161,12 @@ pub mod probe_mod {
     /// let r = probe::tcp("red", "192.168.24.11:80", #{timeout_ms: 500});
     /// ```
     #[rhai_fn(name = "tcp", return_raw)]
-    pub fn tcp_opts(ctx: NativeCallContext, ns: &str, target: &str, opts: rhai::Map) -> RhaiResultOf<rhai::Map> {
+    pub fn tcp_opts(
+        ctx: NativeCallContext,
+        ns: &str,
+        target: &str,
+        opts: rhai::Map,
+    ) -> RhaiResultOf<rhai::Map> {
         do_tcp(&ctx, nsname(&ctx, ns)?, target, opts)
     }
 

@@ -1,10 +1,16 @@
 use rhai::plugin::*;
 
 use crate::net::Op;
-use crate::script::modules::{ifname, parse_cidr, parse_ip};
 use crate::script::RhaiResultOf;
+use crate::script::modules::{ifname, parse_cidr, parse_ip};
 
-pub fn build(ctx: &NativeCallContext, ns: Option<String>, dest: &str, via: &str, add: bool) -> RhaiResultOf<Op> {
+pub fn build(
+    ctx: &NativeCallContext,
+    ns: Option<String>,
+    dest: &str,
+    via: &str,
+    add: bool,
+) -> RhaiResultOf<Op> {
     let dest = if dest == "default" { None } else { Some(parse_cidr(ctx, dest)?.trunc()) };
     // `via` is a gateway address, or `dev:NAME` for a route straight out of a link.
     let (via, dev) = match via.strip_prefix("dev:") {
@@ -14,14 +20,12 @@ pub fn build(ctx: &NativeCallContext, ns: Option<String>, dest: &str, via: &str,
     Ok(if add { Op::RouteAdd { ns, dest, via, dev } } else { Op::RouteDel { ns, dest, via, dev } })
 }
 
-
 #[export_module]
 pub mod route_mod {
-    
+
+    use super::build;
     use crate::script::modules::nsname;
     use crate::script::{RhaiResultOf, apply, query, to_dyn};
-    use super::{build};
-
 
     /// Adds a route, like `ip route add DEST via GATEWAY`. `dest` is a prefix or `"default"`;
     /// `via` is the gateway address, or `"dev:NAME"` for a route out of a link.

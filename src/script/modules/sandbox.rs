@@ -19,6 +19,10 @@ pub mod sandbox_mod {
     /// if up != () { print(probe::ping("red", up).ok); }
     /// ```
     pub fn internet() -> Dynamic {
-        if crate::lab::sandbox::active() { crate::lab::sandbox::INTERNET_ADDR.into() } else { Dynamic::UNIT }
+        if crate::lab::sandbox::active() {
+            crate::lab::sandbox::INTERNET_ADDR.into()
+        } else {
+            Dynamic::UNIT
+        }
     }
 }

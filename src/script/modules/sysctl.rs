@@ -3,19 +3,22 @@ use rhai::plugin::*;
 use crate::net::{Op, op::check_sysctl_key};
 use crate::script::{RhaiResultOf, apply, check};
 
-pub fn set_in(ctx: &NativeCallContext, ns: Option<String>, key: &str, value: String) -> RhaiResultOf<()> {
+pub fn set_in(
+    ctx: &NativeCallContext,
+    ns: Option<String>,
+    key: &str,
+    value: String,
+) -> RhaiResultOf<()> {
     check(ctx, check_sysctl_key(key))?;
     apply(ctx, Op::SysctlSet { ns, key: key.to_string(), value, old: None })
 }
 
-
 #[export_module]
 pub mod sysctl_mod {
+    use super::set_in;
     use crate::net::op::check_sysctl_key;
     use crate::script::modules::nsname;
     use crate::script::{RhaiResultOf, check, query};
-    use super::{set_in};
-
 
     /// Turns IPv4 forwarding on or off (`sysctl -w net.ipv4.ip_forward=1`): the host becomes
     /// a router for its labs. Restored when the lab is destroyed.

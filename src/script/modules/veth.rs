@@ -25,7 +25,12 @@ pub mod veth_mod {
     /// veth::add("veth-red-br", "veth-red", "red");
     /// ```
     #[rhai_fn(name = "add", return_raw)]
-    pub fn add_peer_ns(ctx: NativeCallContext, name: &str, peer: &str, peer_netns: &str) -> RhaiResultOf<()> {
+    pub fn add_peer_ns(
+        ctx: NativeCallContext,
+        name: &str,
+        peer: &str,
+        peer_netns: &str,
+    ) -> RhaiResultOf<()> {
         let (name, peer) = (ifname(&ctx, name)?, ifname(&ctx, peer)?);
         let peer_ns = nsname(&ctx, peer_netns)?;
         apply(&ctx, Op::VethAdd { ns: None, name, peer, peer_ns })
