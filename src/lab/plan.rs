@@ -1111,40 +1111,10 @@ impl Plan {
     /// address and default route, and the netns `internet` behind it. They are known to the
     /// plan (recipes may probe them) but not created by it, and not part of its output.
     pub fn new_sandboxed(lab: &str) -> Plan {
-        use super::sandbox::{INTERNET_ADDR, INTERNET_NS, UPLINK, UPLINK_CIDR};
         let p = Plan::new(lab);
         {
             let mut m = p.model.borrow_mut();
-            let inet = Some(INTERNET_NS.to_string());
-            let ops = [
-                Op::NetnsAdd { name: INTERNET_NS.into() },
-                Op::VethAdd {
-                    ns: None,
-                    name: UPLINK.into(),
-                    peer: "eth0".into(),
-                    peer_ns: inet.clone(),
-                },
-                Op::AddrAdd {
-                    ns: None,
-                    dev: UPLINK.into(),
-                    cidr: UPLINK_CIDR.parse().expect("valid cidr"),
-                },
-                Op::LinkUp { ns: None, dev: UPLINK.into() },
-                Op::LinkUp { ns: inet.clone(), dev: "lo".into() },
-                Op::AddrAdd {
-                    ns: inet.clone(),
-                    dev: "eth0".into(),
-                    cidr: format!("{INTERNET_ADDR}/24").parse().expect("valid cidr"),
-                },
-                Op::LinkUp { ns: inet.clone(), dev: "eth0".into() },
-                Op::RouteAdd {
-                    ns: None,
-                    dest: None,
-                    via: Some(INTERNET_ADDR.parse().expect("valid ip")),
-                    dev: None,
-                },
-            ];
-            for op in &ops {
+            for op in &super::sandbox::uplink_ops() {
                 m.apply(op).expect("the sandbox's own setup is consistent");
             }
             for l in m.links.iter_mut() {

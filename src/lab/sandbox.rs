@@ -50,10 +50,11 @@ pub fn enter() -> NetResult<()> {
         .map_err(|e| NetError::new(format!("cannot build the sandbox's simulated internet: {e}")))
 }
 
-fn build_uplink() -> NetResult<()> {
-    let k = Kernel::new(None)?;
+/// What the sandbox's simulated internet is made of, as Ops: applied to the kernel by
+/// [`enter`], and to the plan's model when `nslab plan` runs inside a sandbox.
+pub fn uplink_ops() -> Vec<Op> {
     let ns = Some(INTERNET_NS.to_string());
-    let ops = [
+    vec![
         Op::LinkUp { ns: None, dev: "lo".into() },
         Op::NetnsAdd { name: INTERNET_NS.into() },
         Op::VethAdd { ns: None, name: UPLINK.into(), peer: "eth0".into(), peer_ns: ns.clone() },
@@ -76,7 +77,12 @@ fn build_uplink() -> NetResult<()> {
             via: Some(INTERNET_ADDR.parse().expect("valid ip")),
             dev: None,
         },
-    ];
+    ]
+}
+
+fn build_uplink() -> NetResult<()> {
+    let k = Kernel::new(None)?;
+    let ops = uplink_ops();
     for op in &ops {
         k.apply(op)?;
     }
