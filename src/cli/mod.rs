@@ -7,6 +7,7 @@ mod doctor;
 mod info;
 mod ls;
 mod plan;
+mod recipe_args;
 pub mod repl;
 mod run;
 mod sandbox;

@@ -2,35 +2,22 @@
 //! Runs the recipe against the plan executor (`lab::plan`): no kernel change, no root, no
 //! journal.
 
-use std::path::PathBuf;
 use std::rc::Rc;
 
-use super::run::lab_name;
-use super::{Failed, fail, report};
-use crate::lab::journal;
+use super::recipe_args::{Loaded, RecipeArgs};
+use super::{Failed, report};
 use crate::lab::plan::Plan;
 use crate::script::param::{Overrides, Param};
-use crate::script::{param, recipe, set_backend};
+use crate::script::set_backend;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The recipe (.rhai) to plan
-    recipe: PathBuf,
-    /// Override a `param NAME = DEFAULT;` of the recipe (typed like the default)
-    #[arg(long = "set", value_name = "NAME=VALUE")]
-    sets: Vec<String>,
-    /// Name of the lab, used in the `nslab:LAB` rule comments (default: the recipe's file stem)
-    #[arg(long)]
-    lab: Option<String>,
+    #[command(flatten)]
+    recipe: RecipeArgs,
 }
 
 pub fn run(a: Args) -> Result<(), Failed> {
-    let lab = lab_name(a.lab, &a.recipe);
-    journal::check_lab_name(&lab).map_err(fail)?;
-    let overrides = param::parse_sets(&a.sets).map_err(fail)?;
-    let mut engine = recipe::engine_for(&a.recipe, overrides.clone());
-    let r = recipe::load(&engine, &a.recipe).map_err(fail)?;
-    param::validate(&engine, &r.params, &overrides).map_err(fail)?;
+    let Loaded { lab, overrides, mut engine, recipe: r } = a.recipe.load()?;
 
     // Inside `nslab sandbox` the host has the sandbox's uplink and `internet` netns, and
     // recipes take their sandbox-only branches: the plan knows them (without creating them).

@@ -1,24 +1,18 @@
 //! `nslab run RECIPE`: build a lab; roll it back if anything fails.
 
-use std::path::PathBuf;
 use std::rc::Rc;
 
+use super::recipe_args::{Loaded, RecipeArgs};
 use super::{Failed, fail, report};
 use crate::lab::{self, Session, journal};
 use crate::net::NetError;
 use crate::script::diagnostic::Diag;
-use crate::script::{param, recipe, set_backend};
+use crate::script::set_backend;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The recipe (.rhai) to run
-    recipe: PathBuf,
-    /// Override a `param NAME = DEFAULT;` of the recipe (typed like the default)
-    #[arg(long = "set", value_name = "NAME=VALUE")]
-    sets: Vec<String>,
-    /// Name of the lab (default: the recipe's file stem)
-    #[arg(long)]
-    lab: Option<String>,
+    #[command(flatten)]
+    recipe: RecipeArgs,
     /// Run in a throwaway private network + mount namespace with a simulated internet
     #[arg(long)]
     sandbox: bool,
@@ -42,12 +36,6 @@ pub struct Args {
     no_ipv6: bool,
 }
 
-pub fn lab_name(explicit: Option<String>, recipe: &std::path::Path) -> String {
-    explicit.unwrap_or_else(|| {
-        recipe.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "lab".into())
-    })
-}
-
 pub fn run(a: Args) -> Result<(), Failed> {
     // What would make the run fail, said before anything is touched (cheap: no process).
     super::doctor::preflight_privileges().map_err(fail)?;
@@ -55,12 +43,7 @@ pub fn run(a: Args) -> Result<(), Failed> {
     if a.sandbox {
         lab::sandbox::enter().map_err(fail)?;
     }
-    let lab = lab_name(a.lab, &a.recipe);
-    journal::check_lab_name(&lab).map_err(fail)?;
-    let overrides = param::parse_sets(&a.sets).map_err(fail)?;
-    let engine = recipe::engine_for(&a.recipe, overrides.clone());
-    let r = recipe::load(&engine, &a.recipe).map_err(fail)?;
-    param::validate(&engine, &r.params, &overrides).map_err(fail)?;
+    let Loaded { lab, overrides, engine, recipe: r } = a.recipe.load()?;
     super::doctor::preflight_iptables(&r).map_err(fail)?;
 
     if a.replace && journal::exists(&lab) {
