@@ -108,3 +108,19 @@ pub fn port(ctx: &NativeCallContext, p: rhai::INT) -> RhaiResultOf<u16> {
         }),
     )
 }
+
+/// Refuses option-map keys a function does not know (a typo would otherwise be ignored).
+pub fn check_opts(ctx: &NativeCallContext, opts: &rhai::Map, known: &[&str]) -> RhaiResultOf<()> {
+    for k in opts.keys() {
+        if !known.contains(&k.as_str()) {
+            return Err(super::fail(
+                ctx,
+                invalid(
+                    format!("unknown option `{k}`"),
+                    format!("known options: {}", known.join(", ")),
+                ),
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,7 +1,7 @@
 use rhai::plugin::*;
 
 use crate::net::Op;
-use crate::script::modules::{ifname, parse_cidr, parse_target, port};
+use crate::script::modules::{check_opts, ifname, parse_cidr, parse_target, port};
 use crate::script::{RhaiResultOf, apply, backend, fail, invalid};
 
 pub fn words(ws: &[&str]) -> Vec<String> {
@@ -27,21 +27,6 @@ pub fn opt_str(
             )),
         },
     }
-}
-
-pub fn check_opts(ctx: &NativeCallContext, opts: &rhai::Map, known: &[&str]) -> RhaiResultOf<()> {
-    for k in opts.keys() {
-        if !known.contains(&k.as_str()) {
-            return Err(fail(
-                ctx,
-                invalid(
-                    format!("unknown option `{k}`"),
-                    format!("known options: {}", known.join(", ")),
-                ),
-            ));
-        }
-    }
-    Ok(())
 }
 
 pub fn masq(

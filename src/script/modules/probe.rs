@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use rhai::plugin::*;
 
-use crate::script::modules::{parse_ip, parse_target};
+use crate::script::modules::{check_opts, parse_ip, parse_target};
 use crate::script::{RhaiResultOf, fail, invalid, query};
 
 pub fn opt_int(
@@ -12,17 +12,7 @@ pub fn opt_int(
     default: i64,
     known: &[&str],
 ) -> RhaiResultOf<i64> {
-    for k in opts.keys() {
-        if !known.contains(&k.as_str()) {
-            return Err(fail(
-                ctx,
-                invalid(
-                    format!("unknown option `{k}`"),
-                    format!("known options: {}", known.join(", ")),
-                ),
-            ));
-        }
-    }
+    check_opts(ctx, opts, known)?;
     match opts.get(key) {
         None => Ok(default),
         Some(v) => match v.as_int() {
