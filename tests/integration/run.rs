@@ -211,6 +211,7 @@ fn bad_input_gets_a_diagnostic() {
         5,
         &[],
     );
+    bad("unknown-option", "nat::masquerade(\"10.0.0.0/24\", #{outt: \"uplink\"});\n", 1, &[]);
     bad("failed-assert", "let ok = false;\nassert(ok, \"red cannot reach green\");\n", 2, &[]);
     bad(
         "stdlib-chain",
