@@ -52,6 +52,26 @@ fn io_error(e: io::Error) -> rtnetlink::Error {
     rtnetlink::Error::NetlinkError(m)
 }
 
+/// The netlink messages in one received datagram: (type, sequence number, whole message).
+/// Stops at a truncated or malformed header, like the kernel's NLMSG_OK.
+fn messages(buf: &[u8]) -> impl Iterator<Item = (u16, u32, &[u8])> {
+    let mut off = 0;
+    std::iter::from_fn(move || {
+        if off + HDR > buf.len() {
+            return None;
+        }
+        let len = u32::from_ne_bytes(buf[off..off + 4].try_into().expect("4 bytes")) as usize;
+        let kind = u16::from_ne_bytes(buf[off + 4..off + 6].try_into().expect("2 bytes"));
+        let seq = u32::from_ne_bytes(buf[off + 8..off + 12].try_into().expect("4 bytes"));
+        if len < HDR || off + len > buf.len() {
+            return None;
+        }
+        let raw = &buf[off..off + len];
+        off += (len + 3) & !3;
+        Some((kind, seq, raw))
+    })
+}
+
 impl NlSocket {
     /// Opens a socket in the netns of the calling thread.
     pub fn open() -> io::Result<NlSocket> {
@@ -140,19 +160,9 @@ impl NlSocket {
         let mut rx = self.rx.borrow_mut();
         loop {
             let n = self.recv(&mut rx)?;
-            let mut off = 0;
-            while off + HDR <= n {
-                let len =
-                    u32::from_ne_bytes(rx[off..off + 4].try_into().expect("4 bytes")) as usize;
-                let kind = u16::from_ne_bytes(rx[off + 4..off + 6].try_into().expect("2 bytes"));
-                let mseq = u32::from_ne_bytes(rx[off + 8..off + 12].try_into().expect("4 bytes"));
-                if len < HDR || off + len > n {
-                    break;
-                }
+            for (kind, mseq, raw) in messages(&rx[..n]) {
                 if mseq == seq && kind == NLMSG_ERROR {
-                    return match NetlinkMessage::<RouteNetlinkMessage>::deserialize(
-                        &rx[off..off + len],
-                    ) {
+                    return match NetlinkMessage::<RouteNetlinkMessage>::deserialize(raw) {
                         Ok(NetlinkMessage { payload: NetlinkPayload::Error(e), .. })
                             if e.code.is_some() =>
                         {
@@ -162,7 +172,6 @@ impl NlSocket {
                         Err(e) => Err(rtnetlink::Error::InvalidNla(e.to_string())),
                     };
                 }
-                off += (len + 3) & !3;
             }
         }
     }
@@ -174,24 +183,14 @@ impl NlSocket {
         let mut out = Vec::new();
         loop {
             let n = self.recv(&mut rx)?;
-            let mut off = 0;
-            while off + HDR <= n {
-                let len =
-                    u32::from_ne_bytes(rx[off..off + 4].try_into().expect("4 bytes")) as usize;
-                let kind = u16::from_ne_bytes(rx[off + 4..off + 6].try_into().expect("2 bytes"));
-                let mseq = u32::from_ne_bytes(rx[off + 8..off + 12].try_into().expect("4 bytes"));
-                if len < HDR || off + len > n {
-                    break;
-                }
-                let here = off;
-                off += (len + 3) & !3;
+            for (kind, mseq, raw) in messages(&rx[..n]) {
                 if mseq != seq {
                     continue;
                 }
                 if kind == NLMSG_DONE {
                     return Ok(out);
                 }
-                match NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rx[here..here + len]) {
+                match NetlinkMessage::<RouteNetlinkMessage>::deserialize(raw) {
                     Ok(NetlinkMessage { payload: NetlinkPayload::InnerMessage(m), .. }) => {
                         out.push(m)
                     }
@@ -228,5 +227,33 @@ impl NlSocket {
         }
         // SAFETY: SIOCGIFINDEX filled the ifindex member of the union.
         Ok(unsafe { req.ifr_ifru.ifru_ifindex } as u32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(kind: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
+        let mut m = Vec::new();
+        m.extend(((HDR + payload.len()) as u32).to_ne_bytes());
+        m.extend(kind.to_ne_bytes());
+        m.extend(0u16.to_ne_bytes());
+        m.extend(seq.to_ne_bytes());
+        m.extend(0u32.to_ne_bytes());
+        m.extend(payload);
+        while m.len() % 4 != 0 {
+            m.push(0);
+        }
+        m
+    }
+
+    #[test]
+    fn messages_walks_aligned_headers_and_stops_at_truncation() {
+        let mut buf = msg(16, 7, &[1, 2, 3]);
+        buf.extend(msg(NLMSG_DONE, 7, &[]));
+        buf.extend(&msg(2, 8, &[0; 8])[..10]); // cut short
+        let got: Vec<(u16, u32, usize)> = messages(&buf).map(|(k, s, r)| (k, s, r.len())).collect();
+        assert_eq!(got, vec![(16, 7, HDR + 3), (NLMSG_DONE, 7, HDR)]);
     }
 }
