@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::net::exec::ExecOutput;
 use crate::net::info::{AddrInfo, FdbEntry, LinkInfo, NeighInfo, RouteInfo};
-use crate::net::probe::{PingResult, TcpResult};
+use crate::net::probe::{Echoes, PingResult, TcpResult};
 use crate::net::{NetResult, Op};
 
 pub trait Backend {
@@ -26,13 +26,7 @@ pub trait Backend {
     /// `iptables -t nat -S` rule lines.
     fn nat_list(&self, ns: Option<&str>) -> NetResult<Vec<String>>;
     fn exec(&self, ns: Option<&str>, argv: Vec<String>) -> NetResult<ExecOutput>;
-    fn ping(
-        &self,
-        ns: Option<&str>,
-        addr: IpAddr,
-        count: u32,
-        timeout: Duration,
-    ) -> NetResult<PingResult>;
+    fn ping(&self, ns: Option<&str>, addr: IpAddr, echoes: Echoes) -> NetResult<PingResult>;
     fn tcp(&self, ns: Option<&str>, target: SocketAddr, timeout: Duration) -> NetResult<TcpResult>;
     /// Starts the built-in server; returns its port.
     fn serve(&self, ns: Option<&str>, port: u16) -> NetResult<u16>;

@@ -31,7 +31,7 @@ use crate::net::info::{AddrInfo, FdbEntry, LinkInfo, NeighInfo, RouteInfo};
 use crate::net::kernel::no_link;
 use crate::net::netns::missing;
 use crate::net::op::{Ns, shell_words};
-use crate::net::probe::{PingResult, TcpResult, serve_line};
+use crate::net::probe::{Echoes, PingResult, TcpResult, serve_line};
 use crate::net::{NetError, NetResult, Op};
 
 /// A link in the model. `uid` is stable for the plan's lifetime (ifindexes are per netns and
@@ -1277,23 +1277,24 @@ impl Backend for Plan {
         Ok(ExecOutput { status: 0, stdout: String::new(), stderr: String::new() })
     }
 
-    fn ping(
-        &self,
-        ns: Option<&str>,
-        addr: IpAddr,
-        count: u32,
-        timeout: Duration,
-    ) -> NetResult<PingResult> {
+    fn ping(&self, ns: Option<&str>, addr: IpAddr, echoes: Echoes) -> NetResult<PingResult> {
         self.model.borrow().space(ns)?;
-        let secs = timeout.as_secs_f64().ceil().max(1.0) as u64;
-        // nslab's ping without a count sends up to 3 echoes and stops at the first answer:
-        // `-c1 -w DEADLINE` does the same (a veth that has just come up drops packets for up
-        // to a second), so the printed check does not fail where nslab's passes.
-        let args =
-            if count == 1 { format!("-c1 -w{}", 3 * secs) } else { format!("-c{count} -W{secs}") };
+        let secs = |d: Duration| d.as_secs_f64().ceil().max(1.0) as u64;
+        let interval = if echoes.interval < Duration::from_secs(1) {
+            format!(" -i{}", echoes.interval.as_secs_f64())
+        } else {
+            String::new()
+        };
+        // ping(8) counts late answers too, like nslab; `-c1 -w DEADLINE` is its "echo until
+        // the first answer" idiom.
+        let (args, sent) = if echoes.until_first {
+            (format!("-c1 -w{}{interval}", secs(echoes.deadline())), 1)
+        } else {
+            (format!("-c{} -W{}{interval}", echoes.count, secs(echoes.wait)), echoes.count)
+        };
         self.out(format!("{}ping {args} {addr}", Plan::prefix(ns)));
         let _ = self.model.borrow_mut().trace(ns, addr, None);
-        Ok(PingResult { ok: true, sent: count, received: count, rtt_ms: 0.0 })
+        Ok(PingResult { ok: true, sent, received: sent, rtt_ms: 0.0 })
     }
 
     fn tcp(&self, ns: Option<&str>, target: SocketAddr, timeout: Duration) -> NetResult<TcpResult> {
@@ -1497,8 +1498,13 @@ mod tests {
     fn probes_print_commands_and_learn_neighbours() {
         let p = Plan::new("t");
         walkthrough(&p);
-        let r =
-            p.ping(Some("red"), "10.0.0.1".parse().unwrap(), 1, Duration::from_secs(1)).unwrap();
+        let r = p
+            .ping(
+                Some("red"),
+                "10.0.0.1".parse().unwrap(),
+                Echoes::new(3, Duration::from_secs(1), true),
+            )
+            .unwrap();
         assert!(r.ok);
         assert_eq!(p.lines().last().unwrap(), "ip netns exec red ping -c1 -w3 10.0.0.1");
         let n = p.neighbours(Some("red")).unwrap();

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::net::exec::ExecOutput;
 use crate::net::info::{AddrInfo, FdbEntry, LinkInfo, NeighInfo, RouteInfo};
 use crate::net::kernel::LinkTag;
-use crate::net::probe::{PingResult, TcpResult};
+use crate::net::probe::{Echoes, PingResult, TcpResult};
 use crate::net::{Kernel, NetError, NetResult, Op, exec, kernel, nat, netns, probe};
 
 use super::backend::Backend;
@@ -286,15 +286,9 @@ impl Backend for Session {
         exec::exec(ns, argv)
     }
 
-    fn ping(
-        &self,
-        ns: Option<&str>,
-        addr: IpAddr,
-        count: u32,
-        timeout: Duration,
-    ) -> NetResult<PingResult> {
+    fn ping(&self, ns: Option<&str>, addr: IpAddr, echoes: Echoes) -> NetResult<PingResult> {
         self.kernel.flush()?;
-        probe::ping(ns, addr, count, timeout)
+        probe::ping(ns, addr, echoes)
     }
 
     fn tcp(&self, ns: Option<&str>, target: SocketAddr, timeout: Duration) -> NetResult<TcpResult> {

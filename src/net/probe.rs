@@ -45,8 +45,44 @@ const PAYLOAD_TAG: &[u8] = b"nslab-probe";
 const ICMP_FILTER: libc::c_int = 1;
 const ICMPV6_FILTER: libc::c_int = 1;
 
-/// Sends `count` ICMP echo requests to `addr` from inside netns `ns`, one after the other,
-/// waiting at most `timeout` for each reply.
+/// How a ping sends its echoes and how long it waits, like ping(8)'s `-c`, `-i` and `-W`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Echoes {
+    /// At most this many echo requests.
+    pub count: u32,
+    /// Time between two echo requests.
+    pub interval: Duration,
+    /// How long to wait for answers after the last echo request.
+    pub wait: Duration,
+    /// Stop at the first answer (ping's `-c1 -w DEADLINE` idiom).
+    pub until_first: bool,
+}
+
+impl Echoes {
+    /// `count` echoes, `wait` after the last; they go out a second apart, or every `wait` if
+    /// that is shorter, so a short timeout makes the whole probe short.
+    pub fn new(count: u32, wait: Duration, until_first: bool) -> Echoes {
+        Echoes {
+            count: count.max(1),
+            interval: wait.min(Duration::from_secs(1)),
+            wait,
+            until_first,
+        }
+    }
+
+    /// The longest the probe can take.
+    pub fn deadline(&self) -> Duration {
+        self.interval * (self.count - 1) + self.wait
+    }
+}
+
+/// Sends ICMP echo requests to `addr` from inside netns `ns` as `echoes` says.
+///
+/// An answer counts whenever it arrives before the probe ends, not only before the next echo:
+/// on a link that has just come up the first neighbour solicitation is dropped (its queue is
+/// `noop` until linkwatch activates it, up to ~1 s here) and ARP/ND retransmit after 1 s, so
+/// the first echo's reply can arrive a little over a second late. A one-echo probe with a 1 s
+/// window failed that way in CI about once in fifty runs.
 ///
 /// Uses a RAW socket (we run as root): the unprivileged ICMP "ping" datagram socket is gated
 /// by `net.ipv4.ping_group_range`, which is `1 0` (nobody) in every new netns.
@@ -54,12 +90,7 @@ const ICMPV6_FILTER: libc::c_int = 1;
 /// An echo that cannot even leave (no route, link down, dropped by a local firewall rule)
 /// counts as lost rather than failing: "red cannot reach X" is the answer a recipe asks for.
 /// A reply counts only if it comes from `addr` itself.
-pub fn ping(
-    ns: Option<&str>,
-    addr: IpAddr,
-    count: u32,
-    timeout: Duration,
-) -> NetResult<PingResult> {
+pub fn ping(ns: Option<&str>, addr: IpAddr, echoes: Echoes) -> NetResult<PingResult> {
     let addr = addr.to_canonical();
     if let IpAddr::V6(a) = addr
         && a.is_unicast_link_local()
@@ -72,7 +103,7 @@ pub fn ping(
     let ident = next_ident();
     let nonce = next_nonce();
     let where_ = place(ns);
-    run_in(ns, move || ping_here(addr, count, timeout, ident, nonce))?.map_err(|e| {
+    run_in(ns, move || ping_here(addr, echoes, ident, nonce))?.map_err(|e| {
         let errno = e.raw_os_error().unwrap_or(0);
         match errno {
             libc::EPERM | libc::EACCES => generic(errno, &format!("cannot ping {addr} from {where_}"))
@@ -84,13 +115,7 @@ pub fn ping(
 }
 
 /// The body of `ping`, on a thread that is already inside the netns.
-fn ping_here(
-    addr: IpAddr,
-    count: u32,
-    timeout: Duration,
-    ident: u16,
-    nonce: u64,
-) -> io::Result<PingResult> {
+fn ping_here(addr: IpAddr, echoes: Echoes, ident: u16, nonce: u64) -> io::Result<PingResult> {
     let v6 = addr.is_ipv6();
     let fd = raw_icmp_socket(v6)?;
     // Only an optimisation (every raw ICMP socket sees every ICMP packet of the netns): the
@@ -98,42 +123,71 @@ fn ping_here(
     let _ = install_echo_reply_filter(&fd, v6);
     let payload = echo_payload(nonce);
     let mut buf = vec![0u8; 2048];
+    // When each echo went out, and whether it has been answered (seq = index; a probe sends
+    // far fewer than 65536 echoes, the scripts cap `count`).
+    let mut sent_at: Vec<Instant> = Vec::new();
+    let mut answered: Vec<bool> = Vec::new();
     let (mut received, mut total) = (0u32, Duration::ZERO);
-    for i in 0..count {
-        let seq = i as u16; // wraps after 65536 echoes, like ping
-        let packet = echo_request(v6, ident, seq, &payload);
-        let sent_at = Instant::now();
-        match send_to(&fd, &packet, addr) {
-            Ok(()) => {}
-            Err(e) if send_error_is_loss(&e) => continue,
-            Err(e) => return Err(e),
+    let start = Instant::now();
+    loop {
+        let sent = sent_at.len() as u32;
+        let done = echoes.until_first && received > 0;
+        if done {
+            break;
         }
-        let want = Echo { v6, from: addr, ident, seq, payload: &payload };
-        if let Some(at) = wait_reply(&fd, &want, sent_at + timeout, &mut buf)? {
+        let now = Instant::now();
+        if sent < echoes.count && now >= start + echoes.interval * sent {
+            let packet = echo_request(v6, ident, sent as u16, &payload);
+            match send_to(&fd, &packet, addr) {
+                Ok(()) => {}
+                Err(e) if send_error_is_loss(&e) => {}
+                Err(e) => return Err(e),
+            }
+            sent_at.push(Instant::now());
+            answered.push(false);
+            continue;
+        }
+        let until = if sent < echoes.count {
+            start + echoes.interval * sent
+        } else {
+            sent_at.last().copied().unwrap_or(start) + echoes.wait
+        };
+        if now >= until {
+            if sent < echoes.count {
+                continue;
+            }
+            break;
+        }
+        let want = Echo { v6, from: addr, ident, payload: &payload };
+        if let Some((seq, at)) = wait_reply(&fd, &want, until, &mut buf)?
+            && let Some(seen) = answered.get_mut(seq as usize)
+            && !*seen
+        {
+            *seen = true;
             received += 1;
-            total += at - sent_at;
+            total += at - sent_at[seq as usize];
         }
     }
     let rtt_ms = if received == 0 { 0.0 } else { total.as_secs_f64() * 1000.0 / received as f64 };
-    Ok(PingResult { ok: received > 0, sent: count, received, rtt_ms })
+    Ok(PingResult { ok: received > 0, sent: sent_at.len() as u32, received, rtt_ms })
 }
 
-/// What the reply to one echo request must look like.
+/// What a reply to one of our echo requests must look like (any sequence number).
 struct Echo<'a> {
     v6: bool,
     from: IpAddr,
     ident: u16,
-    seq: u16,
     payload: &'a [u8],
 }
 
-/// Waits until `deadline` for the reply to `want`; returns when it arrived.
+/// Waits until `deadline` for a reply to one of our echoes; returns its sequence number and
+/// when it arrived.
 fn wait_reply(
     fd: &OwnedFd,
     want: &Echo,
     deadline: Instant,
     buf: &mut [u8],
-) -> io::Result<Option<Instant>> {
+) -> io::Result<Option<(u16, Instant)>> {
     loop {
         let now = Instant::now();
         if now >= deadline {
@@ -159,9 +213,9 @@ fn wait_reply(
         // IPv4 raw sockets deliver the IP header too; IPv6 raw sockets never do.
         let icmp = if want.v6 { Some(&buf[..n]) } else { strip_ipv4_header(&buf[..n]) };
         if let Some(icmp) = icmp
-            && is_our_echo_reply(icmp, want.v6, want.ident, want.seq, want.payload)
+            && let Some(seq) = our_echo_reply(icmp, want.v6, want.ident, want.payload)
         {
-            return Ok(Some(Instant::now()));
+            return Ok(Some((seq, Instant::now())));
         }
     }
 }
@@ -244,22 +298,22 @@ pub fn strip_ipv4_header(packet: &[u8]) -> Option<&[u8]> {
     Some(&packet[ihl..])
 }
 
-/// True if `icmp` (without IP header) is the echo reply to our request `ident`/`seq`.
-/// Anything else is ignored by the caller: other processes' echoes, and on loopback our own
-/// echo requests, which every raw socket sees too.
-pub fn is_our_echo_reply(icmp: &[u8], v6: bool, ident: u16, seq: u16, payload: &[u8]) -> bool {
+/// The sequence number if `icmp` (without IP header) is a reply to one of our requests
+/// (`ident`, our payload). Anything else is ignored by the caller: other processes' echoes,
+/// and on loopback our own echo requests, which every raw socket sees too.
+pub fn our_echo_reply(icmp: &[u8], v6: bool, ident: u16, payload: &[u8]) -> Option<u16> {
     if icmp.len() < 8 {
-        return false;
+        return None;
     }
     let want_type = if v6 { ICMPV6_ECHO_REPLY } else { ICMP_ECHO_REPLY };
-    icmp[0] == want_type
+    let ours = icmp[0] == want_type
         && icmp[1] == 0
         && u16::from_be_bytes([icmp[4], icmp[5]]) == ident
-        && u16::from_be_bytes([icmp[6], icmp[7]]) == seq
         && &icmp[8..] == payload
         // Raw IPv4 sockets get the packet before the kernel's own ICMP code checks it; the
         // kernel has verified ICMPv6 checksums already.
-        && (v6 || checksum(icmp) == 0)
+        && (v6 || checksum(icmp) == 0);
+    ours.then(|| u16::from_be_bytes([icmp[6], icmp[7]]))
 }
 
 /// Errors that mean "this echo never left", which count as a lost packet: no route, the
@@ -777,17 +831,16 @@ mod tests {
         let payload = echo_payload(99);
         let req = echo_request(false, 0xbeef, 3, &payload);
         let rep = reply_to(&req);
-        assert!(is_our_echo_reply(&rep, false, 0xbeef, 3, &payload));
+        assert_eq!(our_echo_reply(&rep, false, 0xbeef, &payload), Some(3));
         // Our own request, seen on loopback.
-        assert!(!is_our_echo_reply(&req, false, 0xbeef, 3, &payload));
-        // Other id, other seq, other payload, bad checksum, truncated.
-        assert!(!is_our_echo_reply(&rep, false, 0xbeee, 3, &payload));
-        assert!(!is_our_echo_reply(&rep, false, 0xbeef, 4, &payload));
-        assert!(!is_our_echo_reply(&rep, false, 0xbeef, 3, &echo_payload(98)));
+        assert_eq!(our_echo_reply(&req, false, 0xbeef, &payload), None);
+        // Other id, other payload, bad checksum, truncated.
+        assert_eq!(our_echo_reply(&rep, false, 0xbeee, &payload), None);
+        assert_eq!(our_echo_reply(&rep, false, 0xbeef, &echo_payload(98)), None);
         let mut bad = rep.clone();
         bad[20] ^= 1;
-        assert!(!is_our_echo_reply(&bad, false, 0xbeef, 3, &payload));
-        assert!(!is_our_echo_reply(&rep[..6], false, 0xbeef, 3, &payload));
+        assert_eq!(our_echo_reply(&bad, false, 0xbeef, &payload), None);
+        assert_eq!(our_echo_reply(&rep[..6], false, 0xbeef, &payload), None);
     }
 
     #[test]
@@ -796,9 +849,9 @@ mod tests {
         let mut rep = echo_request(true, 9, 1, &payload);
         rep[0] = ICMPV6_ECHO_REPLY;
         rep[2] = 0x12; // whatever the kernel computed
-        assert!(is_our_echo_reply(&rep, true, 9, 1, &payload));
+        assert_eq!(our_echo_reply(&rep, true, 9, &payload), Some(1));
         rep[0] = ICMPV6_ECHO_REQUEST;
-        assert!(!is_our_echo_reply(&rep, true, 9, 1, &payload));
+        assert_eq!(our_echo_reply(&rep, true, 9, &payload), None);
     }
 
     #[test]

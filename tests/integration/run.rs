@@ -293,6 +293,36 @@ fn a_lab_is_named_after_its_recipe_and_tagged() {
 }
 
 #[test]
+fn ping_counts_echoes_like_ping() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe(
+        "pingcount.rhai",
+        r#"netns::add("a");
+veth::add("va", "vb", "a");
+addr::add("va", "10.9.0.1/24");
+link::up("va");
+addr::add("a", "vb", "10.9.0.2/24");
+link::up("a", "vb");
+let r = probe::ping("a", "10.9.0.1");
+assert(r.ok && r.received == 1 && r.sent <= 3, `first answer ends it: ${r}`);
+let r = probe::ping("a", "10.9.0.1", #{count: 3, timeout_ms: 300});
+assert(r.ok && r.sent == 3 && r.received == 3, `${r}`);
+let t = timestamp();
+let r = probe::ping("a", "10.9.0.99", #{timeout_ms: 200});
+let took = t.elapsed;
+assert(!r.ok && r.sent == 3 && r.received == 0, `${r}`);
+assert(took < 2.0, `a short timeout makes a short probe: ${took} s`);
+print("ok: ping");
+"#,
+    );
+    let r = sandboxed(&format!("nslab run {path}"));
+    r.ok();
+    assert!(r.stdout.contains("ok: ping"), "{}", r.stdout);
+}
+
+#[test]
 fn ipv6_addresses_and_routes_work_at_once() {
     if !kernel_tests_possible() {
         return;

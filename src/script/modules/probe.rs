@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use rhai::plugin::*;
 
+use crate::net::probe::Echoes;
 use crate::script::modules::{check_opts, parse_ip, parse_target};
 use crate::script::{RhaiResultOf, fail, invalid, query};
 
@@ -35,25 +36,23 @@ pub fn do_ping(
     opts: rhai::Map,
 ) -> RhaiResultOf<rhai::Map> {
     let known = ["count", "timeout_ms"];
-    let count = opt_int(ctx, &opts, "count", 1, &known)?;
-    let timeout = Duration::from_millis(opt_int(ctx, &opts, "timeout_ms", 1000, &known)? as u64);
     let ip = parse_ip(ctx, addr)?;
-    let r = if opts.contains_key("count") {
-        query(ctx, |b| b.ping(ns.as_deref(), ip, count as u32, timeout))?
-    } else {
-        // A link that has just come up drops packets until the kernel's linkwatch
-        // activates its queue (up to ~1 s, seen on veths here): without an explicit
-        // count, try up to 3 echoes and stop at the first answer.
-        let mut r = query(ctx, |b| b.ping(ns.as_deref(), ip, 1, timeout))?;
-        while !r.ok && r.sent < 3 {
-            let next = query(ctx, |b| b.ping(ns.as_deref(), ip, 1, timeout))?;
-            r.sent += next.sent;
-            r.received += next.received;
-            r.rtt_ms = next.rtt_ms;
-            r.ok = next.ok;
+    let echoes = if opts.contains_key("count") {
+        let count = opt_int(ctx, &opts, "count", 1, &known)?;
+        if count > 10_000 {
+            // Sequence numbers are 16 bits; a lab probe has no use for more than this.
+            return Err(fail(ctx, invalid("option `count` is at most 10000", "e.g. #{count: 3}")));
         }
-        r
+        let wait = opt_int(ctx, &opts, "timeout_ms", 2000, &known)?;
+        Echoes::new(count as u32, Duration::from_millis(wait as u64), false)
+    } else {
+        // A link that has just come up drops packets until the kernel's linkwatch activates
+        // its queue (up to ~1 s, seen on veths here): without an explicit count, send up to 3
+        // echoes and stop at the first answer.
+        let wait = opt_int(ctx, &opts, "timeout_ms", 1000, &known)?;
+        Echoes::new(3, Duration::from_millis(wait as u64), true)
     };
+    let r = query(ctx, |b| b.ping(ns.as_deref(), ip, echoes))?;
     let mut m = rhai::Map::new();
     m.insert("ok".into(), r.ok.into());
     m.insert("sent".into(), (r.sent as rhai::INT).into());
@@ -105,8 +104,11 @@ pub mod probe_mod {
         do_ping(&ctx, nsname(&ctx, ns)?, addr, rhai::Map::new())
     }
 
-    /// Ping with options `#{count: 3, timeout_ms: 1000}` (timeout per echo). Without `count`,
-    /// up to 3 echoes are sent and the first answer ends the probe.
+    /// Ping with options `#{count: 3, timeout_ms: 2000}`. With `count`, exactly that many
+    /// echoes go out a second apart, and the probe waits `timeout_ms` (default 2000) after the
+    /// last one; an answer counts whenever it arrives. Without `count`, up to 3 echoes are
+    /// sent and the first answer ends the probe, which gives up `timeout_ms` (default 1000)
+    /// after the third. Echoes go out every `timeout_ms` instead when that is under a second.
     ///
     /// ```rhai
     /// let r = probe::ping("red", "192.168.24.11", #{count: 3});
