@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
 
 use rhai::{AST, Dynamic, Engine, EvalAltResult, Expr, Scope, Stmt};
@@ -116,19 +117,46 @@ extern "C" fn on_sigint(_: libc::c_int) {
     INTERRUPTED.store(true, Ordering::Relaxed);
 }
 
+/// The terminal's settings before rustyline made it raw, for the SIGTERM handler.
+static COOKED: OnceLock<libc::termios> = OnceLock::new();
+
+/// SIGTERM and SIGHUP end the REPL as their default would, but first give the terminal its
+/// settings back: killed at the prompt, rustyline leaves it raw (no echo, no line editing)
+/// for the shell that follows.
+extern "C" fn on_term(sig: libc::c_int) {
+    // SAFETY: tcsetattr, signal and raise are async-signal-safe (signal-safety(7));
+    // OnceLock::get is an atomic load.
+    unsafe {
+        if let Some(t) = COOKED.get() {
+            libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, t);
+        }
+        libc::signal(sig, libc::SIG_DFL);
+        libc::raise(sig);
+    }
+}
+
 /// Ctrl-C while a statement runs stops it at its next step (the engine's progress hook and
 /// `Session::apply` both look at INTERRUPTED) instead of ending nslab. At the prompt the
 /// terminal is in raw mode, so Ctrl-C arrives as a key and only cancels the line.
-/// SIGTERM gets its default back (`nslab run` catches it to roll back): a REPL's lab is
-/// meant to outlive the process anyway.
-fn catch_ctrl_c() {
+/// SIGTERM and SIGHUP end nslab as by default (`nslab run` catches them to roll back): a
+/// REPL's lab is meant to outlive the process anyway.
+fn catch_signals(tty: bool) {
     use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    if tty {
+        // SAFETY: a zeroed termios is a valid buffer for tcgetattr to fill.
+        let mut t: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: `t` is a valid termios to write to.
+        if unsafe { libc::tcgetattr(libc::STDIN_FILENO, &mut t) } == 0 {
+            let _ = COOKED.set(t);
+        }
+    }
     let on = SigAction::new(SigHandler::Handler(on_sigint), SaFlags::SA_RESTART, SigSet::empty());
-    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    let end = SigAction::new(SigHandler::Handler(on_term), SaFlags::empty(), SigSet::empty());
+    // SAFETY: the handlers only store to an atomic, or restore the terminal and re-raise.
     unsafe {
         let _ = sigaction(Signal::SIGINT, &on);
-        let _ = sigaction(Signal::SIGTERM, &default);
+        let _ = sigaction(Signal::SIGTERM, &end);
+        let _ = sigaction(Signal::SIGHUP, &end);
     }
 }
 
@@ -223,7 +251,7 @@ impl Repl {
     fn interact(mut self) -> Result<(), Failed> {
         let lab = self.lab();
         let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-        catch_ctrl_c();
+        catch_signals(tty);
         INTERRUPTED.store(false, Ordering::Relaxed);
 
         let prompt = format!("{lab}> ");

@@ -53,7 +53,7 @@ impl Term {
         let _ = std::fs::remove_dir_all(&state);
         std::fs::create_dir_all(&state).unwrap();
         let shell = format!(
-            "cd '{}' && env NO_COLOR=1 XDG_STATE_HOME='{}' '{}' {}; echo \"[exited $?]\"; sleep 600",
+            "cd '{}' && env NO_COLOR=1 XDG_STATE_HOME='{}' '{}' {}; echo \"[exited $?] [tty $(stty -a | tr ' ;' '\\n\\n' | grep -x -- '-\\?icanon')]\"; sleep 600",
             root().display(),
             state.display(),
             bin(),
@@ -152,6 +152,15 @@ impl Term {
 
     fn wait(&self, text: &str) -> String {
         self.wait_n(text, 1)
+    }
+
+    /// The pid of nslab: the child of the pane's shell.
+    fn nslab_pid(&self) -> i32 {
+        let shell = self.tmux(&["display-message", "-p", "-t", &self.socket, "#{pane_pid}"]);
+        let shell = shell.trim();
+        let children =
+            std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).unwrap();
+        children.split_whitespace().next().expect("nslab runs").parse().unwrap()
     }
 
     fn history(&self) -> String {
@@ -329,6 +338,22 @@ fn ctrl_d_leaves() {
     t.key("C-d");
     let s = t.wait("[exited 0]");
     assert!(s.contains("lab repl (1 operations) vanishes with the sandbox"), "{s}");
+}
+
+#[test]
+fn sigterm_at_the_prompt_gives_the_terminal_back() {
+    if !possible() {
+        return;
+    }
+    let t = repl();
+    t.entry("let x = 1;");
+    // Our own child, by pid.
+    let pid = t.nslab_pid();
+    assert!(std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap().contains("repl"));
+    // SAFETY: kill(2) on a pid we started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let s = t.wait("[exited 143]");
+    assert!(s.contains("[tty icanon]"), "the terminal is left raw:\n{s}");
 }
 
 #[test]

@@ -39,6 +39,11 @@ thread_local! {
 
 /// Asks the Rhai parser whether `src` is a complete entry.
 pub fn status(src: &str) -> Status {
+    // Rhai accepts a `/*` comment that runs to the end of the input, so the parser cannot
+    // tell us that one is open.
+    if in_block_comment(src) {
+        return Status::Open { in_string: false };
+    }
     let Err(e) = CHECKER.with(|engine| engine.compile(src)) else {
         return Status::Complete;
     };
@@ -60,6 +65,41 @@ pub fn status(src: &str) -> Status {
         }
         _ => Status::Complete,
     }
+}
+
+/// True if `src` ends inside a `/* */` comment (Rhai's nest). Strings, character literals and
+/// `//` comments are skipped so that a `/*` inside them does not count.
+fn in_block_comment(src: &str) -> bool {
+    let b = src.as_bytes();
+    let (mut i, mut depth) = (0, 0usize);
+    while i < b.len() {
+        let two = &b[i..b.len().min(i + 2)];
+        if depth > 0 {
+            match two {
+                b"/*" => (depth, i) = (depth + 1, i + 2),
+                b"*/" => (depth, i) = (depth - 1, i + 2),
+                _ => i += 1,
+            }
+            continue;
+        }
+        match b[i] {
+            b'/' if two == b"/*" => (depth, i) = (1, i + 2),
+            b'/' if two == b"//" => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            q @ (b'"' | b'`' | b'\'') => {
+                i += 1;
+                while i < b.len() && b[i] != q {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    depth > 0
 }
 
 /// Enter: run a complete entry (wherever the cursor is), else continue it on a new line
@@ -236,6 +276,8 @@ mod tests {
         assert!(open("let x = 1 +"));
         assert!(open("fn f(x) {\n  x +"));
         assert_eq!(status("let s = `two\nlines"), Status::Open { in_string: true });
+        assert!(open("/* a note"));
+        assert!(open("let x = 1; /* outer /* inner */"), "Rhai's block comments nest");
         assert_eq!(status("let s = \"abc\\"), Status::Open { in_string: true });
         assert!(open("param hosts = [\"red\","));
     }
@@ -244,6 +286,8 @@ mod tests {
     fn complete_entries_and_typos_run() {
         assert_eq!(status(""), Status::Complete);
         assert_eq!(status("netns::add(\"red\");"), Status::Complete);
+        assert_eq!(status("/* a */ let x = 1; // /* not a comment opener"), Status::Complete);
+        assert_eq!(status("let s = \"/*\"; let c = '/';"), Status::Complete);
         assert_eq!(status("for i in 0..3 {\n  print(i);\n}"), Status::Complete);
         assert_eq!(
             status("let x = (1));"),
