@@ -14,6 +14,10 @@ use crate::script::set_backend;
 pub struct Args {
     #[command(flatten)]
     recipe: RecipeArgs,
+    /// Plan what `nslab run --no-ipv6` does: IPv6 off in the lab's namespaces and on its
+    /// host-side links
+    #[arg(long)]
+    no_ipv6: bool,
 }
 
 pub fn run(a: Args) -> Result<(), Failed> {
@@ -23,6 +27,7 @@ pub fn run(a: Args) -> Result<(), Failed> {
     // recipes take their sandbox-only branches: the plan knows them (without creating them).
     let sandboxed = crate::lab::sandbox::active();
     let plan = Rc::new(if sandboxed { Plan::new_sandboxed(&lab) } else { Plan::new(&lab) });
+    plan.set_no_ipv6(a.no_ipv6);
     // What the recipe prints becomes comments: section titles read well between commands.
     let p = plan.clone();
     engine.on_print(move |s| p.comment(s));
@@ -41,10 +46,19 @@ pub fn run(a: Args) -> Result<(), Failed> {
         &lab,
         &r.params,
         &overrides,
-        sandboxed,
+        Host { sandboxed, no_ipv6: a.no_ipv6 },
         &plan.lines(),
     ));
     Ok(())
+}
+
+/// Where the plan is for, and how the run it stands for was asked.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Host {
+    /// Inside `nslab sandbox`: the uplink and netns `internet` exist.
+    pub sandboxed: bool,
+    /// `--no-ipv6`.
+    pub no_ipv6: bool,
 }
 
 /// The script: shebang, `set -e`, what it is, the params, then the plan's lines.
@@ -53,14 +67,15 @@ pub fn render(
     lab: &str,
     params: &[Param],
     overrides: &Overrides,
-    sandboxed: bool,
+    host: Host,
     lines: &[String],
 ) -> String {
     let mut out = String::from("#!/usr/bin/env bash\nset -e\n");
-    let host = if sandboxed { "this sandbox (uplink, netns internet)" } else { "a fresh host" };
-    out += &format!(
-        "# nslab plan {recipe}: lab {lab} as `nslab run` builds it, for {host}; run as root\n"
-    );
+    let run = if host.no_ipv6 { "`nslab run --no-ipv6`" } else { "`nslab run`" };
+    let place =
+        if host.sandboxed { "this sandbox (uplink, netns internet)" } else { "a fresh host" };
+    out +=
+        &format!("# nslab plan {recipe}: lab {lab} as {run} builds it, for {place}; run as root\n");
     if params.is_empty() {
         out += "# params: none\n";
     } else {

@@ -16,7 +16,7 @@
 //! network works.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -1093,6 +1093,8 @@ pub struct Plan {
     owned: RefCell<Owned>,
     lines: RefCell<Vec<String>>,
     next_port: Cell<u16>,
+    /// `--no-ipv6`: the namespaces made with IPv6 off so far, or None when it is off.
+    v6_off: RefCell<Option<HashSet<String>>>,
 }
 
 impl Plan {
@@ -1104,6 +1106,7 @@ impl Plan {
             owned: RefCell::new(Owned::default()),
             lines: RefCell::new(Vec::new()),
             next_port: Cell::new(40000),
+            v6_off: RefCell::new(None),
         }
     }
 
@@ -1122,6 +1125,11 @@ impl Plan {
             }
         }
         p
+    }
+
+    /// Prints the sysctl writes `nslab run --no-ipv6` makes along with each operation.
+    pub fn set_no_ipv6(&self, on: bool) {
+        *self.v6_off.borrow_mut() = on.then(HashSet::new);
     }
 
     /// The script lines so far: commands and comments, in order.
@@ -1193,6 +1201,16 @@ impl Backend for Plan {
         self.model.borrow_mut().apply(&op)?;
         self.owned.borrow_mut().note(&op);
         self.out(op.command());
+        if let Some(off) = self.v6_off.borrow_mut().as_mut() {
+            for w in op.no_ipv6_writes(|ns| ns.is_some_and(|n| off.contains(n))) {
+                self.out(w.command());
+            }
+            match &op {
+                Op::NetnsAdd { name } => _ = off.insert(name.clone()),
+                Op::NetnsDel { name } => _ = off.remove(name),
+                _ => {}
+            }
+        }
         Ok(())
     }
 

@@ -228,6 +228,9 @@ impl Backend for Session {
         }
         if self.explain {
             println!("+ {}", op.command());
+            for w in self.kernel.no_ipv6_writes(&op) {
+                println!("+ {}", w.command());
+            }
         }
         let seq = self.journal.borrow_mut().record(&op)?;
         if let Err(e) = self.kernel.apply(&op) {

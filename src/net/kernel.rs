@@ -246,6 +246,16 @@ impl Kernel {
             .map_err(|e| link_error(e, dev, ns, "tag"))
     }
 
+    /// The sysctl writes `--no-ipv6` makes along with `op` (none when it is off), for
+    /// `--explain`. Asked before `op` is applied.
+    pub fn no_ipv6_writes(&self, op: &Op) -> Vec<Op> {
+        if !self.no_ipv6.get() {
+            return Vec::new();
+        }
+        let off = self.v6_off_ns.borrow();
+        op.no_ipv6_writes(|ns| ns.is_some_and(|n| off.contains(n)))
+    }
+
     /// `--no-ipv6` for a link just created in `ns`, before it can come up (so it never gets
     /// a link-local address). Links inside a netns made with IPv6 off need nothing.
     fn link_v6_off(&self, ns: Option<&str>, dev: &str) -> NetResult<()> {

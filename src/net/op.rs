@@ -121,6 +121,34 @@ impl Op {
         }
     }
 
+    /// The sysctl writes `--no-ipv6` adds to this op, as `SysctlSet` ops (for `--explain` and
+    /// the plan; the kernel layer makes them itself, see `Kernel::set_no_ipv6`): IPv6 off in
+    /// a new netns before anything exists in it, and on each link the op creates in a netns
+    /// for which `v6_off` is false. They need no undo: they die with their netns or link.
+    pub fn no_ipv6_writes(&self, v6_off: impl Fn(Option<&str>) -> bool) -> Vec<Op> {
+        let write = |ns: Option<&str>, key: String| Op::SysctlSet {
+            ns: ns.map(str::to_string),
+            key,
+            value: "1".into(),
+            old: None,
+        };
+        let link = |ns: Option<&str>, dev: &str| {
+            (!v6_off(ns)).then(|| write(ns, format!("net.ipv6.conf.{dev}.disable_ipv6")))
+        };
+        match self {
+            Op::NetnsAdd { name } => ["all", "default"]
+                .iter()
+                .map(|c| write(Some(name), format!("net.ipv6.conf.{c}.disable_ipv6")))
+                .collect(),
+            Op::BridgeAdd { ns, name } => link(ns.as_deref(), name).into_iter().collect(),
+            Op::VethAdd { ns, name, peer, peer_ns } => {
+                let peer_at = peer_ns.as_deref().or(ns.as_deref());
+                link(ns.as_deref(), name).into_iter().chain(link(peer_at, peer)).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// The equivalent iproute2 / sysctl / iptables command line, as a learner would type it.
     pub fn command(&self) -> String {
         let mut s = String::new();
@@ -272,6 +300,31 @@ pub fn check_sysctl_key(key: &str) -> NetResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_ipv6_turns_v6_off_in_new_netns_and_on_links_outside_them() {
+        let cmds = |op: Op| -> Vec<String> {
+            op.no_ipv6_writes(|ns| ns == Some("red")).iter().map(Op::command).collect()
+        };
+        assert_eq!(
+            cmds(Op::NetnsAdd { name: "red".into() }),
+            [
+                "ip netns exec red sysctl -qw net.ipv6.conf.all.disable_ipv6=1",
+                "ip netns exec red sysctl -qw net.ipv6.conf.default.disable_ipv6=1",
+            ]
+        );
+        // The end created in red needs nothing: red was made with IPv6 off.
+        let veth = Op::VethAdd {
+            ns: None,
+            name: "v-br".into(),
+            peer: "v".into(),
+            peer_ns: Some("red".into()),
+        };
+        assert_eq!(cmds(veth), ["sysctl -qw net.ipv6.conf.v-br.disable_ipv6=1"]);
+        let bridge = Op::BridgeAdd { ns: Some("red".into()), name: "br".into() };
+        assert!(cmds(bridge).is_empty());
+        assert!(cmds(Op::LinkUp { ns: None, dev: "v-br".into() }).is_empty());
+    }
 
     #[test]
     fn commands_read_like_iproute2() {

@@ -42,6 +42,18 @@ fn scripts() -> Vec<String> {
     v
 }
 
+/// Every recipe as it is, and the tutorial with `--no-ipv6` (its sysctl writes are printed
+/// too). The flag (or "") is an argument of both `plan` and `run`.
+fn cases() -> Vec<(String, &'static str)> {
+    let mut v: Vec<(String, &str)> = scripts().into_iter().map(|s| (s, "")).collect();
+    v.push(("scripts/tutorial.rhai".into(), "--no-ipv6"));
+    v
+}
+
+fn args<'a>(a: &[&'a str]) -> Vec<&'a str> {
+    a.iter().copied().filter(|a| !a.is_empty()).collect()
+}
+
 fn str_of(v: &Value, k: &str) -> String {
     match &v[k] {
         Value::Null => "-".into(),
@@ -194,14 +206,14 @@ fn every_plan_builds_what_run_builds() {
         return;
     }
     let results: Vec<Result<(), String>> = std::thread::scope(|s| {
-        let handles: Vec<_> = scripts()
+        let handles: Vec<_> = cases()
             .into_iter()
-            .map(|script| {
+            .map(|(script, flag)| {
                 s.spawn(move || {
-                    let plan = nslab(&["plan", &script]);
+                    let plan = nslab(&args(&["plan", flag, &script]));
                     plan.ok();
                     let stem = std::path::Path::new(&script).file_stem().unwrap().to_string_lossy().to_string();
-                    let file = plan_file(&format!("{stem}.sh"), &plan.stdout);
+                    let file = plan_file(&format!("{stem}{flag}.sh"), &plan.stdout);
                     let keys = sysctl_keys(&plan.stdout);
                     let by_bash = sandboxed(&format!(
                         "{STATE_DUMP}\nEXTRA_KEYS='{keys}'\nbash {} >&2\ndump_state",
@@ -213,7 +225,7 @@ fn every_plan_builds_what_run_builds() {
                             plan.stdout, by_bash.stderr
                         ));
                     }
-                    let by_run = sandboxed(&format!("{STATE_DUMP}\nEXTRA_KEYS='{keys}'\nnslab run {script} >&2\ndump_state"));
+                    let by_run = sandboxed(&format!("{STATE_DUMP}\nEXTRA_KEYS='{keys}'\nnslab run {flag} {script} >&2\ndump_state"));
                     if by_run.status != 0 {
                         return Err(format!("{script}: nslab run failed\n{}", by_run.stderr));
                     }
@@ -225,7 +237,7 @@ fn every_plan_builds_what_run_builds() {
                         let only_plan: Vec<&str> = a.lines().filter(|l| !b.lines().any(|x| x == *l)).collect();
                         let only_run: Vec<&str> = b.lines().filter(|l| !a.lines().any(|x| x == *l)).collect();
                         return Err(format!(
-                            "{script}: the planned script and nslab run built different labs\nonly from the plan:\n  {}\nonly from run:\n  {}",
+                            "{script} {flag}: the planned script and nslab run built different labs\nonly from the plan:\n  {}\nonly from run:\n  {}",
                             only_plan.join("\n  "),
                             only_run.join("\n  ")
                         ));
@@ -246,10 +258,10 @@ fn explain_prints_the_plans_commands_as_they_run() {
     if !kernel_tests_possible() {
         return;
     }
-    for script in scripts() {
-        let plan = nslab(&["plan", &script]);
+    for (script, flag) in cases() {
+        let plan = nslab(&args(&["plan", flag, &script]));
         plan.ok();
-        let run = nslab(&["run", "--sandbox", "--explain", &script]);
+        let run = nslab(&args(&["run", "--sandbox", "--explain", flag, &script]));
         run.ok();
         let explained: Vec<&str> =
             run.stdout.lines().filter_map(|l| l.strip_prefix("+ ")).collect();
@@ -259,7 +271,7 @@ fn explain_prints_the_plans_commands_as_they_run() {
             .lines()
             .filter(|l| !l.starts_with('#') && !l.contains("ping -c") && *l != "set -e")
             .collect();
-        assert_eq!(explained, planned, "{script}: --explain and plan disagree");
+        assert_eq!(explained, planned, "{script} {flag}: --explain and plan disagree");
         assert!(!explained.is_empty());
     }
 }
