@@ -28,7 +28,9 @@ use super::teardown::Owned;
 use crate::net::error::{generic, place};
 use crate::net::exec::ExecOutput;
 use crate::net::info::{AddrInfo, FdbEntry, LinkInfo, NeighInfo, RouteInfo};
-use crate::net::kernel::no_link;
+use crate::net::kernel::{
+    bridges_do_not_nest, cannot_join_bridge, no_link, not_a_bridge, pinned_to_netns, route_dev_down,
+};
 use crate::net::netns::missing;
 use crate::net::op::{Ns, shell_words};
 use crate::net::probe::{Echoes, PingResult, TcpResult, serve_line};
@@ -334,16 +336,15 @@ impl Model {
                             .with_help(format!("create it first with bridge::add(\"{m}\")")));
                     };
                     let i = self.lookup(ns, dev)?;
-                    if self.links[mi].kind != "bridge" || mi == i {
-                        let errno = if mi == i { libc::ELOOP } else { libc::EOPNOTSUPP };
-                        return Err(NetError::new(format!(
-                            "{m} is not a bridge: cannot enslave {dev} to it"
-                        ))
-                        .with_errno(errno)
-                        .with_help("create the master with bridge::add"));
+                    // The kernel's order: do_set_master, then br_add_if's checks.
+                    if self.links[mi].kind != "bridge" {
+                        return Err(not_a_bridge(Some(m), dev));
+                    }
+                    if self.links[i].kind == "bridge" {
+                        return Err(bridges_do_not_nest(dev, Some(m)));
                     }
                     if self.links[i].kind == "loopback" {
-                        return Err(generic(libc::EINVAL, &format!("cannot set master of {dev}")));
+                        return Err(cannot_join_bridge(dev));
                     }
                     self.links[i].master = Some(m.clone());
                 } else {
@@ -364,7 +365,7 @@ impl Model {
                 }
                 if matches!(self.links[i].kind, "loopback" | "bridge") {
                     // NETIF_F_NETNS_LOCAL: the kernel refuses to move these.
-                    return Err(generic(libc::EINVAL, &format!("cannot move {dev} to netns {to}")));
+                    return Err(pinned_to_netns(dev, to));
                 }
                 if nsr == Some(to.as_str()) {
                     return Ok(());
@@ -473,7 +474,7 @@ impl Model {
             (_, Some(out_dev)) => {
                 let i = self.find(ns, out_dev).expect("looked up above");
                 if !is_v6 && !self.links[i].up {
-                    return Err(generic(libc::ENETDOWN, &format!("cannot add route {d}")));
+                    return Err(route_dev_down(&d.to_string(), out_dev, ns));
                 }
                 out_dev.to_string()
             }
@@ -486,7 +487,7 @@ impl Model {
                 }
                 None => {
                     return Err(NetError::new(format!(
-                        "gateway {gw} is unreachable from {}: no address there is in its subnet",
+                        "gateway {gw} is unreachable from {}: no up link has an address in its subnet",
                         place(ns)
                     ))
                     .with_errno(libc::ENETUNREACH)

@@ -82,9 +82,17 @@ pub fn from_nl(
     advise: impl FnOnce(i32) -> Option<NetError>,
 ) -> NetError {
     match errno_of(&e) {
-        Some(errno) => {
-            advise(errno).map(|n| n.with_errno(errno)).unwrap_or_else(|| generic(errno, what))
-        }
+        Some(errno) => advise(errno).map(|n| n.with_errno(errno)).unwrap_or_else(|| {
+            match super::nl::kernel_message(&e) {
+                // The kernel's sentence says more than its errno ("Egress device not
+                // specified" vs "Invalid argument").
+                Some(said) => {
+                    let g = generic(errno, what);
+                    NetError { message: format!("{what}: {said}"), ..g }
+                }
+                None => generic(errno, what),
+            }
+        }),
         None => NetError::new(format!("{what}: {e}")),
     }
 }

@@ -106,6 +106,57 @@ fn link_error(e: rtnetlink::Error, dev: &str, ns: Option<&str>, what: &str) -> N
     })
 }
 
+/// `link::set_master` to a link that is not a bridge (do_set_master: the master has no
+/// ndo_add_slave, EOPNOTSUPP).
+pub fn not_a_bridge(master: Option<&str>, dev: &str) -> NetError {
+    NetError::new(format!("{} is not a bridge: cannot enslave {dev} to it", master.unwrap_or("?")))
+        .with_errno(libc::EOPNOTSUPP)
+        .with_help("create the master with bridge::add")
+}
+
+/// br_add_if refuses loopback and non-Ethernet links with a bare EINVAL.
+pub fn cannot_join_bridge(dev: &str) -> NetError {
+    NetError::new(format!(
+        "{dev} cannot join a bridge: only Ethernet links can (not lo, not tunnels)"
+    ))
+    .with_errno(libc::EINVAL)
+    .with_help(
+        "plug a veth end into the bridge instead: veth::add(a, b) and link::set_master(a, bridge)",
+    )
+}
+
+/// br_add_if: "Can not enslave a bridge to a bridge" (ELOOP).
+pub fn bridges_do_not_nest(dev: &str, master: Option<&str>) -> NetError {
+    NetError::new(format!(
+        "cannot plug bridge {dev} into bridge {}: bridges do not nest",
+        master.unwrap_or("?")
+    ))
+    .with_errno(libc::ELOOP)
+    .with_help("join two bridges with a veth pair: one end on each (link::set_master)")
+}
+
+/// Bridges and `lo` carry NETIF_F_NETNS_LOCAL: the kernel refuses to move them (EINVAL,
+/// "The interface netns is immutable").
+pub fn pinned_to_netns(dev: &str, to: &str) -> NetError {
+    NetError::new(format!(
+        "cannot move {dev} to netns {to}: the kernel keeps bridges and lo in the netns they were made in"
+    ))
+    .with_errno(libc::EINVAL)
+    .with_help(format!("make it there instead, e.g. bridge::add(\"{to}\", \"{dev}\")"))
+}
+
+/// `ip route add DEST dev DEV` while DEV is down (IPv4: ENETDOWN, "Device for nexthop is
+/// not up").
+pub fn route_dev_down(dest: &str, dev: &str, ns: Option<&str>) -> NetError {
+    let up = match ns {
+        Some(n) => format!("link::up(\"{n}\", \"{dev}\")"),
+        None => format!("link::up(\"{dev}\")"),
+    };
+    NetError::new(format!("cannot add route {dest}: {dev} in {} is down", place(ns)))
+        .with_errno(libc::ENETDOWN)
+        .with_help(format!("bring the link up first: {up}"))
+}
+
 fn veth_exists(name: &str, peer: &str, name_at: Option<&str>, peer_at: Option<&str>) -> NetError {
     NetError::new(format!(
         "link {name} or its peer {peer} already exists ({} / {})",
@@ -411,13 +462,9 @@ impl Kernel {
                 self.sock(ns)?.ack(RouteNetlinkMessage::SetLink(b.build()), 0).map_err(|e| {
                     from_nl(e, &format!("cannot set master of {dev}"), |errno| match errno {
                         libc::ENODEV => Some(no_link(dev, ns)),
-                        libc::EOPNOTSUPP | libc::EINVAL => Some(
-                            NetError::new(format!(
-                                "{} is not a bridge: cannot enslave {dev} to it",
-                                master.as_deref().unwrap_or("?")
-                            ))
-                            .with_help("create the master with bridge::add"),
-                        ),
+                        libc::EOPNOTSUPP => Some(not_a_bridge(master.as_deref(), dev)),
+                        libc::EINVAL => Some(cannot_join_bridge(dev)),
+                        libc::ELOOP => Some(bridges_do_not_nest(dev, master.as_deref())),
                         libc::EBUSY => Some(
                             NetError::new(format!("{dev} is already enslaved or busy"))
                                 .with_help("release it first with link::set_master(dev, ())"),
@@ -507,7 +554,7 @@ impl Kernel {
                     from_nl(e, &format!("cannot {} route {d}", if add { "add" } else { "delete" }), |errno| match errno {
                         libc::ENETUNREACH => Some(
                             NetError::new(format!(
-                                "gateway {} is unreachable from {}: no address there is in its subnet",
+                                "gateway {} is unreachable from {}: no up link has an address in its subnet",
                                 via.map(|v| v.to_string()).unwrap_or_default(),
                                 place(nsr)
                             ))
@@ -518,6 +565,9 @@ impl Kernel {
                                 .with_help("route::list shows the routes; delete the old one first"),
                         ),
                         libc::ESRCH => Some(NetError::new(format!("{} has no route {d}", place(nsr)))),
+                        libc::ENETDOWN if add && dev.is_some() => {
+                            Some(route_dev_down(&d, dev.as_deref().unwrap_or("?"), nsr))
+                        }
                         _ => None,
                     })
                 })
@@ -594,6 +644,7 @@ impl Kernel {
                     NetError::new(format!("netns {to} already has a link named {dev}"))
                         .with_help("rename one of them"),
                 ),
+                libc::EINVAL => Some(pinned_to_netns(dev, to)),
                 _ => None,
             })
         })

@@ -33,6 +33,11 @@ pub type NlResult<T> = Result<T, rtnetlink::Error>;
 const HDR: usize = 16;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
+// linux/netlink.h; not exported by the libc crate for this target.
+const NETLINK_EXT_ACK: libc::c_int = 11;
+const NLM_F_CAPPED: u16 = 0x100;
+const NLM_F_ACK_TLVS: u16 = 0x200;
+const NLMSGERR_ATTR_MSG: u16 = 1;
 /// Big enough for one dump skb (the kernel caps them at 32 KiB).
 const RX: usize = 64 * 1024;
 
@@ -72,6 +77,40 @@ fn messages(buf: &[u8]) -> impl Iterator<Item = (u16, u32, &[u8])> {
     })
 }
 
+/// An error ACK's payload after the errno is the request's header, then (NLM_F_ACK_TLVS)
+/// attributes. Keeps it in `ErrorMessage::header` only when it has that shape, so that
+/// [`kernel_message`] can read the attributes without the outer flags.
+fn with_tlvs_only(mut e: ErrorMessage, flags: u16) -> ErrorMessage {
+    let capped_with_tlvs = flags & NLM_F_CAPPED != 0 && flags & NLM_F_ACK_TLVS != 0;
+    if !capped_with_tlvs {
+        e.header.truncate(HDR);
+    }
+    e
+}
+
+/// The kernel's own message in an error ACK (NLMSGERR_ATTR_MSG), without its final period:
+/// "Nexthop has invalid gateway".
+pub fn kernel_message(e: &rtnetlink::Error) -> Option<String> {
+    let rtnetlink::Error::NetlinkError(m) = e else { return None };
+    let mut tlvs = m.header.get(HDR..)?;
+    while tlvs.len() >= 4 {
+        let len = usize::from(u16::from_ne_bytes([tlvs[0], tlvs[1]]));
+        let kind = u16::from_ne_bytes([tlvs[2], tlvs[3]]) & 0x3fff;
+        if len < 4 || len > tlvs.len() {
+            return None;
+        }
+        if kind == NLMSGERR_ATTR_MSG {
+            let text = &tlvs[4..len];
+            let text = text.split(|b| *b == 0).next().unwrap_or_default();
+            let text = String::from_utf8_lossy(text);
+            let text = text.trim().trim_end_matches('.');
+            return (!text.is_empty()).then(|| text.to_string());
+        }
+        tlvs = tlvs.get((len + 3) & !3..).unwrap_or_default();
+    }
+    None
+}
+
 impl NlSocket {
     /// Opens a socket in the netns of the calling thread.
     pub fn open() -> io::Result<NlSocket> {
@@ -84,17 +123,21 @@ impl NlSocket {
         }
         // SAFETY: fd is a fresh descriptor nobody else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        // Error ACKs carry only the request's header, not the whole request back.
+        // Error ACKs carry only the request's header, not the whole request back (CAP_ACK),
+        // and the kernel's own words when it has some (EXT_ACK: "Can not enslave a bridge to
+        // a bridge" where the errno alone says "Too many symbolic links encountered").
         let one: libc::c_int = 1;
-        // SAFETY: valid fd, option value points to a c_int of the given size.
-        unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_NETLINK,
-                libc::NETLINK_CAP_ACK,
-                (&one as *const libc::c_int).cast(),
-                size_of::<libc::c_int>() as libc::socklen_t,
-            );
+        for opt in [libc::NETLINK_CAP_ACK, NETLINK_EXT_ACK] {
+            // SAFETY: valid fd, option value points to a c_int of the given size.
+            unsafe {
+                libc::setsockopt(
+                    fd.as_raw_fd(),
+                    libc::SOL_NETLINK,
+                    opt,
+                    (&one as *const libc::c_int).cast(),
+                    size_of::<libc::c_int>() as libc::socklen_t,
+                );
+            }
         }
         Ok(NlSocket {
             fd,
@@ -163,10 +206,10 @@ impl NlSocket {
             for (kind, mseq, raw) in messages(&rx[..n]) {
                 if mseq == seq && kind == NLMSG_ERROR {
                     return match NetlinkMessage::<RouteNetlinkMessage>::deserialize(raw) {
-                        Ok(NetlinkMessage { payload: NetlinkPayload::Error(e), .. })
-                            if e.code.is_some() =>
-                        {
-                            Err(rtnetlink::Error::NetlinkError(e))
+                        Ok(NetlinkMessage {
+                            payload: NetlinkPayload::Error(e), header, ..
+                        }) if e.code.is_some() => {
+                            Err(rtnetlink::Error::NetlinkError(with_tlvs_only(e, header.flags)))
                         }
                         Ok(_) => Ok(()),
                         Err(e) => Err(rtnetlink::Error::InvalidNla(e.to_string())),
@@ -194,10 +237,13 @@ impl NlSocket {
                     Ok(NetlinkMessage { payload: NetlinkPayload::InnerMessage(m), .. }) => {
                         out.push(m)
                     }
-                    Ok(NetlinkMessage { payload: NetlinkPayload::Error(e), .. })
+                    Ok(NetlinkMessage { payload: NetlinkPayload::Error(e), header, .. })
                         if e.code.is_some() =>
                     {
-                        return Err(rtnetlink::Error::NetlinkError(e));
+                        return Err(rtnetlink::Error::NetlinkError(with_tlvs_only(
+                            e,
+                            header.flags,
+                        )));
                     }
                     Ok(NetlinkMessage { payload: NetlinkPayload::Done(_), .. }) => return Ok(out),
                     // A message of a kind this crate cannot parse: skip it, like `ip` does.
@@ -246,6 +292,37 @@ mod tests {
             m.push(0);
         }
         m
+    }
+
+    #[test]
+    fn kernel_message_reads_the_msg_attribute_after_the_capped_header() {
+        let mut tail = vec![0u8; HDR]; // the request's header, capped
+        let attr = |kind: u16, data: &[u8]| {
+            let mut a = Vec::new();
+            a.extend(((4 + data.len()) as u16).to_ne_bytes());
+            a.extend(kind.to_ne_bytes());
+            a.extend(data);
+            while a.len() % 4 != 0 {
+                a.push(0);
+            }
+            a
+        };
+        tail.extend(attr(3, &7u32.to_ne_bytes())); // NLMSGERR_ATTR_OFFS first
+        tail.extend(attr(NLMSGERR_ATTR_MSG, b"Nexthop has invalid gateway.\0"));
+        let err = |header: Vec<u8>, flags: u16| {
+            let mut m = ErrorMessage::default();
+            m.code = NonZeroI32::new(-libc::EINVAL);
+            m.header = header;
+            rtnetlink::Error::NetlinkError(with_tlvs_only(m, flags))
+        };
+        let e = err(tail.clone(), NLM_F_CAPPED | NLM_F_ACK_TLVS);
+        assert_eq!(kernel_message(&e).as_deref(), Some("Nexthop has invalid gateway"));
+        // Without the flags the bytes after the header are the request itself: not read.
+        assert_eq!(kernel_message(&err(tail.clone(), NLM_F_CAPPED)), None);
+        assert_eq!(kernel_message(&err(tail[..HDR].to_vec(), NLM_F_CAPPED | NLM_F_ACK_TLVS)), None);
+        let mut bad = tail[..HDR].to_vec();
+        bad.extend([200, 0, 1, 0, b'x', 0, 0, 0]); // a length past the end
+        assert_eq!(kernel_message(&err(bad, NLM_F_CAPPED | NLM_F_ACK_TLVS)), None);
     }
 
     #[test]

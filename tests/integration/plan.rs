@@ -365,7 +365,7 @@ const REFUSED: &[(&str, &str)] = &[
     ("veth::add(\"a\", \"b\");\nlink::set_master(\"a\", \"b\");", "b is not a bridge"),
     (
         "netns::add(\"red\");\nbridge::add(\"br0\");\nlink::set_netns(\"br0\", \"red\");",
-        "cannot move br0",
+        "cannot move br0 to netns red: the kernel keeps bridges and lo in the netns",
     ),
     ("link::del(\"lo\");", "link lo in the host was not created by lab"),
     ("netns::add(\"red\");\naddr::del(\"red\", \"lo\", \"10.0.0.1/24\");", "has no address"),
@@ -377,7 +377,10 @@ const REFUSED: &[(&str, &str)] = &[
         "netns::add(\"red\");\nroute::add(\"red\", \"default\", \"10.0.0.1\");",
         "gateway 10.0.0.1 is unreachable",
     ),
-    ("netns::add(\"red\");\nroute::add(\"red\", \"10.1.0.0/16\", \"dev:lo\");", "Network is down"),
+    (
+        "netns::add(\"red\");\nroute::add(\"red\", \"10.1.0.0/16\", \"dev:lo\");",
+        "lo in netns red is down",
+    ),
     (
         "netns::add(\"red\");\nroute::del(\"red\", \"default\", \"10.0.0.1\");",
         "netns red has no route default",
@@ -396,6 +399,11 @@ const REFUSED: &[(&str, &str)] = &[
         "netns red already has a link named v",
     ),
     ("veth::add(\"a\", \"b\");\nbridge::fdb(\"a\");", "a is a veth link, not a bridge"),
+    ("bridge::add(\"br0\");\nlink::set_master(\"lo\", \"br0\");", "lo cannot join a bridge"),
+    (
+        "bridge::add(\"br0\");\nbridge::add(\"br1\");\nlink::set_master(\"br1\", \"br0\");",
+        "cannot plug bridge br1 into bridge br0: bridges do not nest",
+    ),
 ];
 
 /// A plan fails where `nslab run` fails, at the same line, with the same words, and prints no
