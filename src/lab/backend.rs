@@ -26,7 +26,13 @@ pub trait Backend {
     /// `iptables -t nat -S` rule lines.
     fn nat_list(&self, ns: Option<&str>) -> NetResult<Vec<String>>;
     fn exec(&self, ns: Option<&str>, argv: Vec<String>) -> NetResult<ExecOutput>;
-    fn ping(&self, ns: Option<&str>, addr: IpAddr, echoes: Echoes) -> NetResult<PingResult>;
+    fn ping(
+        &self,
+        ns: Option<&str>,
+        addr: IpAddr,
+        dev: Option<&str>,
+        echoes: Echoes,
+    ) -> NetResult<PingResult>;
     fn tcp(&self, ns: Option<&str>, target: SocketAddr, timeout: Duration) -> NetResult<TcpResult>;
     /// Starts the built-in server; returns its port.
     fn serve(&self, ns: Option<&str>, port: u16) -> NetResult<u16>;

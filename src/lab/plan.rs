@@ -29,7 +29,8 @@ use crate::net::error::{generic, place};
 use crate::net::exec::ExecOutput;
 use crate::net::info::{AddrInfo, FdbEntry, LinkInfo, NeighInfo, RouteInfo};
 use crate::net::kernel::{
-    bridges_do_not_nest, cannot_join_bridge, no_link, not_a_bridge, pinned_to_netns, route_dev_down,
+    bridges_do_not_nest, cannot_join_bridge, gateway_needs_link, is_link_local, no_link,
+    not_a_bridge, pinned_to_netns, route_dev_down,
 };
 use crate::net::netns::missing;
 use crate::net::op::{Ns, shell_words};
@@ -471,6 +472,7 @@ impl Model {
         let d = dest.map(|d| d.to_string()).unwrap_or_else(|| "default".into());
         let is_v6 = dest.map(|d| d.addr().is_ipv6()).or(via.map(|v| v.is_ipv6())).unwrap_or(false);
         let out = match (via, dev) {
+            (Some(gw), None) if is_link_local(gw) => return Err(gateway_needs_link(gw)),
             (_, Some(out_dev)) => {
                 let i = self.find(ns, out_dev).expect("looked up above");
                 if !is_v6 && !self.links[i].up {
@@ -1296,7 +1298,13 @@ impl Backend for Plan {
         Ok(ExecOutput { status: 0, stdout: String::new(), stderr: String::new() })
     }
 
-    fn ping(&self, ns: Option<&str>, addr: IpAddr, echoes: Echoes) -> NetResult<PingResult> {
+    fn ping(
+        &self,
+        ns: Option<&str>,
+        addr: IpAddr,
+        dev: Option<&str>,
+        echoes: Echoes,
+    ) -> NetResult<PingResult> {
         self.model.borrow().space(ns)?;
         let secs = |d: Duration| d.as_secs_f64().ceil().max(1.0) as u64;
         let interval = if echoes.interval < Duration::from_secs(1) {
@@ -1311,7 +1319,12 @@ impl Backend for Plan {
         } else {
             (format!("-c{} -W{}{interval}", echoes.count, secs(echoes.wait)), echoes.count)
         };
-        self.out(format!("{}ping {args} {addr}", Plan::prefix(ns)));
+        // iputils takes a link after a % for any address.
+        let target = match dev {
+            Some(d) => format!("{addr}%{d}"),
+            None => addr.to_string(),
+        };
+        self.out(format!("{}ping {args} {target}", Plan::prefix(ns)));
         let _ = self.model.borrow_mut().trace(ns, addr, None);
         Ok(PingResult { ok: true, sent, received: sent, rtt_ms: 0.0 })
     }
@@ -1521,6 +1534,7 @@ mod tests {
             .ping(
                 Some("red"),
                 "10.0.0.1".parse().unwrap(),
+                None,
                 Echoes::new(3, Duration::from_secs(1), true),
             )
             .unwrap();

@@ -289,9 +289,15 @@ impl Backend for Session {
         exec::exec(ns, argv)
     }
 
-    fn ping(&self, ns: Option<&str>, addr: IpAddr, echoes: Echoes) -> NetResult<PingResult> {
+    fn ping(
+        &self,
+        ns: Option<&str>,
+        addr: IpAddr,
+        dev: Option<&str>,
+        echoes: Echoes,
+    ) -> NetResult<PingResult> {
         self.kernel.flush()?;
-        probe::ping(ns, addr, echoes)
+        probe::ping(ns, addr, dev, echoes)
     }
 
     fn tcp(&self, ns: Option<&str>, target: SocketAddr, timeout: Duration) -> NetResult<TcpResult> {

@@ -157,6 +157,18 @@ pub fn route_dev_down(dest: &str, dev: &str, ns: Option<&str>) -> NetError {
         .with_help(format!("bring the link up first: {up}"))
 }
 
+/// An IPv6 link-local address (fe80::/10): the same on every link, so meaningless without one.
+pub fn is_link_local(a: IpAddr) -> bool {
+    matches!(a, IpAddr::V6(v) if v.is_unicast_link_local())
+}
+
+/// A link-local gateway without its link (EINVAL, "Egress device not specified").
+pub fn gateway_needs_link(gw: IpAddr) -> NetError {
+    NetError::new(format!("gateway {gw} is link-local: the route needs its link"))
+        .with_errno(libc::EINVAL)
+        .with_help(format!("name the link after a %: \"{gw}%eth0\""))
+}
+
 fn veth_exists(name: &str, peer: &str, name_at: Option<&str>, peer_at: Option<&str>) -> NetError {
     NetError::new(format!(
         "link {name} or its peer {peer} already exists ({} / {})",
@@ -565,6 +577,9 @@ impl Kernel {
                                 .with_help("route::list shows the routes; delete the old one first"),
                         ),
                         libc::ESRCH => Some(NetError::new(format!("{} has no route {d}", place(nsr)))),
+                        libc::EINVAL if add && dev.is_none() && via.is_some_and(is_link_local) => {
+                            Some(gateway_needs_link(via.expect("checked")))
+                        }
                         libc::ENETDOWN if add && dev.is_some() => {
                             Some(route_dev_down(&d, dev.as_deref().unwrap_or("?"), nsr))
                         }

@@ -90,34 +90,80 @@ impl Echoes {
 /// An echo that cannot even leave (no route, link down, dropped by a local firewall rule)
 /// counts as lost rather than failing: "red cannot reach X" is the answer a recipe asks for.
 /// A reply counts only if it comes from `addr` itself.
-pub fn ping(ns: Option<&str>, addr: IpAddr, echoes: Echoes) -> NetResult<PingResult> {
+///
+/// `dev` sends out of that link only (`ping -I DEV`, `ping ADDR%DEV`): a link-local IPv6
+/// address (fe80::/10) means nothing without one.
+pub fn ping(
+    ns: Option<&str>,
+    addr: IpAddr,
+    dev: Option<&str>,
+    echoes: Echoes,
+) -> NetResult<PingResult> {
     let addr = addr.to_canonical();
+    let shown = match dev {
+        Some(d) => format!("{addr}%{d}"),
+        None => addr.to_string(),
+    };
     if let IpAddr::V6(a) = addr
         && a.is_unicast_link_local()
+        && dev.is_none()
     {
-        // std's IpAddr carries no scope id and the kernel refuses fe80:: without one.
-        return Err(NetError::new(format!("cannot ping link-local address {a}"))
+        // The kernel refuses fe80:: without a scope id: which link would it leave by?
+        return Err(NetError::new(format!("cannot ping link-local address {a} without its link"))
             .with_errno(libc::EINVAL)
-            .with_help("link-local addresses need an interface; ping a global or unique-local (fd00::/8) address instead"));
+            .with_help(format!("name the link after a %: \"{a}%eth0\"")));
     }
     let ident = next_ident();
     let nonce = next_nonce();
     let where_ = place(ns);
-    run_in(ns, move || ping_here(addr, echoes, ident, nonce))?.map_err(|e| {
+    let dev_owned = dev.map(str::to_string);
+    let r = run_in(ns, move || ping_here(addr, dev_owned.as_deref(), echoes, ident, nonce))?;
+    r.map_err(|e| {
         let errno = e.raw_os_error().unwrap_or(0);
         match errno {
-            libc::EPERM | libc::EACCES => generic(errno, &format!("cannot ping {addr} from {where_}"))
+            libc::EPERM | libc::EACCES => generic(errno, &format!("cannot ping {shown} from {where_}"))
                 .with_help("ICMP needs a raw socket: run nslab as root (or with CAP_NET_RAW), or try --sandbox"),
-            0 => NetError::new(format!("cannot ping {addr} from {where_}: {e}")),
-            _ => generic(errno, &format!("cannot ping {addr} from {where_}")),
+            libc::ENODEV if dev.is_some() => super::kernel::no_link(dev.unwrap_or_default(), ns),
+            0 => NetError::new(format!("cannot ping {shown} from {where_}: {e}")),
+            _ => generic(errno, &format!("cannot ping {shown} from {where_}")),
         }
     })
 }
 
 /// The body of `ping`, on a thread that is already inside the netns.
-fn ping_here(addr: IpAddr, echoes: Echoes, ident: u16, nonce: u64) -> io::Result<PingResult> {
+fn ping_here(
+    addr: IpAddr,
+    dev: Option<&str>,
+    echoes: Echoes,
+    ident: u16,
+    nonce: u64,
+) -> io::Result<PingResult> {
     let v6 = addr.is_ipv6();
     let fd = raw_icmp_socket(v6)?;
+    let scope = match dev {
+        Some(d) => {
+            // SO_BINDTODEVICE keeps echoes and replies on that link; the scope id is what
+            // a link-local destination needs.
+            // SAFETY: valid fd; the option value is the name's bytes, with its length.
+            cvt(unsafe {
+                libc::setsockopt(
+                    fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_BINDTODEVICE,
+                    d.as_ptr().cast(),
+                    d.len() as libc::socklen_t,
+                )
+            })?;
+            let name = std::ffi::CString::new(d)
+                .map_err(|_| io::Error::from_raw_os_error(libc::ENODEV))?;
+            // SAFETY: a valid NUL-terminated name.
+            match unsafe { libc::if_nametoindex(name.as_ptr()) } {
+                0 => return Err(io::Error::from_raw_os_error(libc::ENODEV)),
+                i => i,
+            }
+        }
+        None => 0,
+    };
     // Only an optimisation (every raw ICMP socket sees every ICMP packet of the netns): the
     // id/seq/payload checks below are what make a reply ours.
     let _ = install_echo_reply_filter(&fd, v6);
@@ -138,7 +184,7 @@ fn ping_here(addr: IpAddr, echoes: Echoes, ident: u16, nonce: u64) -> io::Result
         let now = Instant::now();
         if sent < echoes.count && now >= start + echoes.interval * sent {
             let packet = echo_request(v6, ident, sent as u16, &payload);
-            match send_to(&fd, &packet, addr) {
+            match send_to(&fd, &packet, addr, scope) {
                 Ok(()) => {}
                 Err(e) if send_error_is_loss(&e) => {}
                 Err(e) => return Err(e),
@@ -429,9 +475,13 @@ fn from_sockaddr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
     }
 }
 
-fn send_to(fd: &OwnedFd, packet: &[u8], to: IpAddr) -> io::Result<()> {
+fn send_to(fd: &OwnedFd, packet: &[u8], to: IpAddr, scope: u32) -> io::Result<()> {
     // Raw sockets ignore the port; it must be 0 for IPPROTO_ICMPV6 all the same.
-    let (ss, len) = to_sockaddr(SocketAddr::new(to, 0));
+    let to = match to {
+        IpAddr::V6(a) => SocketAddr::V6(SocketAddrV6::new(a, 0, 0, scope)),
+        IpAddr::V4(a) => SocketAddr::V4(SocketAddrV4::new(a, 0)),
+    };
+    let (ss, len) = to_sockaddr(to);
     loop {
         // SAFETY: buffer and address are live for the call.
         let r = unsafe {

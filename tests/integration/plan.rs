@@ -401,6 +401,10 @@ const REFUSED: &[(&str, &str)] = &[
     ("veth::add(\"a\", \"b\");\nbridge::fdb(\"a\");", "a is a veth link, not a bridge"),
     ("bridge::add(\"br0\");\nlink::set_master(\"lo\", \"br0\");", "lo cannot join a bridge"),
     (
+        "netns::add(\"red\");\nroute::add(\"red\", \"default\", \"fe80::1\");",
+        "gateway fe80::1 is link-local: the route needs its link",
+    ),
+    (
         "bridge::add(\"br0\");\nbridge::add(\"br1\");\nlink::set_master(\"br1\", \"br0\");",
         "cannot plug bridge br1 into bridge br0: bridges do not nest",
     ),

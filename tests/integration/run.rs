@@ -340,6 +340,12 @@ route::add("a", "10.1.0.0/16", "dev:vb");
 assert(probe::ping("a", "fd00::1", #{count: 1}).ok, "fd00::1 does not answer");
 let r = route::list("a").filter(|r| r.dest == "default");
 assert(r.len() == 1 && r[0].via == "fd00::1", `${r}`);
+// A link-local gateway and a link-local ping name their link after a %.
+addr::add("va", "fe80::1/64");
+route::add("a", "fd09::/64", "fe80::1%vb");
+let r = route::list("a").filter(|r| r.dest == "fd09::/64");
+assert(r.len() == 1 && r[0].via == "fe80::1" && r[0].dev == "vb", `${r}`);
+assert(probe::ping("a", "fe80::1%vb").ok, "fe80::1%vb does not answer");
 print("ok: ipv6");
 "#,
     );

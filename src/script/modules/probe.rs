@@ -3,7 +3,7 @@ use std::time::Duration;
 use rhai::plugin::*;
 
 use crate::net::probe::Echoes;
-use crate::script::modules::{check_opts, parse_ip, parse_target};
+use crate::script::modules::{check_opts, ifname, parse_ip, parse_target};
 use crate::script::{RhaiResultOf, fail, invalid, query};
 
 pub fn opt_int(
@@ -36,7 +36,11 @@ pub fn do_ping(
     opts: rhai::Map,
 ) -> RhaiResultOf<rhai::Map> {
     let known = ["count", "timeout_ms"];
-    let ip = parse_ip(ctx, addr)?;
+    // `ADDR%DEV`: out of that link (a link-local address needs it).
+    let (ip, dev) = match addr.split_once('%') {
+        Some((a, d)) => (parse_ip(ctx, a)?, Some(ifname(ctx, d)?)),
+        None => (parse_ip(ctx, addr)?, None),
+    };
     let echoes = if opts.contains_key("count") {
         let count = opt_int(ctx, &opts, "count", 1, &known)?;
         if count > 10_000 {
@@ -52,7 +56,7 @@ pub fn do_ping(
         let wait = opt_int(ctx, &opts, "timeout_ms", 1000, &known)?;
         Echoes::new(3, Duration::from_millis(wait as u64), true)
     };
-    let r = query(ctx, |b| b.ping(ns.as_deref(), ip, echoes))?;
+    let r = query(ctx, |b| b.ping(ns.as_deref(), ip, dev.as_deref(), echoes))?;
     let mut m = rhai::Map::new();
     m.insert("ok".into(), r.ok.into());
     m.insert("sent".into(), (r.sent as rhai::INT).into());
@@ -94,7 +98,8 @@ pub mod probe_mod {
     use crate::script::{RhaiResultOf, query};
 
     /// Pings `addr` from inside netns `ns` (ICMP echo from a socket in the netns; no `ping`
-    /// binary needed). Returns `#{ok, sent, received, rtt_ms}`.
+    /// binary needed). Returns `#{ok, sent, received, rtt_ms}`. `"ADDR%DEV"` sends out of
+    /// link DEV only, as a link-local IPv6 address needs: `"fe80::1%veth-red"`.
     ///
     /// ```rhai
     /// assert(probe::ping("red", "192.168.24.11").ok, "red cannot reach green");

@@ -12,10 +12,12 @@ pub fn build(
     add: bool,
 ) -> RhaiResultOf<Op> {
     let dest = if dest == "default" { None } else { Some(parse_cidr(ctx, dest)?.trunc()) };
-    // `via` is a gateway address, or `dev:NAME` for a route straight out of a link.
-    let (via, dev) = match via.strip_prefix("dev:") {
-        Some(d) => (None, Some(ifname(ctx, d)?)),
-        None => (Some(parse_ip(ctx, via)?), None),
+    // `via` is a gateway address, `ADDR%DEV` for a gateway out of a given link (what a
+    // link-local IPv6 gateway needs), or `dev:NAME` for a route straight out of a link.
+    let (via, dev) = match (via.strip_prefix("dev:"), via.split_once('%')) {
+        (Some(d), _) => (None, Some(ifname(ctx, d)?)),
+        (None, Some((gw, d))) => (Some(parse_ip(ctx, gw)?), Some(ifname(ctx, d)?)),
+        (None, None) => (Some(parse_ip(ctx, via)?), None),
     };
     Ok(if add { Op::RouteAdd { ns, dest, via, dev } } else { Op::RouteDel { ns, dest, via, dev } })
 }
@@ -28,10 +30,13 @@ pub mod route_mod {
     use crate::script::{RhaiResultOf, apply, query, to_dyn};
 
     /// Adds a route, like `ip route add DEST via GATEWAY`. `dest` is a prefix or `"default"`;
-    /// `via` is the gateway address, or `"dev:NAME"` for a route out of a link.
+    /// `via` is the gateway address, `"ADDR%DEV"` for a gateway reached out of link DEV (a
+    /// link-local IPv6 gateway needs it: `"fe80::1%eth0"`), or `"dev:NAME"` for a route
+    /// straight out of a link.
     ///
     /// ```rhai
     /// route::add("10.1.0.0/16", "192.168.24.254");
+    /// route::add("10.2.0.0/16", "dev:linux-bridge");
     /// ```
     #[rhai_fn(return_raw)]
     pub fn add(ctx: NativeCallContext, dest: &str, via: &str) -> RhaiResultOf<()> {
