@@ -242,7 +242,15 @@ impl Kernel {
     /// Creates the pending veth pair, if any (see [`Kernel::set_defer_veth`]).
     pub fn flush(&self) -> NetResult<()> {
         let Some((ns, name, peer)) = self.pending_veth.borrow_mut().take() else { return Ok(()) };
-        self.create_veth(ns.as_deref(), &name, None, &peer, None)
+        // The error surfaces at a later script line (or after the last one): name the call
+        // it belongs to.
+        self.create_veth(ns.as_deref(), &name, None, &peer, None).map_err(|e| NetError {
+            message: format!(
+                "veth::add(\"{name}\", \"{peer}\") could not be created: {} (it was held back until now, in case a link::set_netns followed)",
+                e.message
+            ),
+            ..e
+        })
     }
 
     /// Forgets the pending veth pair: a run being rolled back.
