@@ -658,6 +658,43 @@ fn doctor_reports_leftovers_and_forward_drop() {
     assert!(after.contains("`nslab destroy ghost`"), "{after}");
 }
 
+/// Rules in iptables-legacy beside the nf_tables ones nslab uses. Only where the legacy
+/// tables are in the kernel already (`/proc/net/ip_tables_names`): creating one must not make
+/// the host load a module.
+#[test]
+fn doctor_warns_about_legacy_rules_beside_nft() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let legacy = std::path::Path::new("/proc/net/ip_tables_names").exists()
+        && std::process::Command::new("iptables-legacy")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !legacy {
+        eprintln!("skipping: no iptables-legacy, or ip_tables is not in the kernel");
+        return;
+    }
+    let r = sandboxed(
+        r#"
+        nslab doctor | grep legacy || echo "no legacy warning"
+        echo ==
+        iptables-legacy -t nat -A POSTROUTING -s 10.99.0.0/16 -j RETURN
+        nslab doctor | grep -A1 legacy
+        "#,
+    );
+    r.ok();
+    let (before, after) = r.stdout.split_once("==\n").unwrap();
+    assert_eq!(before, "no legacy warning\n");
+    assert!(
+        after.starts_with(
+            "warn  iptables-legacy has 1 rule(s) or DROP policies beside the nf_tables ones"
+        ),
+        "{after}"
+    );
+    assert!(after.contains("fix: inspect them with `iptables-legacy-save`"), "{after}");
+}
+
 /// `nslab run` says what would make it fail before it touches anything.
 #[test]
 fn run_checks_privileges_and_iptables_first() {
