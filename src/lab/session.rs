@@ -156,9 +156,15 @@ impl Session {
             Op::LinkUp { ns, dev } | Op::LinkDown { ns, dev } | Op::LinkSetMaster { ns, dev, .. }
                 if !owned.link_goes(ns.as_deref(), dev) =>
             {
-                let Some(link) = self.kernel.links(ns.as_deref())?.into_iter().find(|l| &l.name == dev) else {
-                    return Ok(()); // the kernel's own "no link" error says it best
+                // By index, the way the kernel resolves the name: an altname (systemd gives
+                // NICs some) reaches a link whose dump name differs.
+                let index = self.kernel.link_index(ns.as_deref(), dev)?;
+                let Some(link) = self.kernel.links(ns.as_deref())?.into_iter().find(|l| l.index == index) else {
+                    return Err(crate::net::kernel::no_link(dev, ns.as_deref()));
                 };
+                if owned.link_goes(ns.as_deref(), &link.name) {
+                    return Ok(());
+                }
                 let allowed = match op {
                     Op::LinkUp { .. } => link.state == "up",
                     Op::LinkDown { .. } => link.state == "down",

@@ -23,6 +23,8 @@ pub struct Owned {
     /// ones it removed again itself. Those on the lab's own links or inside its own
     /// namespaces vanish with them; the others are undone one by one.
     pub changes: Vec<Op>,
+    /// The next `pair` id: never reused, or a new link would join an old pair's survivor.
+    next_pair: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,15 +56,31 @@ impl Owned {
 
     /// Updates the ownership picture after `op` was applied.
     pub fn note(&mut self, op: &Op) {
-        let pair = self.links.len();
+        let pair = self.next_pair;
+        if matches!(op, Op::BridgeAdd { .. } | Op::VethAdd { .. }) {
+            self.next_pair += 1;
+        }
         match op {
             Op::NetnsAdd { name } => {
                 self.netns.insert(name.clone());
             }
             Op::NetnsDel { name } => {
                 self.netns.remove(name);
-                self.links.retain(|l| l.ns.as_deref() != Some(name));
+                // The kernel reaps the peer of every veth end inside too: its name is free
+                // again, and whatever takes it next is not ours.
+                let gone: BTreeSet<usize> = self
+                    .links
+                    .iter()
+                    .filter(|l| l.ns.as_deref() == Some(name))
+                    .map(|l| l.pair)
+                    .collect();
+                let lost: Vec<OwnedLink> =
+                    self.links.iter().filter(|l| gone.contains(&l.pair)).cloned().collect();
+                self.links.retain(|l| !gone.contains(&l.pair));
                 self.changes.retain(|c| c.ns() != Some(name));
+                self.changes.retain(|c| {
+                    !matches!(c, Op::AddrAdd { ns: n, dev: d, .. } if lost.iter().any(|g| &g.ns == n && &g.name == d))
+                });
             }
             Op::BridgeAdd { ns, name } => self.links.push(OwnedLink { ns: ns.clone(), name: name.clone(), pair }),
             Op::VethAdd { ns, name, peer, peer_ns } => {
@@ -310,6 +328,36 @@ mod tests {
         assert!(!o.has_link(None, "x"), "deleting one veth end deletes both");
         assert_eq!(o.changes.len(), 1);
         assert_eq!(o.counts(), Counts { netns: 1, links: 3, addrs: 1, ..Counts::default() });
+    }
+
+    #[test]
+    fn pair_ids_are_never_reused() {
+        // Deleting `a` used to lower links.len(), so `e` got the pair id of `c`/`d` and
+        // deleting `e` forgot `c` and `d`, which destroy then left behind.
+        let v = |a: &str, b: &str| Op::VethAdd {
+            ns: None,
+            name: a.into(),
+            peer: b.into(),
+            peer_ns: None,
+        };
+        let del = |a: &str| Op::LinkDel { ns: None, dev: a.into() };
+        let o = Owned::from_ops(&[v("a", "b"), v("c", "d"), del("a"), v("e", "f"), del("e")]);
+        assert!(o.has_link(None, "c") && o.has_link(None, "d"));
+        assert_eq!(o.links.len(), 2);
+    }
+
+    #[test]
+    fn deleting_a_netns_forgets_the_peers_the_kernel_reaps() {
+        let o = Owned::from_ops(&[
+            Op::NetnsAdd { name: "red".into() },
+            Op::VethAdd { ns: None, name: "v1".into(), peer: "v2".into(), peer_ns: ns("red") },
+            Op::AddrAdd { ns: None, dev: "v1".into(), cidr: "10.0.0.1/24".parse().unwrap() },
+            Op::BridgeAdd { ns: None, name: "br".into() },
+            Op::NetnsDel { name: "red".into() },
+        ]);
+        assert!(!o.has_link(None, "v1"), "v1 died with its peer; a new v1 is someone else's");
+        assert!(o.has_link(None, "br"));
+        assert!(o.changes.is_empty(), "v1's address went with it");
     }
 
     #[test]

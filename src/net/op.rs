@@ -257,9 +257,11 @@ pub fn check_ifname(name: &str) -> NetResult<()> {
     if name == "."
         || name == ".."
         || name.contains(['/', ':'])
-        || name.chars().any(char::is_whitespace)
+        || name.chars().any(|c| c.is_whitespace() || c.is_control())
     {
-        return bad("names may not contain `/`, `:` or white space");
+        // A NUL would end the name early in the kernel (which then acts on another link
+        // than the journal records), and the rest are the kernel's own dev_valid_name rules.
+        return bad("names may not contain `/`, `:`, white space or control characters");
     }
     Ok(())
 }
@@ -389,6 +391,8 @@ mod tests {
             "invalid interface name \"veth-very-long-name\": it is 19 bytes long, the kernel allows at most 15"
         );
         assert!(check_ifname("a/b").is_err());
+        assert!(check_ifname("uplink\0").is_err(), "the kernel would read `uplink`");
+        assert!(check_ifname("br\u{7}").is_err());
         assert!(check_netns_name("red").is_ok());
         assert!(check_netns_name("../etc").is_err());
         assert!(check_sysctl_key("net.ipv4.ip_forward").is_ok());

@@ -19,6 +19,7 @@ ip netns add red
 ip link add br-own type bridge
 ip addr add 10.99.0.1/24 dev br-own
 ip link add own-a type veth peer name own-b
+ip link property add dev own-b altname ownb-alt
 ip link add k-out type veth peer name k-in netns keep
 ip -n keep addr add 10.98.0.2/24 dev k-in
 ip route add 10.97.0.0/24 via 203.0.113.1
@@ -118,6 +119,9 @@ fn a_failure_at_each_kind_of_operation_leaves_nothing() {
         ("veth-peer-clash", r#"veth::add("zz", "own-b");"#),
         ("link-up-missing", r#"link::up("nope");"#),
         ("link-up-foreign", r#"link::up("own-b");"#),
+        // The kernel resolves altnames and stops at a NUL: neither may slip past ownership.
+        ("link-up-foreign-altname", r#"link::up("ownb-alt");"#),
+        ("link-up-foreign-nul", r#"link::up("own-b\x00");"#),
         (
             "link-down-foreign",
             r#"link::down("red", "lo"); link::up("keep", "lo"); link::down("keep", "lo");"#,
