@@ -225,11 +225,14 @@ impl Backend for Session {
         // A veth the kernel layer holds back must exist before anything looks (Kernel::set_defer_veth).
         self.kernel.flush_unless_merges(&op)?;
         self.check_owner(&op)?;
+        let mut claimed = false;
         if let Op::SysctlSet { ns, key, value, old } = &mut op {
-            let current = kernel::sysctl_get(ns.as_deref(), key)?;
-            if !self.owned.borrow().in_owned_ns(ns.as_deref()) {
-                sysctl_claims::claim(&self.lab, ns.as_deref(), key, value, &current)?;
-            }
+            let current = if self.owned.borrow().in_owned_ns(ns.as_deref()) {
+                kernel::sysctl_get(ns.as_deref(), key)?
+            } else {
+                claimed = true;
+                sysctl_claims::claim(&self.lab, ns.as_deref(), key, value)?
+            };
             *old = Some(current);
         }
         if self.explain {
@@ -241,6 +244,10 @@ impl Backend for Session {
         let seq = self.journal.borrow_mut().record(&op)?;
         if let Err(e) = self.kernel.apply(&op) {
             self.journal.borrow_mut().failed(seq)?;
+            if claimed && let Op::SysctlSet { ns, key, old: Some(before), .. } = &op {
+                // Best effort: a claim left behind is recognised as stale by the next one.
+                let _ = sysctl_claims::unclaim(&self.lab, ns.as_deref(), key, before);
+            }
             return Err(e);
         }
         self.owned.borrow_mut().note(&op);

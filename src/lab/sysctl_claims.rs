@@ -77,19 +77,60 @@ pub fn all() -> Vec<(Option<String>, String, Claim)> {
     out
 }
 
-/// Records that `lab` sets `key` to `value`; `current` is the value before this lab's change.
-pub fn claim(lab: &str, ns: Option<&str>, key: &str, value: &str, current: &str) -> NetResult<()> {
+/// The kernel reads some values back normalised ("0 2147483647" comes back tab-separated).
+fn same(a: &str, b: &str) -> bool {
+    a.split_whitespace().eq(b.split_whitespace())
+}
+
+/// Records that `lab` is about to set `key` to `value`, and returns the value before (what
+/// the lab's journal keeps as `old`). Read under the lock: another lab releasing the key
+/// between a read and the claim would otherwise make its value look like the original.
+///
+/// Refused while other labs hold the key at another value: one of them relies on it.
+pub fn claim(lab: &str, ns: Option<&str>, key: &str, value: &str) -> NetResult<String> {
     let _lock = lock()?;
-    // A claim left by labs that are gone (their directories removed by hand) still knows
-    // the value from before any lab: keep it.
-    let mut c = load(ns, key).unwrap_or(Claim {
-        original: current.to_string(),
-        value: value.to_string(),
-        holders: vec![],
-    });
+    let current = sysctl_get(ns, key)?;
+    let mut c = match load(ns, key) {
+        Some(c) if c.holders.iter().any(|h| h != lab) => {
+            if !same(&c.value, value) {
+                let others: Vec<&str> =
+                    c.holders.iter().filter(|h| *h != lab).map(String::as_str).collect();
+                return Err(NetError::new(format!(
+                    "{key} is {} for lab {}, which relies on it: lab {lab} cannot set it to {value}",
+                    c.value,
+                    others.join(", ")
+                ))
+                .with_errno(libc::EBUSY)
+                .with_help(format!(
+                    "destroy that lab first (`nslab destroy {}`), or leave {key} as it is",
+                    others[0]
+                )));
+            }
+            c
+        }
+        // Held by nobody alive: labs gone without releasing (a killed run, a directory removed
+        // by hand). If their value is still in force the original from before them is still
+        // the one to give back; if someone changed it since, that change is the new original.
+        Some(c) if same(&current, &c.value) => c,
+        _ => Claim { original: current.clone(), value: value.to_string(), holders: vec![] },
+    };
     c.value = value.to_string();
     if !c.holders.iter().any(|h| h == lab) {
         c.holders.push(lab.to_string());
+    }
+    save(ns, key, &c)?;
+    Ok(current)
+}
+
+/// Takes back a claim whose write never happened (the kernel refused the value).
+pub fn unclaim(lab: &str, ns: Option<&str>, key: &str, before: &str) -> NetResult<()> {
+    let _lock = lock()?;
+    let Some(mut c) = load(ns, key) else { return Ok(()) };
+    c.holders.retain(|h| h != lab);
+    if c.holders.is_empty() && same(&c.original, before) {
+        // Nobody else holds it and nothing was changed: as if never claimed.
+        let _ = std::fs::remove_file(path(ns, key));
+        return Ok(());
     }
     save(ns, key, &c)
 }
@@ -103,24 +144,27 @@ pub fn release(
     old: Option<&str>,
 ) -> NetResult<()> {
     let _lock = lock()?;
-    let restore_to = match load(ns, key) {
+    let (restore_to, claimed) = match load(ns, key) {
         Some(mut c) => {
             c.holders.retain(|h| h != lab);
             if !c.holders.is_empty() {
                 return save(ns, key, &c);
             }
-            let _ = std::fs::remove_file(path(ns, key));
-            c.original
+            (c.original, true)
         }
         None => match old {
-            Some(o) => o.to_string(),
+            Some(o) => (o.to_string(), false),
             None => return Ok(()),
         },
     };
     let now = sysctl_get(ns, key)?;
     // Someone changed it after us: their value wins.
-    if now == value && now != restore_to {
+    if same(&now, value) && !same(&now, &restore_to) {
         sysctl_set(ns, key, &restore_to)?;
+    }
+    // Only now: killed before the write, a second destroy still finds the original here.
+    if claimed {
+        let _ = std::fs::remove_file(path(ns, key));
     }
     Ok(())
 }

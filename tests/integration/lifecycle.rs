@@ -389,6 +389,41 @@ fn sysctls_are_restored_only_when_no_lab_relies_on_them() {
     assert_eq!(r.stdout, want);
 }
 
+/// Claims that went wrong once: a refused write leaves no claim that later restores a stale
+/// original; values the kernel reads back normalised are still restored; a lab cannot flip
+/// a value another lab relies on.
+#[test]
+fn sysctl_claims_survive_refusals_normalised_values_and_conflicts() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let bad = recipe("lc-sc-bad.rhai", "sysctl::set(\"net.ipv4.ip_forward\", \"abc\");\n");
+    let on = recipe("lc-sc-on.rhai", "sysctl::ip_forward(true);\n");
+    let off = recipe("lc-sc-off.rhai", "sysctl::ip_forward(false);\n");
+    let range = recipe(
+        "lc-sc-range.rhai",
+        "sysctl::set(\"net.ipv4.ping_group_range\", \"0 2147483647\");\n",
+    );
+    let r = sandboxed(&format!(
+        r#"
+        f() {{ cat /proc/sys/net/ipv4/ip_forward; }}
+        ! nslab run {bad} 2> /dev/null; echo "refused: $(f) claims: $(ls /run/nslab/.sysctl | wc -l)"
+        echo 1 > /proc/sys/net/ipv4/ip_forward
+        nslab run {on} > /dev/null; nslab destroy lc-sc-on > /dev/null; echo "set by hand: $(f)"
+        echo 0 > /proc/sys/net/ipv4/ip_forward
+        nslab run {on} > /dev/null
+        nslab run {off} 2>&1 | grep -o 'net.ipv4.ip_forward is 1 for lab lc-sc-on, which relies on it'
+        echo "still: $(f)"; nslab destroy lc-sc-on > /dev/null; echo "gone: $(f)"
+        g() {{ cat /proc/sys/net/ipv4/ping_group_range | tr '	' ' '; }}
+        echo "range: $(g)"; nslab run {range} > /dev/null; echo "range up: $(g)"
+        nslab destroy lc-sc-range > /dev/null; echo "range gone: $(g)"
+        "#
+    ));
+    r.ok();
+    let want = "refused: 0 claims: 0\nset by hand: 1\nnet.ipv4.ip_forward is 1 for lab lc-sc-on, which relies on it\nstill: 1\ngone: 0\nrange: 1 0\nrange up: 0 2147483647\nrange gone: 1 0\n";
+    assert_eq!(r.stdout, want);
+}
+
 #[test]
 fn destroy_all_removes_every_lab() {
     if !kernel_tests_possible() {
