@@ -31,8 +31,10 @@ fn dir() -> PathBuf {
 /// `KEY` for the namespace nslab runs in, `NETNS@KEY` for a named netns (`@` is in neither a
 /// netns name nor a key, so the two never collide).
 fn path(ns: Option<&str>, key: &str) -> PathBuf {
+    // A key may hold a `/` (a dotted link name, see op::sysctl_path): `%` in a file name.
+    let key = key.replace('/', "%");
     dir().join(match ns {
-        None => key.to_string(),
+        None => key,
         Some(n) => format!("{n}@{key}"),
     })
 }
@@ -66,8 +68,8 @@ pub fn all() -> Vec<(Option<String>, String, Claim)> {
             continue;
         }
         let (ns, key) = match name.split_once('@') {
-            Some((n, k)) => (Some(n.to_string()), k.to_string()),
-            None => (None, name),
+            Some((n, k)) => (Some(n.to_string()), k.replace('%', "/")),
+            None => (None, name.replace('%', "/")),
         };
         if let Some(c) = load(ns.as_deref(), &key) {
             out.push((ns, key, c));

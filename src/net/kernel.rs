@@ -333,7 +333,7 @@ impl Kernel {
         if !self.no_ipv6.get() || ns.is_some_and(|n| self.v6_off_ns.borrow().contains(n)) {
             return Ok(());
         }
-        let key = format!("net.ipv6.conf.{dev}.disable_ipv6");
+        let key = format!("net.ipv6.conf.{}.disable_ipv6", super::op::sysctl_component(dev));
         match ns {
             // /proc/sys/net resolves against the opening thread's netns, and this thread is
             // where nslab runs: no netns thread needed.
@@ -419,7 +419,11 @@ impl Kernel {
                         for key in
                             ["net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"]
                         {
-                            std::fs::write(sysctl_path(key), b"1")?;
+                            match std::fs::write(sysctl_path(key), b"1") {
+                                // A kernel booted with ipv6.disable=1: nothing to turn off.
+                                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                                r => r?,
+                            }
                         }
                     }
                     NlSocket::open()
@@ -432,9 +436,13 @@ impl Kernel {
                         }
                         Ok(())
                     }
-                    Err(e) if no_ipv6 => Err(NetError::new(format!(
-                        "cannot turn IPv6 off in netns {name} (--no-ipv6): {e}"
-                    ))),
+                    Err(e) if no_ipv6 => {
+                        // Made, but not as asked: the op fails and the journal drops it.
+                        let _ = netns::del(name);
+                        Err(NetError::new(format!(
+                            "cannot turn IPv6 off in netns {name} (--no-ipv6): {e}"
+                        )))
+                    }
                     // The netns exists; the next call in it opens a socket the usual way.
                     Err(_) => Ok(()),
                 }
@@ -451,8 +459,9 @@ impl Kernel {
                 self.sock(ns)?
                     .ack(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)
                     .map_err(|e| link_error(e, name, ns, "create bridge"))?;
-                self.set_alias(ns, name)?;
-                self.link_v6_off(ns, name)
+                self.set_alias(ns, name)
+                    .and_then(|()| self.link_v6_off(ns, name))
+                    .inspect_err(|_| self.undo_link(ns, name))
             }
             Op::VethAdd { ns, name, peer, peer_ns } => {
                 self.create_veth(ns.as_deref(), name, None, peer, peer_ns.as_deref())
@@ -648,10 +657,25 @@ impl Kernel {
                 _ => link_error(e, name, ns, "create veth"),
             })?;
         drop((name_fd, peer_fd));
-        self.set_alias(name_at, name)?;
-        self.set_alias(peer_at, peer)?;
-        self.link_v6_off(name_at, name)?;
-        self.link_v6_off(peer_at, peer)
+        let finish = || -> NetResult<()> {
+            self.set_alias(name_at, name)?;
+            self.set_alias(peer_at, peer)?;
+            self.link_v6_off(name_at, name)?;
+            self.link_v6_off(peer_at, peer)
+        };
+        // The op fails as a whole, so the journal drops it: nothing of it may stay behind.
+        finish().inspect_err(|_| self.undo_link(name_at, name))
+    }
+
+    /// Deletes a link this call has just created (a veth takes its peer along), when a
+    /// later step of the same operation failed. Best effort: the error that matters is the
+    /// one being returned.
+    fn undo_link(&self, ns: Option<&str>, dev: &str) {
+        let mut b = LinkUnspec::new_with_name(dev).build();
+        b.header.index = 0;
+        if let Ok(sock) = self.sock(ns) {
+            let _ = sock.ack(RouteNetlinkMessage::DelLink(b), 0);
+        }
     }
 
     /// `ip link set DEV netns TO`.
@@ -1037,7 +1061,7 @@ fn link_info(m: &LinkMessage, names: &HashMap<u32, String>) -> LinkInfo {
 }
 
 fn sysctl_path(key: &str) -> String {
-    format!("/proc/sys/{}", key.replace('.', "/"))
+    super::op::sysctl_path(key)
 }
 
 /// Reads a net.* sysctl. /proc/sys/net resolves against the netns of the thread that opens

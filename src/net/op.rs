@@ -133,7 +133,8 @@ impl Op {
             old: None,
         };
         let link = |ns: Option<&str>, dev: &str| {
-            (!v6_off(ns)).then(|| write(ns, format!("net.ipv6.conf.{dev}.disable_ipv6")))
+            (!v6_off(ns))
+                .then(|| write(ns, format!("net.ipv6.conf.{}.disable_ipv6", sysctl_component(dev))))
         };
         match self {
             Op::NetnsAdd { name } => ["all", "default"]
@@ -281,13 +282,27 @@ pub fn check_netns_name(name: &str) -> NetResult<()> {
     Ok(())
 }
 
+/// The key's path under /proc/sys. As with sysctl(8), a `/` inside a dotted key stands for a
+/// `.` in that component: `net.ipv4.conf.br/10.forwarding` is the file
+/// `net/ipv4/conf/br.10/forwarding` (a link named `br.10`).
+pub fn sysctl_path(key: &str) -> String {
+    let parts: Vec<String> = key.split('.').map(|p| p.replace('/', ".")).collect();
+    format!("/proc/sys/{}", parts.join("/"))
+}
+
+/// A link name as one component of a dotted sysctl key (see [`sysctl_path`]).
+pub fn sysctl_component(dev: &str) -> String {
+    dev.replace('.', "/")
+}
+
 /// `net.*` sysctl keys only, as dotted names; also guards the /proc/sys path built from it.
 pub fn check_sysctl_key(key: &str) -> NetResult<()> {
     let ok = key.starts_with("net.")
-        && key.split('.').all(|p| {
+        && key.split('.').map(|p| p.replace('/', ".")).all(|p| {
             !p.is_empty()
+                && p != "."
                 && p != ".."
-                && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+                && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.+".contains(c))
         });
     if !ok {
         return Err(NetError::new(format!("invalid sysctl key {key:?}"))
@@ -398,6 +413,13 @@ mod tests {
         assert!(check_sysctl_key("net.ipv4.ip_forward").is_ok());
         assert!(check_sysctl_key("kernel.panic").is_err());
         assert!(check_sysctl_key("net.ipv4/../../x").is_err());
+        assert!(check_sysctl_key("net.ipv4.conf.//.x").is_err(), "`//` would be `..`");
+        assert!(check_sysctl_key("net.ipv4.conf.br/10.forwarding").is_ok());
+        assert_eq!(
+            sysctl_path("net.ipv4.conf.br/10.forwarding"),
+            "/proc/sys/net/ipv4/conf/br.10/forwarding"
+        );
+        assert_eq!(sysctl_path("net.ipv4.ip_forward"), "/proc/sys/net/ipv4/ip_forward");
     }
 
     #[test]

@@ -63,6 +63,31 @@ fn no_ipv6_turns_ipv6_off_in_the_lab_only() {
     assert!(r.stdout.contains("DESTROYED"), "{}", r.stdout);
 }
 
+/// Link names with a dot: their sysctl keys write the dot as `/` (sysctl(8)'s convention),
+/// so `--no-ipv6` and `sysctl::set` reach the right file, and nothing leaks when they do.
+#[test]
+fn dotted_link_names_get_their_sysctls() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = crate::common::recipe(
+        "dotted.rhai",
+        "bridge::add(\"br.10\");\nsysctl::set(\"net.ipv4.conf.br/10.forwarding\", 1);\n\
+         netns::add(\"x\");\nveth::add(\"v.1\", \"v.2\", \"x\");\n",
+    );
+    let r = sandboxed(&format!(
+        r#"
+        nslab run --no-ipv6 {path} > /dev/null
+        cat /proc/sys/net/ipv6/conf/br.10/disable_ipv6 /proc/sys/net/ipv6/conf/v.1/disable_ipv6
+        cat /proc/sys/net/ipv4/conf/br.10/forwarding
+        nslab destroy dotted > /dev/null
+        ip -o link | grep -c '\.' || true
+        "#
+    ));
+    r.ok();
+    assert_eq!(r.stdout, "1\n1\n1\n0\n");
+}
+
 /// The benchmark scripts at least parse (they only run as root, by hand).
 #[test]
 fn the_bench_scripts_parse() {
