@@ -64,7 +64,10 @@ pub mod sysctl_mod {
         query(&ctx, |b| b.sysctl_get(ns.as_deref(), key))
     }
 
-    /// Sets a `net.*` sysctl here (the old value comes back when the lab is destroyed).
+    /// Sets a `net.*` sysctl here (the old value comes back when the lab is destroyed, unless
+    /// someone changed it since; another lab relying on a different value makes it an error).
+    /// As with sysctl(8), a link name with a dot is written with `/` in the key:
+    /// `net.ipv4.conf.br/10.forwarding` for link `br.10`.
     ///
     /// ```rhai
     /// sysctl::set("net.ipv4.conf.all.rp_filter", 0);
