@@ -541,7 +541,12 @@ impl Kernel {
                     m.header.index = idx;
                     m.attributes.push(AddressAttribute::Local(cidr.addr()));
                     m.attributes.push(AddressAttribute::Address(cidr.addr()));
-                    sock.ack(RouteNetlinkMessage::DelAddress(m), 0)
+                    let promote = self.keep_secondaries(nsr, dev, cidr)?;
+                    let r = sock.ack(RouteNetlinkMessage::DelAddress(m), 0);
+                    if let Some(old) = promote {
+                        let _ = sysctl_set(nsr, &promote_key(dev), &old);
+                    }
+                    r
                 };
                 r.map_err(|e| {
                     from_nl(e, &format!("cannot {} address {cidr} on {dev}", if add { "add" } else { "delete" }), |errno| {
@@ -676,6 +681,37 @@ impl Kernel {
         if let Ok(sock) = self.sock(ns) {
             let _ = sock.ack(RouteNetlinkMessage::DelLink(b), 0);
         }
+    }
+
+    /// Deleting an IPv4 address deletes the secondaries of its subnet with it (other
+    /// addresses in the same prefix added after it), unless the link promotes them: a lab
+    /// address on a foreign link would take the owner's own address along (seen with
+    /// `promote_secondaries` 0, the default). When there are such addresses, promotion is
+    /// turned on for the delete; returns the value to put back.
+    fn keep_secondaries(
+        &self,
+        ns: Option<&str>,
+        dev: &str,
+        cidr: &IpNet,
+    ) -> NetResult<Option<String>> {
+        let IpNet::V4(net) = cidr else { return Ok(None) };
+        let others = self.addrs(ns)?.into_iter().any(|a| {
+            a.dev == dev
+                && a.cidr != cidr.to_string()
+                && a.cidr.parse::<ipnet::Ipv4Net>().is_ok_and(|o| {
+                    o.prefix_len() == net.prefix_len() && o.network() == net.network()
+                })
+        });
+        if !others {
+            return Ok(None);
+        }
+        let key = promote_key(dev);
+        let old = sysctl_get(ns, &key)?;
+        if old == "1" {
+            return Ok(None);
+        }
+        sysctl_set(ns, &key, "1")?;
+        Ok(Some(old))
     }
 
     /// `ip link set DEV netns TO`.
@@ -1058,6 +1094,10 @@ fn link_info(m: &LinkMessage, names: &HashMap<u32, String>) -> LinkInfo {
         l.peer_index = None;
     }
     l
+}
+
+fn promote_key(dev: &str) -> String {
+    format!("net.ipv4.conf.{}.promote_secondaries", super::op::sysctl_component(dev))
 }
 
 fn sysctl_path(key: &str) -> String {

@@ -424,6 +424,27 @@ fn sysctl_claims_survive_refusals_normalised_values_and_conflicts() {
     assert_eq!(r.stdout, want);
 }
 
+/// A lab address on a foreign link, then the owner adds one in the same subnet (a
+/// secondary of the lab's): destroy removes the lab's and keeps the owner's.
+#[test]
+fn destroy_keeps_foreign_secondary_addresses() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let p = recipe("lc-secondary.rhai", "addr::add(\"uplink\", \"10.77.0.1/24\");\n");
+    let r = sandboxed(&format!(
+        r#"
+        nslab run {p} > /dev/null
+        ip addr add 10.77.0.2/24 dev uplink
+        nslab destroy lc-secondary > /dev/null
+        ip -4 -o addr show dev uplink | awk '{{print $4}}'
+        cat /proc/sys/net/ipv4/conf/uplink/promote_secondaries
+        "#
+    ));
+    r.ok();
+    assert_eq!(r.stdout, "203.0.113.2/24\n10.77.0.2/24\n0\n");
+}
+
 #[test]
 fn destroy_all_removes_every_lab() {
     if !kernel_tests_possible() {
