@@ -62,18 +62,22 @@ pub fn write_meta(meta: &Meta) -> NetResult<()> {
     .map_err(NetError::from)
 }
 
-/// The process that runs lab `lab` right now, if any: its meta.json names a live nslab
-/// process other than this one (a pid can be reused, so the process's name is checked).
+/// The process that runs lab `lab` right now, if any. A running lab's journal is locked
+/// (flock) by the process that writes it; the kernel drops the lock when that process dies,
+/// `kill -9` included, so the lock says "running" whatever the binary is called and however
+/// pids get reused. meta.json only supplies the pid to show.
 pub fn running_pid(lab: &str) -> Option<u32> {
-    let pid = read_meta(lab)?.pid;
-    if pid == std::process::id() {
+    let pid = read_meta(lab).map(|m| m.pid);
+    if pid == Some(std::process::id()) {
         return None;
     }
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-    // A killed process stays a zombie until its parent reaps it: it runs nothing.
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
-    (comm.trim() == "nslab" && state != Some('Z') && state != Some('X')).then_some(pid)
+    let file = File::open(lab_dir(lab).join("journal")).ok()?;
+    match file.try_lock() {
+        Ok(()) => None,
+        // Locked: someone writes it. Its pid is in meta.json, unless it is just being written.
+        Err(std::fs::TryLockError::WouldBlock) => Some(pid.unwrap_or(0)),
+        Err(std::fs::TryLockError::Error(_)) => None,
+    }
 }
 
 pub fn read_meta(lab: &str) -> Option<Meta> {
@@ -119,6 +123,8 @@ impl Journal {
         let dir = lab_dir(&meta.lab);
         std::fs::create_dir_all(&dir)?;
         let file = OpenOptions::new().append(true).create_new(true).open(dir.join("journal"))?;
+        // Held until this process ends or drops the journal (see running_pid).
+        file.lock()?;
         write_meta(meta)?;
         Ok(Journal { file, seq: 0 })
     }
@@ -127,8 +133,19 @@ impl Journal {
     /// belongs to this process.
     pub fn reopen(lab: &str) -> NetResult<Journal> {
         let path = lab_dir(lab).join("journal");
-        let seq = std::fs::read_to_string(&path)?.lines().count() as u64;
-        let file = OpenOptions::new().append(true).open(path)?;
+        let mut file = OpenOptions::new().append(true).open(&path)?;
+        if file.try_lock().is_err() {
+            let by = read_meta(lab).map(|m| format!(" (process {})", m.pid)).unwrap_or_default();
+            return Err(NetError::new(format!("lab {lab} is in use by another nslab{by}"))
+                .with_errno(libc::EBUSY)
+                .with_help("leave that REPL or let that run end first"));
+        }
+        let text = std::fs::read_to_string(&path)?;
+        // A line torn by a crash mid-write must not swallow the next entry.
+        if !text.is_empty() && !text.ends_with('\n') {
+            file.write_all(b"\n")?;
+        }
+        let seq = text.lines().count() as u64;
         if let Some(mut m) = read_meta(lab) {
             m.pid = std::process::id();
             write_meta(&m)?;
