@@ -30,7 +30,7 @@ pub fn destroy_with(lab: &str, force: bool) -> Vec<crate::net::NetError> {
             crate::net::NetError::new(format!("lab {lab} is being run by process {pid}"))
                 .with_errno(libc::EBUSY)
                 .with_help(format!(
-                    "stop that run first (Ctrl-C rolls it back, `kill {pid}` too), or pass --force"
+                    "stop that run first (Ctrl-C rolls it back, `kill {pid}` too); `nslab destroy --force {lab}` removes the lab under it"
                 )),
         ];
     }

@@ -203,14 +203,22 @@ impl Session {
 }
 
 fn already_up(lab: &str) -> NetError {
-    let who = match (journal::running_pid(lab), journal::read_meta(lab)) {
-        (Some(p), _) => format!(" (being run by process {p})"),
-        (None, Some(_)) => " (its run has ended or was killed)".to_string(),
-        (None, None) => String::new(),
-    };
-    NetError::new(format!("lab {lab} is already up{who}"))
-        .with_errno(libc::EEXIST)
-        .with_help(format!("remove it with `nslab destroy {lab}`, or run again with --replace; --lab NAME builds a second copy"))
+    let e = NetError::new(format!("lab {lab} is already up")).with_errno(libc::EEXIST);
+    match (journal::running_pid(lab), journal::read_meta(lab)) {
+        (Some(p), _) => NetError {
+            message: format!("lab {lab} is already up (being run by process {p})"),
+            ..e
+        }
+        .with_help(format!("wait for that run to end, or stop it (`kill {p}` rolls it back); --lab NAME runs another lab")),
+        (None, meta) => NetError {
+            message: match meta {
+                Some(_) => format!("lab {lab} is already up (its run has ended or was killed)"),
+                None => e.message.clone(),
+            },
+            ..e
+        }
+        .with_help(format!("remove it with `nslab destroy {lab}`, or run again with --replace; --lab NAME builds another copy when the recipe's names do not clash (params can make them differ)")),
+    }
 }
 
 impl Backend for Session {
