@@ -298,7 +298,8 @@ fn check_leftovers(kernel: &Kernel, checks: &mut Vec<Check>, have_iptables: bool
             .iter()
             .filter(|l| {
                 links.iter().any(|(ns, ls)| {
-                    ns == &l.ns && ls.iter().any(|x| o.is_mine(ns.as_deref(), x, lab))
+                    ns == &l.ns
+                        && ls.iter().any(|x| x.name == l.name && o.is_mine(ns.as_deref(), x, lab))
                 })
             })
             .count();

@@ -694,6 +694,9 @@ fn doctor_reports_leftovers_and_forward_drop() {
         # a lab whose objects were removed by hand: its journal points at nothing
         nslab run --lab ghost target/test-recipes/lc-ghost.rhai > /dev/null
         ip netns del ghost-ns; ip link del ghost-br
+        # a lab that lost some of its objects
+        nslab run --lab part target/test-recipes/lc-part.rhai > /dev/null
+        ip netns del part-ns; ip link del part-br2
         iptables -P FORWARD DROP
         nslab doctor > $T/d1 || true
         cat $T/d0; echo ==; cat $T/d1
@@ -702,6 +705,13 @@ fn doctor_reports_leftovers_and_forward_drop() {
         .replace(
             "target/test-recipes/lc-ghost.rhai",
             &recipe("lc-ghost.rhai", "netns::add(\"ghost-ns\");\nbridge::add(\"ghost-br\");\n"),
+        )
+        .replace(
+            "target/test-recipes/lc-part.rhai",
+            &recipe(
+                "lc-part.rhai",
+                "bridge::add(\"part-br\");\nbridge::add(\"part-br2\");\nnetns::add(\"part-ns\");\n",
+            ),
         )
         .as_str(),
     );
@@ -718,6 +728,7 @@ fn doctor_reports_leftovers_and_forward_drop() {
         "{after}"
     );
     assert!(after.contains("`nslab destroy ghost`"), "{after}");
+    assert!(after.contains("lab part: 2 of its 3 namespaces and links are gone"), "{after}");
 }
 
 /// Rules in iptables-legacy beside the nf_tables ones nslab uses. Only where the legacy
