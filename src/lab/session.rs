@@ -102,6 +102,9 @@ impl Session {
     pub fn rollback(&self) -> Vec<NetError> {
         let ops = std::mem::take(&mut *self.applied.borrow_mut());
         self.kernel.discard_pending();
+        // The lab's probe servers go with it, also those listening outside its namespaces
+        // (say in the sandbox's `internet`): a rebuilt lab wants their ports again.
+        crate::net::probe::stop_all();
         let mut errors = teardown(&self.kernel, &self.lab, &ops);
         *self.owned.borrow_mut() = Owned::default();
         if errors.is_empty()

@@ -751,6 +751,16 @@ pub fn stop(ns: Option<&str>) -> usize {
     stopped.len()
 }
 
+/// Stops every server `serve` started, wherever it listens; returns how many.
+pub fn stop_all() -> usize {
+    let stopped = std::mem::take(&mut *RUNNING.lock().unwrap_or_else(|p| p.into_inner()));
+    for r in &stopped {
+        // SAFETY: r.fd is an open socket we own.
+        unsafe { libc::shutdown(r.fd.as_raw_fd(), libc::SHUT_RDWR) };
+    }
+    stopped.len()
+}
+
 fn forget(id: u64) {
     RUNNING.lock().unwrap_or_else(|p| p.into_inner()).retain(|r| r.id != id);
 }

@@ -363,7 +363,8 @@ fn load_show_and_destroy() {
     }
     let file = recipe(
         "repl-load.rhai",
-        "param hosts = [\"red\", \"green\"];\nlet loaded = true;\nfor h in hosts { netns::add(h); }\n",
+        "param hosts = [\"red\", \"green\"];\nlet loaded = true;\nfor h in hosts { netns::add(h); }\n\
+         probe::serve(\"internet\", 8081);\n",
     );
     let t = repl();
     assert!(
@@ -374,6 +375,8 @@ fn load_show_and_destroy() {
     assert!(s.contains("netns red") && s.contains("netns green"), "{s}");
     assert!(t.entry(":destroy").contains("removed lab repl: 2 operations undone"));
     assert_line(&t.entry("netns::list()"), "[\"internet\"]");
+    // The lab's server in `internet` went with it: the port is free for the rebuilt lab.
+    assert_line(&t.entry("probe::serve(\"internet\", 8081)"), "8081");
 }
 
 #[test]
