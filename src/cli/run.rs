@@ -84,13 +84,16 @@ pub fn run(a: Args) -> Result<(), Failed> {
     // A veth still held back is created now; if that fails, the run fails and rolls back.
     let result = result.and_then(|()| session.kernel().flush().map_err(|e| Diag::plain(&e)));
     if a.interactive {
+        let failed = result.is_err();
         if let Err(d) = result {
             report(d);
             eprintln!(
                 "what lab {lab} built before the failure is kept for you to explore (`:destroy` removes it)"
             );
         }
-        return super::repl::after_recipe(engine, scope, &r, session, a.sandbox, a.explain);
+        super::repl::after_recipe(engine, scope, &r, session, a.sandbox, a.explain)?;
+        // Exit code 0 means the recipe succeeded, also when a REPL came after it.
+        return if failed { Err(Failed(1)) } else { Ok(()) };
     }
     set_backend(None);
     match result {

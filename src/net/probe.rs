@@ -184,12 +184,14 @@ fn ping_here(
         let now = Instant::now();
         if sent < echoes.count && now >= start + echoes.interval * sent {
             let packet = echo_request(v6, ident, sent as u16, &payload);
+            // Before the send: on a veth the reply is often queued before sendto returns.
+            let at = Instant::now();
             match send_to(&fd, &packet, addr, scope) {
                 Ok(()) => {}
                 Err(e) if send_error_is_loss(&e) => {}
                 Err(e) => return Err(e),
             }
-            sent_at.push(Instant::now());
+            sent_at.push(at);
             answered.push(false);
             continue;
         }

@@ -443,6 +443,34 @@ fn piped_input_runs_entry_by_entry() {
     assert!(stderr.contains("did you mean netns::add?"), "{stderr}");
 }
 
+/// `run -i` of a failing recipe opens the REPL on what was built, and still exits non-zero:
+/// exit code 0 means the recipe worked.
+#[test]
+fn run_interactive_exit_code_tells_whether_the_recipe_worked() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let bad = recipe("repl-run-i-bad.rhai", "netns::add(\"red\");\nassert(false, \"broken\");\n");
+    let good = recipe("repl-run-i-good.rhai", "netns::add(\"red\");\n");
+    for (file, code) in [(bad, 1), (good, 0)] {
+        let state = root()
+            .join("target")
+            .join("repl-state")
+            .join(format!("run-i-{}-{code}", std::process::id()));
+        let out = Command::new(bin())
+            .args(["run", "-i", "--sandbox", &file])
+            .current_dir(root())
+            .env("NO_COLOR", "1")
+            .env("XDG_STATE_HOME", &state)
+            .env_remove("NSLAB_SANDBOX")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_dir_all(&state);
+        assert_eq!(out.status.code(), Some(code), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
 /// Outside `--sandbox` the REPL's lab outlives the REPL: the next `nslab repl` continues it,
 /// and `:destroy` removes it. (Run inside `nslab sandbox`, which stands for the host.)
 #[test]

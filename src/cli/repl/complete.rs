@@ -195,7 +195,8 @@ pub fn spot(text: &str) -> Spot {
         .map(|i| i + text[i..].chars().next().map_or(1, char::len_utf8))
         .unwrap_or(0);
     let word = &text[start..];
-    if word.starts_with(|c: char| c.is_ascii_digit()) {
+    // After a `.` comes a method or a map field, never a keyword, module or variable.
+    if word.starts_with(|c: char| c.is_ascii_digit()) || text[..start].ends_with('.') {
         return Spot::Nothing;
     }
     match word.rsplit_once("::") {
@@ -385,6 +386,8 @@ mod tests {
         assert_eq!(spot(":help netns::a"), Spot::HelpTopic { prefix: "netns::a".into() });
         assert_eq!(spot(":load scr"), Spot::File);
         assert_eq!(spot("x = 12"), Spot::Nothing);
+        assert_eq!(spot("p.re"), Spot::Nothing, "not `p.return`");
+        assert_eq!(spot("hosts.le"), Spot::Nothing);
     }
 
     #[test]

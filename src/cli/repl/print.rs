@@ -108,7 +108,15 @@ fn array(a: &Array, style: &Style) -> String {
     if one_line.chars().count() <= 100 && !one_line.contains('\n') {
         return one_line;
     }
-    a.iter().map(|v| render(v, style)).collect::<Vec<_>>().join("\n")
+    // Too long for one line: one item a line, strings as they are (nat::list's rules), not
+    // quoted and escaped.
+    a.iter()
+        .map(|v| match v.read_lock::<rhai::ImmutableString>() {
+            Some(s) => s.to_string(),
+            None => render(v, style),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn columns(rows: &[&Map]) -> Vec<String> {
@@ -251,5 +259,12 @@ mod tests {
         assert_eq!(show(r#""line 1\nline 2\n""#), "line 1\nline 2");
         assert_eq!(show(r#"["internet", "red"]"#), r#"["internet", "red"]"#);
         assert_eq!(show("[]"), "[]");
+        // Long lists of strings: a line each, unquoted (like `iptables -S`).
+        let rule = "-A POSTROUTING -s 192.168.24.0/24 -m comment --comment \\\"nslab:repl\\\" -j MASQUERADE";
+        assert_eq!(
+            show(&format!(r#"["{rule}", "{rule}"]"#)),
+            "-A POSTROUTING -s 192.168.24.0/24 -m comment --comment \"nslab:repl\" -j MASQUERADE\n\
+             -A POSTROUTING -s 192.168.24.0/24 -m comment --comment \"nslab:repl\" -j MASQUERADE"
+        );
     }
 }
