@@ -54,7 +54,8 @@ pub struct LinkTag {
 }
 
 pub struct Kernel {
-    socks: RefCell<HashMap<Ns, Rc<NlSocket>>>,
+    /// One socket per netns, with the inode of the netns it was opened in (0: the host).
+    socks: RefCell<HashMap<Ns, (Rc<NlSocket>, u64)>>,
     tag: Option<LinkTag>,
     /// `--no-ipv6` (see [`Kernel::set_no_ipv6`]).
     no_ipv6: Cell<bool>,
@@ -278,7 +279,13 @@ impl Kernel {
     /// The cached netlink socket of `ns`, opened on first use.
     fn sock(&self, ns: Option<&str>) -> NetResult<Rc<NlSocket>> {
         let key: Ns = ns.map(str::to_string);
-        if let Some(s) = self.socks.borrow().get(&key) {
+        // The netns behind a name can change under a long session (`ip netns del red; ip
+        // netns add red` in another terminal): a socket of the old one would act on a dead
+        // netns. One stat per request (~1 µs) tells.
+        let ino = ns.map_or(0, netns_ino);
+        if let Some((s, at)) = self.socks.borrow().get(&key)
+            && *at == ino
+        {
             return Ok(s.clone());
         }
         let s = match ns {
@@ -289,7 +296,7 @@ impl Kernel {
             NetError::new(format!("cannot open a netlink socket in {}: {e}", place(ns)))
         })?;
         let s = Rc::new(s);
-        self.socks.borrow_mut().insert(key, s.clone());
+        self.socks.borrow_mut().insert(key, (s.clone(), ino));
         Ok(s)
     }
 
@@ -430,7 +437,9 @@ impl Kernel {
                 })?;
                 match sock {
                     Ok(sock) => {
-                        self.socks.borrow_mut().insert(Some(name.clone()), Rc::new(sock));
+                        self.socks
+                            .borrow_mut()
+                            .insert(Some(name.clone()), (Rc::new(sock), netns_ino(name)));
                         if no_ipv6 {
                             self.v6_off_ns.borrow_mut().insert(name.clone());
                         }
@@ -1094,6 +1103,12 @@ fn link_info(m: &LinkMessage, names: &HashMap<u32, String>) -> LinkInfo {
         l.peer_index = None;
     }
     l
+}
+
+/// The inode of named netns `name` (1 when it does not exist: no socket matches it).
+fn netns_ino(name: &str) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(netns::path(name)).map_or(1, |m| m.ino())
 }
 
 fn promote_key(dev: &str) -> String {

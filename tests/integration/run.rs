@@ -292,6 +292,27 @@ fn a_lab_is_named_after_its_recipe_and_tagged() {
     assert_eq!(l[0]["master"], "linux-bridge");
 }
 
+/// A netns deleted and made again under the same name behind nslab's back (another
+/// terminal during a REPL session): nslab acts on the new one, not on the dead one its
+/// cached socket pointed at.
+#[test]
+fn a_netns_replaced_by_hand_is_the_one_used() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe(
+        "replaced.rhai",
+        r#"netns::add("x");
+assert(link::list("x").len() == 1);
+netns::exec("internet", ["sh", "-c", "ip netns del x && ip netns add x"]);
+bridge::add("x", "br9");
+"#,
+    );
+    let r = sandboxed(&format!("nslab run {path} > /dev/null; ip -n x -o link show br9 | wc -l"));
+    r.ok();
+    assert_eq!(r.stdout, "1\n");
+}
+
 #[test]
 fn ping_counts_echoes_like_ping() {
     if !kernel_tests_possible() {
