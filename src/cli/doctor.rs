@@ -335,10 +335,8 @@ fn check_leftovers(kernel: &Kernel, checks: &mut Vec<Check>, have_iptables: bool
             if let Some(lab) = l.alias.as_deref().and_then(|a| a.strip_prefix("nslab:"))
                 && !known(lab, ns.as_deref(), l)
             {
-                let at = match ns {
-                    Some(n) => format!("ip -n {n} link del {}", l.name),
-                    None => format!("ip link del {}", l.name),
-                };
+                // Quoted: a link name may hold what a shell would run.
+                let at = crate::net::Op::LinkDel { ns: ns.clone(), dev: l.name.clone() }.command();
                 orphans.push((
                     format!(
                         "link {} in {} (nslab:{lab})",

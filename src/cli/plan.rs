@@ -74,17 +74,18 @@ pub fn render(
     let run = if host.no_ipv6 { "`nslab run --no-ipv6`" } else { "`nslab run`" };
     let place =
         if host.sandboxed { "this sandbox (uplink, netns internet)" } else { "a fresh host" };
-    out +=
-        &format!("# nslab plan {recipe}: lab {lab} as {run} builds it, for {place}; run as root\n");
+    out += &comment(&format!(
+        "nslab plan {recipe}: lab {lab} as {run} builds it, for {place}; run as root"
+    ));
     if params.is_empty() {
         out += "# params: none\n";
     } else {
         out += "# params:\n";
         for p in params {
-            match overrides.get(&p.name) {
-                Some(v) => out += &format!("#   {} = {v}  (--set)\n", p.name),
-                None => out += &format!("#   {} = {}\n", p.name, p.default_text),
-            }
+            out += &comment(&match overrides.get(&p.name) {
+                Some(v) => format!("  {} = {v}  (--set)", p.name),
+                None => format!("  {} = {}", p.name, p.default_text),
+            });
         }
     }
     for l in lines {
@@ -92,4 +93,10 @@ pub fn render(
         out.push('\n');
     }
     out
+}
+
+/// `text` as comment lines: a newline in a value (`--set`, a multi-line default, a file
+/// name) continues the comment instead of starting a command.
+fn comment(text: &str) -> String {
+    text.split('\n').map(|l| format!("# {}\n", l.trim_end())).collect()
 }

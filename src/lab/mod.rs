@@ -2,6 +2,7 @@
 
 pub mod backend;
 pub mod journal;
+pub mod owner;
 pub mod plan;
 pub mod sandbox;
 pub mod session;

@@ -29,11 +29,11 @@ use crate::net::error::{generic, place};
 use crate::net::exec::ExecOutput;
 use crate::net::info::{AddrInfo, FdbEntry, LinkInfo, NeighInfo, RouteInfo};
 use crate::net::kernel::{
-    bridges_do_not_nest, cannot_join_bridge, gateway_needs_link, is_link_local, no_link,
-    not_a_bridge, pinned_to_netns, route_dev_down,
+    bridges_do_not_nest, cannot_join_bridge, gateway_needs_link, ipv6_disabled, is_link_local,
+    no_link, not_a_bridge, pinned_to_netns, route_dev_down, sysctl_rejected,
 };
 use crate::net::netns::missing;
-use crate::net::op::{Ns, shell_words};
+use crate::net::op::{Ns, q, shell_words};
 use crate::net::probe::{Echoes, PingResult, TcpResult, serve_line};
 use crate::net::{NetError, NetResult, Op};
 
@@ -53,6 +53,8 @@ struct Link {
     peer: Option<usize>,
     /// Created by the plan: carries the lab's alias and group, as `nslab run` sets them.
     tagged: bool,
+    /// `net.ipv6.conf.NAME.disable_ipv6` is on: no IPv6 address can be added.
+    v6_off: bool,
 }
 
 /// A route added by the recipe; connected routes are derived from addresses and link state.
@@ -91,6 +93,8 @@ struct Model {
     links: Vec<Link>,
     alias: String,
     group: u32,
+    /// The plan stands for `nslab run --no-ipv6` (only the words of a refusal differ).
+    no_ipv6: bool,
 }
 
 /// Where a traced packet ended up.
@@ -144,6 +148,7 @@ impl Model {
             links: Vec::new(),
             alias: format!("nslab:{lab}"),
             group: journal::group_of(lab),
+            no_ipv6: false,
         };
         m.add_space(None);
         // A host's loopback is up with its addresses; a new netns's is down and bare.
@@ -185,6 +190,7 @@ impl Model {
     fn new_link(&mut self, ns: Ns, name: &str, kind: &'static str, tagged: bool) -> usize {
         let uid = self.links.iter().map(|l| l.uid + 1).max().unwrap_or(0);
         let space = self.spaces.get_mut(&ns).expect("the netns was checked");
+        let v6_off = v6_default_off(space);
         let index = space.next_index;
         space.next_index += 1;
         let (mac, mtu) = match kind {
@@ -204,6 +210,7 @@ impl Model {
             master: None,
             peer: None,
             tagged,
+            v6_off,
         });
         uid
     }
@@ -212,9 +219,11 @@ impl Model {
         let Some(i) = self.find(ns, dev) else { return };
         self.links[i].up = up;
         if up && self.links[i].kind == "loopback" {
-            // The kernel gives lo its addresses when it first comes up.
+            // The kernel gives lo its addresses when it comes up (::1 unless IPv6 is off).
+            let v6_off = self.links[i].v6_off;
             let space = self.spaces.get_mut(&key(ns)).expect("the netns exists");
-            for a in ["127.0.0.1/8", "::1/128"] {
+            let mine: &[&str] = if v6_off { &["127.0.0.1/8"] } else { &["127.0.0.1/8", "::1/128"] };
+            for a in mine {
                 let a: IpNet = a.parse().expect("valid");
                 if !space.addrs.iter().any(|(d, x)| d == dev && *x == a) {
                     space.addrs.push((dev.to_string(), a));
@@ -226,11 +235,55 @@ impl Model {
         }
     }
 
-    /// What the kernel drops when a link goes down: its IPv4 routes and its neighbours.
+    /// What the kernel drops when a link goes down: its routes, its neighbours and every
+    /// IPv6 address on it, `nodad` (permanent) ones too (addrconf_ifdown with the default
+    /// `keep_addr_on_down=0`; seen with `ip -j addr` on kernel 6.x). IPv4 addresses stay;
+    /// coming up again brings back only lo's ::1 (and link-local addresses the model does
+    /// not track).
     fn link_down(&mut self, ns: Option<&str>, dev: &str) {
         if let Some(space) = self.spaces.get_mut(&key(ns)) {
-            space.routes.retain(|r| r.dev != dev || r.v6);
+            space.routes.retain(|r| r.dev != dev);
             space.neigh.retain(|n| n.dev != dev);
+            space.addrs.retain(|(d, a)| d != dev || a.addr().is_ipv4());
+        }
+    }
+
+    /// `disable_ipv6` on a link changes: off drops its IPv6 addresses and routes; on again
+    /// gives an up lo back its ::1.
+    fn set_v6_off(&mut self, ns: Option<&str>, i: usize, off: bool) {
+        let was = std::mem::replace(&mut self.links[i].v6_off, off);
+        let (dev, up, lo) =
+            (self.links[i].name.clone(), self.links[i].up, self.links[i].kind == "loopback");
+        let Some(space) = self.spaces.get_mut(&key(ns)) else { return };
+        if off {
+            space.addrs.retain(|(d, a)| d != &dev || a.addr().is_ipv4());
+            space.routes.retain(|r| r.dev != dev || !r.v6);
+        } else if was && up && lo {
+            self.set_up(ns, &dev, true);
+        }
+    }
+
+    /// A write of `net.ipv6.conf.{all,default,DEV}.disable_ipv6`: `all` also sets `default`
+    /// and every link of the netns (addrconf_disable_ipv6), DEV only that link.
+    fn disable_ipv6_write(&mut self, ns: Option<&str>, sysctl: &str, value: &str) {
+        let Some(conf) =
+            sysctl.strip_prefix("net.ipv6.conf.").and_then(|k| k.strip_suffix(".disable_ipv6"))
+        else {
+            return;
+        };
+        let off = value.trim().parse::<i64>().is_ok_and(|v| v != 0);
+        let targets: Vec<usize> = match conf {
+            "default" => vec![],
+            "all" => (0..self.links.len()).filter(|&i| self.links[i].ns.as_deref() == ns).collect(),
+            dev => self.find(ns, dev).into_iter().collect(),
+        };
+        if conf == "all"
+            && let Some(space) = self.spaces.get_mut(&key(ns))
+        {
+            space.sysctls.insert("net.ipv6.conf.default.disable_ipv6".into(), value.to_string());
+        }
+        for i in targets {
+            self.set_v6_off(ns, i, off);
         }
     }
 
@@ -357,13 +410,8 @@ impl Model {
                 self.space(Some(to))?;
                 let nsr = ns.as_deref();
                 let i = self.lookup(nsr, dev)?;
-                if self.find(Some(to), dev).is_some() {
-                    return Err(NetError::new(format!(
-                        "netns {to} already has a link named {dev}"
-                    ))
-                    .with_errno(libc::EEXIST)
-                    .with_help("rename one of them"));
-                }
+                // dev_change_net_namespace's order: pinned links, then "nothing to do" (the
+                // same netns: fine, whatever else is there), then a name clash.
                 if matches!(self.links[i].kind, "loopback" | "bridge") {
                     // NETIF_F_NETNS_LOCAL: the kernel refuses to move these.
                     return Err(pinned_to_netns(dev, to));
@@ -371,16 +419,26 @@ impl Model {
                 if nsr == Some(to.as_str()) {
                     return Ok(());
                 }
+                if self.find(Some(to), dev).is_some() {
+                    return Err(NetError::new(format!(
+                        "netns {to} already has a link named {dev}"
+                    ))
+                    .with_errno(libc::EEXIST)
+                    .with_help("rename one of them"));
+                }
                 // Moving takes a link down and loses its addresses, routes and master.
                 self.detach(nsr, dev);
                 let space = self.spaces.get_mut(&Some(to.clone())).expect("checked above");
                 let index = space.next_index;
                 space.next_index += 1;
+                let v6_off = v6_default_off(space);
                 let l = &mut self.links[i];
                 l.ns = Some(to.clone());
                 l.index = index;
                 l.up = false;
                 l.master = None;
+                // The link's IPv6 settings are made anew from the new netns's defaults.
+                l.v6_off = v6_off;
             }
             Op::LinkDel { ns, dev } => {
                 let i = self.lookup(ns.as_deref(), dev)?;
@@ -395,7 +453,10 @@ impl Model {
             }
             Op::AddrAdd { ns, dev, cidr } => {
                 let nsr = ns.as_deref();
-                self.lookup(nsr, dev)?;
+                let i = self.lookup(nsr, dev)?;
+                if cidr.addr().is_ipv6() && self.links[i].v6_off {
+                    return Err(ipv6_disabled(*cidr, dev, nsr, self.no_ipv6));
+                }
                 let space = self.space_mut(nsr)?;
                 // IPv4: the same address with the same prefix; IPv6: the same address.
                 let dup = space.addrs.iter().any(|(d, a)| {
@@ -435,8 +496,13 @@ impl Model {
             }
             Op::SysctlSet { ns, key, value, .. } => {
                 let ns = ns.as_deref();
-                self.sysctl_get(ns, key)?;
+                // A key whose value is numbers takes only numbers (proc_dointvec); ranges
+                // the kernel also checks are not known here.
+                if integers(&self.sysctl_get(ns, key)?) && !integers(value) {
+                    return Err(sysctl_rejected(key, value));
+                }
                 self.space_mut(ns)?.sysctls.insert(key.clone(), value.clone());
+                self.disable_ipv6_write(ns, key, value);
             }
             Op::IptAppend { ns, table, chain, rule } => {
                 self.space_mut(ns.as_deref())?.rules.push((
@@ -471,6 +537,9 @@ impl Model {
         }
         let d = dest.map(|d| d.to_string()).unwrap_or_else(|| "default".into());
         let is_v6 = dest.map(|d| d.addr().is_ipv6()).or(via.map(|v| v.is_ipv6())).unwrap_or(false);
+        // 0.0.0.0/0 and ::/0 are the default route, as the kernel sees them.
+        let dest = dest.filter(|d| d.prefix_len() > 0);
+        let shown = dest.map(|d| d.to_string()).unwrap_or_else(|| "default".into());
         let out = match (via, dev) {
             (Some(gw), None) if is_link_local(gw) => return Err(gateway_needs_link(gw)),
             (_, Some(out_dev)) => {
@@ -499,7 +568,7 @@ impl Model {
             (None, None) => return Err(generic(libc::EINVAL, &format!("cannot add route {d}"))),
         };
         let taken = self.routes_of(ns).iter().any(|r| {
-            let same_dest = r.dest == d && (r.family == "inet6") == is_v6;
+            let same_dest = r.dest == shown && (r.family == "inet6") == is_v6;
             // IPv6 kernel routes have metric 256, ours 1024: only our own collide.
             same_dest && (!is_v6 || r.proto != "kernel")
         });
@@ -525,6 +594,7 @@ impl Model {
             self.lookup(ns, d)?;
         }
         let d = dest.map(|d| d.to_string()).unwrap_or_else(|| "default".into());
+        let dest = dest.filter(|d| d.prefix_len() > 0);
         let space = self.space_mut(ns)?;
         let hit = space.routes.iter().position(|r| {
             r.dest == dest && via.is_none_or(|v| r.via == Some(v)) && dev.is_none_or(|x| r.dev == x)
@@ -542,15 +612,21 @@ impl Model {
     }
 
     /// The link an IPv4 gateway is directly reachable on: a connected subnet or a direct
-    /// route of an up link (what the kernel's nexthop check asks for).
+    /// route of an up link (what the kernel's nexthop check asks for), or the link of an up
+    /// link's own address (the local table answers the nexthop lookup: `ip route add
+    /// default via OWN-ADDRESS` works).
     fn onlink_dev(&self, ns: Option<&str>, gw: IpAddr) -> Option<String> {
         let space = self.space(ns).ok()?;
         let up = |dev: &str| self.find(ns, dev).is_some_and(|i| self.links[i].up);
         space
             .addrs
             .iter()
-            .find(|(d, a)| {
-                up(d) && a.contains(&gw) && a.prefix_len() < a.max_prefix_len() && a.addr() != gw
+            .find(|(d, a)| up(d) && a.addr() == gw)
+            .or_else(|| {
+                space
+                    .addrs
+                    .iter()
+                    .find(|(d, a)| up(d) && a.contains(&gw) && a.prefix_len() < a.max_prefix_len())
             })
             .map(|(d, _)| d.clone())
             .or_else(|| {
@@ -691,8 +767,20 @@ impl Model {
 
     fn sysctl_get(&self, ns: Option<&str>, key: &str) -> NetResult<String> {
         let space = self.space(ns)?;
+        // IPv6 on and off per link is the model's (`--no-ipv6`, writes to `all`).
+        if let Some(conf) =
+            key.strip_prefix("net.ipv6.conf.").and_then(|k| k.strip_suffix(".disable_ipv6"))
+            && conf != "all"
+            && conf != "default"
+            && let Some(i) = self.find(ns, conf)
+        {
+            return Ok(if self.links[i].v6_off { "1" } else { "0" }.into());
+        }
         if let Some(v) = space.sysctls.get(key) {
             return Ok(v.clone());
+        }
+        if key.starts_with("net.ipv6.conf.") && key.ends_with(".disable_ipv6") {
+            return Ok("0".into());
         }
         let no_such = || {
             // The words of `kernel::sysctl_get`.
@@ -971,6 +1059,25 @@ impl Model {
     }
 }
 
+/// New links of a netns start with IPv6 off when its `default.disable_ipv6` says so.
+fn v6_default_off(space: &Space) -> bool {
+    space
+        .sysctls
+        .get("net.ipv6.conf.default.disable_ipv6")
+        .is_some_and(|v| v.trim().parse::<i64>().is_ok_and(|v| v != 0))
+}
+
+/// Whitespace-separated decimal integers, as the kernel's proc_dointvec parses them (`-1`,
+/// not `+1`).
+fn integers(s: &str) -> bool {
+    let mut words = s.split_whitespace().peekable();
+    words.peek().is_some()
+        && words.all(|w| {
+            let d = w.strip_prefix('-').unwrap_or(w);
+            !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())
+        })
+}
+
 /// What the nat rules of a hop look at.
 struct Packet {
     src: Option<IpAddr>,
@@ -1088,6 +1195,17 @@ pub fn save_line(chain: &str, rule: &[String]) -> String {
     out.join(" ")
 }
 
+impl super::owner::World for Model {
+    fn netns_exists(&self, name: &str) -> bool {
+        self.spaces.contains_key(&Some(name.to_string()))
+    }
+
+    fn link(&self, ns: Option<&str>, dev: &str) -> NetResult<Option<LinkInfo>> {
+        self.space(ns)?;
+        Ok(self.find(ns, dev).map(|i| self.info(&self.links[i])))
+    }
+}
+
 /// The plan executor. Build one per plan, install it as the script backend, run the recipe,
 /// then print [`Plan::lines`].
 pub struct Plan {
@@ -1133,6 +1251,7 @@ impl Plan {
     /// Prints the sysctl writes `nslab run --no-ipv6` makes along with each operation.
     pub fn set_no_ipv6(&self, on: bool) {
         *self.v6_off.borrow_mut() = on.then(HashSet::new);
+        self.model.borrow_mut().no_ipv6 = on;
     }
 
     /// The script lines so far: commands and comments, in order.
@@ -1156,36 +1275,14 @@ impl Plan {
         self.lines.borrow_mut().push(line);
     }
 
-    /// `Session::check_owner`'s rules: the lab removes or moves only what it created.
+    /// `owner::check` against the model: the ownership rules of `nslab run`.
     fn check_owner(&self, op: &Op) -> NetResult<()> {
-        let owned = self.owned.borrow();
-        let model = self.model.borrow();
-        let not_ours = |what: String| {
-            Err(NetError::new(format!("{what} was not created by lab {}", self.lab))
-                .with_errno(libc::EPERM)
-                .with_help(format!(
-                    "nslab only removes or moves what its lab created; do it by hand if you mean it: `{}`",
-                    op.command()
-                )))
-        };
-        match op {
-            Op::NetnsDel { name } if !owned.netns.contains(name) => {
-                model.space(Some(name))?;
-                not_ours(format!("netns {name}"))
-            }
-            Op::LinkDel { ns, dev } | Op::LinkSetNetns { ns, dev, .. }
-                if !owned.link_goes(ns.as_deref(), dev) =>
-            {
-                model.lookup(ns.as_deref(), dev)?;
-                not_ours(format!("link {dev} in {}", place(ns.as_deref())))
-            }
-            _ => Ok(()),
-        }
+        super::owner::check(&self.lab, &self.owned.borrow(), op, &*self.model.borrow())
     }
 
     fn prefix(ns: Option<&str>) -> String {
         match ns {
-            Some(n) => format!("ip netns exec {n} "),
+            Some(n) => format!("ip netns exec {} ", q(n)),
             None => String::new(),
         }
     }
@@ -1206,6 +1303,8 @@ impl Backend for Plan {
         self.out(op.command());
         if let Some(off) = self.v6_off.borrow_mut().as_mut() {
             for w in op.no_ipv6_writes(|ns| ns.is_some_and(|n| off.contains(n))) {
+                // The model turns IPv6 off where `nslab run --no-ipv6` does.
+                self.model.borrow_mut().apply(&w)?;
                 self.out(w.command());
             }
             match &op {
@@ -1305,7 +1404,14 @@ impl Backend for Plan {
         dev: Option<&str>,
         echoes: Echoes,
     ) -> NetResult<PingResult> {
-        self.model.borrow().space(ns)?;
+        {
+            let m = self.model.borrow();
+            m.space(ns)?;
+            // `ADDR%DEV` sends out of DEV: the kernel path looks it up first.
+            if let Some(d) = dev {
+                m.lookup(ns, d)?;
+            }
+        }
         let secs = |d: Duration| d.as_secs_f64().ceil().max(1.0) as u64;
         let interval = if echoes.interval < Duration::from_secs(1) {
             format!(" -i{}", echoes.interval.as_secs_f64())
@@ -1321,7 +1427,7 @@ impl Backend for Plan {
         };
         // iputils takes a link after a % for any address.
         let target = match dev {
-            Some(d) => format!("{addr}%{d}"),
+            Some(d) => q(&format!("{addr}%{d}")),
             None => addr.to_string(),
         };
         self.out(format!("{}ping {args} {target}", Plan::prefix(ns)));

@@ -123,85 +123,26 @@ impl Session {
         Ok(())
     }
 
-    /// Refuses an Op that would delete or change something this lab did not create
-    /// (DESIGN §5). Creating is checked by the kernel (EEXIST), except for a netns, checked
-    /// here *before* the Op is journaled: a `kill -9` between journaling and the kernel's
-    /// refusal would otherwise leave a journal entry claiming someone else's netns.
-    /// Queries the kernel only for Ops on links the lab does not own.
+    /// `owner::check` against the kernel.
     fn check_owner(&self, op: &Op) -> NetResult<()> {
-        let owned = self.owned.borrow();
-        let not_ours = |what: String, by_hand: String| {
-            Err(NetError::new(format!("{what} was not created by lab {}", self.lab))
-                .with_errno(libc::EPERM)
-                .with_help(format!("nslab only removes or changes what its lab created; do it by hand if you mean it: `{by_hand}`")))
+        super::owner::check(&self.lab, &self.owned.borrow(), op, self)
+    }
+}
+
+impl super::owner::World for Session {
+    fn netns_exists(&self, name: &str) -> bool {
+        netns::exists(name)
+    }
+
+    /// By index, the way the kernel resolves a name: an altname (systemd gives NICs some)
+    /// reaches a link whose dump name differs, and must not slip past ownership.
+    fn link(&self, ns: Option<&str>, dev: &str) -> NetResult<Option<LinkInfo>> {
+        let index = match self.kernel.link_index(ns, dev) {
+            Ok(i) => i,
+            Err(e) if e.errno == Some(libc::ENODEV) => return Ok(None),
+            Err(e) => return Err(e),
         };
-        let place = |ns: &Option<String>| crate::net::error::place(ns.as_deref());
-        match op {
-            Op::NetnsAdd { name } if netns::exists(name) => Err(NetError::new(format!("netns {name} already exists"))
-                .with_errno(libc::EEXIST)
-                .with_help(format!(
-                    "pick another name, or remove the old one (`nslab destroy LAB` if a lab made it, `ip netns del {name}` if not)"
-                ))),
-            Op::NetnsDel { name } if !owned.netns.contains(name) => {
-                if !netns::exists(name) {
-                    return Err(netns::missing(name));
-                }
-                not_ours(format!("netns {name}"), op.command())
-            }
-            Op::LinkDel { ns, dev } | Op::LinkSetNetns { ns, dev, .. } if !owned.link_goes(ns.as_deref(), dev) => {
-                // Report a missing link as missing, not as foreign.
-                self.kernel.link_index(ns.as_deref(), dev)?;
-                not_ours(format!("link {dev} in {}", place(ns)), op.command())
-            }
-            // Up/down and enslaving are not undone by teardown, so on a foreign link they
-            // are allowed only when they change nothing — except enslaving it to the lab's
-            // own bridge, which deleting the bridge undoes.
-            Op::LinkUp { ns, dev } | Op::LinkDown { ns, dev } | Op::LinkSetMaster { ns, dev, .. }
-                if !owned.link_goes(ns.as_deref(), dev) =>
-            {
-                // By index, the way the kernel resolves the name: an altname (systemd gives
-                // NICs some) reaches a link whose dump name differs.
-                let index = self.kernel.link_index(ns.as_deref(), dev)?;
-                let Some(link) = self.kernel.links(ns.as_deref())?.into_iter().find(|l| l.index == index) else {
-                    return Err(crate::net::kernel::no_link(dev, ns.as_deref()));
-                };
-                if owned.link_goes(ns.as_deref(), &link.name) {
-                    return Ok(());
-                }
-                let allowed = match op {
-                    Op::LinkUp { .. } => link.state == "up",
-                    Op::LinkDown { .. } => link.state == "down",
-                    Op::LinkSetMaster { master: Some(m), .. } => {
-                        link.master.as_deref() == Some(m)
-                            || link.master.is_none() && owned.has_link(ns.as_deref(), m)
-                    }
-                    _ => link.master.is_none() || link.master.as_deref().is_some_and(|m| owned.has_link(ns.as_deref(), m)),
-                };
-                if allowed { Ok(()) } else { not_ours(format!("link {dev} in {}", place(ns)), op.command()) }
-            }
-            Op::AddrDel { ns, dev, cidr } if !owned.link_goes(ns.as_deref(), dev) => {
-                if owned.has_change(|c| matches!(c, Op::AddrAdd { ns: n, dev: d, cidr: x } if n == ns && d == dev && x == cidr)) {
-                    Ok(())
-                } else {
-                    not_ours(format!("address {cidr} on {dev} in {}", place(ns)), op.command())
-                }
-            }
-            Op::RouteDel { ns, dest, via, dev } if !owned.in_owned_ns(ns.as_deref()) => {
-                let ours = owned.has_change(|c| {
-                    matches!(c, Op::RouteAdd { ns: n, dest: de, via: v, dev: d }
-                        if n == ns && de == dest && (via.is_none() || v == via) && (dev.is_none() || d == dev))
-                });
-                let d = dest.map(|d| d.to_string()).unwrap_or_else(|| "default".into());
-                if ours { Ok(()) } else { not_ours(format!("route {d} in {}", place(ns)), op.command()) }
-            }
-            Op::IptDelete { ns, table, chain, rule } if !owned.in_owned_ns(ns.as_deref()) => {
-                let ours = owned.has_change(
-                    |c| matches!(c, Op::IptAppend { ns: n, table: t, chain: ch, rule: r } if n == ns && t == table && ch == chain && r == rule),
-                );
-                if ours { Ok(()) } else { not_ours(format!("iptables rule in {}", place(ns)), op.command()) }
-            }
-            _ => Ok(()),
-        }
+        Ok(self.kernel.links(ns)?.into_iter().find(|l| l.index == index))
     }
 }
 

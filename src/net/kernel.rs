@@ -170,6 +170,29 @@ pub fn gateway_needs_link(gw: IpAddr) -> NetError {
         .with_help(format!("name the link after a %: \"{gw}%eth0\""))
 }
 
+/// An IPv6 address on a link with `disable_ipv6` (the kernel's EACCES); `no_ipv6`: the run
+/// has `--no-ipv6`.
+pub fn ipv6_disabled(cidr: IpNet, dev: &str, ns: Option<&str>, no_ipv6: bool) -> NetError {
+    let e = if no_ipv6 {
+        NetError::new(format!("IPv6 is off in this lab: cannot add {cidr} to {dev}"))
+            .with_help("this run has --no-ipv6; run without it to use IPv6 addresses")
+    } else {
+        NetError::new(format!("IPv6 is disabled on {dev} in {}", place(ns))).with_help(format!(
+            "net.ipv6.conf.{dev}.disable_ipv6 is 1 there; set it to 0 first (sysctl::set)"
+        ))
+    };
+    e.with_errno(libc::EACCES)
+}
+
+/// A sysctl value the kernel's parser refuses (EINVAL), e.g. a word for a number.
+pub fn sysctl_rejected(key: &str, value: &str) -> NetError {
+    NetError::new(format!("the kernel rejected the value {value:?} for {key}"))
+        .with_errno(libc::EINVAL)
+        .with_help(format!(
+            "check what {key} takes: `sysctl {key}` shows its current value (numeric keys take integers, some only a range)"
+        ))
+}
+
 fn veth_exists(name: &str, peer: &str, name_at: Option<&str>, peer_at: Option<&str>) -> NetError {
     NetError::new(format!(
         "link {name} or its peer {peer} already exists ({} / {})",
@@ -569,14 +592,9 @@ impl Kernel {
                                 place(nsr)
                             ))),
                             // The kernel's answer when IPv6 is disabled on the device.
-                            libc::EACCES if cidr.addr().is_ipv6() => Some(if self.no_ipv6.get() {
-                                NetError::new(format!("IPv6 is off in this lab: cannot add {cidr} to {dev}"))
-                                    .with_help("this run has --no-ipv6; run without it to use IPv6 addresses")
-                            } else {
-                                NetError::new(format!("IPv6 is disabled on {dev} in {}", place(nsr))).with_help(
-                                    format!("net.ipv6.conf.{dev}.disable_ipv6 is 1 there; set it to 0 first (sysctl::set)"),
-                                )
-                            }),
+                            libc::EACCES if cidr.addr().is_ipv6() => {
+                                Some(ipv6_disabled(*cidr, dev, nsr, self.no_ipv6.get()))
+                            }
                             _ => None,
                         }
                     })
@@ -755,11 +773,12 @@ impl Kernel {
         let mut b = RouteMessageBuilder::<IpAddr>::new();
         if let Some(d) = dest {
             b = b.destination_prefix(d.network(), d.prefix_len()).map_err(bad)?;
-        } else if let Some(v) = via {
-            // A default route still needs its family.
-            let any = match v {
-                IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-                IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        } else {
+            // A default route still needs its family: the gateway's, else IPv4, as `ip
+            // route add default dev DEV` picks (without one the kernel answers EOPNOTSUPP).
+            let any = match via {
+                Some(IpAddr::V6(_)) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+                _ => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
             };
             b = b.destination_prefix(any, 0).map_err(bad)?;
         }
@@ -1148,10 +1167,7 @@ pub fn sysctl_set(ns: Option<&str>, key: &str, value: &str) -> NetResult<()> {
                 NetError::new(format!("no sysctl {k} in {}", place(nsn.as_deref())))
                     .with_errno(libc::ENOENT)
             }
-            Some(libc::EINVAL) => {
-                NetError::new(format!("the kernel rejected the value {value:?} for {k}"))
-                    .with_errno(libc::EINVAL)
-            }
+            Some(libc::EINVAL) => sysctl_rejected(&k, value),
             Some(libc::EACCES | libc::EPERM) => {
                 NetError::new(format!("cannot write {k}: permission denied"))
                     .with_help("this needs root; run with sudo, or try --sandbox")

@@ -158,36 +158,43 @@ impl Op {
     }
 
     fn write_command(&self, s: &mut String) -> std::fmt::Result {
+        // Every word that is not a fixed keyword is quoted for the shell (`q`): names and
+        // values come from recipes, and the plan is a bash script. Ordinary names need no
+        // quotes and print as they are.
         let n = |ns: &Ns| match ns {
-            Some(ns) => format!("ip -n {ns} "),
+            Some(ns) => format!("ip -n {} ", q(ns)),
             None => "ip ".to_string(),
         };
         match self {
-            Op::NetnsAdd { name } => write!(s, "ip netns add {name}"),
-            Op::NetnsDel { name } => write!(s, "ip netns del {name}"),
-            Op::BridgeAdd { ns, name } => write!(s, "{}link add {name} type bridge", n(ns)),
+            Op::NetnsAdd { name } => write!(s, "ip netns add {}", q(name)),
+            Op::NetnsDel { name } => write!(s, "ip netns del {}", q(name)),
+            Op::BridgeAdd { ns, name } => write!(s, "{}link add {} type bridge", n(ns), q(name)),
             Op::VethAdd { ns, name, peer, peer_ns } => {
-                write!(s, "{}link add {name} type veth peer name {peer}", n(ns))?;
+                write!(s, "{}link add {} type veth peer name {}", n(ns), q(name), q(peer))?;
                 match peer_ns {
-                    Some(p) => write!(s, " netns {p}"),
+                    Some(p) => write!(s, " netns {}", q(p)),
                     None => Ok(()),
                 }
             }
-            Op::LinkUp { ns, dev } => write!(s, "{}link set {dev} up", n(ns)),
-            Op::LinkDown { ns, dev } => write!(s, "{}link set {dev} down", n(ns)),
+            Op::LinkUp { ns, dev } => write!(s, "{}link set {} up", n(ns), q(dev)),
+            Op::LinkDown { ns, dev } => write!(s, "{}link set {} down", n(ns), q(dev)),
             Op::LinkSetMaster { ns, dev, master: Some(m) } => {
-                write!(s, "{}link set {dev} master {m}", n(ns))
+                write!(s, "{}link set {} master {}", n(ns), q(dev), q(m))
             }
             Op::LinkSetMaster { ns, dev, master: None } => {
-                write!(s, "{}link set {dev} nomaster", n(ns))
+                write!(s, "{}link set {} nomaster", n(ns), q(dev))
             }
-            Op::LinkSetNetns { ns, dev, to } => write!(s, "{}link set {dev} netns {to}", n(ns)),
-            Op::LinkDel { ns, dev } => write!(s, "{}link del {dev}", n(ns)),
+            Op::LinkSetNetns { ns, dev, to } => {
+                write!(s, "{}link set {} netns {}", n(ns), q(dev), q(to))
+            }
+            Op::LinkDel { ns, dev } => write!(s, "{}link del {}", n(ns), q(dev)),
             Op::AddrAdd { ns, dev, cidr } => {
                 let nodad = if cidr.addr().is_ipv6() { " nodad" } else { "" };
-                write!(s, "{}addr add {cidr} dev {dev}{nodad}", n(ns))
+                write!(s, "{}addr add {} dev {}{nodad}", n(ns), q(&cidr.to_string()), q(dev))
             }
-            Op::AddrDel { ns, dev, cidr } => write!(s, "{}addr del {cidr} dev {dev}", n(ns)),
+            Op::AddrDel { ns, dev, cidr } => {
+                write!(s, "{}addr del {} dev {}", n(ns), q(&cidr.to_string()), q(dev))
+            }
             Op::RouteAdd { ns, dest, via, dev } | Op::RouteDel { ns, dest, via, dev } => {
                 let verb = if matches!(self, Op::RouteAdd { .. }) { "add" } else { "del" };
                 let family = match (dest, via) {
@@ -196,46 +203,49 @@ impl Op {
                 };
                 write!(s, "{}{family}route {verb} ", n(ns))?;
                 match dest {
-                    Some(d) => write!(s, "{d}")?,
+                    Some(d) => write!(s, "{}", q(&d.to_string()))?,
                     None => write!(s, "default")?,
                 }
                 if let Some(v) = via {
-                    write!(s, " via {v}")?;
+                    write!(s, " via {}", q(&v.to_string()))?;
                 }
                 if let Some(d) = dev {
-                    write!(s, " dev {d}")?;
+                    write!(s, " dev {}", q(d))?;
                 }
                 Ok(())
             }
-            Op::SysctlSet { ns, key, value, .. } => match ns {
-                Some(ns) => write!(s, "ip netns exec {ns} sysctl -qw {key}={value}"),
-                None => write!(s, "sysctl -qw {key}={value}"),
-            },
+            Op::SysctlSet { ns, key, value, .. } => {
+                // One word: a value with a space (`ping_group_range`) must stay one.
+                let kv = q(&format!("{key}={value}"));
+                match ns {
+                    Some(ns) => write!(s, "ip netns exec {} sysctl -qw {kv}", q(ns)),
+                    None => write!(s, "sysctl -qw {kv}"),
+                }
+            }
             Op::IptAppend { ns, table, chain, rule } | Op::IptDelete { ns, table, chain, rule } => {
                 let flag = if matches!(self, Op::IptAppend { .. }) { "-A" } else { "-D" };
                 if let Some(ns) = ns {
-                    write!(s, "ip netns exec {ns} ")?;
+                    write!(s, "ip netns exec {} ", q(ns))?;
                 }
-                write!(s, "iptables -t {table} {flag} {chain} {}", shell_words(rule))
+                write!(s, "iptables -t {} {flag} {} {}", q(table), q(chain), shell_words(rule))
             }
         }
     }
 }
 
+/// One word for a shell: as it is when it needs no quotes, else in single quotes.
+pub fn q(word: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c);
+    if !word.is_empty() && word.chars().all(safe) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
 /// Joins arguments for a shell, quoting only where needed.
 pub fn shell_words(args: &[String]) -> String {
-    args.iter()
-        .map(|a| {
-            if !a.is_empty()
-                && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+!".contains(c))
-            {
-                a.clone()
-            } else {
-                format!("'{}'", a.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    args.iter().map(|a| if a == "!" { a.clone() } else { q(a) }).collect::<Vec<_>>().join(" ")
 }
 
 /// Interface names: at most 15 bytes (IFNAMSIZ - 1), no `/`, no white space, not `.`/`..`.
@@ -390,6 +400,36 @@ mod tests {
             old: None,
         };
         assert_eq!(op.command(), "ip netns exec r sysctl -qw net.ipv4.ip_forward=1");
+    }
+
+    #[test]
+    fn every_word_from_a_recipe_is_quoted() {
+        let op = Op::BridgeAdd { ns: None, name: "b$(id>&2)".into() };
+        assert_eq!(op.command(), "ip link add 'b$(id>&2)' type bridge");
+        let op = Op::SysctlSet {
+            ns: Some("r".into()),
+            key: "net.ipv4.ping_group_range".into(),
+            value: "0 2147483647".into(),
+            old: None,
+        };
+        assert_eq!(
+            op.command(),
+            "ip netns exec r sysctl -qw 'net.ipv4.ping_group_range=0 2147483647'"
+        );
+        let op = Op::SysctlSet {
+            ns: None,
+            key: "net.ipv4.ip_forward".into(),
+            value: "1;echo PWNED>&2".into(),
+            old: None,
+        };
+        assert_eq!(op.command(), "sysctl -qw 'net.ipv4.ip_forward=1;echo PWNED>&2'");
+        let op = Op::RouteAdd {
+            ns: None,
+            dest: None,
+            via: Some("fe80::1".parse().unwrap()),
+            dev: Some("e'x".into()),
+        };
+        assert_eq!(op.command(), r"ip -6 route add default via fe80::1 dev 'e'\''x'");
     }
 
     #[test]

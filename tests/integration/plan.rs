@@ -408,6 +408,39 @@ const REFUSED: &[(&str, &str)] = &[
         "bridge::add(\"br0\");\nbridge::add(\"br1\");\nlink::set_master(\"br1\", \"br0\");",
         "cannot plug bridge br1 into bridge br0: bridges do not nest",
     ),
+    // Ownership: run refuses changes to what the lab did not create; so does the plan.
+    ("link::down(\"lo\");", "link lo in the host was not created by lab"),
+    (
+        "addr::del(\"lo\", \"127.0.0.1/8\");",
+        "address 127.0.0.1/8 on lo in the host was not created by lab",
+    ),
+    (
+        "route::del(\"default\", \"203.0.113.1\");",
+        "route default in the host was not created by lab",
+    ),
+    (
+        "netns::add(\"h\");\nveth::add(\"va\", \"b\", \"h\");\nlink::up(\"h\", \"b\");\naddr::add(\"h\", \"b\", \"10.5.0.2/24\");\nroute::add(\"h\", \"default\", \"10.5.0.1\");\nroute::add(\"h\", \"0.0.0.0/0\", \"10.5.0.1\");",
+        "netns h already has a route 0.0.0.0/0",
+    ),
+    (
+        "netns::add(\"h\");\nroute::add(\"h\", \"10.6.0.0/16\", \"fd00::1\");",
+        "gateway fd00::1 is IPv6 but the destination 10.6.0.0/16 is IPv4",
+    ),
+    ("nat::masquerade(\"fd00::/64\");", "masquerading IPv6 subnets (fd00::/64) is not supported"),
+    ("netns::add(\"h\");\nprobe::ping(\"h\", \"fe80::1%nope\");", "no link nope in netns h"),
+    (
+        "sysctl::set(\"net.ipv4.ip_forward\", \"banana\");",
+        "the kernel rejected the value \"banana\" for net.ipv4.ip_forward",
+    ),
+    (
+        "sysctl::set(\"net.ipv4.ip_forward\", \"1;echo PWNED>&2\");",
+        "the kernel rejected the value \"1;echo PWNED>&2\" for net.ipv4.ip_forward",
+    ),
+    // Down drops every IPv6 address of a link, nodad ones too; up brings none back.
+    (
+        "netns::add(\"h\");\nveth::add(\"va\", \"b\", \"h\");\naddr::add(\"h\", \"b\", \"fd00::1/64\");\nlink::up(\"h\", \"b\");\nlink::down(\"h\", \"b\");\nlink::up(\"h\", \"b\");\naddr::del(\"h\", \"b\", \"fd00::1/64\");",
+        "b in netns h has no address fd00::1/64",
+    ),
 ];
 
 /// A plan fails where `nslab run` fails, at the same line, with the same words, and prints no
@@ -498,5 +531,147 @@ fn plan_queries_answer_like_the_kernel() {
         .filter(|l| !l.starts_with("nslab plan ") && !l.starts_with("params:"))
         .collect();
     let ran: Vec<&str> = run.stdout.lines().filter(|l| !l.starts_with("lab ")).collect();
+    assert_eq!(printed, ran);
+}
+
+/// Plans `text` (with `flags`), runs the printed script with bash in one sandbox and `nslab
+/// run` in another, and returns (plan, bash's stderr) after checking both built the same.
+fn plan_and_run_agree(name: &str, text: &str, flags: &[&str], keys: &str) -> (String, String) {
+    let path = recipe(name, text);
+    let mut a = vec!["plan", &path];
+    a.extend(flags);
+    let plan = nslab(&a);
+    plan.ok();
+    let file = plan_file(&format!("{name}.sh"), &plan.stdout);
+    let by_bash = sandboxed(&format!(
+        "{STATE_DUMP}\nEXTRA_KEYS='{keys}'\nbash {} >&2\ndump_state",
+        file.display()
+    ));
+    assert_eq!(by_bash.status, 0, "{}\n--- stderr:\n{}", plan.stdout, by_bash.stderr);
+    let by_run = sandboxed(&format!(
+        "{STATE_DUMP}\nEXTRA_KEYS='{keys}'\nnslab run {} {path} >&2\ndump_state",
+        flags.join(" ")
+    ));
+    assert_eq!(by_run.status, 0, "{}", by_run.stderr);
+    let (x, y) = (normalise(&by_bash.stdout), normalise(&by_run.stdout));
+    assert_eq!(x, y, "{name}: the planned script and nslab run built different labs");
+    (plan.stdout, by_bash.stderr)
+}
+
+/// Names and values a shell would run or split are quoted in the plan (and `--explain`):
+/// the printed script runs nothing of them and builds what `nslab run` builds.
+const HOSTILE_RECIPE: &str = r#"param note = "x";
+bridge::add("b$(id>&2)");
+bridge::add("b`id>&2`;x");
+bridge::add("b'q\"|x");
+link::up("b$(id>&2)");
+netns::add("h");
+veth::add("v$(id>&2)", "p>&2;id", "h");
+link::set_master("v$(id>&2)", "b$(id>&2)");
+link::up("v$(id>&2)");
+link::up("h", "p>&2;id");
+addr::add("h", "p>&2;id", "10.8.0.2/24");
+addr::add("b$(id>&2)", "10.8.0.1/24");
+route::add("h", "default", "10.8.0.1");
+route::add("h", "10.9.0.0/16", "dev:p>&2;id");
+sysctl::set("net.ipv4.ping_group_range", "0 2147483647");
+nat::masquerade("10.8.0.0/24", #{out: "b$(id>&2)"});
+print(`done ${note}\nid >&2`);
+netns::exec("h", "echo $(id)");
+"#;
+
+#[test]
+fn hostile_names_and_values_are_quoted() {
+    let path = recipe("plan-hostile.rhai", HOSTILE_RECIPE);
+    let plan = nslab(&["plan", &path, "--set", "note=a\nid >&2"]);
+    plan.ok();
+    assert!(plan.stdout.contains("ip link add 'b$(id>&2)' type bridge\n"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("sysctl -qw 'net.ipv4.ping_group_range=0 2147483647'\n"),
+        "{}",
+        plan.stdout
+    );
+    // Every line that is not a comment is a command the recipe asked for.
+    for l in plan.stdout.lines() {
+        assert!(!l.starts_with("id"), "a newline escaped a comment: {l:?}\n{}", plan.stdout);
+    }
+    if !kernel_tests_possible() {
+        return;
+    }
+    let (_, stderr) =
+        plan_and_run_agree("plan-hostile.rhai", HOSTILE_RECIPE, &[], "net.ipv4.ping_group_range");
+    assert!(!stderr.contains("uid="), "the plan ran a command hidden in a name:\n{stderr}");
+    // --explain prints the same quoted lines.
+    let run = nslab(&["run", "--sandbox", "--explain", &path]);
+    run.ok();
+    assert!(run.stdout.contains("+ ip link add 'b$(id>&2)' type bridge\n"), "{}", run.stdout);
+}
+
+/// What `nslab run` accepts the plan accepts too, and the script builds the same.
+const AGREED: &[&str] = &[
+    // Moving a link into the netns it is in changes nothing.
+    "netns::add(\"red\");\nveth::add(\"v\", \"w\", \"red\");\nlink::set_netns(\"red\", \"w\", \"red\");",
+    // A gateway that is the netns's own address.
+    "netns::add(\"h\");\nveth::add(\"va\", \"eth0\", \"h\");\nlink::up(\"h\", \"eth0\");\naddr::add(\"h\", \"eth0\", \"10.5.0.2/24\");\nroute::add(\"h\", \"default\", \"10.5.0.2\");",
+    // A default route straight out of a link (IPv4, as `ip route` makes it).
+    "netns::add(\"h\");\nveth::add(\"va\", \"eth0\", \"h\");\nlink::up(\"h\", \"eth0\");\nroute::add(\"h\", \"default\", \"dev:eth0\");",
+];
+
+#[test]
+fn plan_succeeds_where_run_succeeds() {
+    for (i, text) in AGREED.iter().enumerate() {
+        let path = recipe(&format!("plan-agreed-{i}.rhai"), &format!("{text}\n"));
+        nslab(&["plan", &path]).ok();
+        if kernel_tests_possible() {
+            plan_and_run_agree(&format!("plan-agreed-{i}.rhai"), &format!("{text}\n"), &[], "");
+        }
+    }
+}
+
+/// `--no-ipv6`: the plan's model has IPv6 off where the run has it off.
+const NO_IPV6_RECIPE: &str = r#"netns::add("a");
+veth::add("v", "vb", "a");
+link::up("a", "lo");
+link::up("a", "vb");
+print(`A ${addr::list("a").map(|x| x.cidr)}`);
+print(`S ${sysctl::get("a", "net.ipv6.conf.vb.disable_ipv6")} ${sysctl::get("a", "net.ipv6.conf.all.disable_ipv6")} ${sysctl::get("net.ipv6.conf.v.disable_ipv6")}`);
+addr::add("a", "vb", "fd00::1/64");
+"#;
+
+#[test]
+fn plan_no_ipv6_refuses_ipv6_like_run() {
+    let path = recipe("plan-noipv6.rhai", NO_IPV6_RECIPE);
+    let plan = nslab(&["plan", "--no-ipv6", &path]);
+    plan.failed();
+    assert!(
+        plan.stderr.contains("IPv6 is off in this lab: cannot add fd00::1/64 to vb"),
+        "{}",
+        plan.stderr
+    );
+    assert!(plan.stderr.contains("plan-noipv6.rhai:7:"), "{}", plan.stderr);
+    // The queries before the refusal (a failed plan prints nothing, so plan them alone).
+    let head: String = NO_IPV6_RECIPE.lines().take(6).map(|l| format!("{l}\n")).collect();
+    let path2 = recipe("plan-noipv6-q.rhai", &head);
+    let plan = nslab(&["plan", "--no-ipv6", &path2]);
+    plan.ok();
+    let printed: Vec<&str> = plan
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("# "))
+        .filter(|l| l.starts_with("A ") || l.starts_with("S "))
+        .collect();
+    assert_eq!(printed, ["A [\"127.0.0.1/8\"]", "S 1 1 1"], "{}", plan.stdout);
+    if !kernel_tests_possible() {
+        return;
+    }
+    let run = nslab(&["run", "--sandbox", "--no-ipv6", &path]);
+    run.failed();
+    let headline = |s: &str| s.lines().find(|l| l.contains('×')).unwrap_or("").trim().to_string();
+    let plan = nslab(&["plan", "--no-ipv6", &path]);
+    assert_eq!(headline(&plan.stderr), headline(&run.stderr));
+    let run = nslab(&["run", "--sandbox", "--no-ipv6", &path2]);
+    run.ok();
+    let ran: Vec<&str> =
+        run.stdout.lines().filter(|l| l.starts_with("A ") || l.starts_with("S ")).collect();
     assert_eq!(printed, ran);
 }

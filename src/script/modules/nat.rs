@@ -36,7 +36,18 @@ pub fn masq(
     opts: rhai::Map,
 ) -> RhaiResultOf<()> {
     check_opts(ctx, &opts, &["out"])?;
-    let net = parse_cidr(ctx, source)?.trunc().to_string();
+    let net = parse_cidr(ctx, source)?.trunc();
+    if net.addr().is_ipv6() {
+        // `iptables` is IPv4 only: it would refuse the rule with a bare exit code.
+        return Err(fail(
+            ctx,
+            invalid(
+                format!("masquerading IPv6 subnets ({net}) is not supported"),
+                "masquerade an IPv4 subnet; IPv6 labs route their addresses without NAT",
+            ),
+        ));
+    }
+    let net = net.to_string();
     // `! -d SUBNET`: bridged packets traverse iptables on this kernel (br_netfilter), so a
     // bare `-s SUBNET -j MASQUERADE` would make green see red's packets come from the
     // gateway. Traffic that stays inside the subnet keeps its source address.
@@ -103,7 +114,7 @@ pub mod nat_mod {
 
     /// Masquerades traffic from `source_cidr` leaving the subnet (egress NAT), like
     /// `iptables -t nat -A POSTROUTING -s SUBNET ! -d SUBNET -j MASQUERADE`. Traffic between
-    /// hosts of the subnet keeps its own source address.
+    /// hosts of the subnet keeps its own source address. IPv4 subnets only (iptables).
     ///
     /// ```rhai
     /// nat::masquerade("192.168.24.0/24");

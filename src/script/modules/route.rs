@@ -1,8 +1,8 @@
 use rhai::plugin::*;
 
 use crate::net::Op;
-use crate::script::RhaiResultOf;
 use crate::script::modules::{ifname, parse_cidr, parse_ip};
+use crate::script::{RhaiResultOf, fail, invalid};
 
 pub fn build(
     ctx: &NativeCallContext,
@@ -19,6 +19,26 @@ pub fn build(
         (None, Some((gw, d))) => (Some(parse_ip(ctx, gw)?), Some(ifname(ctx, d)?)),
         (None, None) => (Some(parse_ip(ctx, via)?), None),
     };
+    // The kernel would answer a gateway of the other family with a bare "No route to host".
+    if let (Some(d), Some(gw)) = (dest, via)
+        && d.addr().is_ipv6() != gw.is_ipv6()
+    {
+        let fam = |v6: bool| if v6 { "IPv6" } else { "IPv4" };
+        return Err(fail(
+            ctx,
+            invalid(
+                format!(
+                    "gateway {gw} is {} but the destination {d} is {}",
+                    fam(gw.is_ipv6()),
+                    fam(d.addr().is_ipv6())
+                ),
+                format!(
+                    "a route's gateway has its destination's family: an {} gateway for {d}",
+                    fam(d.addr().is_ipv6())
+                ),
+            ),
+        ));
+    }
     Ok(if add { Op::RouteAdd { ns, dest, via, dev } } else { Op::RouteDel { ns, dest, via, dev } })
 }
 
@@ -32,7 +52,8 @@ pub mod route_mod {
     /// Adds a route, like `ip route add DEST via GATEWAY`. `dest` is a prefix or `"default"`;
     /// `via` is the gateway address, `"ADDR%DEV"` for a gateway reached out of link DEV (a
     /// link-local IPv6 gateway needs it: `"fe80::1%eth0"`), or `"dev:NAME"` for a route
-    /// straight out of a link.
+    /// straight out of a link (`"default"` with `"dev:NAME"` is the IPv4 default route, as
+    /// with `ip route add default dev NAME`). A gateway has its destination's family.
     ///
     /// ```rhai
     /// route::add("10.1.0.0/16", "192.168.24.254");
