@@ -70,7 +70,7 @@ impl Diag {
         }
     }
 
-    fn at(
+    pub fn at(
         message: String,
         help: Option<String>,
         source: &Source,
@@ -187,6 +187,16 @@ fn words(err: &EvalAltResult) -> (String, Option<String>) {
         EvalAltResult::ErrorTerminated(..) => ("interrupted".into(), None),
         EvalAltResult::ErrorParsing(p, _) => (format!("syntax error: {p}"), None),
         other => (without_position(&other.to_string()), None),
+    }
+}
+
+/// What the span of the innermost error marks.
+fn label(err: &EvalAltResult) -> &'static str {
+    match err {
+        EvalAltResult::ErrorParsing(..) => "here",
+        // `throw` of a value of the script's own: no call failed.
+        EvalAltResult::ErrorRuntime(v, _) if !v.is::<NetError>() => "thrown here",
+        _ => "this call failed",
     }
 }
 
@@ -324,7 +334,7 @@ pub fn eval_error(
     let (message, help) = words(e);
     let inner_pos = e.position();
     if frames.is_empty() {
-        return Diag::at(message, help, main, inner_pos, Some("this call failed".into()));
+        return Diag::at(message, help, main, inner_pos, Some(label(e).into()));
     }
     // The source each frame's position is in: the recipe for the first, then the source of
     // the function called by the frame before.
@@ -354,7 +364,7 @@ pub fn eval_error(
         None,
         &here,
         inner_pos,
-        Some("this call failed".into()),
+        Some(label(e).into()),
     );
     d.severity = Some(miette::Severity::Advice);
     related.push(d);

@@ -1,0 +1,148 @@
+//! The script language around the network functions: imports, caught errors, params.
+
+use crate::common::{self, kernel_tests_possible, nslab, recipe, snapshot};
+
+/// Runs `path` in a sandbox; it must fail without a panic or a crash, and roll back.
+fn fails_and_rolls_back(path: &str) -> String {
+    let r = nslab(&["run", "--sandbox", path]);
+    r.failed();
+    assert_eq!(r.status, 1, "a diagnostic, not a crash:\n{}", r.stderr);
+    assert!(r.stderr.contains("nothing is left behind"), "{}", r.stderr);
+    r.stderr.clone()
+}
+
+#[test]
+fn a_cyclic_import_is_a_diagnostic_and_rolls_back() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    recipe("cyc1.rhai", "import \"cyc2\" as c;\n");
+    recipe("cyc2.rhai", "import \"cyc1\" as c;\n");
+    let path = recipe(
+        "imp-cycle.rhai",
+        "netns::add(\"leak\");\nbridge::add(\"leakbr\");\nimport \"cyc2\" as c;\n",
+    );
+    let err = fails_and_rolls_back(&path);
+    assert!(err.contains("import cycle: target/test-recipes/cyc2.rhai → target/"), "{err}");
+    assert!(err.contains("rolled back 2 operations"), "{err}");
+    snapshot("script-import-cycle.txt", &err);
+
+    // A module importing itself, and one imported twice (no cycle: loaded once).
+    recipe("self-imp.rhai", "import \"self-imp\" as me;\n");
+    let path = recipe("imp-self.rhai", "netns::add(\"a\");\nimport \"self-imp\" as s;\n");
+    let err = fails_and_rolls_back(&path);
+    assert!(err.contains("import cycle:"), "{err}");
+    recipe("twice-leaf.rhai", "fn f() { 1 }\n");
+    recipe("twice-mid.rhai", "import \"twice-leaf\" as l;\nfn g() { l::f() }\n");
+    let path = recipe(
+        "imp-twice.rhai",
+        "import \"twice-leaf\" as l;\nimport \"twice-mid\" as m;\nassert(l::f() + m::g() == 2);\n",
+    );
+    nslab(&["run", "--sandbox", &path]).ok();
+}
+
+#[test]
+fn errors_inside_an_imported_file_point_into_it() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    std::fs::create_dir_all(common::root().join("target/test-recipes/lib")).unwrap();
+    recipe(
+        "lib/helper.rhai",
+        "fn mk(name) {\n    bridge::add(name);\n    bridge::add(name, \"this-name-is-too-long\");\n}\n",
+    );
+    let path = recipe(
+        "imp-helper.rhai",
+        "import \"lib/helper\" as h;\nnetns::add(\"x\");\nh::mk(\"x\");\n",
+    );
+    let err = fails_and_rolls_back(&path);
+    assert!(err.contains("[target/test-recipes/lib/helper.rhai:3:5]"), "{err}");
+    snapshot("script-import-error.txt", &err);
+
+    recipe("lib/broken.rhai", "fn mk(name) {\n  let x = [1, 2;\n}\n");
+    let path = recipe("imp-broken.rhai", "netns::add(\"x\");\nimport \"lib/broken\" as h;\n");
+    let err = fails_and_rolls_back(&path);
+    assert!(err.contains("[target/test-recipes/lib/broken.rhai:2:15]"), "{err}");
+    snapshot("script-import-syntax.txt", &err);
+}
+
+#[test]
+fn caught_errors_are_readable() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe(
+        "catch.rhai",
+        r#"try { netns::add("red"); netns::add("red"); } catch (e) {
+    print(`caught: ${e}`);
+    print(type_of(e));
+    print(e.message);
+    print(e.help);
+    print(e.errno);
+}
+try { assert(false, "nope"); } catch (e) { print(`caught: ${e}`); print(type_of(e.help)); }
+try { throw "plain"; } catch (e) { print(`caught: ${e}`); }
+netns::add("red");
+"#,
+    );
+    let r = nslab(&["run", "--sandbox", &path]);
+    r.failed();
+    let expected = "caught: netns red already exists\nerror\nnetns red already exists\npick another name, or remove the old one (`nslab destroy LAB` if a lab made it, `ip netns del red` if not)\n17\ncaught: assertion failed: nope\n()\ncaught: plain\n";
+    assert_eq!(r.stdout, expected, "{}", r.stderr);
+    // Uncaught, the same error is the usual diagnostic.
+    assert!(r.stderr.contains("× netns red already exists"), "{}", r.stderr);
+    assert!(r.stderr.contains("help: pick another name"), "{}", r.stderr);
+}
+
+#[test]
+fn thrown_values_are_labelled_as_thrown() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe("thrown.rhai", "netns::add(\"a\");\nthrow \"boom\";\n");
+    let err = fails_and_rolls_back(&path);
+    assert!(err.contains("╰── thrown here"), "{err}");
+}
+
+#[test]
+fn array_params_are_checked_item_by_item() {
+    let text = "param ports = [1, 2];\nparam hosts = [\"a\", \"b\"];\nparam mixed = [1, \"a\"];\n";
+    let path = recipe("param-arrays.rhai", text);
+    for (set, wanted) in [
+        ("ports=[1,\"x\"]", "expected an array of integers, like the default (\"x\" is not one)"),
+        ("ports=1,x", "expected an array of integers, like the default (\"x\" is not one)"),
+        ("hosts=[1,2]", "expected an array of strings, like the default (1 is not one)"),
+    ] {
+        let r = nslab(&["plan", &path, "--set", set]);
+        r.failed();
+        assert!(r.stderr.contains(wanted), "--set {set}:\n{}", r.stderr);
+    }
+    let r = nslab(&["plan", &path, "--set", "ports=x"]);
+    r.failed();
+    assert!(r.stderr.contains("param ports defaults to [1, 2]"), "{}", r.stderr);
+    for set in ["ports=3,4", "ports=[5]", "hosts=x,y", "hosts=[\"z\"]", "mixed=[2, true]", "ports="]
+    {
+        nslab(&["plan", &path, "--set", set]).ok();
+    }
+}
+
+#[test]
+fn multi_line_defaults_show_whole_and_params_are_declared_once() {
+    let text = "//! Params.\n\n// the hosts\nparam hosts = [\n    \"a\", // first\n    \"b\",\n];\nparam n = 1;\n";
+    let path = recipe("param-multiline.rhai", text);
+    let r = nslab(&["info", &path]);
+    r.ok();
+    assert!(r.stdout.contains("hosts  array  = [\"a\", \"b\"]\n"), "{}", r.stdout);
+    let j = nslab(&["info", "--json", &path]);
+    j.ok();
+    assert_eq!(common::json(&j.stdout)["params"][0]["default"], "[\"a\", \"b\"]");
+
+    let path = recipe("param-twice.rhai", "param n = 1;\nnetns::add(\"x\");\nparam n = 2;\n");
+    for cmd in ["info", "plan"] {
+        let r = nslab(&[cmd, &path]);
+        r.failed();
+        assert!(r.stderr.contains("param `n` is declared twice"), "{}", r.stderr);
+        assert!(r.stderr.contains(&format!("[{path}:3:1]")), "{}", r.stderr);
+    }
+    snapshot("script-param-twice.txt", &nslab(&["info", &path]).stderr);
+}
