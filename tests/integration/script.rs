@@ -146,3 +146,77 @@ fn multi_line_defaults_show_whole_and_params_are_declared_once() {
     }
     snapshot("script-param-twice.txt", &nslab(&["info", &path]).stderr);
 }
+
+#[test]
+fn a_signal_kills_a_running_exec_and_rolls_back() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let pidfile = common::root().join("target/test-recipes/exec-child.pid");
+    let _ = std::fs::remove_file(&pidfile);
+    let path = recipe(
+        "exec-signal.rhai",
+        &format!(
+            "netns::add(\"a\");\nnetns::exec(\"a\", [\"sh\", \"-c\", \"echo $$ > {}; sleep 30; true\"]);\nnetns::add(\"b\");\n",
+            pidfile.display()
+        ),
+    );
+    for sig in ["INT", "TERM"] {
+        let r = common::sandboxed(&format!(
+            r#"
+            rm -f {pid}
+            nslab run {path} 2> err &
+            nslab=$!
+            for i in $(seq 250); do [ -s {pid} ] && break; sleep 0.02; done
+            [ -s {pid} ] || {{ echo "the command never started"; exit 1; }}
+            start=$(date +%s%N)
+            kill -{sig} $nslab
+            if wait $nslab; then echo "exit 0 after SIG{sig}"; exit 1; fi
+            echo "took $(( ($(date +%s%N) - start) / 1000000 )) ms"
+            if kill -0 $(cat {pid}) 2>/dev/null; then echo "the child survived"; exit 1; fi
+            ip netns list
+            cat err
+            rm -f err
+            "#,
+            pid = pidfile.display()
+        ));
+        r.ok();
+        let ms: u64 = r
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("took ")?.strip_suffix(" ms")?.parse().ok())
+            .unwrap_or_else(|| panic!("{}", r.stdout));
+        assert!(ms < 5000, "SIG{sig} took {ms} ms to stop the run:\n{}", r.stdout);
+        assert!(r.stdout.contains("interrupted while sh ran in netns a"), "{}", r.stdout);
+        // The diagnostic points at the exec call, not the statement after it.
+        assert!(r.stdout.contains(&format!("[{path}:2:1]")), "{}", r.stdout);
+        assert!(r.stdout.contains("rolled back 1 operation"), "{}", r.stdout);
+        assert!(!r.stdout.lines().any(|l| l == "a" || l.starts_with("a ")), "{}", r.stdout);
+    }
+}
+
+#[test]
+fn exec_timeout_kills_the_command() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe(
+        "exec-timeout.rhai",
+        r#"netns::add("a");
+try { netns::exec("a", "sleep 20", #{timeout_ms: 200}); } catch (e) { print(`${e.errno} ${e}`); }
+let r = netns::exec("a", ["sh", "-c", "echo hi"], #{timeout_ms: 5000});
+print(r.stdout);
+netns::exec("a", "sleep 1", #{timeout: 5});
+"#,
+    );
+    let start = std::time::Instant::now();
+    let r = nslab(&["run", "--sandbox", &path]);
+    r.failed();
+    assert!(start.elapsed().as_secs() < 10, "the timeout did not stop sleep 20");
+    assert_eq!(
+        r.stdout, "110 sleep in netns a did not finish within 200 ms\nhi\n\n",
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("unknown option `timeout`"), "{}", r.stderr);
+}
