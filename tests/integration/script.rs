@@ -220,3 +220,72 @@ netns::exec("a", "sleep 1", #{timeout: 5});
     );
     assert!(r.stderr.contains("unknown option `timeout`"), "{}", r.stderr);
 }
+
+#[test]
+fn a_link_inside_a_netns_can_leave_its_bridge() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe(
+        "nomaster-ns.rhai",
+        "netns::add(\"r\");\nbridge::add(\"r\", \"br\");\nveth::add(\"x0\", \"x1\", \"r\");\nlink::set_master(\"r\", \"x1\", \"br\");\nassert(link::list(\"r\").filter(|l| l.name == \"x1\")[0].master == \"br\");\nlink::set_master(\"r\", \"x1\", ());\n",
+    );
+    let r = common::sandboxed(&format!(
+        "nslab run {path}\nip -n r -j link show x1\nnslab plan {path} | grep nomaster"
+    ));
+    r.ok();
+    let json_line = r.stdout.lines().find(|l| l.starts_with('[')).expect("ip -j output");
+    let link = &common::json(json_line)[0];
+    assert_eq!(link["ifname"], "x1");
+    assert!(link.get("master").is_none(), "x1 still has a master: {link}");
+    assert!(r.stdout.contains("ip -n r link set x1 nomaster"), "{}", r.stdout);
+}
+
+#[test]
+fn unknown_function_signatures_keep_their_parentheses() {
+    let path = recipe("sig-unit.rhai", "netns::add(());\n");
+    let r = nslab(&["plan", &path]);
+    r.failed();
+    assert!(r.stderr.contains("unknown function netns::add(())\n"), "{}", r.stderr);
+    let path = recipe("sig-three.rhai", "link::set_master(\"r\", \"x1\", 5);\n");
+    let r = nslab(&["plan", &path]);
+    r.failed();
+    assert!(
+        r.stderr.contains("unknown function link::set_master(string, string, int)\n"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn an_ipv6_target_without_brackets_gets_bracketed_advice() {
+    let path = recipe("tcp-v6.rhai", "netns::add(\"a\");\nprobe::tcp(\"a\", \"fd00::2:80\");\n");
+    let r = nslab(&["plan", &path]);
+    r.failed();
+    assert!(r.stderr.contains("target \"fd00::2:80\" has no port"), "{}", r.stderr);
+    assert!(r.stderr.contains("\"[fd00::2]:80\""), "{}", r.stderr);
+    assert!(!r.stderr.contains("fd00::2:80:80"), "{}", r.stderr);
+}
+
+#[test]
+fn a_mistyped_module_gets_the_closest_one() {
+    for (text, message, help) in [
+        ("let x = 1;\nnets::add(\"a\");\n", "no script module `nets`", "did you mean netns::add?"),
+        ("lnk::up(\"a\");\n", "no script module `lnk`", "did you mean link::up?"),
+        (
+            "lab::attach(\"a\");\n",
+            "module `lab` is not imported",
+            "add `import \"lab\" as lab;` first",
+        ),
+    ] {
+        let path = recipe("typo-module.rhai", text);
+        let r = nslab(&["plan", &path]);
+        r.failed();
+        assert!(r.stderr.contains(message) && r.stderr.contains(help), "{text}:\n{}", r.stderr);
+    }
+    // A real import of a missing file keeps its own message.
+    let path = recipe("missing-import.rhai", "import \"lib/nope\" as x;\n");
+    let r = nslab(&["plan", &path]);
+    r.failed();
+    assert!(r.stderr.contains("no module \"lib/nope\" to import"), "{}", r.stderr);
+}
