@@ -506,7 +506,10 @@ mod tests {
         assert_eq!(of("link", "up"), ["up([ns,] dev)"]);
         assert_eq!(of("link", "list"), ["list([ns]) -> array"]);
         assert_eq!(of("link", "set_netns"), ["set_netns([from,] dev, ns)"]);
-        assert_eq!(of("netns", "exec"), ["exec(name, cmd) -> map"]);
+        assert_eq!(
+            of("netns", "exec"),
+            ["exec(name, args [, opts]) -> map", "exec(name, cmd [, opts]) -> map"]
+        );
         assert_eq!(of("probe", "ping"), ["ping([ns,] addr) -> map", "ping(ns, addr, opts) -> map"]);
         assert_eq!(of("nat", "port_forward"), ["port_forward([ns,] port, target [, opts])"]);
     }

@@ -25,7 +25,13 @@ pub trait Backend {
     fn sysctl_get(&self, ns: Option<&str>, key: &str) -> NetResult<String>;
     /// `iptables -t nat -S` rule lines.
     fn nat_list(&self, ns: Option<&str>) -> NetResult<Vec<String>>;
-    fn exec(&self, ns: Option<&str>, argv: Vec<String>) -> NetResult<ExecOutput>;
+    /// Runs a command; `timeout` kills it and fails. An interruption (Ctrl-C) kills it too.
+    fn exec(
+        &self,
+        ns: Option<&str>,
+        argv: Vec<String>,
+        timeout: Option<std::time::Duration>,
+    ) -> NetResult<ExecOutput>;
     fn ping(
         &self,
         ns: Option<&str>,

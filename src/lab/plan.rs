@@ -1391,9 +1391,20 @@ impl Backend for Plan {
         Ok(rules.into_iter().map(|(_, c, r)| save_line(c, r)).collect())
     }
 
-    fn exec(&self, ns: Option<&str>, argv: Vec<String>) -> NetResult<ExecOutput> {
+    fn exec(
+        &self,
+        ns: Option<&str>,
+        argv: Vec<String>,
+        timeout: Option<Duration>,
+    ) -> NetResult<ExecOutput> {
         self.model.borrow().space(ns)?;
-        self.out(format!("{}{}", Plan::prefix(ns), shell_words(&argv)));
+        // coreutils `timeout` kills the command as nslab does (and fails the script, as the
+        // run fails).
+        let limit = match timeout {
+            Some(t) => format!("timeout -s KILL {} ", t.as_secs_f64()),
+            None => String::new(),
+        };
+        self.out(format!("{}{limit}{}", Plan::prefix(ns), shell_words(&argv)));
         Ok(ExecOutput { status: 0, stdout: String::new(), stderr: String::new() })
     }
 

@@ -249,9 +249,15 @@ impl Backend for Session {
         nat::list(ns, "nat")
     }
 
-    fn exec(&self, ns: Option<&str>, argv: Vec<String>) -> NetResult<ExecOutput> {
+    fn exec(
+        &self,
+        ns: Option<&str>,
+        argv: Vec<String>,
+        timeout: Option<std::time::Duration>,
+    ) -> NetResult<ExecOutput> {
         self.kernel.flush()?;
-        exec::exec(ns, argv)
+        let stop = || INTERRUPTED.load(Ordering::Relaxed);
+        exec::exec(ns, argv, exec::ExecLimits { timeout, stop: Some(stop) })
     }
 
     fn ping(

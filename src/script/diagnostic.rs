@@ -70,7 +70,7 @@ impl Diag {
         }
     }
 
-    fn at(
+    pub fn at(
         message: String,
         help: Option<String>,
         source: &Source,
@@ -190,6 +190,47 @@ fn words(err: &EvalAltResult) -> (String, Option<String>) {
     }
 }
 
+/// `nets::add(..)`: Rhai takes an unknown module in a call for a module to import. When the
+/// source there is such a call, say which script module was meant instead.
+fn mistyped_module(err: &EvalAltResult, source: &Source) -> Option<(String, Option<String>)> {
+    let EvalAltResult::ErrorModuleNotFound(name, pos) = err else { return None };
+    let o = offset(&source.text, *pos)?;
+    let rest = source.text[o..].strip_prefix(name.as_str())?.strip_prefix("::")?;
+    let func: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+    if crate::script::stdlib::STDLIB.iter().any(|(p, ..)| p == name) {
+        let help = format!("`{name}` is in the stdlib: add `import \"{name}\" as {name};` first");
+        return Some((format!("module `{name}` is not imported"), Some(help)));
+    }
+    let message = format!("no script module `{name}`");
+    let modules = crate::script::modules::all();
+    let names: Vec<&str> = modules.iter().map(|(n, _)| *n).collect();
+    let list = format!("modules: {}", names.join(", "));
+    let has = |m: &rhai::Module| {
+        m.gen_fn_signatures_with_mapper(Into::into)
+            .any(|s| s.split('(').next() == Some(func.as_str()))
+    };
+    let close = modules
+        .iter()
+        .filter(|(n, _)| distance(n, name) <= 2)
+        .min_by_key(|(n, m)| (!has(m), distance(n, name)));
+    let help = match close {
+        Some((m, module)) if has(module) => format!("did you mean {m}::{func}? {list}"),
+        Some((m, _)) => format!("did you mean {m}? {list}"),
+        None => list,
+    };
+    Some((message, Some(help)))
+}
+
+/// What the span of the innermost error marks.
+fn label(err: &EvalAltResult) -> &'static str {
+    match err {
+        EvalAltResult::ErrorParsing(..) => "here",
+        // `throw` of a value of the script's own: no call failed.
+        EvalAltResult::ErrorRuntime(v, _) if !v.is::<NetError>() => "thrown here",
+        _ => "this call failed",
+    }
+}
+
 /// Rhai appends " (line N, position M)" to its messages; the diagnostic shows that already.
 fn without_position(s: &str) -> String {
     match s.rfind(" (line ") {
@@ -201,7 +242,9 @@ fn without_position(s: &str) -> String {
 /// `netns::ad (&str | ImmutableString | String, i64)` -> `netns::ad(string, int)`.
 fn readable_signature(sig: &str) -> String {
     let Some((name, args)) = sig.split_once(' ') else { return sig.to_string() };
-    let args = args.trim().trim_start_matches('(').trim_end_matches(')');
+    // Strip exactly one pair of parentheses: `()` is also a type (`netns::add (())`).
+    let args = args.trim();
+    let args = args.strip_prefix('(').and_then(|a| a.strip_suffix(')')).unwrap_or(args);
     let mut out = Vec::new();
     let mut depth = 0;
     let mut cur = String::new();
@@ -324,7 +367,8 @@ pub fn eval_error(
     let (message, help) = words(e);
     let inner_pos = e.position();
     if frames.is_empty() {
-        return Diag::at(message, help, main, inner_pos, Some("this call failed".into()));
+        let (message, help) = mistyped_module(e, main).unwrap_or((message, help));
+        return Diag::at(message, help, main, inner_pos, Some(label(e).into()));
     }
     // The source each frame's position is in: the recipe for the first, then the source of
     // the function called by the frame before.
@@ -348,13 +392,14 @@ pub fn eval_error(
             here = s;
         }
     }
+    let (message, help) = mistyped_module(e, &here).unwrap_or((message, help));
     let last = frames.last().map(|f| f.0.clone()).unwrap_or_default();
     let mut d = Diag::at(
         format!("failed here, inside `{last}`"),
         None,
         &here,
         inner_pos,
-        Some("this call failed".into()),
+        Some(label(e).into()),
     );
     d.severity = Some(miette::Severity::Advice);
     related.push(d);
@@ -394,6 +439,10 @@ mod tests {
         let (m, h) = unknown_function("netns::ad (&str | ImmutableString | String)");
         assert_eq!(m, "unknown function netns::ad(string)");
         assert_eq!(readable_signature("f (i64, rhai::Map, bool)"), "f(int, map, bool)");
+        let sig = "link::set_master (&str | ImmutableString | String, &str | ImmutableString | String, ())";
+        assert_eq!(readable_signature(sig), "link::set_master(string, string, ())");
+        assert_eq!(readable_signature("netns::add (())"), "netns::add(())");
+        assert_eq!(readable_signature("sandbox::active ()"), "sandbox::active()");
         assert_eq!(h.unwrap(), "did you mean netns::add? netns:: has add, del, exec, exists, list");
     }
 }

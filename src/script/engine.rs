@@ -19,6 +19,7 @@ pub fn build(overrides: Overrides, base: Option<&Path>) -> Engine {
     modules::register(&mut engine);
     param::register(&mut engine, Rc::new(overrides));
     engine.set_module_resolver(stdlib::Resolver::new(base.map(Path::to_path_buf)));
+    register_error(&mut engine);
     engine.register_fn("assert", assert_msg);
     engine.register_fn("assert", assert_plain);
     // Rhai's default `print` panics when stdout is a closed pipe (`nslab run ... | head`).
@@ -38,4 +39,20 @@ fn assert_msg(ctx: NativeCallContext, cond: bool, msg: &str) -> RhaiResultOf<()>
 
 fn assert_plain(ctx: NativeCallContext, cond: bool) -> RhaiResultOf<()> {
     if cond { Ok(()) } else { Err(fail(&ctx, NetError::new("assertion failed"))) }
+}
+
+/// Errors nslab throws are [`NetError`]s, so the diagnostic of an uncaught one keeps its help.
+/// A script that catches one (`try { .. } catch (e) { .. }`) reads it as a value of type
+/// `error`: `${e}` is its message, `e.message`, `e.help` and `e.errno` its parts.
+fn register_error(engine: &mut Engine) {
+    engine.register_type_with_name::<NetError>("error");
+    engine.register_fn("to_string", |e: &mut NetError| e.message.clone());
+    engine.register_fn("to_debug", |e: &mut NetError| format!("error({:?})", e.message));
+    engine.register_get("message", |e: &mut NetError| e.message.clone());
+    engine.register_get("help", |e: &mut NetError| -> Dynamic {
+        e.help.clone().map(Dynamic::from).unwrap_or(Dynamic::UNIT)
+    });
+    engine.register_get("errno", |e: &mut NetError| -> Dynamic {
+        e.errno.map(|n| Dynamic::from(n as rhai::INT)).unwrap_or(Dynamic::UNIT)
+    });
 }

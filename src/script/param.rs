@@ -93,17 +93,45 @@ pub fn convert(
             _ => Err(wrong("true or false")),
         }
     } else if default.is_array() {
+        let proto = element_type(default);
+        let proto = proto.as_ref();
+        let wrong_item = |item: &Dynamic| match proto {
+            Some(p) => {
+                let what = plural(type_of(p));
+                invalid(
+                    format!(
+                        "--set {name}={raw}: expected an array of {what}, like the default ({item:?} is not one)"
+                    ),
+                    format!("param {name} defaults to {default:?}"),
+                )
+            }
+            None => wrong("an array"),
+        };
         let t = raw.trim();
         let items: Vec<Dynamic> = if t.starts_with('[') {
-            engine.eval_expression::<rhai::Array>(t).map_err(|_| wrong("an array"))?
+            let items = engine.eval_expression::<rhai::Array>(t).map_err(|_| wrong("an array"))?;
+            // An int where the default has floats is the number the user meant.
+            let items: Vec<Dynamic> = items
+                .into_iter()
+                .map(|v| match (proto, v.as_int()) {
+                    (Some(p), Ok(i)) if p.is_float() => Dynamic::from(i as rhai::FLOAT),
+                    _ => v,
+                })
+                .collect();
+            if let Some(p) = proto
+                && let Some(bad) = items.iter().find(|v| type_of(v) != type_of(p))
+            {
+                return Err(wrong_item(bad));
+            }
+            items
         } else if t.is_empty() {
             vec![]
         } else {
-            // "red,green,blue": typed like the default's first element.
-            let proto = default.clone().into_array().ok().and_then(|a| a.into_iter().next());
+            // "red,green,blue": each item typed like the default's items.
             t.split(',')
-                .map(|s| match &proto {
-                    Some(p) if !p.is_string() => convert(engine, name, s, p),
+                .map(|s| match proto {
+                    Some(p) if !p.is_string() => convert(engine, name, s, p)
+                        .map_err(|_| wrong_item(&Dynamic::from(s.trim().to_string()))),
                     _ => Ok(Dynamic::from(s.trim().to_string())),
                 })
                 .collect::<Result<_, _>>()?
@@ -113,6 +141,25 @@ pub fn convert(
         engine.parse_json(raw, true).map(Dynamic::from).map_err(|_| wrong("a JSON object"))
     } else {
         Ok(raw.to_string().into())
+    }
+}
+
+/// A sample of a default array's items, when it has some and they all have one type.
+fn element_type(default: &Dynamic) -> Option<Dynamic> {
+    let a = default.clone().into_array().ok()?;
+    let first = a.first()?.clone();
+    a.iter().all(|v| type_of(v) == type_of(&first)).then_some(first)
+}
+
+fn plural(type_name: &str) -> &'static str {
+    match type_name {
+        "int" => "integers",
+        "float" => "numbers",
+        "bool" => "booleans",
+        "string" => "strings",
+        "array" => "arrays",
+        "map" => "maps",
+        _ => "values",
     }
 }
 
@@ -132,10 +179,8 @@ pub fn declared(ast: &AST, source: &str) -> Vec<Param> {
         let default = custom.inputs[1].get_literal_value(None);
         let line = pos.line().unwrap_or(1);
         let text = lines.get(line - 1).copied().unwrap_or("");
-        let default_text = code_of(text)
-            .split_once('=')
-            .map(|(_, r)| r.trim().trim_end_matches(';').trim().to_string())
-            .unwrap_or_default();
+        let start: usize = source.split_inclusive('\n').take(line - 1).map(str::len).sum();
+        let default_text = default_text(&source[start..]);
         let mut doc = Vec::new();
         for l in lines[..line.saturating_sub(1)].iter().rev() {
             match l.trim().strip_prefix("//") {
@@ -158,6 +203,69 @@ pub fn declared(ast: &AST, source: &str) -> Vec<Param> {
         });
     }
     out
+}
+
+/// The default of the `param` statement at the start of `text`, up to its `;`, on one line
+/// however many lines it spans, without comments: `[\n "a",\n "b",\n]` becomes `["a", "b"]`.
+fn default_text(text: &str) -> String {
+    let Some(eq) = text.find('=') else { return String::new() };
+    let rest = &text[eq + 1..];
+    let mut out = String::new();
+    let mut chars = rest.chars().peekable();
+    let mut quote = None;
+    let mut depth = 0i32;
+    while let Some(c) = chars.next() {
+        if let Some(q) = quote {
+            out.push(c);
+            if c == '\\' {
+                if let Some(n) = chars.next() {
+                    out.push(n);
+                }
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '`' | '\'' => {
+                quote = Some(c);
+                out.push(c);
+            }
+            '/' if chars.peek() == Some(&'/') => while chars.next_if(|&n| n != '\n').is_some() {},
+            '/' if chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut prev = ' ';
+                for n in chars.by_ref() {
+                    if prev == '*' && n == '/' {
+                        break;
+                    }
+                    prev = n;
+                }
+                if !out.is_empty() && !out.ends_with([' ', '(', '[', '{']) {
+                    out.push(' ');
+                }
+            }
+            ';' if depth <= 0 => break,
+            '(' | '[' | '{' => {
+                depth += 1;
+                out.push(c);
+            }
+            ')' | ']' | '}' => {
+                depth -= 1;
+                // No trailing comma or line break before a closing bracket.
+                let kept = out.trim_end().trim_end_matches(',').trim_end().len();
+                out.truncate(kept);
+                out.push(c);
+            }
+            c if c.is_whitespace() => {
+                if !out.is_empty() && !out.ends_with([' ', '(', '[', '{']) {
+                    out.push(' ');
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.trim().to_string()
 }
 
 /// A source line without its trailing `// comment` (a `//` inside a string stays).
@@ -265,6 +373,40 @@ mod tests {
         assert_eq!(a.len(), 1);
         let e2 = convert(&e, "n", "x", &Dynamic::from(3 as rhai::INT)).unwrap_err();
         assert_eq!(e2.message, "--set n=x: expected an integer, like the default");
+    }
+
+    #[test]
+    fn array_items_are_typed_like_the_default_items() {
+        let e = engine();
+        let ints: Dynamic =
+            vec![Dynamic::from(1 as rhai::INT), Dynamic::from(2 as rhai::INT)].into();
+        for raw in ["[1,\"x\"]", "1,x"] {
+            let err = convert(&e, "ports", raw, &ints).unwrap_err();
+            assert_eq!(
+                err.message,
+                format!(
+                    "--set ports={raw}: expected an array of integers, like the default (\"x\" is not one)"
+                )
+            );
+            assert_eq!(err.help.as_deref(), Some("param ports defaults to [1, 2]"));
+        }
+        let strs: Dynamic = vec![Dynamic::from("a")].into();
+        assert!(convert(&e, "hosts", "[1,2]", &strs).is_err());
+        let floats: Dynamic = vec![Dynamic::from(1.5 as rhai::FLOAT)].into();
+        let a = convert(&e, "w", "[1, 2.5]", &floats).unwrap().into_array().unwrap();
+        assert!(a[0].is_float());
+        let mixed: Dynamic = vec![Dynamic::from(1 as rhai::INT), Dynamic::from("a")].into();
+        assert!(convert(&e, "m", "[true]", &mixed).is_ok());
+    }
+
+    #[test]
+    fn multi_line_defaults_are_collapsed() {
+        assert_eq!(
+            default_text("param h = [\n  \"a\", // x\n  \"b;\",\n];\nlet y = 2;"),
+            "[\"a\", \"b;\"]"
+        );
+        assert_eq!(default_text("param m = #{ a: 1, /* c */ b: [1, 2] };"), "#{a: 1, b: [1, 2]}");
+        assert_eq!(default_text("param n = 3; // three"), "3");
     }
 
     #[test]

@@ -33,6 +33,22 @@ pub fn compile(engine: &Engine, path: &Path, text: String) -> Result<Recipe, Dia
     let mut ast = engine.compile(&source.text).map_err(|e| diagnostic::parse_error(&e, &source))?;
     ast.set_source(source.name.clone());
     let params = param::declared(&ast, &source.text);
+    // `--set n=...` would set both, and `nslab info` would list two defaults: a second
+    // declaration is a mistake (a copy-paste), refused before anything runs.
+    for (i, p) in params.iter().enumerate() {
+        if let Some(first) = params[..i].iter().find(|q| q.name == p.name) {
+            let line = first.position.line().unwrap_or(0);
+            return Err(Diag::at(
+                format!("param `{}` is declared twice", p.name),
+                Some(format!(
+                    "line {line} declares it first; remove one declaration, or give this one another name"
+                )),
+                &source,
+                p.position,
+                Some("declared again here".into()),
+            ));
+        }
+    }
     Ok(Recipe { path: path.to_path_buf(), source, ast, params })
 }
 

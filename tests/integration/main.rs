@@ -9,3 +9,4 @@ mod lifecycle;
 mod plan;
 mod repl;
 mod run;
+mod script;

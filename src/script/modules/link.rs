@@ -91,8 +91,29 @@ pub mod link_mod {
     /// link::set_master("veth-red-br", ());
     /// ```
     #[rhai_fn(name = "set_master", return_raw)]
-    pub fn set_nomaster(ctx: NativeCallContext, dev: &str, _none: ()) -> RhaiResultOf<()> {
+    pub fn set_nomaster(ctx: NativeCallContext, dev: &str, nomaster: ()) -> RhaiResultOf<()> {
+        // `()` is the form's marker; the parameter is named for `nslab doc`.
+        let () = nomaster;
         apply(&ctx, Op::LinkSetMaster { ns: None, dev: ifname(&ctx, dev)?, master: None })
+    }
+
+    /// Unplugs a link inside a netns from its bridge. Like `ip -n NS link set DEV nomaster`.
+    ///
+    /// ```rhai
+    /// link::set_master("red", "veth-x", ());
+    /// ```
+    #[rhai_fn(name = "set_master", return_raw)]
+    pub fn set_nomaster_ns(
+        ctx: NativeCallContext,
+        ns: &str,
+        dev: &str,
+        nomaster: (),
+    ) -> RhaiResultOf<()> {
+        let () = nomaster;
+        apply(
+            &ctx,
+            Op::LinkSetMaster { ns: nsname(&ctx, ns)?, dev: ifname(&ctx, dev)?, master: None },
+        )
     }
 
     /// Moves a link into a netns, like `ip link set DEV netns NS`. Its addresses are lost

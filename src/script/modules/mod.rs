@@ -86,7 +86,21 @@ pub fn parse_target(ctx: &NativeCallContext, s: &str) -> RhaiResultOf<SocketAddr
     if let Ok(sa) = s.parse::<SocketAddr>() {
         return Ok(sa);
     }
-    let e = if s.parse::<IpAddr>().is_ok() {
+    let e = if let Ok(IpAddr::V6(_)) = s.parse::<IpAddr>() {
+        // "fd00::2:80" is a valid address, so the port was most likely meant as its last
+        // group: IPv6 needs the address in brackets before a port.
+        let help = match s.rsplit_once(':') {
+            Some((addr, p))
+                if addr.parse::<std::net::Ipv6Addr>().is_ok()
+                    && !p.is_empty()
+                    && p.chars().all(|c| c.is_ascii_digit()) =>
+            {
+                format!("an IPv6 address goes in brackets before its port: \"[{addr}]:{p}\"")
+            }
+            _ => format!("an IPv6 address goes in brackets before its port: \"[{s}]:80\""),
+        };
+        invalid(format!("target {s:?} has no port"), help)
+    } else if s.parse::<IpAddr>().is_ok() {
         invalid(
             format!("target {s:?} has no port"),
             format!("write it as \"{s}:80\" (IPv6: \"[addr]:80\")"),

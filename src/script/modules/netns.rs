@@ -1,17 +1,38 @@
 use rhai::plugin::*;
 
-use crate::script::modules::nsname;
+use crate::script::modules::{check_opts, nsname};
 use crate::script::{RhaiResultOf, fail, invalid, query, to_dyn};
 
-pub fn run(ctx: &NativeCallContext, name: &str, argv: Vec<String>) -> RhaiResultOf<rhai::Map> {
+pub fn run(
+    ctx: &NativeCallContext,
+    name: &str,
+    argv: Vec<String>,
+    opts: Option<rhai::Map>,
+) -> RhaiResultOf<rhai::Map> {
     if argv.is_empty() {
         return Err(fail(
             ctx,
             invalid("empty command", "pass a string like \"ip -br addr\" or an array of arguments"),
         ));
     }
+    let mut timeout = None;
+    if let Some(opts) = opts {
+        check_opts(ctx, &opts, &["timeout_ms"])?;
+        if let Some(t) = opts.get("timeout_ms") {
+            let ms = t.as_int().ok().filter(|ms| *ms > 0).ok_or_else(|| {
+                fail(
+                    ctx,
+                    invalid(
+                        format!("timeout_ms must be a positive integer, not {t}"),
+                        "e.g. #{timeout_ms: 5000} for five seconds",
+                    ),
+                )
+            })?;
+            timeout = Some(std::time::Duration::from_millis(ms as u64));
+        }
+    }
     let ns = nsname(ctx, name)?;
-    let out = query(ctx, |b| b.exec(ns.as_deref(), argv))?;
+    let out = query(ctx, |b| b.exec(ns.as_deref(), argv, timeout))?;
     let mut m = rhai::Map::new();
     m.insert("status".into(), to_dyn(&(out.status as rhai::INT)));
     m.insert("stdout".into(), out.stdout.into());
@@ -69,8 +90,9 @@ pub mod netns_mod {
     }
 
     /// Runs a command inside a netns, like `ip netns exec NAME CMD`, and waits for it.
-    /// `cmd` is a string split on white space, or an array of arguments.
-    /// Returns `#{status, stdout, stderr}`.
+    /// `cmd` is a string split on white space (`args`: an array of arguments, not split).
+    /// Returns `#{status, stdout, stderr}`. Ctrl-C or SIGTERM kills the command and stops
+    /// the run.
     ///
     /// ```rhai
     /// let r = netns::exec("red", "ip -br addr");
@@ -79,7 +101,25 @@ pub mod netns_mod {
     #[rhai_fn(name = "exec", return_raw)]
     pub fn exec_str(ctx: NativeCallContext, name: &str, cmd: &str) -> RhaiResultOf<rhai::Map> {
         let argv = cmd.split_whitespace().map(str::to_string).collect();
-        run(&ctx, name, argv)
+        run(&ctx, name, argv, None)
+    }
+
+    /// Runs a command inside a netns, with options.
+    /// `timeout_ms` kills it after that many milliseconds and fails the call (catch it with
+    /// `try`/`catch`).
+    ///
+    /// ```rhai
+    /// let r = netns::exec("red", "ping -c 1 10.0.0.1", #{timeout_ms: 2000});
+    /// ```
+    #[rhai_fn(name = "exec", return_raw)]
+    pub fn exec_str_opts(
+        ctx: NativeCallContext,
+        name: &str,
+        cmd: &str,
+        opts: rhai::Map,
+    ) -> RhaiResultOf<rhai::Map> {
+        let argv = cmd.split_whitespace().map(str::to_string).collect();
+        run(&ctx, name, argv, Some(opts))
     }
 
     /// Runs a command given as an array of arguments inside a netns.
@@ -91,9 +131,25 @@ pub mod netns_mod {
     pub fn exec_array(
         ctx: NativeCallContext,
         name: &str,
-        cmd: rhai::Array,
+        args: rhai::Array,
     ) -> RhaiResultOf<rhai::Map> {
-        let argv = cmd.into_iter().map(|a| a.to_string()).collect();
-        run(&ctx, name, argv)
+        let argv = args.into_iter().map(|a| a.to_string()).collect();
+        run(&ctx, name, argv, None)
+    }
+
+    /// Runs an array of arguments inside a netns, with options (`timeout_ms`).
+    ///
+    /// ```rhai
+    /// let r = netns::exec("red", ["sh", "-c", "sleep 1"], #{timeout_ms: 5000});
+    /// ```
+    #[rhai_fn(name = "exec", return_raw)]
+    pub fn exec_array_opts(
+        ctx: NativeCallContext,
+        name: &str,
+        args: rhai::Array,
+        opts: rhai::Map,
+    ) -> RhaiResultOf<rhai::Map> {
+        let argv = args.into_iter().map(|a| a.to_string()).collect();
+        run(&ctx, name, argv, Some(opts))
     }
 }
