@@ -1577,7 +1577,11 @@ mod tests {
     fn ops_render_and_build_the_model() {
         let p = Plan::new("t");
         walkthrough(&p);
-        assert_eq!(p.lines()[0], "ip link add br type bridge");
+        assert_eq!(
+            p.lines()[0],
+            "ip link add name br type bridge",
+            "`br` alone reads as `broadcast`"
+        );
         assert_eq!(p.lines()[5], "ip link set v-red netns red");
         let red = p.links(Some("red")).unwrap();
         assert_eq!(red.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), ["lo", "v-red"]);

@@ -168,26 +168,31 @@ impl Op {
         match self {
             Op::NetnsAdd { name } => write!(s, "ip netns add {}", q(name)),
             Op::NetnsDel { name } => write!(s, "ip netns del {}", q(name)),
-            Op::BridgeAdd { ns, name } => write!(s, "{}link add {} type bridge", n(ns), q(name)),
+            Op::BridgeAdd { ns, name } => {
+                write!(s, "{}link add {} type bridge", n(ns), link_arg("name", name))
+            }
             Op::VethAdd { ns, name, peer, peer_ns } => {
-                write!(s, "{}link add {} type veth peer name {}", n(ns), q(name), q(peer))?;
+                let name = link_arg("name", name);
+                write!(s, "{}link add {name} type veth peer name {}", n(ns), q(peer))?;
                 match peer_ns {
                     Some(p) => write!(s, " netns {}", q(p)),
                     None => Ok(()),
                 }
             }
-            Op::LinkUp { ns, dev } => write!(s, "{}link set {} up", n(ns), q(dev)),
-            Op::LinkDown { ns, dev } => write!(s, "{}link set {} down", n(ns), q(dev)),
+            Op::LinkUp { ns, dev } => write!(s, "{}link set {} up", n(ns), link_arg("dev", dev)),
+            Op::LinkDown { ns, dev } => {
+                write!(s, "{}link set {} down", n(ns), link_arg("dev", dev))
+            }
             Op::LinkSetMaster { ns, dev, master: Some(m) } => {
-                write!(s, "{}link set {} master {}", n(ns), q(dev), q(m))
+                write!(s, "{}link set {} master {}", n(ns), link_arg("dev", dev), q(m))
             }
             Op::LinkSetMaster { ns, dev, master: None } => {
-                write!(s, "{}link set {} nomaster", n(ns), q(dev))
+                write!(s, "{}link set {} nomaster", n(ns), link_arg("dev", dev))
             }
             Op::LinkSetNetns { ns, dev, to } => {
-                write!(s, "{}link set {} netns {}", n(ns), q(dev), q(to))
+                write!(s, "{}link set {} netns {}", n(ns), link_arg("dev", dev), q(to))
             }
-            Op::LinkDel { ns, dev } => write!(s, "{}link del {}", n(ns), q(dev)),
+            Op::LinkDel { ns, dev } => write!(s, "{}link del {}", n(ns), link_arg("dev", dev)),
             Op::AddrAdd { ns, dev, cidr } => {
                 let nodad = if cidr.addr().is_ipv6() { " nodad" } else { "" };
                 write!(s, "{}addr add {} dev {}{nodad}", n(ns), q(&cidr.to_string()), q(dev))
@@ -240,6 +245,79 @@ pub fn q(word: &str) -> String {
         word.to_string()
     } else {
         format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// Words `ip link add/set/del` parses as keywords; iproute2 accepts any prefix of most of
+/// them (`matches()`), so a link named `a` reads as `address`, `up` as `up`, `he` as `help`.
+const IP_LINK_KEYWORDS: &[&str] = &[
+    "add",
+    "address",
+    "addrgenmode",
+    "alias",
+    "allmulticast",
+    "alt",
+    "altname",
+    "arp",
+    "brd",
+    "broadcast",
+    "carrier",
+    "change",
+    "del",
+    "delete",
+    "dev",
+    "down",
+    "dynamic",
+    "gro_ipv4_max_size",
+    "gro_max_size",
+    "group",
+    "gso_ipv4_max_size",
+    "gso_max_segs",
+    "gso_max_size",
+    "help",
+    "index",
+    "link",
+    "link-netns",
+    "link-netnsid",
+    "master",
+    "mode",
+    "mtu",
+    "multicast",
+    "name",
+    "netns",
+    "nomaster",
+    "novrf",
+    "numrxqueues",
+    "numtxqueues",
+    "parentdev",
+    "promisc",
+    "protodown",
+    "protodown_reason",
+    "qlen",
+    "set",
+    "state",
+    "trailers",
+    "tso_max_segs",
+    "tso_max_size",
+    "txqlen",
+    "txqueuelen",
+    "type",
+    "up",
+    "vf",
+    "vrf",
+    "xdp",
+    "xdpdrv",
+    "xdpgeneric",
+    "xdpoffload",
+];
+
+/// A link name where `ip link` expects one: with its keyword (`name a`, `dev up`) when
+/// `ip` would read the bare name as a keyword, else bare (as people type it).
+fn link_arg(keyword: &str, name: &str) -> String {
+    if IP_LINK_KEYWORDS.iter().any(|k| k.starts_with(name)) {
+        format!("{keyword} {}", q(name))
+    } else {
+        q(name)
     }
 }
 

@@ -615,6 +615,9 @@ const AGREED: &[&str] = &[
     "netns::add(\"h\");\nveth::add(\"va\", \"eth0\", \"h\");\nlink::up(\"h\", \"eth0\");\naddr::add(\"h\", \"eth0\", \"10.5.0.2/24\");\nroute::add(\"h\", \"default\", \"10.5.0.2\");",
     // A default route straight out of a link (IPv4, as `ip route` makes it).
     "netns::add(\"h\");\nveth::add(\"va\", \"eth0\", \"h\");\nlink::up(\"h\", \"eth0\");\nroute::add(\"h\", \"default\", \"dev:eth0\");",
+    // Names `ip link` would read as its keywords (`a` as `address`, `up`, `he` as `help`):
+    // the plan writes `name`/`dev` before them.
+    "bridge::add(\"br\");\nveth::add(\"a\", \"up\");\nlink::set_master(\"a\", \"br\");\nlink::up(\"up\");\nlink::up(\"a\");\nnetns::add(\"m\");\nveth::add(\"he\", \"t\", \"m\");\nlink::del(\"he\");",
 ];
 
 #[test]
