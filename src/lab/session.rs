@@ -268,7 +268,8 @@ impl Backend for Session {
         echoes: Echoes,
     ) -> NetResult<PingResult> {
         self.kernel.flush()?;
-        probe::ping(ns, addr, dev, echoes)
+        let stop = || INTERRUPTED.load(Ordering::Relaxed);
+        probe::ping(ns, addr, dev, probe::Echoes { stop: Some(stop), ..echoes })
     }
 
     fn tcp(&self, ns: Option<&str>, target: SocketAddr, timeout: Duration) -> NetResult<TcpResult> {

@@ -46,7 +46,7 @@ const ICMP_FILTER: libc::c_int = 1;
 const ICMPV6_FILTER: libc::c_int = 1;
 
 /// How a ping sends its echoes and how long it waits, like ping(8)'s `-c`, `-i` and `-W`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy)]
 pub struct Echoes {
     /// At most this many echo requests.
     pub count: u32,
@@ -56,6 +56,9 @@ pub struct Echoes {
     pub wait: Duration,
     /// Stop at the first answer (ping's `-c1 -w DEADLINE` idiom).
     pub until_first: bool,
+    /// Polled while waiting; true ends the probe with EINTR (the lab layer's Ctrl-C flag,
+    /// as for `exec`).
+    pub stop: Option<fn() -> bool>,
 }
 
 impl Echoes {
@@ -67,6 +70,7 @@ impl Echoes {
             interval: wait.min(Duration::from_secs(1)),
             wait,
             until_first,
+            stop: None,
         }
     }
 
@@ -124,6 +128,8 @@ pub fn ping(
             libc::EPERM | libc::EACCES => generic(errno, &format!("cannot ping {shown} from {where_}"))
                 .with_help("ICMP needs a raw socket: run nslab as root (or with CAP_NET_RAW), or try --sandbox"),
             libc::ENODEV if dev.is_some() => super::kernel::no_link(dev.unwrap_or_default(), ns),
+            libc::EINTR => NetError::new(format!("interrupted while pinging {shown} from {where_}"))
+                .with_errno(errno),
             0 => NetError::new(format!("cannot ping {shown} from {where_}: {e}")),
             _ => generic(errno, &format!("cannot ping {shown} from {where_}")),
         }
@@ -206,6 +212,11 @@ fn ping_here(
             }
             break;
         }
+        if echoes.stop.is_some_and(|stop| stop()) {
+            return Err(io::Error::from_raw_os_error(libc::EINTR));
+        }
+        // In slices, so that an interruption is seen within 100 ms.
+        let until = until.min(now + Duration::from_millis(100));
         let want = Echo { v6, from: addr, ident, payload: &payload };
         if let Some((seq, at)) = wait_reply(&fd, &want, until, &mut buf)?
             && let Some(seen) = answered.get_mut(seq as usize)

@@ -195,6 +195,41 @@ fn a_signal_kills_a_running_exec_and_rolls_back() {
     }
 }
 
+/// Ctrl-C during a long ping stops it within a moment, at the ping's line.
+#[test]
+fn a_signal_stops_a_long_ping() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe(
+        "ping-signal.rhai",
+        "netns::add(\"a\");\nprint(\"pinging\");\nprobe::ping(\"a\", \"10.9.9.9\", #{count: 30});\n",
+    );
+    let r = common::sandboxed(&format!(
+        r#"
+        T=$(mktemp -d); trap 'rm -rf $T' EXIT
+        nslab run {path} > $T/out 2> $T/err &
+        nslab=$!
+        for i in $(seq 250); do grep -q pinging $T/out && break; sleep 0.02; done
+        sleep 0.3
+        start=$(date +%s%N)
+        kill -INT $nslab
+        if wait $nslab; then echo "exit 0 after SIGINT"; exit 1; fi
+        echo "took $(( ($(date +%s%N) - start) / 1000000 )) ms"
+        cat $T/err
+        "#
+    ));
+    r.ok();
+    let ms: u64 = r
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("took ")?.strip_suffix(" ms")?.parse().ok())
+        .unwrap_or_else(|| panic!("{}", r.stdout));
+    assert!(ms < 2000, "SIGINT took {ms} ms to stop the ping:\n{}", r.stdout);
+    assert!(r.stdout.contains("interrupted while pinging 10.9.9.9 from netns a"), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("[{path}:3:1]")), "{}", r.stdout);
+}
+
 #[test]
 fn exec_timeout_kills_the_command() {
     if !kernel_tests_possible() {
