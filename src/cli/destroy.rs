@@ -25,6 +25,9 @@ pub fn run(a: Args) -> Result<(), Failed> {
         }
         None => journal::labs(),
     };
+    if labs.is_empty() {
+        println!("no labs are up: nothing to destroy");
+    }
     let mut failed = false;
     for lab in labs {
         let errors = crate::lab::destroy_with(&lab, a.force);

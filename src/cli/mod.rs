@@ -110,3 +110,8 @@ pub fn fail(d: impl Into<Diag>) -> Failed {
     report(d.into());
     Failed(1)
 }
+
+/// "1 operation", "2 operations".
+pub fn ops(n: usize) -> String {
+    if n == 1 { "1 operation".into() } else { format!("{n} operations") }
+}

@@ -60,7 +60,7 @@ pub fn run(a: Args) -> Result<(), Failed> {
     let resumed = journal::exists(&a.lab);
     let session = Rc::new(Session::resume_or_start(&a.lab, a.explain).map_err(fail)?);
     if resumed {
-        println!("continuing lab {} ({} operations so far)", a.lab, session.applied());
+        println!("continuing lab {} ({} so far)", a.lab, super::ops(session.applied()));
         // Two processes extending one lab each know only their own objects in memory.
         if let Some(pid) = journal::running_pid(&a.lab) {
             eprintln!("note: nslab process {pid} that started lab {} is still running", a.lab);
@@ -331,7 +331,7 @@ impl Repl {
             // Nothing built: leave no empty lab behind.
             let _ = self.session.finish();
         } else if self.sandbox {
-            println!("lab {lab} ({n} operations) vanishes with the sandbox");
+            println!("lab {lab} ({}) vanishes with the sandbox", super::ops(n));
         } else {
             let again = if lab == "repl" {
                 "`nslab repl`".to_string()
@@ -339,7 +339,8 @@ impl Repl {
                 format!("`nslab repl --lab {lab}`")
             };
             println!(
-                "lab {lab} stays up ({n} operations): {again} continues it, `nslab destroy {lab}` removes it"
+                "lab {lab} stays up ({}): {again} continues it, `nslab destroy {lab}` removes it",
+                super::ops(n)
             );
         }
     }
@@ -544,10 +545,10 @@ impl Repl {
         let src = Source { name: path.display().to_string(), text };
         let before = self.session.applied();
         match self.eval(&src, Some(&engine)) {
-            Ok(_) => println!(
-                "loaded {arg}: {} new operations",
-                self.session.applied().saturating_sub(before)
-            ),
+            Ok(_) => {
+                let n = self.session.applied().saturating_sub(before);
+                println!("loaded {arg}: {n} new operation{}", if n == 1 { "" } else { "s" })
+            }
             Err(d) => report(d),
         }
     }
@@ -571,7 +572,7 @@ impl Repl {
         let n = self.session.applied();
         let errors = self.session.rollback();
         if errors.is_empty() {
-            println!("removed lab {lab}: {n} operations undone");
+            println!("removed lab {lab}: {} undone", super::ops(n));
         } else {
             for e in errors {
                 report(Diag::plain(&e));

@@ -3,7 +3,7 @@
 use std::rc::Rc;
 
 use super::recipe_args::{Loaded, RecipeArgs};
-use super::{Failed, fail, report};
+use super::{Failed, fail, ops, report};
 use crate::lab::{self, Session, journal};
 use crate::net::NetError;
 use crate::script::diagnostic::Diag;
@@ -136,8 +136,4 @@ pub fn run(a: Args) -> Result<(), Failed> {
             Err(Failed(1))
         }
     }
-}
-
-fn ops(n: usize) -> String {
-    if n == 1 { "1 operation".into() } else { format!("{n} operations") }
 }

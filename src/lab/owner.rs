@@ -43,7 +43,8 @@ pub fn check(lab: &str, owned: &Owned, op: &Op, world: &dyn World) -> NetResult<
         }
         Op::NetnsDel { name } if !owned.netns.contains(name) => {
             if !world.netns_exists(name) {
-                return Err(netns::missing(name));
+                return Err(netns::missing(name)
+                    .with_help("netns::list() shows the namespaces there are; there is nothing to delete"));
             }
             not_ours(format!("netns {name}"))
         }

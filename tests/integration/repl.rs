@@ -337,7 +337,7 @@ fn ctrl_d_leaves() {
     t.entry("netns::add(\"red\");");
     t.key("C-d");
     let s = t.wait("[exited 0]");
-    assert!(s.contains("lab repl (1 operations) vanishes with the sandbox"), "{s}");
+    assert!(s.contains("lab repl (1 operation) vanishes with the sandbox"), "{s}");
 }
 
 #[test]
@@ -398,7 +398,7 @@ fn run_interactive_opens_the_repl_with_the_recipes_variables() {
     t.key_then("C-c", "repl-run-i> ");
     t.key("C-d");
     let s = t.wait("[exited 0]");
-    assert!(s.contains("lab repl-run-i (1 operations) vanishes with the sandbox"), "{s}");
+    assert!(s.contains("lab repl-run-i (1 operation) vanishes with the sandbox"), "{s}");
 }
 
 /// Without a terminal (input piped in) the REPL reads entries the same way: useful for
@@ -489,14 +489,14 @@ rm -rf "$XDG_STATE_HOME""#,
     );
     r.ok();
     assert!(
-        r.stdout.contains("lab repl stays up (1 operations): `nslab repl` continues it, `nslab destroy repl` removes it"),
+        r.stdout.contains("lab repl stays up (1 operation): `nslab repl` continues it, `nslab destroy repl` removes it"),
         "{}",
         r.stdout
     );
-    assert!(r.stdout.contains("continuing lab repl (1 operations so far)"), "{}", r.stdout);
+    assert!(r.stdout.contains("continuing lab repl (1 operation so far)"), "{}", r.stdout);
     assert!(
         r.stdout.contains(
-            "[\"internet\", \"red\"]\nremoved lab repl: 1 operations undone\n[\"internet\"]"
+            "[\"internet\", \"red\"]\nremoved lab repl: 1 operation undone\n[\"internet\"]"
         ),
         "{}",
         r.stdout

@@ -187,7 +187,19 @@ pub mod probe_mod {
     #[rhai_fn(return_raw)]
     pub fn serve(ctx: NativeCallContext, ns: &str, p: rhai::INT) -> RhaiResultOf<rhai::INT> {
         let ns = nsname(&ctx, ns)?;
-        let p = if p == 0 { 0 } else { port(&ctx, p)? };
+        let p = match p {
+            0 => 0,
+            1..=65535 => port(&ctx, p)?,
+            _ => {
+                return Err(fail(
+                    &ctx,
+                    invalid(
+                        format!("port {p} is out of range"),
+                        "ports go from 1 to 65535; 0 picks a free one",
+                    ),
+                ));
+            }
+        };
         query(&ctx, |b| b.serve(ns.as_deref(), p)).map(|p| p as rhai::INT)
     }
 }
