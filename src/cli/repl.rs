@@ -252,6 +252,7 @@ impl Repl {
         let lab = self.lab();
         let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
         catch_signals(tty);
+        crate::script::diagnostic::set_in_repl(true);
         INTERRUPTED.store(false, Ordering::Relaxed);
 
         let prompt = format!("{lab}> ");
@@ -493,6 +494,11 @@ impl Repl {
 
     fn overview(&self) -> String {
         let lab = self.lab();
+        let stays = if self.sandbox {
+            "the lab vanishes with the sandbox".to_string()
+        } else {
+            format!("the lab stays up until `nslab destroy {lab}`")
+        };
         let mut s = format!(
             "Statements run at once; what they create belongs to lab {lab}.\n\
              \x20 Enter runs a complete entry; an open ( [ {{ or string continues it on the next line.\n\
@@ -503,7 +509,7 @@ impl Repl {
              \x20 :load FILE                         run a recipe in this session (its variables stay)\n\
              \x20 :show                              the live tree of lab {lab}\n\
              \x20 :destroy                           remove everything lab {lab} made\n\
-             \x20 :quit                              leave (the lab stays up until `nslab destroy {lab}`)\n\n\
+             \x20 :quit                              leave ({stays})\n\n\
              modules\n"
         );
         for m in docs::modules() {
@@ -530,6 +536,8 @@ impl Repl {
             ));
             return;
         }
+        // `:load "my lab.rhai"` as well as `:load my-lab.rhai`.
+        let arg = arg.strip_prefix('"').and_then(|a| a.strip_suffix('"')).unwrap_or(arg);
         let path = PathBuf::from(arg);
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,

@@ -282,16 +282,41 @@ fn readable_signature(sig: &str) -> String {
     format!("{name}({})", out.iter().map(|a| ty(a)).collect::<Vec<_>>().join(", "))
 }
 
+thread_local! {
+    static IN_REPL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Inside the REPL, help points at `:help` rather than at another command to type.
+pub fn set_in_repl(on: bool) {
+    IN_REPL.with(|c| c.set(on));
+}
+
+/// How to read the reference of `topic` ("" for all of it), where the user is.
+fn doc_cmd(topic: &str) -> String {
+    match (IN_REPL.with(|c| c.get()), topic) {
+        (true, "") => "`:help`".into(),
+        (true, t) => format!("`:help {t}`"),
+        (false, "") => "`nslab doc`".into(),
+        (false, t) => format!("`nslab doc {t}`"),
+    }
+}
+
 fn unknown_function(sig: &str) -> (String, Option<String>) {
     let name = sig.split(' ').next().unwrap_or(sig);
     let msg = format!("unknown function {}", readable_signature(sig));
     let Some((module, func)) = name.rsplit_once("::") else {
-        return (msg, Some("check the name and the number and types of the arguments; `nslab doc` lists every function".into()));
+        return (
+            msg,
+            Some(format!(
+                "check the name and the number and types of the arguments; {} lists every function",
+                doc_cmd("")
+            )),
+        );
     };
     let Some((_, m)) = crate::script::modules::all().into_iter().find(|(n, _)| *n == module) else {
         return (
             msg,
-            Some(format!("there is no module `{module}`; `nslab doc` lists the modules")),
+            Some(format!("there is no module `{module}`; {} lists the modules", doc_cmd(""))),
         );
     };
     let mut names: Vec<String> = m
@@ -304,7 +329,8 @@ fn unknown_function(sig: &str) -> (String, Option<String>) {
         return (
             msg,
             Some(format!(
-                "{module}::{func} exists, but not for these argument types; `nslab doc {module}::{func}` shows its forms"
+                "{module}::{func} exists, but not for these argument types; {} shows its forms",
+                doc_cmd(&format!("{module}::{func}"))
             )),
         );
     }

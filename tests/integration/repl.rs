@@ -428,7 +428,7 @@ fn piped_input_runs_entry_by_entry() {
         .unwrap()
         .write_all(
             b"let hosts = [\"red\",\n  \"green\"];\nfor h in hosts {\n  netns::add(h);\n}\n\
-              netns::ad(\"x\");\nnetns::list()\n",
+              netns::ad(\"x\");\nnetns::list()\nnetns::add(1, 2, 3)\n:help\n",
         )
         .unwrap();
     let out = child.wait_with_output().unwrap();
@@ -441,6 +441,9 @@ fn piped_input_runs_entry_by_entry() {
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
     assert!(stderr.contains("did you mean netns::add?"), "{stderr}");
+    // Help points at the REPL's own command, and tells what leaving does here.
+    assert!(stderr.contains("`:help netns::add` shows its forms"), "{stderr}");
+    assert!(stdout.contains(":quit  ") && stdout.contains("leave (the lab vanishes with the sandbox)"));
 }
 
 /// `run -i` of a failing recipe opens the REPL on what was built, and still exits non-zero:
