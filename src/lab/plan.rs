@@ -30,7 +30,7 @@ use crate::net::exec::ExecOutput;
 use crate::net::info::{AddrInfo, FdbEntry, LinkInfo, NeighInfo, RouteInfo};
 use crate::net::kernel::{
     bridges_do_not_nest, cannot_join_bridge, gateway_needs_link, ipv6_disabled, is_link_local,
-    no_link, not_a_bridge, pinned_to_netns, route_dev_down, sysctl_rejected,
+    no_link, no_route, not_a_bridge, pinned_to_netns, route_dev_down, sysctl_rejected,
 };
 use crate::net::netns::missing;
 use crate::net::op::{Ns, q, shell_words};
@@ -604,10 +604,7 @@ impl Model {
                 space.routes.remove(i);
                 Ok(())
             }
-            None => {
-                Err(NetError::new(format!("{} has no route {d}", place(ns)))
-                    .with_errno(libc::ESRCH))
-            }
+            None => Err(no_route(ns, &d.to_string(), via, dev)),
         }
     }
 

@@ -164,15 +164,20 @@ impl Owned {
     pub fn counts(&self) -> Counts {
         let mut c =
             Counts { netns: self.netns.len(), links: self.links.len(), ..Counts::default() };
+        // A key set three times is one sysctl the lab changed.
+        let mut keys = BTreeSet::new();
         for op in &self.changes {
             match op {
                 Op::AddrAdd { .. } => c.addrs += 1,
                 Op::RouteAdd { .. } => c.routes += 1,
                 Op::IptAppend { .. } => c.rules += 1,
-                Op::SysctlSet { .. } => c.sysctls += 1,
+                Op::SysctlSet { ns, key, .. } => {
+                    keys.insert((ns, key));
+                }
                 _ => {}
             }
         }
+        c.sysctls = keys.len();
         c
     }
 }
@@ -328,6 +333,17 @@ mod tests {
         assert!(!o.has_link(None, "x"), "deleting one veth end deletes both");
         assert_eq!(o.changes.len(), 1);
         assert_eq!(o.counts(), Counts { netns: 1, links: 3, addrs: 1, ..Counts::default() });
+    }
+
+    #[test]
+    fn a_sysctl_set_twice_counts_once() {
+        let set = |v: &str| Op::SysctlSet {
+            ns: None,
+            key: "net.ipv4.ip_forward".into(),
+            value: v.into(),
+            old: Some("0".into()),
+        };
+        assert_eq!(Owned::from_ops(&[set("1"), set("0"), set("1")]).counts().sysctls, 1);
     }
 
     #[test]

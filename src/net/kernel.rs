@@ -158,6 +158,20 @@ pub fn route_dev_down(dest: &str, dev: &str, ns: Option<&str>) -> NetError {
         .with_help(format!("bring the link up first: {up}"))
 }
 
+/// `route::del` of a route that is not there as described: which part did not match.
+pub fn no_route(ns: Option<&str>, dest: &str, via: Option<IpAddr>, dev: Option<&str>) -> NetError {
+    let mut what = format!("route {dest}");
+    if let Some(v) = via {
+        what += &format!(" via {v}");
+    }
+    if let Some(d) = dev {
+        what += &format!(" dev {d}");
+    }
+    NetError::new(format!("{} has no {what}", place(ns)))
+        .with_errno(libc::ESRCH)
+        .with_help("route::list shows the routes there; the gateway and link must match too")
+}
+
 /// An IPv6 link-local address (fe80::/10): the same on every link, so meaningless without one.
 pub fn is_link_local(a: IpAddr) -> bool {
     matches!(a, IpAddr::V6(v) if v.is_unicast_link_local())
@@ -625,7 +639,7 @@ impl Kernel {
                             NetError::new(format!("{} already has a route {d}", place(nsr)))
                                 .with_help("route::list shows the routes; delete the old one first"),
                         ),
-                        libc::ESRCH => Some(NetError::new(format!("{} has no route {d}", place(nsr)))),
+                        libc::ESRCH => Some(no_route(nsr, &d, *via, dev.as_deref())),
                         libc::EINVAL if add && dev.is_none() && via.is_some_and(is_link_local) => {
                             Some(gateway_needs_link(via.expect("checked")))
                         }

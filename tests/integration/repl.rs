@@ -443,7 +443,9 @@ fn piped_input_runs_entry_by_entry() {
     assert!(stderr.contains("did you mean netns::add?"), "{stderr}");
     // Help points at the REPL's own command, and tells what leaving does here.
     assert!(stderr.contains("`:help netns::add` shows its forms"), "{stderr}");
-    assert!(stdout.contains(":quit  ") && stdout.contains("leave (the lab vanishes with the sandbox)"));
+    assert!(
+        stdout.contains(":quit  ") && stdout.contains("leave (the lab vanishes with the sandbox)")
+    );
 }
 
 /// `run -i` of a failing recipe opens the REPL on what was built, and still exits non-zero:
