@@ -119,10 +119,12 @@ impl ConditionalEventHandler for EnterKey {
     }
 }
 
+/// What continuation lines show in front.
+const MARKER: &str = "...> ";
+
 /// The prompt, the continuation prompt painted over the indent, and dim hints.
 pub struct Look {
     pub indent: String,
-    pub marker: String,
     pub color: bool,
 }
 
@@ -131,7 +133,7 @@ impl Look {
     /// under it.
     pub fn new(prompt: &str, color: bool) -> Look {
         let width = prompt.chars().count().max(5);
-        Look { indent: " ".repeat(width), marker: format!("{:>width$}", "...> "), color }
+        Look { indent: " ".repeat(width), color }
     }
 
     pub fn continuation(&self, line: &str) -> String {
@@ -139,13 +141,19 @@ impl Look {
         for (i, l) in line.split('\n').enumerate() {
             if i > 0 {
                 out.push('\n');
-                if let Some(rest) = l.strip_prefix(self.indent.as_str()) {
+                // Our indent, or a narrower one: an entry recalled from the history of a
+                // REPL whose prompt had another width (`repl> ` vs `tutorial> `). The marker
+                // takes exactly the width it covers, so cursor arithmetic stays right.
+                let spaces = l.len() - l.trim_start_matches(' ').len();
+                let width = spaces.min(self.indent.len());
+                if width >= MARKER.len() {
+                    let marker = format!("{MARKER:>width$}");
                     if self.color {
-                        out.push_str(&format!("\x1b[2m{}\x1b[0m", self.marker));
+                        out.push_str(&format!("\x1b[2m{marker}\x1b[0m"));
                     } else {
-                        out.push_str(&self.marker);
+                        out.push_str(&marker);
                     }
-                    out.push_str(rest);
+                    out.push_str(&l[width..]);
                     continue;
                 }
             }
@@ -309,6 +317,9 @@ mod tests {
         assert_eq!(look.indent, "      ");
         let shown = look.continuation("for i in 0..3 {\n      print(i);\n      }");
         assert_eq!(shown, "for i in 0..3 {\n ...> print(i);\n ...> }");
+        // Recalled from a REPL with a narrower prompt: still marked, still as wide.
+        let narrow = Look::new("tutorial> ", false);
+        assert_eq!(narrow.continuation("for x in y {\n      f(x);"), "for x in y {\n ...> f(x);");
         // Same width, so rustyline's cursor arithmetic on the raw buffer stays right.
         for (a, b) in shown.lines().zip("for i in 0..3 {\n      print(i);\n      }".lines()) {
             assert_eq!(a.len(), b.len());
