@@ -505,11 +505,11 @@ impl Model {
                 self.disable_ipv6_write(ns, key, value);
             }
             Op::IptAppend { ns, table, chain, rule } => {
-                self.space_mut(ns.as_deref())?.rules.push((
-                    table.clone(),
-                    chain.clone(),
-                    rule.clone(),
-                ));
+                let space = self.space_mut(ns.as_deref())?;
+                if space.rules.iter().any(|(t, c, r)| t == table && c == chain && r == rule) {
+                    return Err(crate::net::nat::rule_exists(ns.as_deref(), table, chain));
+                }
+                space.rules.push((table.clone(), chain.clone(), rule.clone()));
             }
             Op::IptDelete { ns, table, chain, rule } => {
                 // Like `nat::delete`: a rule that is already gone is fine.

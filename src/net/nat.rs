@@ -27,11 +27,25 @@ fn missing_binary(e: &str) -> NetError {
         .with_help("install the iptables command (Debian/Ubuntu: apt-get install iptables)")
 }
 
+/// The same rule twice: the kernel would keep both (and every packet would pass both), so
+/// a second `nat::masquerade` of one subnet, easy to type again in a REPL, is refused.
+pub fn rule_exists(ns: Option<&str>, table: &str, chain: &str) -> NetError {
+    NetError::new(format!(
+        "the {table} table in {} already has this rule in {chain}",
+        super::error::place(ns)
+    ))
+    .with_errno(libc::EEXIST)
+    .with_help("nat::list() shows the rules there; each is needed once")
+}
+
 pub fn append(ns: Option<&str>, table: &str, chain: &str, rule: &[String]) -> NetResult<()> {
     let (t, c, r) = (table.to_string(), chain.to_string(), rule_text(rule));
     let place = super::error::place(ns);
-    netns::run_in(ns, move || ipt().append(&t, &c, &r).map_err(|e| e.to_string()))?.map_err(|e| {
-        if e.contains("No such file") {
+    let r = netns::run_in(ns, move || ipt().append_unique(&t, &c, &r).map_err(|e| e.to_string()))?;
+    r.map_err(|e| {
+        if e.contains("the rule exists") {
+            rule_exists(ns, table, chain)
+        } else if e.contains("No such file") {
             missing_binary(&e)
         } else {
             NetError::new(format!("iptables rejected the rule in {place}: {}", e.trim()))

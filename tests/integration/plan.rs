@@ -401,6 +401,10 @@ const REFUSED: &[(&str, &str)] = &[
     ("veth::add(\"a\", \"b\");\nbridge::fdb(\"a\");", "a is a veth link, not a bridge"),
     ("bridge::add(\"br0\");\nlink::set_master(\"lo\", \"br0\");", "lo cannot join a bridge"),
     (
+        "nat::masquerade(\"10.8.0.0/24\");\nnat::masquerade(\"10.8.0.0/24\");",
+        "the nat table in the host already has this rule in POSTROUTING",
+    ),
+    (
         "netns::add(\"red\");\nroute::add(\"red\", \"default\", \"fe80::1\");",
         "gateway fe80::1 is link-local: the route needs its link",
     ),
