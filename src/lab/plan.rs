@@ -30,7 +30,8 @@ use crate::net::exec::ExecOutput;
 use crate::net::info::{AddrInfo, FdbEntry, LinkInfo, NeighInfo, RouteInfo};
 use crate::net::kernel::{
     bridges_do_not_nest, cannot_join_bridge, gateway_needs_link, ipv6_disabled, is_link_local,
-    no_link, no_route, not_a_bridge, pinned_to_netns, route_dev_down, sysctl_rejected,
+    link_taken, no_link, no_route, not_a_bridge, pinned_to_netns, route_dev_down, sysctl_rejected,
+    veth_same_names,
 };
 use crate::net::netns::missing;
 use crate::net::op::{Ns, q, shell_words};
@@ -132,15 +133,6 @@ fn host_net(ip: IpAddr) -> IpNet {
     IpNet::from(ip)
 }
 
-fn exists_error(dev: &str, ns: Option<&str>) -> NetError {
-    // The words of `kernel::link_error` for EEXIST.
-    NetError::new(format!("link {dev} already exists in {}", place(ns)))
-        .with_errno(libc::EEXIST)
-        .with_help(
-            "pick another name, or remove the old link (`nslab destroy LAB` if a lab made it)",
-        )
-}
-
 impl Model {
     fn new(lab: &str) -> Model {
         let mut m = Model {
@@ -185,6 +177,13 @@ impl Model {
 
     fn pos_of(&self, uid: usize) -> Option<usize> {
         self.links.iter().position(|l| l.uid == uid)
+    }
+
+    /// The words of `Kernel::taken`: the plan's own links are this lab's, the rest nobody's.
+    fn taken(&self, ns: Option<&str>, dev: &str) -> NetError {
+        let lab = self.alias.strip_prefix("nslab:");
+        let mine = self.find(ns, dev).is_some_and(|i| self.links[i].tagged);
+        link_taken(dev, ns, if mine { lab } else { None }, lab)
     }
 
     fn new_link(&mut self, ns: Ns, name: &str, kind: &'static str, tagged: bool) -> usize {
@@ -343,7 +342,7 @@ impl Model {
                 let ns = ns.as_deref();
                 self.space(ns)?;
                 if self.find(ns, name).is_some() {
-                    return Err(exists_error(name, ns));
+                    return Err(self.taken(ns, name));
                 }
                 // A new bridge starts down, as with `ip link add NAME type bridge`.
                 self.new_link(key(ns), name, "bridge", true);
@@ -356,17 +355,14 @@ impl Model {
                 let nsr = ns.as_deref();
                 self.space(nsr)?;
                 let pns = peer_ns.as_deref().or(nsr);
-                if self.find(nsr, name).is_some()
-                    || self.find(pns, peer).is_some()
-                    || (nsr == pns && name == peer)
-                {
-                    return Err(NetError::new(format!(
-                        "link {name} or its peer {peer} already exists ({} / {})",
-                        place(nsr),
-                        place(pns)
-                    ))
-                    .with_errno(libc::EEXIST)
-                    .with_help("pick other names, or remove the old links (`nslab destroy LAB` if a lab made them)"));
+                if nsr == pns && name == peer {
+                    return Err(veth_same_names(name));
+                }
+                if self.find(nsr, name).is_some() {
+                    return Err(self.taken(nsr, name));
+                }
+                if self.find(pns, peer).is_some() {
+                    return Err(self.taken(pns, peer));
                 }
                 let a = self.new_link(key(nsr), name, "veth", true);
                 let b = self.new_link(key(pns), peer, "veth", true);

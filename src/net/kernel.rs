@@ -207,14 +207,32 @@ pub fn sysctl_rejected(key: &str, value: &str) -> NetError {
         ))
 }
 
-fn veth_exists(name: &str, peer: &str, name_at: Option<&str>, peer_at: Option<&str>) -> NetError {
-    NetError::new(format!(
-        "link {name} or its peer {peer} already exists ({} / {})",
-        place(name_at),
-        place(peer_at)
-    ))
-    .with_errno(libc::EEXIST)
-    .with_help("pick other names, or remove the old links (`nslab destroy LAB` if a lab made them)")
+/// A new link's name is taken. `owner` is the lab whose tag the existing link carries
+/// (None: not made by nslab), `lab` the lab asking; the help says whose it is.
+pub fn link_taken(dev: &str, ns: Option<&str>, owner: Option<&str>, lab: Option<&str>) -> NetError {
+    let help = match owner {
+        Some(o) if Some(o) == lab => {
+            format!("this lab made {dev} already; pick another name for the new link")
+        }
+        Some(o) => {
+            format!("lab {o} made it: pick another name, or remove that lab (`nslab destroy {o}`)")
+        }
+        None => format!(
+            "nslab did not make it: pick another name, or remove it by hand if you mean it (`ip {}link del {}`)",
+            ns.map(|n| format!("-n {} ", super::op::q(n))).unwrap_or_default(),
+            super::op::q(dev)
+        ),
+    };
+    NetError::new(format!("link {dev} already exists in {}", place(ns)))
+        .with_errno(libc::EEXIST)
+        .with_help(help)
+}
+
+/// A veth whose two ends would have the same name in one netns.
+pub fn veth_same_names(name: &str) -> NetError {
+    NetError::new(format!("a veth's two ends cannot both be named {name} in one netns"))
+        .with_errno(libc::EEXIST)
+        .with_help("give the peer its own name, or create it in another netns")
 }
 
 pub fn no_link(dev: &str, ns: Option<&str>) -> NetError {
@@ -311,6 +329,33 @@ impl Kernel {
     /// than [`Kernel::apply`] before applying an Op (reading a sysctl first) call this.
     pub fn flush_unless_merges(&self, op: &Op) -> NetResult<()> {
         if self.merges(op) { Ok(()) } else { self.flush() }
+    }
+
+    /// The refusal for creating link `dev` in `ns` where one exists: says whose it is.
+    fn taken(&self, ns: Option<&str>, dev: &str) -> NetError {
+        let owner = self
+            .links(ns)
+            .ok()
+            .and_then(|ls| ls.into_iter().find(|l| l.name == dev))
+            .and_then(|l| l.alias)
+            .and_then(|a| a.strip_prefix("nslab:").map(str::to_string));
+        let lab = self.tag.as_ref().and_then(|t| t.alias.strip_prefix("nslab:"));
+        link_taken(dev, ns, owner.as_deref(), lab)
+    }
+
+    /// Which end of a veth pair clashes, as [`Kernel::taken`] says it.
+    fn veth_taken(
+        &self,
+        name: &str,
+        name_at: Option<&str>,
+        peer: &str,
+        peer_at: Option<&str>,
+    ) -> NetError {
+        if name_at == peer_at && name == peer {
+            return veth_same_names(name);
+        }
+        let name_exists = self.sock(name_at).is_ok_and(|s| s.index_of(name).is_ok());
+        if name_exists { self.taken(name_at, name) } else { self.taken(peer_at, peer) }
     }
 
     /// The cached netlink socket of `ns`, opened on first use.
@@ -432,7 +477,7 @@ impl Kernel {
                 let nsr = ns.as_deref();
                 let sock = self.sock(nsr)?;
                 if sock.index_of(name).is_ok() || sock.index_of(peer).is_ok() {
-                    return Err(veth_exists(name, peer, nsr, nsr));
+                    return Err(self.veth_taken(name, nsr, peer, nsr));
                 }
                 *self.pending_veth.borrow_mut() = Some((ns.clone(), name.clone(), peer.clone()));
                 Ok(())
@@ -504,7 +549,10 @@ impl Kernel {
                 let msg = self.tagged(LinkMessageBuilder::<LinkBridge>::new(name)).build();
                 self.sock(ns)?
                     .ack(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)
-                    .map_err(|e| link_error(e, name, ns, "create bridge"))?;
+                    .map_err(|e| match super::error::errno_of(&e) {
+                        Some(libc::EEXIST) => self.taken(ns, name),
+                        _ => link_error(e, name, ns, "create bridge"),
+                    })?;
                 self.set_alias(ns, name)
                     .and_then(|()| self.link_v6_off(ns, name))
                     .inspect_err(|_| self.undo_link(ns, name))
@@ -699,7 +747,7 @@ impl Kernel {
         self.sock(ns)?
             .ack(RouteNetlinkMessage::NewLink(b.build()), NLM_F_CREATE | NLM_F_EXCL)
             .map_err(|e| match super::error::errno_of(&e) {
-                Some(libc::EEXIST) => veth_exists(name, peer, name_at, peer_at),
+                Some(libc::EEXIST) => self.veth_taken(name, name_at, peer, peer_at),
                 _ => link_error(e, name, ns, "create veth"),
             })?;
         drop((name_fd, peer_fd));
