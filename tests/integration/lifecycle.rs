@@ -168,10 +168,19 @@ fn foreign_objects_are_refused_with_a_clear_error() {
     }
     let p = recipe("lc-foreign-del.rhai", "bridge::add(\"lc-br\");\nlink::del(\"own-b\");\n");
     let q = recipe("lc-foreign-netns.rhai", "netns::add(\"red\");\n");
+    let z = recipe("lc-zz.rhai", "bridge::add(\"zz\");\n");
     let r = in_world(&format!(
         "nslab run {p} 2> $T/e1 || true; cat $T/e1; same del\n\
-         nslab run {q} 2> $T/e2 || true; cat $T/e2; same netns\n"
+         nslab run {q} 2> $T/e2 || true; cat $T/e2; same netns\n\
+         nslab run --lab l1 {z} > /dev/null; nslab run --lab l2 {z} 2>&1 || true; nslab destroy l1 > /dev/null\n\
+         nslab run {z} 2>&1 > /dev/null; nslab destroy lc-zz > /dev/null\n"
     ));
+    assert!(
+        r.stdout
+            .contains("lab l1 made it: pick another name, or remove that lab (`nslab destroy l1`)"),
+        "{}",
+        r.stdout
+    );
     r.ok();
     assert!(
         r.stdout.contains("link own-b in the host was not created by lab lc-foreign-del"),
