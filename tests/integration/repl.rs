@@ -295,6 +295,10 @@ fn tab_completes_functions_and_live_names() {
     t.wait("link::up(\"red\", \"lo\"");
     t.entry(")");
     assert_line(&t.entry("link::list(\"red\")[0].state"), "\"up\"");
+    // An argument not begun yet: the names come with their quotes.
+    t.typed("bridge::ports(").key("Tab");
+    t.wait("bridge::ports(\"br0\"");
+    t.key_then("C-c", "repl> ");
 }
 
 #[test]

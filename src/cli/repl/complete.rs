@@ -66,6 +66,9 @@ pub enum Spot {
     Nothing,
 }
 
+/// The `quote` of a [`Spot::Arg`] whose string is not opened yet.
+pub const UNQUOTED: char = '\0';
+
 struct Frame {
     call: Option<String>,
     index: usize,
@@ -195,6 +198,13 @@ pub fn spot(text: &str) -> Spot {
         .map(|i| i + text[i..].chars().next().map_or(1, char::len_utf8))
         .unwrap_or(0);
     let word = &text[start..];
+    // Right after `(` or `,` of a call: the argument is still to be typed. If it wants live
+    // names they are offered with their quotes (`probe::ping(` Tab → `"red"`).
+    if word.is_empty()
+        && let Some(Frame { call: Some(call), index, args, tokens: 0 }) = stack.pop()
+    {
+        return Spot::Arg { call, index, args, prefix: String::new(), quote: UNQUOTED };
+    }
     // After a `.` comes a method or a map field, never a keyword, module or variable.
     if word.starts_with(|c: char| c.is_ascii_digit()) || text[..start].ends_with('.') {
         return Spot::Nothing;
@@ -309,6 +319,19 @@ impl Completer {
             (pos - prefix.len(), v)
         };
         let names = self.names.borrow();
+        // A variable, module, function or keyword.
+        let words = |prefix: &str| {
+            let mut items: Vec<String> = docs::modules().iter().map(|m| format!("{m}::")).collect();
+            items.extend(names.imports.iter().map(|(a, _)| format!("{a}::")));
+            items.extend(names.vars.iter().cloned());
+            items.extend(KEYWORDS.iter().map(|s| s.to_string()));
+            let (start, mut v) = pairs(prefix, items, "");
+            let mut fns: Vec<String> = names.fns.clone();
+            fns.extend(BUILTINS.iter().map(|s| s.to_string()));
+            v.extend(pairs(prefix, fns, "(").1);
+            v.sort_by(|a, b| a.display.cmp(&b.display));
+            (start, v)
+        };
         Ok(match spot(&line[..pos]) {
             Spot::Command { prefix } => {
                 pairs(&prefix, COMMANDS.iter().map(|s| s.to_string()).collect(), "")
@@ -332,19 +355,20 @@ impl Completer {
                 };
                 pairs(&prefix, fns, "(")
             }
-            Spot::Word { prefix } => {
-                let mut items: Vec<String> =
-                    docs::modules().iter().map(|m| format!("{m}::")).collect();
-                items.extend(names.imports.iter().map(|(a, _)| format!("{a}::")));
-                items.extend(names.vars.iter().cloned());
-                items.extend(KEYWORDS.iter().map(|s| s.to_string()));
-                let (start, mut v) = pairs(&prefix, items, "");
-                let mut fns: Vec<String> = names.fns.clone();
-                fns.extend(BUILTINS.iter().map(|s| s.to_string()));
-                v.extend(pairs(&prefix, fns, "(").1);
-                v.sort_by(|a, b| a.display.cmp(&b.display));
-                (start, v)
+            Spot::Arg { call, index, args, quote: UNQUOTED, .. } => {
+                let found = match (call.rsplit_once("::"), names.backend.as_ref()) {
+                    (Some((module, func)), Some(b)) => {
+                        live_names(&**b, &wants(module, func, index), &args)
+                    }
+                    _ => vec![],
+                };
+                if found.is_empty() {
+                    words("")
+                } else {
+                    pairs("", found.into_iter().map(|n| format!("\"{n}\"")).collect(), "")
+                }
             }
+            Spot::Word { prefix } => words(&prefix),
             Spot::Arg { call, index, args, prefix, quote } => {
                 let Some((module, func)) = call.rsplit_once("::") else { return Ok((pos, vec![])) };
                 let Some(b) = names.backend.as_ref() else { return Ok((pos, vec![])) };
@@ -388,6 +412,15 @@ mod tests {
         assert_eq!(spot("x = 12"), Spot::Nothing);
         assert_eq!(spot("p.re"), Spot::Nothing, "not `p.return`");
         assert_eq!(spot("hosts.le"), Spot::Nothing);
+        let open = |call: &str, index, args: &[Option<&str>]| Spot::Arg {
+            call: call.into(),
+            index,
+            args: args.iter().map(|a| a.map(str::to_string)).collect(),
+            prefix: String::new(),
+            quote: UNQUOTED,
+        };
+        assert_eq!(spot("probe::ping("), open("probe::ping", 0, &[]));
+        assert_eq!(spot("link::up(\"red\", "), open("link::up", 1, &[Some("red")]));
     }
 
     #[test]
