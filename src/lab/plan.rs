@@ -30,8 +30,8 @@ use crate::net::exec::ExecOutput;
 use crate::net::info::{AddrInfo, FdbEntry, LinkInfo, NeighInfo, RouteInfo};
 use crate::net::kernel::{
     bridges_do_not_nest, cannot_join_bridge, gateway_needs_link, ipv6_disabled, is_link_local,
-    link_taken, no_link, no_route, not_a_bridge, pinned_to_netns, route_dev_down, sysctl_rejected,
-    veth_same_names,
+    link_taken, no_bridge, no_link, no_route, not_a_bridge, pinned_to_netns, route_dev_down,
+    sysctl_rejected, veth_same_names,
 };
 use crate::net::netns::missing;
 use crate::net::op::{Ns, q, shell_words};
@@ -381,9 +381,12 @@ impl Model {
                 if let Some(m) = master {
                     // `Kernel::apply` looks the master up first, and reports any failure so.
                     let Some(mi) = self.space(ns).ok().and_then(|_| self.find(ns, m)) else {
-                        return Err(NetError::new(format!("no bridge {m} in {}", place(ns)))
-                            .with_errno(libc::ENODEV)
-                            .with_help(format!("create it first with bridge::add(\"{m}\")")));
+                        let bridges = self
+                            .links
+                            .iter()
+                            .filter(|l| l.ns.as_deref() == ns && l.kind == "bridge")
+                            .map(|l| l.name.as_str());
+                        return Err(no_bridge(m, ns, bridges));
                     };
                     let i = self.lookup(ns, dev)?;
                     // The kernel's order: do_set_master, then br_add_if's checks.

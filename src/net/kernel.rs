@@ -107,6 +107,21 @@ fn link_error(e: rtnetlink::Error, dev: &str, ns: Option<&str>, what: &str) -> N
     })
 }
 
+/// `link::set_master` to a master that does not exist; suggests a bridge with a close name.
+pub fn no_bridge<'a>(
+    m: &str,
+    ns: Option<&str>,
+    bridges: impl IntoIterator<Item = &'a str>,
+) -> NetError {
+    let help = match super::error::closest(m, bridges) {
+        Some(b) => format!("did you mean {b}? (bridge::add(\"{m}\") creates {m})"),
+        None => format!("create it first with bridge::add(\"{m}\")"),
+    };
+    NetError::new(format!("no bridge {m} in {}", place(ns)))
+        .with_errno(libc::ENODEV)
+        .with_help(help)
+}
+
 /// `link::set_master` to a link that is not a bridge (do_set_master: the master has no
 /// ndo_add_slave, EOPNOTSUPP).
 pub fn not_a_bridge(master: Option<&str>, dev: &str) -> NetError {
@@ -574,9 +589,16 @@ impl Kernel {
                 let b = match master {
                     Some(m) => {
                         let idx = self.link_index(ns, m).map_err(|_| {
-                            NetError::new(format!("no bridge {m} in {}", place(ns)))
-                                .with_errno(libc::ENODEV)
-                                .with_help(format!("create it first with bridge::add(\"{m}\")"))
+                            let bridges: Vec<String> = self
+                                .links(ns)
+                                .map(|ls| {
+                                    ls.into_iter()
+                                        .filter(|l| l.kind == "bridge")
+                                        .map(|l| l.name)
+                                        .collect()
+                                })
+                                .unwrap_or_default();
+                            no_bridge(m, ns, bridges.iter().map(String::as_str))
                         })?;
                         b.controller(idx)
                     }

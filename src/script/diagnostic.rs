@@ -211,8 +211,8 @@ fn mistyped_module(err: &EvalAltResult, source: &Source) -> Option<(String, Opti
     };
     let close = modules
         .iter()
-        .filter(|(n, _)| distance(n, name) <= 2)
-        .min_by_key(|(n, m)| (!has(m), distance(n, name)));
+        .filter(|(n, _)| crate::net::error::distance(n, name) <= 2)
+        .min_by_key(|(n, m)| (!has(m), crate::net::error::distance(n, name)));
     let help = match close {
         Some((m, module)) if has(module) => format!("did you mean {m}::{func}? {list}"),
         Some((m, _)) => format!("did you mean {m}? {list}"),
@@ -334,25 +334,15 @@ fn unknown_function(sig: &str) -> (String, Option<String>) {
             )),
         );
     }
-    let close = names.iter().min_by_key(|n| distance(n, func)).filter(|n| distance(n, func) <= 2);
+    let close = names
+        .iter()
+        .min_by_key(|n| crate::net::error::distance(n, func))
+        .filter(|n| crate::net::error::distance(n, func) <= 2);
     let help = match close {
         Some(c) => format!("did you mean {module}::{c}? {module}:: has {}", names.join(", ")),
         None => format!("{module}:: has {}", names.join(", ")),
     };
     (msg, Some(help))
-}
-
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 /// A Rhai parse error in `source`.

@@ -401,6 +401,10 @@ const REFUSED: &[(&str, &str)] = &[
     ("veth::add(\"a\", \"b\");\nbridge::fdb(\"a\");", "a is a veth link, not a bridge"),
     ("bridge::add(\"br0\");\nlink::set_master(\"lo\", \"br0\");", "lo cannot join a bridge"),
     (
+        "bridge::add(\"linux-bridge\");\nveth::add(\"a\", \"b\");\nlink::set_master(\"a\", \"linux-brige\");",
+        "did you mean linux-bridge?",
+    ),
+    (
         "nat::masquerade(\"10.8.0.0/24\");\nnat::masquerade(\"10.8.0.0/24\");",
         "the nat table in the host already has this rule in POSTROUTING",
     ),
