@@ -40,7 +40,7 @@ pub fn rows() -> Result<Vec<LabRow>, crate::net::NetError> {
         rows.push(LabRow {
             state: if pid.is_some() { "running".into() } else { "up".into() },
             pid,
-            recipe: meta.as_ref().and_then(|m| m.recipe.clone()),
+            recipe: meta.as_ref().and_then(|m| m.recipe.as_deref()).map(shown_path),
             params: meta.as_ref().map(|m| m.params.clone()).unwrap_or_default(),
             created: meta.as_ref().map(|m| m.created),
             age_secs: meta.as_ref().map(|m| now.saturating_sub(m.created)),
@@ -121,4 +121,14 @@ mod tests {
         assert_eq!(super::age(7300), "2h");
         assert_eq!(super::age(200000), "2d");
     }
+}
+
+/// A recipe's path as `run` recorded it (absolute), shown relative to the current directory
+/// when it lies below it.
+fn shown_path(recorded: &str) -> String {
+    let p = std::path::Path::new(recorded);
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| p.strip_prefix(cwd).ok().map(|r| r.display().to_string()))
+        .unwrap_or_else(|| recorded.to_string())
 }

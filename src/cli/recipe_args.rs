@@ -7,6 +7,7 @@ use rhai::Engine;
 
 use super::{Failed, fail};
 use crate::lab::journal;
+use crate::net::NetError;
 use crate::script::param::{self, Overrides};
 use crate::script::recipe::{self, Recipe};
 
@@ -42,7 +43,17 @@ impl RecipeArgs {
 
     pub fn load(&self) -> Result<Loaded, Failed> {
         let lab = self.lab_name();
-        journal::check_lab_name(&lab).map_err(fail)?;
+        journal::check_lab_name(&lab).map_err(|e| {
+            fail(match &self.lab {
+                Some(_) => e,
+                // The name came from the file: say so, and how to pick one.
+                None => NetError::new(format!(
+                    "the recipe's file name makes an invalid lab name: {}",
+                    e.message
+                ))
+                .with_help("name the lab with --lab NAME (letters, digits, `-`, `_`, `.`; not starting with `.`)"),
+            })
+        })?;
         let overrides = param::parse_sets(&self.sets).map_err(fail)?;
         let engine = recipe::engine_for(&self.recipe, overrides.clone());
         let recipe = recipe::load(&engine, &self.recipe).map_err(fail)?;

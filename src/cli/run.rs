@@ -56,6 +56,7 @@ pub fn run(a: Args) -> Result<(), Failed> {
                 "could not remove the old lab {lab}; nothing new was built"
             ))));
         }
+        println!("destroyed the old lab {lab} (--replace)");
     }
     // Every parameter the lab was built with (`nslab ls`), as set or as declared.
     let params: Vec<(String, String)> = r
@@ -69,8 +70,19 @@ pub fn run(a: Args) -> Result<(), Failed> {
         })
         .collect();
     let session = Rc::new(
-        Session::start(&lab, Some(r.path.display().to_string()), params, a.explain)
-            .map_err(fail)?,
+        // Absolute: `nslab ls` may run from anywhere.
+        Session::start(
+            &lab,
+            Some(
+                std::path::absolute(&r.path)
+                    .unwrap_or_else(|_| r.path.clone())
+                    .display()
+                    .to_string(),
+            ),
+            params,
+            a.explain,
+        )
+        .map_err(fail)?,
     );
     session.kernel().set_no_ipv6(a.no_ipv6);
     // veth::add + link::set_netns as one kernel request; not in the REPL, where a veth must
