@@ -113,6 +113,23 @@ fn parse(text: &str) -> NetResult<Vec<Op>> {
 pub struct Journal {
     file: File,
     seq: u64,
+    /// `netns` beside the journal: "NAME INODE" for each netns the lab made (see
+    /// [`netns_ids`]); opened on first use.
+    ids: Option<File>,
+}
+
+/// The inode of each netns lab `lab` made, by name. Teardown deletes a netns only while its
+/// name still means that one: deleted and made again by hand (`ip netns del red; ip netns
+/// add red`), it is someone else's. A netns made in the moment before a crash may be
+/// missing here; it is deleted by name, as before.
+pub fn netns_ids(lab: &str) -> std::collections::HashMap<String, u64> {
+    let text = std::fs::read_to_string(lab_dir(lab).join("netns")).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let (name, ino) = l.split_once(' ')?;
+            Some((name.to_string(), ino.parse().ok()?))
+        })
+        .collect()
 }
 
 impl Journal {
@@ -126,7 +143,7 @@ impl Journal {
         // Held until this process ends or drops the journal (see running_pid).
         file.lock()?;
         write_meta(meta)?;
-        Ok(Journal { file, seq: 0 })
+        Ok(Journal { file, seq: 0, ids: None })
     }
 
     /// Continues an existing journal (the REPL reattaching to its lab); the lab now
@@ -150,7 +167,7 @@ impl Journal {
             m.pid = std::process::id();
             write_meta(&m)?;
         }
-        Ok(Journal { file, seq })
+        Ok(Journal { file, seq, ids: None })
     }
 
     pub fn record(&mut self, op: &Op) -> NetResult<u64> {
@@ -158,6 +175,17 @@ impl Journal {
         let line = Line::Op { seq: self.seq, op: op.clone() };
         self.write(&line)?;
         Ok(self.seq)
+    }
+
+    /// Records which netns `name` is, right after the lab made it.
+    pub fn netns_made(&mut self, lab: &str, name: &str, ino: u64) -> NetResult<()> {
+        if self.ids.is_none() {
+            self.ids = Some(
+                OpenOptions::new().append(true).create(true).open(lab_dir(lab).join("netns"))?,
+            );
+        }
+        let f = self.ids.as_mut().expect("just opened");
+        f.write_all(format!("{name} {ino}\n").as_bytes()).map_err(NetError::from)
     }
 
     pub fn failed(&mut self, seq: u64) -> NetResult<()> {

@@ -202,6 +202,12 @@ impl Backend for Session {
             }
             return Err(e);
         }
+        if let Op::NetnsAdd { name } = &op {
+            use std::os::unix::fs::MetadataExt;
+            if let Ok(m) = std::fs::metadata(netns::path(name)) {
+                self.journal.borrow_mut().netns_made(&self.lab, name, m.ino())?;
+            }
+        }
         self.owned.borrow_mut().note(&op);
         self.applied.borrow_mut().push(op);
         Ok(())

@@ -242,8 +242,9 @@ pub fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Vec<NetError> {
         .iter()
         .filter_map(|op| if let Op::NetnsAdd { name } = op { Some(name) } else { None })
         .collect();
+    let ids = super::journal::netns_ids(lab);
     for name in netns.into_iter().rev() {
-        if owned.netns.contains(name) {
+        if owned.netns.contains(name) && still_ours(name, &ids) {
             keep(kernel.apply(&Op::NetnsDel { name: name.clone() }));
         }
     }
@@ -265,6 +266,16 @@ pub fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Vec<NetError> {
         keep(delete_links(kernel, ns.as_deref(), lab, &owned));
     }
     errors
+}
+
+/// Whether netns `name` is still the one the lab made (see `journal::netns_ids`): a netns
+/// replaced under the same name is left alone, as if the lab's were simply gone.
+fn still_ours(name: &str, ids: &std::collections::HashMap<String, u64>) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (ids.get(name), std::fs::metadata(crate::net::netns::path(name))) {
+        (Some(made), Ok(now)) => *made == now.ino(),
+        _ => true,
+    }
 }
 
 /// Deletes the lab's links in `ns`: one RTM_DELLINK for the whole link group when every

@@ -454,6 +454,26 @@ fn destroy_keeps_foreign_secondary_addresses() {
     assert_eq!(r.stdout, "203.0.113.2/24\n10.77.0.2/24\n0\n");
 }
 
+/// A lab's netns deleted and made again by hand under the same name is the user's now:
+/// destroy leaves it alone.
+#[test]
+fn destroy_leaves_a_netns_replaced_by_hand() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let p = recipe("lc-replaced.rhai", "netns::add(\"rep1\");\nnetns::add(\"rep2\");\n");
+    let r = sandboxed(&format!(
+        r#"
+        nslab run {p} > /dev/null
+        ip netns del rep1; ip netns add rep1
+        nslab destroy lc-replaced
+        ip netns list | cut -d' ' -f1 | sort | tr '\n' ' '
+        "#
+    ));
+    r.ok();
+    assert_eq!(r.stdout, "destroyed lab lc-replaced\ninternet rep1 ");
+}
+
 #[test]
 fn destroy_all_removes_every_lab() {
     if !kernel_tests_possible() {
