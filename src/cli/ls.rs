@@ -112,6 +112,16 @@ pub fn run(a: Args) -> Result<(), Failed> {
     Ok(())
 }
 
+/// A recipe's path as `run` recorded it (absolute), shown relative to the current directory
+/// when it lies below it.
+fn shown_path(recorded: &str) -> String {
+    let p = std::path::Path::new(recorded);
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| p.strip_prefix(cwd).ok().map(|r| r.display().to_string()))
+        .unwrap_or_else(|| recorded.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -121,14 +131,4 @@ mod tests {
         assert_eq!(super::age(7300), "2h");
         assert_eq!(super::age(200000), "2d");
     }
-}
-
-/// A recipe's path as `run` recorded it (absolute), shown relative to the current directory
-/// when it lies below it.
-fn shown_path(recorded: &str) -> String {
-    let p = std::path::Path::new(recorded);
-    std::env::current_dir()
-        .ok()
-        .and_then(|cwd| p.strip_prefix(cwd).ok().map(|r| r.display().to_string()))
-        .unwrap_or_else(|| recorded.to_string())
 }
