@@ -7,9 +7,9 @@ use rhai::{Array, Dynamic, Map};
 /// Column order for the maps nslab returns (LinkInfo, AddrInfo, RouteInfo, NeighInfo,
 /// FdbEntry, probe results): the order a person scans them in. Other keys follow, sorted.
 const ORDER: &[&str] = &[
-    "name", "ns", "dev", "ip", "cidr", "dest", "via", "index", "kind", "state", "oper", "mac",
-    "port", "mtu", "master", "family", "scope", "proto", "local", "ageing", "ok", "sent",
-    "received", "rtt_ms", "status", "stdout", "stderr",
+    "ok", "name", "dest", "via", "ns", "dev", "ip", "cidr", "index", "kind", "state", "oper",
+    "mac", "port", "mtu", "master", "family", "scope", "proto", "seen", "local", "ageing", "sent",
+    "received", "rtt_ms", "status", "stdout", "stderr", "error",
 ];
 
 pub struct Style {
