@@ -156,12 +156,13 @@ fn table(a: &Array, style: &Style) -> String {
             cells.iter().map(|r| r[i].chars().count()).chain([c.chars().count()]).max().unwrap_or(0)
         })
         .collect();
-    let line = |items: &[String], header: bool| -> String {
+    let line = |items: &[String]| -> String {
         let mut s = String::new();
         for (i, item) in items.iter().enumerate() {
             let last = i + 1 == items.len();
             let pad = widths[i].saturating_sub(item.chars().count());
-            let padded = if numeric[i] && !header {
+            // Numbers, and their headers, align right.
+            let padded = if numeric[i] {
                 format!("{}{item}", " ".repeat(pad))
             } else if last {
                 item.clone()
@@ -175,8 +176,8 @@ fn table(a: &Array, style: &Style) -> String {
         }
         s.trim_end().to_string()
     };
-    let mut out = vec![style.bold(&line(&cols, true))];
-    out.extend(cells.iter().map(|r| line(r, false)));
+    let mut out = vec![style.bold(&line(&cols))];
+    out.extend(cells.iter().map(|r| line(r)));
     out.join("\n")
 }
 
