@@ -58,6 +58,14 @@ fn scalar(v: &Dynamic) -> String {
         let s = s.trim_end_matches('0');
         return if s.ends_with('.') { format!("{s}0") } else { s.to_string() };
     }
+    // A closure's name is an internal hash (`Fn(anon$71548d605ba64e1b)`).
+    if let Some(f) = v.read_lock::<rhai::FnPtr>() {
+        return if f.fn_name().starts_with("anon$") {
+            "<closure>".into()
+        } else {
+            format!("<fn {}>", f.fn_name())
+        };
+    }
     v.to_string()
 }
 
@@ -260,6 +268,8 @@ mod tests {
         assert_eq!(show(r#""line 1\nline 2\n""#), "line 1\nline 2");
         assert_eq!(show(r#"["internet", "red"]"#), r#"["internet", "red"]"#);
         assert_eq!(show("[]"), "[]");
+        assert_eq!(show("let f = |x| x + 1; f"), "<closure>");
+        assert_eq!(show("fn double(x) { x * 2 } Fn(\"double\")"), "<fn double>");
         // Long lists of strings: a line each, unquoted (like `iptables -S`).
         let rule = "-A POSTROUTING -s 192.168.24.0/24 -m comment --comment \\\"nslab:repl\\\" -j MASQUERADE";
         assert_eq!(
