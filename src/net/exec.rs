@@ -58,15 +58,31 @@ pub fn exec(ns: Option<&str>, argv: Vec<String>, limits: ExecLimits) -> NetResul
     // would otherwise never finish.
     let stdout = drain(child.stdout.take());
     let stderr = drain(child.stderr.take());
+    let pgid = child.id() as libc::pid_t;
     let started = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) => {}
-            Err(e) => return Err(NetError::from(e)),
+    let mut exited: Option<(std::process::ExitStatus, Instant)> = None;
+    loop {
+        if exited.is_none() {
+            match child.try_wait() {
+                Ok(Some(s)) => exited = Some((s, Instant::now())),
+                Ok(None) => {}
+                Err(e) => return Err(NetError::from(e)),
+            }
+        }
+        if let Some((status, at)) = exited {
+            // The command is done once its output is; something it left running in the
+            // background (`sh -c "server &"`) may hold the pipes open for good: after a
+            // moment its output so far is the answer, and it keeps running.
+            if stdout.done() && stderr.done() || at.elapsed() >= LINGER {
+                return Ok(ExecOutput {
+                    status: status.code().unwrap_or(-1),
+                    stdout: stdout.text(),
+                    stderr: stderr.text(),
+                });
+            }
         }
         if limits.stop.is_some_and(|stop| stop()) {
-            kill(&mut child);
+            kill(&mut child, pgid);
             return Err(NetError::new(format!("interrupted while {prog} ran in {where_}"))
                 .with_errno(libc::EINTR)
                 .with_help(format!("{prog} was killed; the run stops here")));
@@ -74,7 +90,7 @@ pub fn exec(ns: Option<&str>, argv: Vec<String>, limits: ExecLimits) -> NetResul
         if let Some(t) = limits.timeout
             && started.elapsed() >= t
         {
-            kill(&mut child);
+            kill(&mut child, pgid);
             return Err(NetError::new(format!(
                 "{prog} in {where_} did not finish within {} ms",
                 t.as_millis()
@@ -83,37 +99,58 @@ pub fn exec(ns: Option<&str>, argv: Vec<String>, limits: ExecLimits) -> NetResul
             .with_help("it was killed; raise timeout_ms, or catch the error with try/catch"));
         }
         std::thread::sleep(POLL);
-    };
-    Ok(ExecOutput {
-        status: status.code().unwrap_or(-1),
-        stdout: collect(stdout),
-        stderr: collect(stderr),
-    })
+    }
 }
 
-/// Kills the command's process group (its id is the PID of the child nslab started) and
-/// reaps the child. The output threads are left to end when the pipes close.
-fn kill(child: &mut Child) {
-    let pid = child.id() as libc::pid_t;
-    // SAFETY: kill(2) on the process group this function's caller created for its child,
-    // which is not reaped yet, so its id cannot have been reused.
+/// How long the output may stay open after the command itself has exited.
+const LINGER: Duration = Duration::from_millis(500);
+
+/// Kills the command's process group (its id is the PID of the child nslab started, and
+/// stays taken while any member lives) and reaps the child if it is still there.
+fn kill(child: &mut Child, pgid: libc::pid_t) {
+    // SAFETY: kill(2) on the process group this module created for its child.
     unsafe {
-        libc::kill(-pid, libc::SIGKILL);
+        libc::kill(-pgid, libc::SIGKILL);
     }
     let _ = child.kill();
     let _ = child.wait();
 }
 
-fn drain<R: Read + Send + 'static>(r: Option<R>) -> Option<JoinHandle<Vec<u8>>> {
-    let mut r = r?;
-    Some(std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = r.read_to_end(&mut buf);
-        buf
-    }))
+/// One output pipe, read to its end on a thread of its own into a shared buffer.
+struct Drain {
+    buf: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    thread: Option<JoinHandle<()>>,
 }
 
-fn collect(h: Option<JoinHandle<Vec<u8>>>) -> String {
-    let bytes = h.and_then(|h| h.join().ok()).unwrap_or_default();
-    String::from_utf8_lossy(&bytes).into_owned()
+impl Drain {
+    fn done(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+
+    /// What was read so far (all of it once `done`).
+    fn text(&self) -> String {
+        let buf = self.buf.lock().unwrap_or_else(|p| p.into_inner());
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+}
+
+fn drain<R: Read + Send + 'static>(r: Option<R>) -> Drain {
+    let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let thread = r.map(|mut r| {
+        let buf = buf.clone();
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 8192];
+            loop {
+                match r.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        buf.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(&chunk[..n])
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+        })
+    });
+    Drain { buf, thread }
 }

@@ -241,6 +241,13 @@ fn exec_timeout_kills_the_command() {
 try { netns::exec("a", "sleep 20", #{timeout_ms: 200}); } catch (e) { print(`${e.errno} ${e}`); }
 let r = netns::exec("a", ["sh", "-c", "echo hi"], #{timeout_ms: 5000});
 print(r.stdout);
+// Something left running in the background keeps the output open: the command's answer
+// comes all the same, and the timeout does not fire on it.
+let t = timestamp();
+let r = netns::exec("a", ["sh", "-c", "sleep 4 & echo started"], #{timeout_ms: 3000});
+let out = r.stdout;
+out.trim();
+print(`${r.status} ${out} ${t.elapsed < 3.0}`);
 netns::exec("a", "sleep 1", #{timeout: 5});
 "#,
     );
@@ -249,7 +256,7 @@ netns::exec("a", "sleep 1", #{timeout: 5});
     r.failed();
     assert!(start.elapsed().as_secs() < 10, "the timeout did not stop sleep 20");
     assert_eq!(
-        r.stdout, "110 sleep in netns a did not finish within 200 ms\nhi\n\n",
+        r.stdout, "110 sleep in netns a did not finish within 200 ms\nhi\n\n0 started true\n",
         "{}",
         r.stderr
     );
