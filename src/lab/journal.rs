@@ -113,12 +113,12 @@ fn parse(text: &str) -> NetResult<Vec<Op>> {
 pub struct Journal {
     file: File,
     seq: u64,
-    /// `netns` beside the journal: "NAME INODE" for each netns the lab made (see
-    /// [`netns_ids`]); opened on first use.
+    /// `netns` beside the journal: "NAME ID" for each netns the lab made (see
+    /// [`netns_ids`], `netns::identity`); opened on first use.
     ids: Option<File>,
 }
 
-/// The inode of each netns lab `lab` made, by name. Teardown deletes a netns only while its
+/// The identity (`netns::identity`) of each netns lab `lab` made, by name. Teardown deletes a netns only while its
 /// name still means that one: deleted and made again by hand (`ip netns del red; ip netns
 /// add red`), it is someone else's. A netns made in the moment before a crash may be
 /// missing here; it is deleted by name, as before.

@@ -23,6 +23,9 @@ pub struct Session {
     journal: RefCell<Journal>,
     applied: RefCell<Vec<Op>>,
     owned: RefCell<Owned>,
+    /// The identity of each netns this lab made (`netns::identity`), to notice one replaced
+    /// by hand under the same name.
+    netns_ids: RefCell<std::collections::HashMap<String, u64>>,
     explain: bool,
 }
 
@@ -62,6 +65,7 @@ impl Session {
             journal: RefCell::new(journal),
             applied: RefCell::new(Vec::new()),
             owned: RefCell::new(Owned::default()),
+            netns_ids: RefCell::new(Default::default()),
             explain,
         })
     }
@@ -86,6 +90,7 @@ impl Session {
             journal: RefCell::new(Journal::reopen(lab)?),
             owned: RefCell::new(Owned::from_ops(&ops)),
             applied: RefCell::new(ops),
+            netns_ids: RefCell::new(journal::netns_ids(lab)),
             explain,
         })
     }
@@ -125,7 +130,37 @@ impl Session {
 
     /// `owner::check` against the kernel.
     fn check_owner(&self, op: &Op) -> NetResult<()> {
+        self.forget_replaced(op);
         super::owner::check(&self.lab, &self.owned.borrow(), op, self)
+    }
+
+    /// A netns of this lab that someone deleted and made again under the same name is not
+    /// the lab's any more: before an op that would change or delete what is in it on the
+    /// lab's authority, the lab forgets it (as if it had deleted it itself), so the ownership
+    /// check sees someone else's netns. Creating ops need no check: the kernel's answer
+    /// stands, and teardown leaves the netns alone (teardown::still_ours).
+    fn forget_replaced(&self, op: &Op) {
+        let name = match op {
+            Op::NetnsDel { name } => Some(name.as_str()),
+            Op::LinkDel { .. }
+            | Op::LinkSetNetns { .. }
+            | Op::LinkUp { .. }
+            | Op::LinkDown { .. }
+            | Op::LinkSetMaster { .. }
+            | Op::AddrDel { .. }
+            | Op::RouteDel { .. }
+            | Op::IptDelete { .. }
+            | Op::SysctlSet { .. } => op.ns(),
+            _ => None,
+        };
+        let Some(name) = name else { return };
+        if !self.owned.borrow().netns.contains(name)
+            || super::teardown::still_ours(name, &self.netns_ids.borrow())
+        {
+            return;
+        }
+        self.owned.borrow_mut().note(&Op::NetnsDel { name: name.to_string() });
+        self.netns_ids.borrow_mut().remove(name);
     }
 }
 
@@ -202,11 +237,11 @@ impl Backend for Session {
             }
             return Err(e);
         }
-        if let Op::NetnsAdd { name } = &op {
-            use std::os::unix::fs::MetadataExt;
-            if let Ok(m) = std::fs::metadata(netns::path(name)) {
-                self.journal.borrow_mut().netns_made(&self.lab, name, m.ino())?;
-            }
+        if let Op::NetnsAdd { name } = &op
+            && let Some(id) = netns::identity(name)
+        {
+            self.journal.borrow_mut().netns_made(&self.lab, name, id)?;
+            self.netns_ids.borrow_mut().insert(name.clone(), id);
         }
         self.owned.borrow_mut().note(&op);
         self.applied.borrow_mut().push(op);

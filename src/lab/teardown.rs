@@ -270,10 +270,9 @@ pub fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Vec<NetError> {
 
 /// Whether netns `name` is still the one the lab made (see `journal::netns_ids`): a netns
 /// replaced under the same name is left alone, as if the lab's were simply gone.
-fn still_ours(name: &str, ids: &std::collections::HashMap<String, u64>) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (ids.get(name), std::fs::metadata(crate::net::netns::path(name))) {
-        (Some(made), Ok(now)) => *made == now.ino(),
+pub fn still_ours(name: &str, ids: &HashMap<String, u64>) -> bool {
+    match (ids.get(name), crate::net::netns::identity(name)) {
+        (Some(made), Some(now)) => *made == now,
         _ => true,
     }
 }

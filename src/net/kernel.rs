@@ -54,7 +54,7 @@ pub struct LinkTag {
 }
 
 pub struct Kernel {
-    /// One socket per netns, with the inode of the netns it was opened in (0: the host).
+    /// One socket per netns, with the identity of the netns it was opened in (0: the host).
     socks: RefCell<HashMap<Ns, (Rc<NlSocket>, u64)>>,
     tag: Option<LinkTag>,
     /// `--no-ipv6` (see [`Kernel::set_no_ipv6`]).
@@ -378,7 +378,7 @@ impl Kernel {
         let key: Ns = ns.map(str::to_string);
         // The netns behind a name can change under a long session (`ip netns del red; ip
         // netns add red` in another terminal): a socket of the old one would act on a dead
-        // netns. One stat per request (~1 µs) tells.
+        // netns. One statx per request (~1 µs) tells (netns::identity).
         let ino = ns.map_or(0, netns_ino);
         if let Some((s, at)) = self.socks.borrow().get(&key)
             && *at == ino
@@ -1208,10 +1208,9 @@ fn link_info(m: &LinkMessage, names: &HashMap<u32, String>) -> LinkInfo {
     l
 }
 
-/// The inode of named netns `name` (1 when it does not exist: no socket matches it).
+/// The identity of named netns `name` (1 when it does not exist: no socket matches it).
 fn netns_ino(name: &str) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(netns::path(name)).map_or(1, |m| m.ino())
+    netns::identity(name).unwrap_or(1)
 }
 
 fn promote_key(dev: &str) -> String {

@@ -17,6 +17,31 @@ pub fn path(name: &str) -> PathBuf {
     PathBuf::from(NETNS_DIR).join(name)
 }
 
+/// Which netns `name` is, as a number never given to another: the unique id of its bind
+/// mount on /run/netns/NAME (Linux 6.8+). `ip netns del red; ip netns add red` makes a new
+/// mount, so a new id, while the netns inode is usually the same number again (the kernel
+/// hands inode numbers out lowest-free-first, seen here). Older kernels: the inode.
+/// None when the netns does not exist.
+pub fn identity(name: &str) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let p = std::ffi::CString::new(path(name).as_os_str().as_bytes()).ok()?;
+    // SAFETY: statx fills the zeroed buffer; the path is a valid C string.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    let r = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            p.as_ptr(),
+            0,
+            libc::STATX_INO | libc::STATX_MNT_ID_UNIQUE,
+            &mut st,
+        )
+    };
+    if r != 0 {
+        return None;
+    }
+    Some(if st.stx_mask & libc::STATX_MNT_ID_UNIQUE != 0 { st.stx_mnt_id } else { st.stx_ino })
+}
+
 /// Makes `/run/netns` a shared mount point, as `ip netns add` does, so that the namespace
 /// mounts we create there propagate to other mount namespaces (e.g. `ip netns exec`).
 fn prepare_dir() -> NetResult<()> {

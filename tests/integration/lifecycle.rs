@@ -465,13 +465,34 @@ fn destroy_leaves_a_netns_replaced_by_hand() {
     let r = sandboxed(&format!(
         r#"
         nslab run {p} > /dev/null
-        ip netns del rep1; ip netns add rep1
+        # The pause lets the kernel free the old netns: the new one then usually gets the
+        # same inode number, which must not make it the lab's.
+        ip netns del rep1; sleep 1; ip netns add rep1
         nslab destroy lc-replaced
         ip netns list | cut -d' ' -f1 | sort | tr '\n' ' '
         "#
     ));
     r.ok();
     assert_eq!(r.stdout, "destroyed lab lc-replaced\ninternet rep1 ");
+    // The same during a run: a netns replaced under the lab is someone else's at once.
+    let q = recipe(
+        "lc-replaced-run.rhai",
+        r#"netns::add("rep3");
+bridge::add("rep3", "br0");
+netns::exec("internet", ["sh", "-c", "ip netns del rep3 && sleep 1 && ip netns add rep3 && ip -n rep3 link add theirs type bridge"]);
+try { link::del("rep3", "theirs"); } catch (e) { print(e.message); }
+try { netns::del("rep3"); } catch (e) { print(e.message); }
+"#,
+    );
+    let r = sandboxed(&format!(
+        "nslab run {q} | grep -v '^lab '; ip -n rep3 -o link show theirs | wc -l"
+    ));
+    r.ok();
+    assert_eq!(
+        r.stdout,
+        "link theirs in netns rep3 was not created by lab lc-replaced-run\n\
+         netns rep3 was not created by lab lc-replaced-run\n1\n"
+    );
 }
 
 #[test]
