@@ -212,14 +212,12 @@ impl Backend for Session {
         // A veth the kernel layer holds back must exist before anything looks (Kernel::set_defer_veth).
         self.kernel.flush_unless_merges(&op)?;
         self.check_owner(&op)?;
-        let mut claimed = false;
+        // Every sysctl a lab sets is claimed, in its own namespaces too: another lab must not
+        // flip a value this one relies on.
+        let mut claimed = None;
         if let Op::SysctlSet { ns, key, value, old } = &mut op {
-            let current = if self.owned.borrow().in_owned_ns(ns.as_deref()) {
-                kernel::sysctl_get(ns.as_deref(), key)?
-            } else {
-                claimed = true;
-                sysctl_claims::claim(&self.lab, ns.as_deref(), key, value)?
-            };
+            let (current, before) = sysctl_claims::claim(&self.lab, ns.as_deref(), key, value)?;
+            claimed = Some(before);
             *old = Some(current);
         }
         if self.explain {
@@ -231,9 +229,9 @@ impl Backend for Session {
         let seq = self.journal.borrow_mut().record(&op)?;
         if let Err(e) = self.kernel.apply(&op) {
             self.journal.borrow_mut().failed(seq)?;
-            if claimed && let Op::SysctlSet { ns, key, old: Some(before), .. } = &op {
+            if let (Some(before), Op::SysctlSet { ns, key, .. }) = (&claimed, &op) {
                 // Best effort: a claim left behind is recognised as stale by the next one.
-                let _ = sysctl_claims::unclaim(&self.lab, ns.as_deref(), key, before);
+                let _ = sysctl_claims::unclaim(ns.as_deref(), key, before.as_ref());
             }
             return Err(e);
         }

@@ -22,6 +22,10 @@ pub struct Claim {
     pub original: String,
     pub value: String,
     pub holders: Vec<String>,
+    /// The netns the key lives in (`netns::identity`): a claim on a netns deleted and made
+    /// again under the same name is about another netns, and void.
+    #[serde(default)]
+    pub netns_id: Option<u64>,
 }
 
 fn dir() -> PathBuf {
@@ -49,6 +53,11 @@ fn lock() -> NetResult<File> {
 
 fn load(ns: Option<&str>, key: &str) -> Option<Claim> {
     let mut c: Claim = serde_json::from_str(&std::fs::read_to_string(path(ns, key)).ok()?).ok()?;
+    if ns.is_some() && c.netns_id != ns.and_then(crate::net::netns::identity) {
+        // Its netns is gone (or replaced): nothing left to give back there.
+        let _ = std::fs::remove_file(path(ns, key));
+        return None;
+    }
     c.holders.retain(|h| journal::exists(h));
     Some(c)
 }
@@ -85,14 +94,21 @@ fn same(a: &str, b: &str) -> bool {
 }
 
 /// Records that `lab` is about to set `key` to `value`, and returns the value before (what
-/// the lab's journal keeps as `old`). Read under the lock: another lab releasing the key
-/// between a read and the claim would otherwise make its value look like the original.
+/// the lab's journal keeps as `old`) and the claim as it was (for [`unclaim`]). Read under the
+/// lock: another lab releasing the key between a read and the claim would otherwise make
+/// its value look like the original.
 ///
 /// Refused while other labs hold the key at another value: one of them relies on it.
-pub fn claim(lab: &str, ns: Option<&str>, key: &str, value: &str) -> NetResult<String> {
+pub fn claim(
+    lab: &str,
+    ns: Option<&str>,
+    key: &str,
+    value: &str,
+) -> NetResult<(String, Option<Claim>)> {
     let _lock = lock()?;
     let current = sysctl_get(ns, key)?;
-    let mut c = match load(ns, key) {
+    let before = load(ns, key);
+    let mut c = match before.clone() {
         Some(c) if c.holders.iter().any(|h| h != lab) => {
             if !same(&c.value, value) {
                 let others: Vec<&str> =
@@ -114,23 +130,41 @@ pub fn claim(lab: &str, ns: Option<&str>, key: &str, value: &str) -> NetResult<S
         // by hand). If their value is still in force the original from before them is still
         // the one to give back; if someone changed it since, that change is the new original.
         Some(c) if same(&current, &c.value) => c,
-        _ => Claim { original: current.clone(), value: value.to_string(), holders: vec![] },
+        _ => Claim {
+            original: current.clone(),
+            value: value.to_string(),
+            holders: vec![],
+            netns_id: ns.and_then(crate::net::netns::identity),
+        },
     };
     c.value = value.to_string();
     if !c.holders.iter().any(|h| h == lab) {
         c.holders.push(lab.to_string());
     }
     save(ns, key, &c)?;
-    Ok(current)
+    Ok((current, before))
 }
 
-/// Takes back a claim whose write never happened (the kernel refused the value).
-pub fn unclaim(lab: &str, ns: Option<&str>, key: &str, before: &str) -> NetResult<()> {
+/// Takes back a claim whose write never happened (the kernel refused the value): the claim
+/// file goes back to what [`claim`] found.
+pub fn unclaim(ns: Option<&str>, key: &str, before: Option<&Claim>) -> NetResult<()> {
+    let _lock = lock()?;
+    match before {
+        Some(c) => save(ns, key, c),
+        None => {
+            let _ = std::fs::remove_file(path(ns, key));
+            Ok(())
+        }
+    }
+}
+
+/// `lab` gives up its hold on a key inside one of its own namespaces, which die with it:
+/// nothing to restore.
+pub fn drop_holder(lab: &str, ns: Option<&str>, key: &str) -> NetResult<()> {
     let _lock = lock()?;
     let Some(mut c) = load(ns, key) else { return Ok(()) };
     c.holders.retain(|h| h != lab);
-    if c.holders.is_empty() && same(&c.original, before) {
-        // Nobody else holds it and nothing was changed: as if never claimed.
+    if c.holders.is_empty() {
         let _ = std::fs::remove_file(path(ns, key));
         return Ok(());
     }
@@ -159,7 +193,15 @@ pub fn release(
             None => return Ok(()),
         },
     };
-    let now = sysctl_get(ns, key)?;
+    let now = match sysctl_get(ns, key) {
+        Ok(v) => v,
+        // The netns or the key (a link's) is gone: nothing to give back, nor to keep.
+        Err(e) if e.is_gone() || ns.is_some_and(|n| !crate::net::netns::exists(n)) => {
+            let _ = std::fs::remove_file(path(ns, key));
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
     // Someone changed it after us: their value wins.
     if same(&now, value) && !same(&now, &restore_to) {
         sysctl_set(ns, key, &restore_to)?;

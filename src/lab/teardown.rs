@@ -216,6 +216,10 @@ pub fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Vec<NetError> {
             Op::SysctlSet { ns, key, value, old } if !owned.in_owned_ns(ns.as_deref()) => {
                 keep(sysctl_claims::release(lab, ns.as_deref(), key, value, old.as_deref()));
             }
+            // In the lab's own netns the value dies with it; only the hold goes.
+            Op::SysctlSet { ns, key, .. } => {
+                keep(sysctl_claims::drop_holder(lab, ns.as_deref(), key))
+            }
             Op::AddrAdd { ns, dev, cidr } if !owned.link_goes(ns.as_deref(), dev) => {
                 keep(kernel.apply(&Op::AddrDel { ns: ns.clone(), dev: dev.clone(), cidr: *cidr }));
             }

@@ -495,6 +495,45 @@ try { netns::del("rep3"); } catch (e) { print(e.message); }
     );
 }
 
+/// Claims in the second review: a refused write leaves the lab's earlier hold as it was; a
+/// lab's sysctl inside its own netns is held too (another lab may not flip it); a claim on a
+/// netns that is gone is void, also when a netns of that name comes back.
+#[test]
+fn sysctl_claims_keep_holds_across_refusals_and_netns() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let a = recipe(
+        "lc-hold-a.rhai",
+        "sysctl::set(\"net.ipv4.ip_local_port_range\", \"20000 30000\");\n\
+         try { sysctl::set(\"net.ipv4.ip_local_port_range\", \"5000 100\"); } catch (e) { }\n\
+         netns::add(\"held\");\nsysctl::set(\"held\", \"net.ipv4.ip_forward\", 1);\n",
+    );
+    let b = recipe(
+        "lc-hold-b.rhai",
+        "sysctl::set(\"net.ipv4.ip_local_port_range\", \"40000 50000\");\n",
+    );
+    let c = recipe("lc-hold-c.rhai", "sysctl::set(\"held\", \"net.ipv4.ip_forward\", 0);\n");
+    let r = sandboxed(&format!(
+        r#"
+        g() {{ tr '\t' ' ' < /proc/sys/net/ipv4/ip_local_port_range; }}
+        nslab run {a} > /dev/null; echo "a: $(g)"
+        nslab run {b} 2>&1 | grep -o 'which relies on it' | head -1; echo "b refused: $(g)"
+        nslab run {c} 2>&1 | grep -o 'which relies on it' | head -1
+        nslab destroy lc-hold-a > /dev/null; echo "a gone: $(g) claims: $(ls /run/nslab/.sysctl | wc -l)"
+        ip netns add held
+        nslab run {c} > /dev/null && echo "c in a new netns held: ok"; nslab destroy lc-hold-c > /dev/null
+        ip netns exec held cat /proc/sys/net/ipv4/ip_forward
+        "#
+    ));
+    r.ok();
+    assert_eq!(
+        r.stdout,
+        "a: 20000 30000\nwhich relies on it\nb refused: 20000 30000\nwhich relies on it\n\
+         a gone: 32768 60999 claims: 0\nc in a new netns held: ok\n0\n"
+    );
+}
+
 #[test]
 fn destroy_all_removes_every_lab() {
     if !kernel_tests_possible() {
