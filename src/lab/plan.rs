@@ -274,7 +274,7 @@ impl Model {
         let targets: Vec<usize> = match conf {
             "default" => vec![],
             "all" => (0..self.links.len()).filter(|&i| self.links[i].ns.as_deref() == ns).collect(),
-            dev => self.find(ns, dev).into_iter().collect(),
+            dev => self.find(ns, &dev.replace('/', ".")).into_iter().collect(),
         };
         if conf == "all"
             && let Some(space) = self.spaces.get_mut(&key(ns))
@@ -768,7 +768,8 @@ impl Model {
             key.strip_prefix("net.ipv6.conf.").and_then(|k| k.strip_suffix(".disable_ipv6"))
             && conf != "all"
             && conf != "default"
-            && let Some(i) = self.find(ns, conf)
+            // A dotted link name is written with `/` in a key (op::sysctl_path).
+            && let Some(i) = self.find(ns, &conf.replace('/', "."))
         {
             return Ok(if self.links[i].v6_off { "1" } else { "0" }.into());
         }
@@ -790,7 +791,7 @@ impl Model {
         if parts.len() >= 5 && matches!(parts[2], "conf" | "neigh") {
             let dev = parts[3];
             if dev != "all" && dev != "default" {
-                if self.find(ns, dev).is_none() {
+                if self.find(ns, &dev.replace('/', ".")).is_none() {
                     return Err(no_such());
                 }
                 probe_key = key.replacen(&format!(".{dev}."), ".default.", 1);
@@ -1432,9 +1433,10 @@ impl Backend for Plan {
         } else {
             (format!("-c{} -W{}{interval}", echoes.count, secs(echoes.wait)), echoes.count)
         };
-        // iputils takes a link after a % for any address.
+        // iputils takes `ADDR%DEV` for an IPv6 link-local address only; `-I DEV` for the rest.
         let target = match dev {
-            Some(d) => q(&format!("{addr}%{d}")),
+            Some(d) if is_link_local(addr) => q(&format!("{addr}%{d}")),
+            Some(d) => format!("-I {} {addr}", q(d)),
             None => addr.to_string(),
         };
         self.out(format!("{}ping {args} {target}", Plan::prefix(ns)));

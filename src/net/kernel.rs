@@ -634,10 +634,17 @@ impl Kernel {
                 let add = matches!(op, Op::AddrAdd { .. });
                 let r = if add {
                     let mut m = match cidr.addr() {
-                        IpAddr::V4(a) => AddressMessageBuilder::<std::net::Ipv4Addr>::new()
-                            .index(idx)
-                            .address(a, cidr.prefix_len())
-                            .build(),
+                        IpAddr::V4(a) => {
+                            let mut m = AddressMessageBuilder::<std::net::Ipv4Addr>::new()
+                                .index(idx)
+                                .address(a, cidr.prefix_len())
+                                .build();
+                            // The builder adds a broadcast address; `ip addr add A/N dev D`,
+                            // the command the plan prints and the walk-through types, sets
+                            // none (the second review compared the two).
+                            m.attributes.retain(|x| !matches!(x, AddressAttribute::Broadcast(_)));
+                            m
+                        }
                         IpAddr::V6(a) => AddressMessageBuilder::<std::net::Ipv6Addr>::new()
                             .index(idx)
                             .address(a, cidr.prefix_len())

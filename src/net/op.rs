@@ -343,6 +343,10 @@ pub fn check_ifname(name: &str) -> NetResult<()> {
         .with_errno(libc::EINVAL)
         .with_help("shorten it, e.g. use a short prefix like `v-` instead of `veth-`"));
     }
+    if name == "all" || name == "default" {
+        // The kernel refuses them (EINVAL): they would clash with net.*.conf.all/default.
+        return bad("`all` and `default` are the names of the sysctl sets every link inherits");
+    }
     if name == "."
         || name == ".."
         || name.contains(['/', ':'])

@@ -94,11 +94,12 @@ fn norm_addrs(j: &Value) -> Vec<String> {
                 continue;
             }
             v.push(format!(
-                "{} {} {}/{} scope={}",
+                "{} {} {}/{} brd={} scope={}",
                 str_of(l, "ifname"),
                 str_of(a, "family"),
                 str_of(a, "local"),
                 str_of(a, "prefixlen"),
+                str_of(a, "broadcast"),
                 str_of(a, "scope")
             ));
         }
@@ -625,6 +626,8 @@ const AGREED: &[&str] = &[
     "netns::add(\"h\");\nveth::add(\"va\", \"eth0\", \"h\");\nlink::up(\"h\", \"eth0\");\nroute::add(\"h\", \"default\", \"dev:eth0\");",
     // Names `ip link` would read as its keywords (`a` as `address`, `up`, `he` as `help`):
     // the plan writes `name`/`dev` before them.
+    // A dotted link name in a sysctl key (`/` for `.`), and a ping out of a named link.
+    "bridge::add(\"br.10\");\nsysctl::set(\"net.ipv4.conf.br/10.forwarding\", \"1\");\nnetns::add(\"red\");\nveth::add(\"v1\", \"v2\", \"red\");\naddr::add(\"v1\", \"10.44.0.1/24\");\nlink::up(\"v1\");\naddr::add(\"red\", \"v2\", \"10.44.0.2/24\");\nlink::up(\"red\", \"v2\");\nassert(probe::ping(\"red\", \"10.44.0.1%v2\").ok);",
     "bridge::add(\"br\");\nveth::add(\"a\", \"up\");\nlink::set_master(\"a\", \"br\");\nlink::up(\"up\");\nlink::up(\"a\");\nnetns::add(\"m\");\nveth::add(\"he\", \"t\", \"m\");\nlink::del(\"he\");",
 ];
 
