@@ -80,6 +80,14 @@ pub fn running_pid(lab: &str) -> Option<u32> {
     }
 }
 
+/// Holds lab `lab`'s journal lock for a destroy, so that no run or REPL takes the lab up
+/// while it goes. None when someone holds it (see [`running_pid`]) or there is no journal.
+pub fn lock_for_destroy(lab: &str) -> Option<File> {
+    let file = File::open(lab_dir(lab).join("journal")).ok()?;
+    file.try_lock().ok()?;
+    Some(file)
+}
+
 pub fn read_meta(lab: &str) -> Option<Meta> {
     serde_json::from_str(&std::fs::read_to_string(lab_dir(lab).join("meta.json")).ok()?).ok()
 }

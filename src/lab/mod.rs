@@ -35,6 +35,19 @@ pub fn destroy_with(lab: &str, force: bool) -> Vec<crate::net::NetError> {
                 )),
         ];
     }
+    // Held until the journal is gone: a REPL reattaching meanwhile would go on writing to a
+    // journal about to be removed. (With --force the holder is ignored, as asked.)
+    let _lock = journal::lock_for_destroy(lab);
+    if _lock.is_none() && !force && journal::exists(lab) {
+        let pid = journal::running_pid(lab).unwrap_or(0);
+        return vec![
+            crate::net::NetError::new(format!("lab {lab} is being run by process {pid}"))
+                .with_errno(libc::EBUSY)
+                .with_help(format!(
+                    "stop that run first; `nslab destroy --force {lab}` removes the lab under it"
+                )),
+        ];
+    }
     let ops = match journal::read(lab) {
         Ok(ops) => ops,
         Err(e) => return vec![e],
