@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::net::netns::NetnsId;
 use crate::net::{NetError, NetResult, Op};
 
 pub const STATE_DIR: &str = "/run/nslab";
@@ -16,8 +17,18 @@ pub const STATE_DIR: &str = "/run/nslab";
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(untagged)]
 enum Line {
-    Op { seq: u64, op: Op },
-    Failed { failed: u64 },
+    Op {
+        seq: u64,
+        op: Op,
+    },
+    Failed {
+        failed: u64,
+    },
+    /// The lab's netns `forget` was deleted and made again by someone else: from here on it
+    /// is not the lab's (replayed as a `NetnsDel`, which is what it means to the lab).
+    Forget {
+        forget: String,
+    },
 }
 
 /// What a lab is, written once when it starts.
@@ -111,6 +122,7 @@ fn parse(text: &str) -> NetResult<Vec<Op>> {
         match serde_json::from_str::<Line>(line) {
             Ok(Line::Op { seq, op }) => ops.push((seq, op)),
             Ok(Line::Failed { failed }) => ops.retain(|(s, _)| *s != failed),
+            Ok(Line::Forget { forget }) => ops.push((u64::MAX, Op::NetnsDel { name: forget })),
             // A line cut short by a crash mid-write is the last one; it was never applied.
             Err(_) => {}
         }
@@ -126,18 +138,13 @@ pub struct Journal {
     ids: Option<File>,
 }
 
-/// The identity (`netns::identity`) of each netns lab `lab` made, by name. Teardown deletes a netns only while its
-/// name still means that one: deleted and made again by hand (`ip netns del red; ip netns
-/// add red`), it is someone else's. A netns made in the moment before a crash may be
-/// missing here; it is deleted by name, as before.
-pub fn netns_ids(lab: &str) -> std::collections::HashMap<String, u64> {
+/// The identity (`netns::identity`) of each netns lab `lab` made, by name. Teardown deletes
+/// a netns only while its name still means that one: deleted and made again by hand (`ip
+/// netns del red; ip netns add red`), it is someone else's. A netns made in the moment
+/// before a crash may be missing here; it is deleted by name, as before.
+pub fn netns_ids(lab: &str) -> std::collections::HashMap<String, NetnsId> {
     let text = std::fs::read_to_string(lab_dir(lab).join("netns")).unwrap_or_default();
-    text.lines()
-        .filter_map(|l| {
-            let (name, ino) = l.split_once(' ')?;
-            Some((name.to_string(), ino.parse().ok()?))
-        })
-        .collect()
+    text.lines().filter_map(|l| serde_json::from_str::<(String, NetnsId)>(l).ok()).collect()
 }
 
 impl Journal {
@@ -186,14 +193,21 @@ impl Journal {
     }
 
     /// Records which netns `name` is, right after the lab made it.
-    pub fn netns_made(&mut self, lab: &str, name: &str, ino: u64) -> NetResult<()> {
+    pub fn netns_made(&mut self, lab: &str, name: &str, id: NetnsId) -> NetResult<()> {
         if self.ids.is_none() {
             self.ids = Some(
                 OpenOptions::new().append(true).create(true).open(lab_dir(lab).join("netns"))?,
             );
         }
         let f = self.ids.as_mut().expect("just opened");
-        f.write_all(format!("{name} {ino}\n").as_bytes()).map_err(NetError::from)
+        let mut line = serde_json::to_vec(&(name, id)).expect("ids serialise");
+        line.push(b'\n');
+        f.write_all(&line).map_err(NetError::from)
+    }
+
+    /// Records that the lab's netns `name` was replaced by someone else (see `Line::Forget`).
+    pub fn forget(&mut self, name: &str) -> NetResult<()> {
+        self.write(&Line::Forget { forget: name.to_string() })
     }
 
     pub fn failed(&mut self, seq: u64) -> NetResult<()> {

@@ -25,7 +25,7 @@ pub struct Session {
     owned: RefCell<Owned>,
     /// The identity of each netns this lab made (`netns::identity`), to notice one replaced
     /// by hand under the same name.
-    netns_ids: RefCell<std::collections::HashMap<String, u64>>,
+    netns_ids: RefCell<std::collections::HashMap<String, crate::net::netns::NetnsId>>,
     explain: bool,
 }
 
@@ -130,37 +130,36 @@ impl Session {
 
     /// `owner::check` against the kernel.
     fn check_owner(&self, op: &Op) -> NetResult<()> {
-        self.forget_replaced(op);
+        self.forget_replaced(op)?;
         super::owner::check(&self.lab, &self.owned.borrow(), op, self)
     }
 
     /// A netns of this lab that someone deleted and made again under the same name is not
-    /// the lab's any more: before an op that would change or delete what is in it on the
-    /// lab's authority, the lab forgets it (as if it had deleted it itself), so the ownership
-    /// check sees someone else's netns. Creating ops need no check: the kernel's answer
-    /// stands, and teardown leaves the netns alone (teardown::still_ours).
-    fn forget_replaced(&self, op: &Op) {
-        let name = match op {
-            Op::NetnsDel { name } => Some(name.as_str()),
-            Op::LinkDel { .. }
-            | Op::LinkSetNetns { .. }
-            | Op::LinkUp { .. }
-            | Op::LinkDown { .. }
-            | Op::LinkSetMaster { .. }
-            | Op::AddrDel { .. }
-            | Op::RouteDel { .. }
-            | Op::IptDelete { .. }
-            | Op::SysctlSet { .. } => op.ns(),
-            _ => None,
-        };
-        let Some(name) = name else { return };
-        if !self.owned.borrow().netns.contains(name)
-            || super::teardown::still_ours(name, &self.netns_ids.borrow())
-        {
-            return;
+    /// the lab's any more. Before any op that names it, the lab forgets it, as if it had
+    /// deleted it itself, and journals that (`Journal::forget`): what the lab made there
+    /// afterwards is then the lab's objects in someone else's netns, undone one by one like
+    /// those on the host, and the netns itself is left alone.
+    fn forget_replaced(&self, op: &Op) -> NetResult<()> {
+        let mut names: Vec<&str> = op.ns().into_iter().collect();
+        match op {
+            Op::NetnsDel { name } => names.push(name),
+            Op::LinkSetNetns { to, .. } => names.push(to),
+            Op::VethAdd { peer_ns: Some(p), .. } => names.push(p),
+            _ => {}
         }
-        self.owned.borrow_mut().note(&Op::NetnsDel { name: name.to_string() });
-        self.netns_ids.borrow_mut().remove(name);
+        for name in names {
+            if !self.owned.borrow().netns.contains(name)
+                || super::teardown::still_ours(name, &self.netns_ids.borrow())
+            {
+                continue;
+            }
+            let forget = Op::NetnsDel { name: name.to_string() };
+            self.journal.borrow_mut().forget(name)?;
+            self.owned.borrow_mut().note(&forget);
+            self.applied.borrow_mut().push(forget);
+            self.netns_ids.borrow_mut().remove(name);
+        }
+        Ok(())
     }
 }
 

@@ -25,7 +25,19 @@ pub struct Claim {
     /// The netns the key lives in (`netns::identity`): a claim on a netns deleted and made
     /// again under the same name is about another netns, and void.
     #[serde(default)]
-    pub netns_id: Option<u64>,
+    pub netns_id: Option<crate::net::netns::NetnsId>,
+}
+
+impl Claim {
+    /// The claim is about a netns that is gone or was made again under its name.
+    fn void(&self, ns: Option<&str>) -> bool {
+        let Some(n) = ns else { return false };
+        match (self.netns_id, crate::net::netns::identity(n)) {
+            (Some(made), Some(now)) => !made.same(&now),
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
 }
 
 fn dir() -> PathBuf {
@@ -51,13 +63,9 @@ fn lock() -> NetResult<File> {
     Ok(f)
 }
 
+/// The claim file as it is (void or not: callers that write decide, under the lock).
 fn load(ns: Option<&str>, key: &str) -> Option<Claim> {
     let mut c: Claim = serde_json::from_str(&std::fs::read_to_string(path(ns, key)).ok()?).ok()?;
-    if ns.is_some() && c.netns_id != ns.and_then(crate::net::netns::identity) {
-        // Its netns is gone (or replaced): nothing left to give back there.
-        let _ = std::fs::remove_file(path(ns, key));
-        return None;
-    }
     c.holders.retain(|h| journal::exists(h));
     Some(c)
 }
@@ -80,7 +88,7 @@ pub fn all() -> Vec<(Option<String>, String, Claim)> {
             Some((n, k)) => (Some(n.to_string()), k.replace('%', "/")),
             None => (None, name.replace('%', "/")),
         };
-        if let Some(c) = load(ns.as_deref(), &key) {
+        if let Some(c) = load(ns.as_deref(), &key).filter(|c| !c.void(ns.as_deref())) {
             out.push((ns, key, c));
         }
     }
@@ -108,7 +116,8 @@ pub fn claim(
     let _lock = lock()?;
     let current = sysctl_get(ns, key)?;
     let before = load(ns, key);
-    let mut c = match before.clone() {
+    // A claim about a netns that is gone or was made again is no claim at all.
+    let mut c = match before.clone().filter(|c| !c.void(ns)) {
         Some(c) if c.holders.iter().any(|h| h != lab) => {
             if !same(&c.value, value) {
                 let others: Vec<&str> =
@@ -164,7 +173,7 @@ pub fn drop_holder(lab: &str, ns: Option<&str>, key: &str) -> NetResult<()> {
     let _lock = lock()?;
     let Some(mut c) = load(ns, key) else { return Ok(()) };
     c.holders.retain(|h| h != lab);
-    if c.holders.is_empty() {
+    if c.holders.is_empty() || c.void(ns) {
         let _ = std::fs::remove_file(path(ns, key));
         return Ok(());
     }
@@ -181,6 +190,11 @@ pub fn release(
 ) -> NetResult<()> {
     let _lock = lock()?;
     let (restore_to, claimed) = match load(ns, key) {
+        // About a netns that is gone or was made again: nothing to give back there.
+        Some(c) if c.void(ns) => {
+            let _ = std::fs::remove_file(path(ns, key));
+            return Ok(());
+        }
         Some(mut c) => {
             c.holders.retain(|h| h != lab);
             if !c.holders.is_empty() {
@@ -188,9 +202,11 @@ pub fn release(
             }
             (c.original, true)
         }
+        // No claim file (removed by hand): the journal's old value, on the host only. A
+        // netns of that name may not be the one the lab changed.
         None => match old {
-            Some(o) => (o.to_string(), false),
-            None => return Ok(()),
+            Some(o) if ns.is_none() => (o.to_string(), false),
+            _ => return Ok(()),
         },
     };
     let now = match sysctl_get(ns, key) {

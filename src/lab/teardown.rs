@@ -190,7 +190,15 @@ pub fn owner_tag(lab: &str) -> String {
 /// Undoes `ops` (the successfully applied Ops of lab `lab`, in order). Returns every error
 /// met on the way; an empty list means the lab is gone.
 pub fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Vec<NetError> {
-    let owned = Owned::from_ops(ops);
+    let mut owned = Owned::from_ops(ops);
+    // A netns of the lab replaced by hand since its last op (see Session::forget_replaced):
+    // someone else's, with whatever the lab had in it gone with the old one.
+    let ids = super::journal::netns_ids(lab);
+    let replaced: Vec<String> =
+        owned.netns.iter().filter(|n| !still_ours(n, &ids)).cloned().collect();
+    for name in replaced {
+        owned.note(&Op::NetnsDel { name });
+    }
     let mut errors = Vec::new();
     let mut keep = |r: Result<(), NetError>| {
         if let Err(e) = r
@@ -246,9 +254,8 @@ pub fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Vec<NetError> {
         .iter()
         .filter_map(|op| if let Op::NetnsAdd { name } = op { Some(name) } else { None })
         .collect();
-    let ids = super::journal::netns_ids(lab);
     for name in netns.into_iter().rev() {
-        if owned.netns.contains(name) && still_ours(name, &ids) {
+        if owned.netns.contains(name) {
             keep(kernel.apply(&Op::NetnsDel { name: name.clone() }));
         }
     }
@@ -274,9 +281,9 @@ pub fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Vec<NetError> {
 
 /// Whether netns `name` is still the one the lab made (see `journal::netns_ids`): a netns
 /// replaced under the same name is left alone, as if the lab's were simply gone.
-pub fn still_ours(name: &str, ids: &HashMap<String, u64>) -> bool {
+pub fn still_ours(name: &str, ids: &HashMap<String, crate::net::netns::NetnsId>) -> bool {
     match (ids.get(name), crate::net::netns::identity(name)) {
-        (Some(made), Some(now)) => *made == now,
+        (Some(made), Some(now)) => made.same(&now),
         _ => true,
     }
 }

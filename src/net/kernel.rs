@@ -53,9 +53,13 @@ pub struct LinkTag {
     pub group: u32,
 }
 
+/// A netns's socket and the identity of the netns it was opened in (None: the host).
+type CachedSock = (Rc<NlSocket>, Option<netns::NetnsId>);
+
 pub struct Kernel {
-    /// One socket per netns, with the identity of the netns it was opened in (0: the host).
-    socks: RefCell<HashMap<Ns, (Rc<NlSocket>, u64)>>,
+    /// One socket per netns, with the identity of the netns it was opened in (None: the
+    /// host, or gone).
+    socks: RefCell<HashMap<Ns, CachedSock>>,
     tag: Option<LinkTag>,
     /// `--no-ipv6` (see [`Kernel::set_no_ipv6`]).
     no_ipv6: Cell<bool>,
@@ -379,9 +383,13 @@ impl Kernel {
         // The netns behind a name can change under a long session (`ip netns del red; ip
         // netns add red` in another terminal): a socket of the old one would act on a dead
         // netns. One statx per request (~1 µs) tells (netns::identity).
-        let ino = ns.map_or(0, netns_ino);
+        let id = ns.and_then(netns::identity);
         if let Some((s, at)) = self.socks.borrow().get(&key)
-            && *at == ino
+            && match (at, &id) {
+                (Some(a), Some(b)) => a.same(b),
+                (None, None) => ns.is_none(),
+                _ => false,
+            }
         {
             return Ok(s.clone());
         }
@@ -393,7 +401,7 @@ impl Kernel {
             NetError::new(format!("cannot open a netlink socket in {}: {e}", place(ns)))
         })?;
         let s = Rc::new(s);
-        self.socks.borrow_mut().insert(key, (s.clone(), ino));
+        self.socks.borrow_mut().insert(key, (s.clone(), id));
         Ok(s)
     }
 
@@ -536,7 +544,7 @@ impl Kernel {
                     Ok(sock) => {
                         self.socks
                             .borrow_mut()
-                            .insert(Some(name.clone()), (Rc::new(sock), netns_ino(name)));
+                            .insert(Some(name.clone()), (Rc::new(sock), netns::identity(name)));
                         if no_ipv6 {
                             self.v6_off_ns.borrow_mut().insert(name.clone());
                         }
@@ -1213,11 +1221,6 @@ fn link_info(m: &LinkMessage, names: &HashMap<u32, String>) -> LinkInfo {
         l.peer_index = None;
     }
     l
-}
-
-/// The identity of named netns `name` (1 when it does not exist: no socket matches it).
-fn netns_ino(name: &str) -> u64 {
-    netns::identity(name).unwrap_or(1)
 }
 
 fn promote_key(dev: &str) -> String {

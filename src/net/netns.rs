@@ -17,13 +17,41 @@ pub fn path(name: &str) -> PathBuf {
     PathBuf::from(NETNS_DIR).join(name)
 }
 
-/// Which netns `name` is, as a number never given to another: the unique id of its bind
-/// mount on /run/netns/NAME (Linux 6.8+). `ip netns del red; ip netns add red` makes a new
-/// mount, so a new id, while the netns inode is usually the same number again (the kernel
-/// hands inode numbers out lowest-free-first, seen here). Older kernels: the inode.
-/// None when the netns does not exist.
-pub fn identity(name: &str) -> Option<u64> {
+/// Which netns a name stands for, as far as can be told from outside it.
+///
+/// The inode of the netns file is the same from every mount namespace, but the kernel hands
+/// inode numbers out again at once (`ip netns del red; sleep 1; ip netns add red` gave the
+/// same number here). The unique id of the bind mount on /run/netns/NAME (statx
+/// STATX_MNT_ID_UNIQUE, Linux 6.8+) is never reused, but it is another number in another
+/// mount namespace (`unshare -m`, a systemd unit with PrivateTmp). So both are kept, with
+/// the mount namespace the mount id was read in, and [`NetnsId::same`] uses what it can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NetnsId {
+    pub ino: u64,
+    /// The unique mount id, when the kernel has it.
+    pub mnt: Option<u64>,
+    /// The inode of the mount namespace `mnt` was read in.
+    pub mntns: u64,
+}
+
+impl NetnsId {
+    /// False when `now` is certainly another netns than `self`; true when it is the same, or
+    /// when it cannot be told (read from another mount namespace and the inode matches).
+    pub fn same(&self, now: &NetnsId) -> bool {
+        if self.ino != now.ino {
+            return false;
+        }
+        match (self.mnt, now.mnt) {
+            (Some(a), Some(b)) if self.mntns == now.mntns => a == b,
+            _ => true,
+        }
+    }
+}
+
+/// The identity of named netns `name`; None when it does not exist.
+pub fn identity(name: &str) -> Option<NetnsId> {
     use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
     let p = std::ffi::CString::new(path(name).as_os_str().as_bytes()).ok()?;
     // SAFETY: statx fills the zeroed buffer; the path is a valid C string.
     let mut st: libc::statx = unsafe { std::mem::zeroed() };
@@ -39,7 +67,9 @@ pub fn identity(name: &str) -> Option<u64> {
     if r != 0 {
         return None;
     }
-    Some(if st.stx_mask & libc::STATX_MNT_ID_UNIQUE != 0 { st.stx_mnt_id } else { st.stx_ino })
+    let mnt = (st.stx_mask & libc::STATX_MNT_ID_UNIQUE != 0).then_some(st.stx_mnt_id);
+    let mntns = std::fs::metadata("/proc/thread-self/ns/mnt").map_or(0, |m| m.ino());
+    Some(NetnsId { ino: st.stx_ino, mnt, mntns })
 }
 
 /// Makes `/run/netns` a shared mount point, as `ip netns add` does, so that the namespace

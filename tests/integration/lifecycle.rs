@@ -534,6 +534,63 @@ fn sysctl_claims_keep_holds_across_refusals_and_netns() {
     );
 }
 
+/// What a lab makes in a netns of its own that was replaced by hand is the lab's objects in
+/// someone else's netns: destroy removes them one by one and leaves the netns.
+#[test]
+fn objects_in_a_replaced_netns_are_removed_and_the_netns_stays() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let p = recipe(
+        "lc-replaced-objs.rhai",
+        r#"netns::add("rep4");
+netns::exec("internet", ["sh", "-c", "ip netns del rep4 && sleep 1 && ip netns add rep4"]);
+bridge::add("rep4", "br9");
+link::up("rep4", "br9");
+addr::add("rep4", "lo", "10.9.9.9/32");
+nat::masquerade("rep4", "10.1.0.0/24");
+sysctl::set("rep4", "net.ipv4.ip_forward", 1);
+"#,
+    );
+    let r = sandboxed(&format!(
+        r#"
+        nslab run {p} > /dev/null
+        nslab destroy lc-replaced-objs
+        ip netns list | cut -d' ' -f1 | sort | tr '\n' ' '; echo
+        ip -n rep4 -o link | cut -d: -f2 | tr -d ' ' | tr '\n' ' '; echo
+        ip -n rep4 -4 -o addr | awk '{{print $4}}' | tr '\n' ' '; echo
+        ip netns exec rep4 iptables -t nat -S | grep -c nslab || true
+        ip netns exec rep4 cat /proc/sys/net/ipv4/ip_forward
+        nslab doctor | grep -c 'no lab' || true
+        "#
+    ));
+    r.ok();
+    assert_eq!(r.stdout, "destroyed lab lc-replaced-objs\ninternet rep4 \nlo \n\n0\n0\n0\n");
+}
+
+/// A destroy run from another mount namespace (`unshare -m`, a systemd unit with
+/// PrivateTmp) sees other mount ids for the same netns: it must still know the lab's.
+#[test]
+fn destroy_from_another_mount_namespace_removes_the_lab() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let p = recipe(
+        "lc-mntns.rhai",
+        "netns::add(\"mn1\");\nbridge::add(\"mn1\", \"br-in\");\nsysctl::set(\"mn1\", \"net.ipv4.ip_forward\", 1);\n",
+    );
+    let r = sandboxed(&format!(
+        r#"
+        nslab run {p} > /dev/null
+        unshare -m --propagation unchanged "$(command -v nslab)" destroy lc-mntns
+        ip netns list | cut -d' ' -f1 | sort | tr '\n' ' '; echo
+        ls /run/nslab/.sysctl 2>/dev/null | wc -l
+        "#
+    ));
+    r.ok();
+    assert_eq!(r.stdout, "destroyed lab lc-mntns\ninternet \n0\n");
+}
+
 #[test]
 fn destroy_all_removes_every_lab() {
     if !kernel_tests_possible() {
