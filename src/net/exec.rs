@@ -76,10 +76,13 @@ pub fn exec(ns: Option<&str>, argv: Vec<String>, limits: ExecLimits) -> NetResul
             if stdout.done() && stderr.done() || at.elapsed() >= LINGER {
                 return Ok(ExecOutput {
                     status: status.code().unwrap_or(-1),
-                    stdout: stdout.text(),
-                    stderr: stderr.text(),
+                    stdout: stdout.take(),
+                    stderr: stderr.take(),
                 });
             }
+            // Exited: the timeout is about the command, which made it in time.
+            std::thread::sleep(POLL);
+            continue;
         }
         if limits.stop.is_some_and(|stop| stop()) {
             kill(&mut child, pgid);
@@ -118,7 +121,9 @@ fn kill(child: &mut Child, pgid: libc::pid_t) {
 
 /// One output pipe, read to its end on a thread of its own into a shared buffer.
 struct Drain {
-    buf: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    /// None once taken: what a background process writes afterwards is read and dropped
+    /// (it must not fill nslab's memory, nor get SIGPIPE for writing).
+    buf: std::sync::Arc<std::sync::Mutex<Option<Vec<u8>>>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -127,15 +132,15 @@ impl Drain {
         self.thread.as_ref().is_none_or(|t| t.is_finished())
     }
 
-    /// What was read so far (all of it once `done`).
-    fn text(&self) -> String {
-        let buf = self.buf.lock().unwrap_or_else(|p| p.into_inner());
+    /// What was read so far (all of it once `done`); later output is dropped.
+    fn take(&self) -> String {
+        let buf = self.buf.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default();
         String::from_utf8_lossy(&buf).into_owned()
     }
 }
 
 fn drain<R: Read + Send + 'static>(r: Option<R>) -> Drain {
-    let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let buf = std::sync::Arc::new(std::sync::Mutex::new(Some(Vec::new())));
     let thread = r.map(|mut r| {
         let buf = buf.clone();
         std::thread::spawn(move || {
@@ -144,7 +149,9 @@ fn drain<R: Read + Send + 'static>(r: Option<R>) -> Drain {
                 match r.read(&mut chunk) {
                     Ok(0) => break,
                     Ok(n) => {
-                        buf.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(&chunk[..n])
+                        if let Some(b) = buf.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+                            b.extend_from_slice(&chunk[..n]);
+                        }
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(_) => break,

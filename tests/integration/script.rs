@@ -244,7 +244,7 @@ print(r.stdout);
 // Something left running in the background keeps the output open: the command's answer
 // comes all the same, and the timeout does not fire on it.
 let t = timestamp();
-let r = netns::exec("a", ["sh", "-c", "sleep 4 & echo started"], #{timeout_ms: 3000});
+let r = netns::exec("a", ["sh", "-c", "sleep 2 & echo started"], #{timeout_ms: 200});
 let out = r.stdout;
 out.trim();
 print(`${r.status} ${out} ${t.elapsed < 3.0}`);
