@@ -38,6 +38,14 @@ pub fn destroy_with(lab: &str, force: bool) -> Vec<crate::net::NetError> {
     // Held until the journal is gone: a REPL reattaching meanwhile would go on writing to a
     // journal about to be removed. (With --force the holder is ignored, as asked.)
     let _lock = journal::lock_for_destroy(lab);
+    if _lock.is_some()
+        && let Some(mut meta) = journal::read_meta(lab)
+    {
+        // While this destroy holds the lab, `ls` and a second destroy name this process,
+        // not the run that ended long ago (whose pid may be someone else's by now).
+        meta.pid = std::process::id();
+        let _ = journal::write_meta(&meta);
+    }
     if _lock.is_none() && !force && journal::exists(lab) {
         let pid = journal::running_pid(lab).unwrap_or(0);
         return vec![

@@ -66,6 +66,23 @@ pub enum Spot {
     Nothing,
 }
 
+/// A live name as it must be typed inside a string opened with `quote` (the kernel allows
+/// `"` and `\\` in link names).
+fn escape(name: &str, quote: char) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        match c {
+            '\\' if quote != '`' => out.push_str("\\\\"),
+            c if c == quote && quote != '`' => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 /// The `quote` of a [`Spot::Arg`] whose string is not opened yet.
 pub const UNQUOTED: char = '\0';
 
@@ -365,7 +382,8 @@ impl Completer {
                 if found.is_empty() {
                     words("")
                 } else {
-                    pairs("", found.into_iter().map(|n| format!("\"{n}\"")).collect(), "")
+                    let quoted = found.iter().map(|n| format!("\"{}\"", escape(n, '"'))).collect();
+                    pairs("", quoted, "")
                 }
             }
             Spot::Word { prefix } => words(&prefix),
@@ -373,6 +391,7 @@ impl Completer {
                 let Some((module, func)) = call.rsplit_once("::") else { return Ok((pos, vec![])) };
                 let Some(b) = names.backend.as_ref() else { return Ok((pos, vec![])) };
                 let found = live_names(&**b, &wants(module, func, index), &args);
+                let found = found.iter().map(|n| escape(n, quote)).collect();
                 pairs(&prefix, found, &quote.to_string())
             }
             Spot::Nothing => (pos, vec![]),
@@ -420,6 +439,8 @@ mod tests {
             quote: UNQUOTED,
         };
         assert_eq!(spot("probe::ping("), open("probe::ping", 0, &[]));
+        assert_eq!(escape("x\"y", '"'), "x\\\"y");
+        assert_eq!(escape("c\\d", '"'), "c\\\\d");
         assert_eq!(spot("link::up(\"red\", "), open("link::up", 1, &[Some("red")]));
     }
 
