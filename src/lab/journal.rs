@@ -29,6 +29,33 @@ enum Line {
     Forget {
         forget: String,
     },
+    /// A process group `netns::exec` left running in netns `netns` (inode `net_ino`).
+    Background {
+        background: i32,
+        netns: Option<String>,
+        net_ino: u64,
+    },
+}
+
+/// A process group the lab's `netns::exec` left running (see `ExecOutput::background`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Background {
+    pub pgid: i32,
+    pub netns: Option<String>,
+    pub net_ino: u64,
+}
+
+/// The process groups lab `lab` left running, for teardown to stop.
+pub fn backgrounds(lab: &str) -> Vec<Background> {
+    let text = std::fs::read_to_string(lab_dir(lab).join("journal")).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| match serde_json::from_str::<Line>(l) {
+            Ok(Line::Background { background, netns, net_ino }) => {
+                Some(Background { pgid: background, netns, net_ino })
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// What a lab is, written once when it starts.
@@ -123,6 +150,7 @@ fn parse(text: &str) -> NetResult<Vec<Op>> {
             Ok(Line::Op { seq, op }) => ops.push((seq, op)),
             Ok(Line::Failed { failed }) => ops.retain(|(s, _)| *s != failed),
             Ok(Line::Forget { forget }) => ops.push((u64::MAX, Op::NetnsDel { name: forget })),
+            Ok(Line::Background { .. }) => {}
             // A line cut short by a crash mid-write is the last one; it was never applied.
             Err(_) => {}
         }
@@ -203,6 +231,15 @@ impl Journal {
         let mut line = serde_json::to_vec(&(name, id)).expect("ids serialise");
         line.push(b'\n');
         f.write_all(&line).map_err(NetError::from)
+    }
+
+    /// Records a process group left running by `netns::exec`.
+    pub fn background(&mut self, bg: &Background) -> NetResult<()> {
+        self.write(&Line::Background {
+            background: bg.pgid,
+            netns: bg.netns.clone(),
+            net_ino: bg.net_ino,
+        })
     }
 
     /// Records that the lab's netns `name` was replaced by someone else (see `Line::Forget`).

@@ -1402,7 +1402,7 @@ impl Backend for Plan {
             None => String::new(),
         };
         self.out(format!("{}{limit}{}", Plan::prefix(ns), shell_words(&argv)));
-        Ok(ExecOutput { status: 0, stdout: String::new(), stderr: String::new() })
+        Ok(ExecOutput { status: 0, stdout: String::new(), stderr: String::new(), background: None })
     }
 
     fn ping(

@@ -295,7 +295,23 @@ impl Backend for Session {
     ) -> NetResult<ExecOutput> {
         self.kernel.flush()?;
         let stop = || INTERRUPTED.load(Ordering::Relaxed);
-        exec::exec(ns, argv, exec::ExecLimits { timeout, stop: Some(stop) })
+        let out = exec::exec(ns, argv, exec::ExecLimits { timeout, stop: Some(stop) })?;
+        if let Some(pgid) = out.background {
+            // Recorded so that rollback and destroy stop it: it would keep the lab's netns
+            // (and whatever is in it) alive after the lab is gone.
+            let net = match ns {
+                Some(n) => netns::identity(n).map(|i| i.ino),
+                None => std::fs::metadata("/proc/self/ns/net").ok().map(|m| {
+                    use std::os::unix::fs::MetadataExt;
+                    m.ino()
+                }),
+            };
+            if let Some(net_ino) = net {
+                let bg = journal::Background { pgid, netns: ns.map(str::to_string), net_ino };
+                self.journal.borrow_mut().background(&bg)?;
+            }
+        }
+        Ok(out)
     }
 
     fn ping(

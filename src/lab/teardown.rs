@@ -246,6 +246,12 @@ pub fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Vec<NetError> {
         }
     }
 
+    // 2a. What `netns::exec` left running in the background: it would keep a netns alive
+    //     (with whatever is in it) after the lab is gone.
+    for bg in super::journal::backgrounds(lab) {
+        crate::net::exec::kill_group_in(bg.pgid, bg.net_ino);
+    }
+
     // 2. The namespaces, newest first. Their links go with them: the kernel tears an
     //    unmounted netns down on its own worker, in one batch, while step 3 runs (lab(200)
     //    with `ip -batch` doing the same two steps: all links gone after 122 ms in this

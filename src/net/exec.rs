@@ -14,6 +14,9 @@ pub struct ExecOutput {
     pub status: i32,
     pub stdout: String,
     pub stderr: String,
+    /// The command's process group, when something it started still runs in it after the
+    /// command exited (`sh -c "server &"`): the lab stops it when it goes.
+    pub background: Option<i32>,
 }
 
 /// How long a command may run, and what stops it early.
@@ -74,10 +77,14 @@ pub fn exec(ns: Option<&str>, argv: Vec<String>, limits: ExecLimits) -> NetResul
             // background (`sh -c "server &"`) may hold the pipes open for good: after a
             // moment its output so far is the answer, and it keeps running.
             if stdout.done() && stderr.done() || at.elapsed() >= LINGER {
+                // SAFETY: signal 0 only asks whether the group has members; while it has,
+                // its id cannot have been given to another group.
+                let alive = unsafe { libc::kill(-pgid, 0) } == 0;
                 return Ok(ExecOutput {
                     status: status.code().unwrap_or(-1),
                     stdout: stdout.take(),
                     stderr: stderr.take(),
+                    background: alive.then_some(pgid),
                 });
             }
             // Exited: the timeout is about the command, which made it in time.
@@ -160,4 +167,33 @@ fn drain<R: Read + Send + 'static>(r: Option<R>) -> Drain {
         })
     });
     Drain { buf, thread }
+}
+
+/// Kills the members of process group `pgid` that live in the netns with inode `net_ino`
+/// (see [`ExecOutput::background`]); returns how many. Checking the netns of each member
+/// keeps a group id given to someone else meanwhile out of harm's way.
+pub fn kill_group_in(pgid: i32, net_ino: u64) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(dir) = std::fs::read_dir("/proc") else { return 0 };
+    let mut n = 0;
+    for e in dir.filter_map(|e| e.ok()) {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // Fields after the command name (which may hold spaces): state, ppid, pgrp, ...
+        let pgrp = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.split(' ').nth(2)?.parse::<i32>().ok());
+        if pgrp != Some(pgid) {
+            continue;
+        }
+        let in_lab =
+            std::fs::metadata(format!("/proc/{pid}/ns/net")).is_ok_and(|m| m.ino() == net_ino);
+        // SAFETY: kill(2) on a process that is in the lab's group and the lab's netns.
+        if in_lab && unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
+            n += 1;
+        }
+    }
+    n
 }

@@ -230,6 +230,38 @@ fn a_signal_stops_a_long_ping() {
     assert!(r.stdout.contains(&format!("[{path}:3:1]")), "{}", r.stdout);
 }
 
+/// What `netns::exec` leaves running in the background stops with the lab: at a rollback,
+/// and at a later destroy.
+#[test]
+fn background_processes_stop_with_the_lab() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let pidfile = common::root().join("target/test-recipes/bg.pid");
+    let recipe_text = |fail: bool| {
+        format!(
+            "netns::add(\"bgx\");\nbridge::add(\"bgx\", \"br-lab\");\n\
+             netns::exec(\"bgx\", [\"sh\", \"-c\", \"sleep 31 > /dev/null 2>&1 & echo $! > {}\"]);\n{}",
+            pidfile.display(),
+            if fail { "assert(false, \"boom\");\n" } else { "" }
+        )
+    };
+    let failing = recipe("bg-fail.rhai", &recipe_text(true));
+    let good = recipe("bg-good.rhai", &recipe_text(false));
+    let r = common::sandboxed(&format!(
+        r#"
+        # A killed process stays a zombie until its new parent (init) reaps it.
+        alive() {{ p=$(cat {pid}); grep -qv ') Z' /proc/$p/stat 2>/dev/null && echo alive || echo gone; }}
+        nslab run {failing} > /dev/null 2>&1 || true; echo "after rollback: $(alive)"
+        nslab run {good} > /dev/null; echo "while up: $(alive)"
+        nslab destroy bg-good > /dev/null; echo "after destroy: $(alive)"
+        "#,
+        pid = pidfile.display()
+    ));
+    r.ok();
+    assert_eq!(r.stdout, "after rollback: gone\nwhile up: alive\nafter destroy: gone\n");
+}
+
 #[test]
 fn exec_timeout_kills_the_command() {
     if !kernel_tests_possible() {

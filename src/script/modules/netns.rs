@@ -93,8 +93,8 @@ pub mod netns_mod {
     /// `cmd` is a string split on white space (`args`: an array of arguments, not split).
     /// Returns `#{status, stdout, stderr}`. Ctrl-C or SIGTERM kills the command and stops
     /// the run. Something the command leaves running in the background (`sh -c "srv &"`)
-    /// keeps running; the call returns when the command exits (with the output so far if the
-    /// background process holds it open).
+    /// keeps running until the lab is rolled back or destroyed; the call returns when the
+    /// command exits (with the output so far if the background process holds it open).
     ///
     /// ```rhai
     /// let r = netns::exec("red", "ip -br addr");
