@@ -327,6 +327,10 @@ impl Repl {
     fn leave(&self) {
         set_backend(None);
         let lab = self.lab();
+        if self.sandbox {
+            // The sandbox ends with nslab: so does what the lab left running in it.
+            lab::stop_backgrounds(&lab);
+        }
         let n = self.session.applied();
         if n == 0 {
             // Nothing built: leave no empty lab behind.

@@ -108,6 +108,11 @@ pub fn run(a: Args) -> Result<(), Failed> {
         return if failed { Err(Failed(1)) } else { Ok(()) };
     }
     set_backend(None);
+    if a.sandbox {
+        // The sandbox ends with nslab (whatever the result): so does what the lab left
+        // running in the background, which would otherwise hold its namespaces.
+        lab::stop_backgrounds(&lab);
+    }
     match result {
         Ok(()) => {
             session.finish().map_err(fail)?;

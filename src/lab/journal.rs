@@ -32,6 +32,7 @@ enum Line {
     /// A process group `netns::exec` left running in netns `netns` (inode `net_ino`).
     Background {
         background: i32,
+        members: Vec<(i32, u64)>,
         netns: Option<String>,
         net_ino: u64,
     },
@@ -41,6 +42,8 @@ enum Line {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Background {
     pub pgid: i32,
+    /// (pid, start time) of its members when recorded (`exec::group_members`).
+    pub members: Vec<(i32, u64)>,
     pub netns: Option<String>,
     pub net_ino: u64,
 }
@@ -50,8 +53,8 @@ pub fn backgrounds(lab: &str) -> Vec<Background> {
     let text = std::fs::read_to_string(lab_dir(lab).join("journal")).unwrap_or_default();
     text.lines()
         .filter_map(|l| match serde_json::from_str::<Line>(l) {
-            Ok(Line::Background { background, netns, net_ino }) => {
-                Some(Background { pgid: background, netns, net_ino })
+            Ok(Line::Background { background, members, netns, net_ino }) => {
+                Some(Background { pgid: background, members, netns, net_ino })
             }
             _ => None,
         })
@@ -237,6 +240,7 @@ impl Journal {
     pub fn background(&mut self, bg: &Background) -> NetResult<()> {
         self.write(&Line::Background {
             background: bg.pgid,
+            members: bg.members.clone(),
             netns: bg.netns.clone(),
             net_ino: bg.net_ino,
         })

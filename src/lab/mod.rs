@@ -73,6 +73,15 @@ pub fn destroy_with(lab: &str, force: bool) -> Vec<crate::net::NetError> {
     errors
 }
 
+/// Stops what lab `lab`'s `netns::exec` commands left running in the background (see
+/// `journal::Background`): at teardown, and when a sandbox ends, which those processes would
+/// otherwise outlive (holding its network namespaces).
+pub fn stop_backgrounds(lab: &str) {
+    for bg in journal::backgrounds(lab) {
+        crate::net::exec::kill_group_in(bg.pgid, &bg.members, bg.net_ino);
+    }
+}
+
 extern "C" fn on_signal(_: libc::c_int) {
     INTERRUPTED.store(true, std::sync::atomic::Ordering::Relaxed);
 }

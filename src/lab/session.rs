@@ -122,7 +122,9 @@ impl Session {
 
     /// Ends a successful run; a run that changed nothing leaves no lab behind.
     pub fn finish(&self) -> NetResult<()> {
-        if self.applied.borrow().is_empty() {
+        // A lab that only left something running in the background (netns::exec in a
+        // netns it does not own) stays, so that destroy can stop it.
+        if self.applied.borrow().is_empty() && journal::backgrounds(&self.lab).is_empty() {
             journal::remove(&self.lab)?;
         }
         Ok(())
@@ -307,7 +309,12 @@ impl Backend for Session {
                 }),
             };
             if let Some(net_ino) = net {
-                let bg = journal::Background { pgid, netns: ns.map(str::to_string), net_ino };
+                let bg = journal::Background {
+                    pgid,
+                    members: exec::group_members(pgid),
+                    netns: ns.map(str::to_string),
+                    net_ino,
+                };
                 self.journal.borrow_mut().background(&bg)?;
             }
         }

@@ -248,9 +248,7 @@ pub fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Vec<NetError> {
 
     // 2a. What `netns::exec` left running in the background: it would keep a netns alive
     //     (with whatever is in it) after the lab is gone.
-    for bg in super::journal::backgrounds(lab) {
-        crate::net::exec::kill_group_in(bg.pgid, bg.net_ino);
-    }
+    super::stop_backgrounds(lab);
 
     // 2. The namespaces, newest first. Their links go with them: the kernel tears an
     //    unmounted netns down on its own worker, in one batch, while step 3 runs (lab(200)

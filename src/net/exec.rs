@@ -169,29 +169,47 @@ fn drain<R: Read + Send + 'static>(r: Option<R>) -> Drain {
     Drain { buf, thread }
 }
 
-/// Kills the members of process group `pgid` that live in the netns with inode `net_ino`
-/// (see [`ExecOutput::background`]); returns how many. Checking the netns of each member
-/// keeps a group id given to someone else meanwhile out of harm's way.
-pub fn kill_group_in(pgid: i32, net_ino: u64) -> usize {
+/// (pid, pgrp, start time) of every process, from /proc.
+fn processes() -> Vec<(i32, i32, u64)> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return vec![] };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let pid = e.file_name().to_str()?.parse::<i32>().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // After the command name (which may hold spaces): state ppid pgrp ... and the
+            // start time, field 22 of the whole line, 20th after the name.
+            let rest: Vec<&str> = stat.rsplit_once(") ")?.1.split(' ').collect();
+            Some((pid, rest.get(2)?.parse().ok()?, rest.get(19)?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The members of process group `pgid` now, as (pid, start time): what tells them apart
+/// from processes that get the same numbers later.
+pub fn group_members(pgid: i32) -> Vec<(i32, u64)> {
+    processes().into_iter().filter(|p| p.1 == pgid).map(|(pid, _, start)| (pid, start)).collect()
+}
+
+/// Kills process group `pgid` (see [`ExecOutput::background`]) if it is still the one
+/// recorded: one of `members` (pid, start time) still lives. Only its members in the netns
+/// with inode `net_ino` are killed. Returns how many.
+pub fn kill_group_in(pgid: i32, members: &[(i32, u64)], net_ino: u64) -> usize {
     use std::os::unix::fs::MetadataExt;
-    let Ok(dir) = std::fs::read_dir("/proc") else { return 0 };
+    let now = processes();
+    // While one member lives the group id cannot have gone to another group.
+    let still_ours = now.iter().any(|(pid, _, start)| members.contains(&(*pid, *start)));
+    if !still_ours {
+        return 0;
+    }
     let mut n = 0;
-    for e in dir.filter_map(|e| e.ok()) {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        // Fields after the command name (which may hold spaces): state, ppid, pgrp, ...
-        let pgrp = stat
-            .rsplit_once(") ")
-            .and_then(|(_, rest)| rest.split(' ').nth(2)?.parse::<i32>().ok());
-        if pgrp != Some(pgid) {
+    for (pid, pgrp, _) in now {
+        if pgrp != pgid {
             continue;
         }
-        let in_lab =
+        let in_ns =
             std::fs::metadata(format!("/proc/{pid}/ns/net")).is_ok_and(|m| m.ino() == net_ino);
-        // SAFETY: kill(2) on a process that is in the lab's group and the lab's netns.
-        if in_lab && unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
+        // SAFETY: kill(2) on a member of the recorded group, in the netns it ran in.
+        if in_ns && unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
             n += 1;
         }
     }

@@ -383,10 +383,10 @@ impl Kernel {
         // The netns behind a name can change under a long session (`ip netns del red; ip
         // netns add red` in another terminal): a socket of the old one would act on a dead
         // netns. One statx per request (~1 µs) tells (netns::identity).
-        let id = ns.and_then(netns::identity);
+        let id = ns.and_then(netns::identity_here);
         if let Some((s, at)) = self.socks.borrow().get(&key)
             && match (at, &id) {
-                (Some(a), Some(b)) => a.same(b),
+                (Some(a), Some(b)) => a.same_here(b),
                 (None, None) => ns.is_none(),
                 _ => false,
             }
@@ -542,9 +542,10 @@ impl Kernel {
                 })?;
                 match sock {
                     Ok(sock) => {
-                        self.socks
-                            .borrow_mut()
-                            .insert(Some(name.clone()), (Rc::new(sock), netns::identity(name)));
+                        self.socks.borrow_mut().insert(
+                            Some(name.clone()),
+                            (Rc::new(sock), netns::identity_here(name)),
+                        );
                         if no_ipv6 {
                             self.v6_off_ns.borrow_mut().insert(name.clone());
                         }

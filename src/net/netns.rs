@@ -24,14 +24,15 @@ pub fn path(name: &str) -> PathBuf {
 /// same number here). The unique id of the bind mount on /run/netns/NAME (statx
 /// STATX_MNT_ID_UNIQUE, Linux 6.8+) is never reused, but it is another number in another
 /// mount namespace (`unshare -m`, a systemd unit with PrivateTmp). So both are kept, with
-/// the mount namespace the mount id was read in, and [`NetnsId::same`] uses what it can.
+/// the unique id of the mount namespace the mount id was read in (NS_GET_MNTNS_ID; mount
+/// namespace inodes are reused too), and [`NetnsId::same`] uses what it can.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NetnsId {
     pub ino: u64,
     /// The unique mount id, when the kernel has it.
     pub mnt: Option<u64>,
-    /// The inode of the mount namespace `mnt` was read in.
-    pub mntns: u64,
+    /// The unique id of the mount namespace `mnt` was read in, when the kernel has it.
+    pub mntns: Option<u64>,
 }
 
 impl NetnsId {
@@ -41,17 +42,28 @@ impl NetnsId {
         if self.ino != now.ino {
             return false;
         }
-        match (self.mnt, now.mnt) {
-            (Some(a), Some(b)) if self.mntns == now.mntns => a == b,
+        match (self.mnt, now.mnt, self.mntns, now.mntns) {
+            (Some(a), Some(b), Some(x), Some(y)) if x == y => a == b,
             _ => true,
         }
+    }
+
+    /// For identities read by one process in one mount namespace (the socket cache).
+    pub fn same_here(&self, now: &NetnsId) -> bool {
+        self.ino == now.ino && self.mnt == now.mnt
     }
 }
 
 /// The identity of named netns `name`; None when it does not exist.
 pub fn identity(name: &str) -> Option<NetnsId> {
+    let mut id = identity_here(name)?;
+    id.mntns = mntns_id();
+    Some(id)
+}
+
+/// [`identity`] without the mount namespace (one statx): for comparisons within a process.
+pub fn identity_here(name: &str) -> Option<NetnsId> {
     use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::fs::MetadataExt;
     let p = std::ffi::CString::new(path(name).as_os_str().as_bytes()).ok()?;
     // SAFETY: statx fills the zeroed buffer; the path is a valid C string.
     let mut st: libc::statx = unsafe { std::mem::zeroed() };
@@ -68,8 +80,18 @@ pub fn identity(name: &str) -> Option<NetnsId> {
         return None;
     }
     let mnt = (st.stx_mask & libc::STATX_MNT_ID_UNIQUE != 0).then_some(st.stx_mnt_id);
-    let mntns = std::fs::metadata("/proc/thread-self/ns/mnt").map_or(0, |m| m.ino());
-    Some(NetnsId { ino: st.stx_ino, mnt, mntns })
+    Some(NetnsId { ino: st.stx_ino, mnt, mntns: None })
+}
+
+/// The unique id of this thread's mount namespace (ioctl NS_GET_MNTNS_ID, Linux 6.8+).
+fn mntns_id() -> Option<u64> {
+    // _IOR(NSIO = 0xb7, 0x5, __u64), from linux/nsfs.h.
+    const NS_GET_MNTNS_ID: libc::c_ulong = 0x8008_b705;
+    let f = File::open("/proc/thread-self/ns/mnt").ok()?;
+    let mut id: u64 = 0;
+    // SAFETY: the ioctl writes one u64 into `id`; the fd is open for the call.
+    let r = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&f), NS_GET_MNTNS_ID, &mut id) };
+    (r == 0).then_some(id)
 }
 
 /// Makes `/run/netns` a shared mount point, as `ip netns add` does, so that the namespace

@@ -260,6 +260,26 @@ fn background_processes_stop_with_the_lab() {
     ));
     r.ok();
     assert_eq!(r.stdout, "after rollback: gone\nwhile up: alive\nafter destroy: gone\n");
+    // A run that made nothing but left a process running in a netns it does not own stays
+    // up, so destroy can stop it; a sandbox stops it when it ends.
+    let only = recipe(
+        "bg-only.rhai",
+        &format!(
+            "netns::exec(\"internet\", [\"sh\", \"-c\", \"sleep 32 > /dev/null 2>&1 & echo $! > {}\"]);\n",
+            pidfile.display()
+        ),
+    );
+    let r = common::sandboxed(&format!(
+        r#"
+        alive() {{ p=$(cat {pid}); grep -qv ') Z' /proc/$p/stat 2>/dev/null && echo alive || echo gone; }}
+        nslab run {only} > /dev/null; echo "$(nslab ls | tail -1 | cut -d' ' -f1) $(alive)"
+        nslab destroy bg-only > /dev/null; echo "after destroy: $(alive)"
+        nslab run --sandbox {only} > /dev/null; echo "after a sandbox: $(alive)"
+        "#,
+        pid = pidfile.display()
+    ));
+    r.ok();
+    assert_eq!(r.stdout, "bg-only alive\nafter destroy: gone\nafter a sandbox: gone\n");
 }
 
 #[test]
