@@ -29,9 +29,9 @@ use crate::net::error::{generic, place};
 use crate::net::exec::ExecOutput;
 use crate::net::info::{AddrInfo, FdbEntry, LinkInfo, NeighInfo, RouteInfo};
 use crate::net::kernel::{
-    bridges_do_not_nest, cannot_join_bridge, gateway_needs_link, ipv6_disabled, is_link_local,
-    link_taken, no_bridge, no_link, no_route, not_a_bridge, pinned_to_netns, route_dev_down,
-    sysctl_rejected, veth_same_names,
+    bridges_do_not_nest, cannot_join_bridge, gateway_needs_link, gateway_unreachable,
+    ipv6_disabled, is_link_local, link_taken, no_bridge, no_link, no_route, not_a_bridge,
+    pinned_to_netns, route_dev_down, route_exists, sysctl_rejected, veth_same_names,
 };
 use crate::net::netns::missing;
 use crate::net::op::{Ns, q, shell_words};
@@ -544,7 +544,7 @@ impl Model {
             (_, Some(out_dev)) => {
                 let i = self.find(ns, out_dev).expect("looked up above");
                 if !is_v6 && !self.links[i].up {
-                    return Err(route_dev_down(&d.to_string(), out_dev, ns));
+                    return Err(route_dev_down(&d, out_dev, ns));
                 }
                 out_dev.to_string()
             }
@@ -555,14 +555,7 @@ impl Model {
                 None if gw.is_ipv6() => {
                     self.route_lookup(ns, gw).map(|(d, _)| d).unwrap_or_default()
                 }
-                None => {
-                    return Err(NetError::new(format!(
-                        "gateway {gw} is unreachable from {}: no up link has an address in its subnet",
-                        place(ns)
-                    ))
-                    .with_errno(libc::ENETUNREACH)
-                    .with_help("add an address in the gateway's subnet first (addr::add), and bring the link up"));
-                }
+                None => return Err(gateway_unreachable(&gw.to_string(), ns)),
             },
             (None, None) => return Err(generic(libc::EINVAL, &format!("cannot add route {d}"))),
         };
@@ -572,9 +565,7 @@ impl Model {
             same_dest && (!is_v6 || r.proto != "kernel")
         });
         if taken {
-            return Err(NetError::new(format!("{} already has a route {d}", place(ns)))
-                .with_errno(libc::EEXIST)
-                .with_help("route::list shows the routes; delete the old one first"));
+            return Err(route_exists(ns, &d));
         }
         let direct = via.is_none();
         self.space_mut(ns)?.routes.push(Route { dest, v6: is_v6, via, dev: out, direct });

@@ -177,6 +177,23 @@ pub fn route_dev_down(dest: &str, dev: &str, ns: Option<&str>) -> NetError {
         .with_help(format!("bring the link up first: {up}"))
 }
 
+/// A gateway no link that is up can reach directly (ENETUNREACH).
+pub fn gateway_unreachable(gw: &str, ns: Option<&str>) -> NetError {
+    NetError::new(format!(
+        "gateway {gw} is unreachable from {}: no up link has an address in its subnet",
+        place(ns)
+    ))
+    .with_errno(libc::ENETUNREACH)
+    .with_help("add an address in the gateway's subnet first (addr::add), and bring the link up")
+}
+
+/// `route::add` of a destination the table has already (EEXIST).
+pub fn route_exists(ns: Option<&str>, dest: &str) -> NetError {
+    NetError::new(format!("{} already has a route {dest}", place(ns)))
+        .with_errno(libc::EEXIST)
+        .with_help("route::list shows the routes; delete the old one first")
+}
+
 /// `route::del` of a route that is not there as described: which part did not match.
 pub fn no_route(ns: Option<&str>, dest: &str, via: Option<IpAddr>, dev: Option<&str>) -> NetError {
     let mut what = format!("route {dest}");
@@ -712,28 +729,27 @@ impl Kernel {
                 };
                 let d = dest.map(|d| d.to_string()).unwrap_or_else(|| "default".into());
                 r.map_err(|e| {
-                    from_nl(e, &format!("cannot {} route {d}", if add { "add" } else { "delete" }), |errno| match errno {
-                        libc::ENETUNREACH => Some(
-                            NetError::new(format!(
-                                "gateway {} is unreachable from {}: no up link has an address in its subnet",
-                                via.map(|v| v.to_string()).unwrap_or_default(),
-                                place(nsr)
-                            ))
-                            .with_help("add an address in the gateway's subnet first (addr::add), and bring the link up"),
-                        ),
-                        libc::EEXIST => Some(
-                            NetError::new(format!("{} already has a route {d}", place(nsr)))
-                                .with_help("route::list shows the routes; delete the old one first"),
-                        ),
-                        libc::ESRCH => Some(no_route(nsr, &d, *via, dev.as_deref())),
-                        libc::EINVAL if add && dev.is_none() && via.is_some_and(is_link_local) => {
-                            Some(gateway_needs_link(via.expect("checked")))
-                        }
-                        libc::ENETDOWN if add && dev.is_some() => {
-                            Some(route_dev_down(&d, dev.as_deref().unwrap_or("?"), nsr))
-                        }
-                        _ => None,
-                    })
+                    from_nl(
+                        e,
+                        &format!("cannot {} route {d}", if add { "add" } else { "delete" }),
+                        |errno| match errno {
+                            libc::ENETUNREACH => Some(gateway_unreachable(
+                                &via.map(|v| v.to_string()).unwrap_or_default(),
+                                nsr,
+                            )),
+                            libc::EEXIST => Some(route_exists(nsr, &d)),
+                            libc::ESRCH => Some(no_route(nsr, &d, *via, dev.as_deref())),
+                            libc::EINVAL
+                                if add && dev.is_none() && via.is_some_and(is_link_local) =>
+                            {
+                                Some(gateway_needs_link(via.expect("checked")))
+                            }
+                            libc::ENETDOWN if add && dev.is_some() => {
+                                Some(route_dev_down(&d, dev.as_deref().unwrap_or("?"), nsr))
+                            }
+                            _ => None,
+                        },
+                    )
                 })
             }
             Op::SysctlSet { ns, key, value, .. } => sysctl_set(ns.as_deref(), key, value),

@@ -83,15 +83,21 @@ pub fn identity_here(name: &str) -> Option<NetnsId> {
     Some(NetnsId { ino: st.stx_ino, mnt, mntns: None })
 }
 
-/// The unique id of this thread's mount namespace (ioctl NS_GET_MNTNS_ID, Linux 6.8+).
+/// The unique id of nslab's mount namespace (ioctl NS_GET_MNTNS_ID, Linux 6.8+). Read once:
+/// the process changes mount namespace only when `--sandbox` sets up, before any lab work,
+/// and `identity` is asked for every op that names a netns.
 fn mntns_id() -> Option<u64> {
-    // _IOR(NSIO = 0xb7, 0x5, __u64), from linux/nsfs.h.
-    const NS_GET_MNTNS_ID: libc::c_ulong = 0x8008_b705;
-    let f = File::open("/proc/thread-self/ns/mnt").ok()?;
-    let mut id: u64 = 0;
-    // SAFETY: the ioctl writes one u64 into `id`; the fd is open for the call.
-    let r = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&f), NS_GET_MNTNS_ID, &mut id) };
-    (r == 0).then_some(id)
+    static ID: OnceLock<Option<u64>> = OnceLock::new();
+    *ID.get_or_init(|| {
+        // _IOR(NSIO = 0xb7, 0x5, __u64), from linux/nsfs.h.
+        const NS_GET_MNTNS_ID: libc::c_ulong = 0x8008_b705;
+        let f = File::open("/proc/thread-self/ns/mnt").ok()?;
+        let mut id: u64 = 0;
+        // SAFETY: the ioctl writes one u64 into `id`; the fd is open for the call.
+        let r =
+            unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&f), NS_GET_MNTNS_ID, &mut id) };
+        (r == 0).then_some(id)
+    })
 }
 
 /// Makes `/run/netns` a shared mount point, as `ip netns add` does, so that the namespace

@@ -712,6 +712,9 @@ fn ls_and_show_without_labs() {
     let r = sandboxed("nslab show nolab");
     r.failed();
     assert!(r.stderr.contains("no lab named nolab"), "{}", r.stderr);
+    let r = sandboxed("nslab destroy --all");
+    r.ok();
+    assert_eq!(r.stdout, "no labs are up: nothing to destroy\n");
 }
 
 #[test]

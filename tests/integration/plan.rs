@@ -401,6 +401,13 @@ const REFUSED: &[(&str, &str)] = &[
     ),
     ("veth::add(\"a\", \"b\");\nbridge::fdb(\"a\");", "a is a veth link, not a bridge"),
     ("bridge::add(\"br0\");\nlink::set_master(\"lo\", \"br0\");", "lo cannot join a bridge"),
+    ("veth::add(\"x\", \"x\");", "a veth's two ends cannot both be named x in one netns"),
+    ("netns::add(\"red\");\nprobe::serve(\"red\", 70000);", "port 70000 is out of range"),
+    (
+        "netns::add(\"red\");\nprobe::ping(\"red\", \"10.0.0.1\", #{count: 20000});",
+        "option `count` is at most 10000",
+    ),
+    ("bridge::add(\"all\");", "`all` and `default` are the names of the sysctl sets"),
     (
         "bridge::add(\"linux-bridge\");\nveth::add(\"a\", \"b\");\nlink::set_master(\"a\", \"linux-brige\");",
         "did you mean linux-bridge?",

@@ -237,6 +237,17 @@ fn bad_params_are_refused_before_anything_runs() {
     let r = nslab(&["run", "--sandbox", &path, "--set", "hosts"]);
     r.failed();
     assert!(r.stderr.contains("expected NAME=VALUE"), "{}", r.stderr);
+    // A file name that makes no lab name: says so, and how to name the lab.
+    let spaced = recipe("my lab.rhai", "netns::add(\"h\");\n");
+    let r = nslab(&["run", "--sandbox", &spaced]);
+    r.failed();
+    assert!(
+        r.stderr.contains("the recipe's file name makes an invalid lab name")
+            && r.stderr.contains("name the lab with --lab NAME"),
+        "{}",
+        r.stderr
+    );
+    nslab(&["run", "--sandbox", "--lab", "my-lab", &spaced]).ok();
 }
 
 #[test]
