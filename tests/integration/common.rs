@@ -112,3 +112,49 @@ pub fn snapshot(name: &str, actual: &str) {
 pub fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("bad JSON ({e}): {s}"))
 }
+
+/// Whether this kernel has `feature`, one of `netem`, `tbf`, `dummy`, `vlan`, `bond`,
+/// `wireguard`, `macvlan`, `ipvlan`, `vxlan`, `bridge_vlan` (bridge VLAN filtering), probed
+/// once per test process by trying it with iproute2 inside a throwaway sandbox.
+///
+/// A feature the kernel lacks is never skipped in silence: the test prints why it stops, and
+/// on the second kernel (`NSLAB_SECOND_KERNEL=1`, DESIGN §7, which has every module) a
+/// missing feature fails the test. Call it after `kernel_tests_possible()`.
+pub fn kernel_has(feature: &str) -> bool {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static SEEN: OnceLock<Mutex<HashMap<String, bool>>> = OnceLock::new();
+    let seen = SEEN.get_or_init(Default::default);
+    if let Some(&has) = seen.lock().unwrap().get(feature) {
+        return report_feature(feature, has);
+    }
+    let probe = match feature {
+        "netem" => "ip link add t0 type dummy 2>/dev/null || ip link add t0 type veth peer t1; tc qdisc add dev t0 root netem delay 1ms",
+        "tbf" => "ip link add t0 type veth peer t1; tc qdisc add dev t0 root tbf rate 1mbit burst 32kbit latency 50ms",
+        "dummy" => "ip link add t0 type dummy",
+        "vlan" => "ip link add t0 type veth peer t1; ip link add link t0 name t0.5 type vlan id 5",
+        "bond" => "ip link add t0 type bond",
+        "wireguard" => "ip link add t0 type wireguard",
+        "macvlan" => "ip link add t0 type veth peer t1; ip link add link t0 name m0 type macvlan mode bridge",
+        "ipvlan" => "ip link add t0 type veth peer t1; ip link add link t0 name i0 type ipvlan mode l2",
+        "vxlan" => "ip link add t0 type vxlan id 42 dstport 4789 local 10.0.0.1",
+        "bridge_vlan" => "ip link add t0 type bridge vlan_filtering 1 && [ \"$(cat /sys/class/net/t0/bridge/vlan_filtering 2>/dev/null || ip -d -j link show t0 | grep -o '\"vlan_filtering\":1')\" != \"\" ]",
+        other => panic!("kernel_has: unknown feature {other:?}"),
+    };
+    let has = sandboxed(&format!("{probe} >/dev/null 2>&1")).status == 0;
+    seen.lock().unwrap().insert(feature.to_string(), has);
+    report_feature(feature, has)
+}
+
+fn report_feature(feature: &str, has: bool) -> bool {
+    if !has {
+        assert!(
+            std::env::var_os("NSLAB_SECOND_KERNEL").is_none(),
+            "the second kernel must have {feature}"
+        );
+        eprintln!(
+            "NOT RUN HERE: this kernel has no {feature}; this test runs on the second kernel (DESIGN §7, tests/kernel2.sh)"
+        );
+    }
+    has
+}
