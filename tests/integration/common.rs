@@ -113,36 +113,67 @@ pub fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("bad JSON ({e}): {s}"))
 }
 
-/// Whether this kernel has `feature`, one of `netem`, `tbf`, `dummy`, `vlan`, `bond`,
-/// `wireguard`, `macvlan`, `ipvlan`, `vxlan`, `bridge_vlan` (bridge VLAN filtering), probed
-/// once per test process by trying it with iproute2 inside a throwaway sandbox.
+/// The features `kernel_has` knows, each with the iproute2 commands that need it.
+pub const FEATURES: &[(&str, &str)] = &[
+    ("netem", "ip link add t0 type veth peer t1; tc qdisc add dev t0 root netem delay 1ms"),
+    (
+        "tbf",
+        "ip link add t0 type veth peer t1; tc qdisc add dev t0 root tbf rate 1mbit burst 32kbit latency 50ms",
+    ),
+    ("htb", "ip link add t0 type veth peer t1; tc qdisc add dev t0 root handle 1: htb default 10"),
+    ("sfq", "ip link add t0 type veth peer t1; tc qdisc add dev t0 root sfq"),
+    ("fq_codel", "ip link add t0 type veth peer t1; tc qdisc add dev t0 root fq_codel"),
+    ("prio", "ip link add t0 type veth peer t1; tc qdisc add dev t0 root prio"),
+    ("dummy", "ip link add t0 type dummy"),
+    ("vlan", "ip link add t0 type veth peer t1; ip link add link t0 name t0.5 type vlan id 5"),
+    ("bond", "ip link add t0 type bond"),
+    ("wireguard", "ip link add t0 type wireguard"),
+    (
+        "macvlan",
+        "ip link add t0 type veth peer t1; ip link add link t0 name m0 type macvlan mode bridge",
+    ),
+    ("ipvlan", "ip link add t0 type veth peer t1; ip link add link t0 name i0 type ipvlan mode l2"),
+    ("vxlan", "ip link add t0 type vxlan id 42 dstport 4789 local 10.0.0.1"),
+    // Read back from netlink, not sysfs: /sys/class/net/t0/bridge/vlan_filtering exists (and
+    // says 0) on a kernel that accepted the bridge but not the filtering.
+    (
+        "bridge_vlan",
+        "ip link add t0 type bridge vlan_filtering 1; ip -d -j link show t0 | grep -q '\"vlan_filtering\":1'",
+    ),
+];
+
+/// Whether this kernel has `feature`, one of [`FEATURES`] (`bridge_vlan` is bridge VLAN
+/// filtering). The first call probes them all in one throwaway sandbox, each in a netns of
+/// its own, with iproute2; the answers are kept for the test process.
 ///
 /// A feature the kernel lacks is never skipped in silence: the test prints why it stops, and
 /// on the second kernel (`NSLAB_SECOND_KERNEL=1`, DESIGN §7, which has every module) a
 /// missing feature fails the test. Call it after `kernel_tests_possible()`.
 pub fn kernel_has(feature: &str) -> bool {
     use std::collections::HashMap;
-    use std::sync::{Mutex, OnceLock};
-    static SEEN: OnceLock<Mutex<HashMap<String, bool>>> = OnceLock::new();
-    let seen = SEEN.get_or_init(Default::default);
-    if let Some(&has) = seen.lock().unwrap().get(feature) {
-        return report_feature(feature, has);
-    }
-    let probe = match feature {
-        "netem" => "ip link add t0 type dummy 2>/dev/null || ip link add t0 type veth peer t1; tc qdisc add dev t0 root netem delay 1ms",
-        "tbf" => "ip link add t0 type veth peer t1; tc qdisc add dev t0 root tbf rate 1mbit burst 32kbit latency 50ms",
-        "dummy" => "ip link add t0 type dummy",
-        "vlan" => "ip link add t0 type veth peer t1; ip link add link t0 name t0.5 type vlan id 5",
-        "bond" => "ip link add t0 type bond",
-        "wireguard" => "ip link add t0 type wireguard",
-        "macvlan" => "ip link add t0 type veth peer t1; ip link add link t0 name m0 type macvlan mode bridge",
-        "ipvlan" => "ip link add t0 type veth peer t1; ip link add link t0 name i0 type ipvlan mode l2",
-        "vxlan" => "ip link add t0 type vxlan id 42 dstport 4789 local 10.0.0.1",
-        "bridge_vlan" => "ip link add t0 type bridge vlan_filtering 1 && [ \"$(cat /sys/class/net/t0/bridge/vlan_filtering 2>/dev/null || ip -d -j link show t0 | grep -o '\"vlan_filtering\":1')\" != \"\" ]",
-        other => panic!("kernel_has: unknown feature {other:?}"),
-    };
-    let has = sandboxed(&format!("{probe} >/dev/null 2>&1")).status == 0;
-    seen.lock().unwrap().insert(feature.to_string(), has);
+    use std::sync::OnceLock;
+    static HAS: OnceLock<HashMap<String, bool>> = OnceLock::new();
+    let has = HAS.get_or_init(|| {
+        let mut script = String::new();
+        for (name, probe) in FEATURES {
+            let probe = probe.replace('\'', r"'\''");
+            script += &format!(
+                "if unshare -n bash -ec '{probe}' >/dev/null 2>&1; then echo '{name} yes'; else echo '{name} no'; fi\n"
+            );
+        }
+        let run = sandboxed(&script);
+        // A sandbox that failed says nothing about the kernel: never turn it into "missing".
+        run.ok();
+        let seen: HashMap<String, bool> = run
+            .stdout
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(name, answer)| (name.to_string(), answer == "yes"))
+            .collect();
+        assert_eq!(seen.len(), FEATURES.len(), "feature probe output:\n{}", run.stdout);
+        seen
+    });
+    let Some(&has) = has.get(feature) else { panic!("kernel_has: unknown feature {feature:?}") };
     report_feature(feature, has)
 }
 

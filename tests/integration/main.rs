@@ -5,6 +5,7 @@
 mod bench;
 mod common;
 mod doc;
+mod features;
 mod lifecycle;
 mod plan;
 mod repl;
