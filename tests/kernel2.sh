@@ -55,8 +55,7 @@ install_missing() {
         [ "$(id -u)" = 0 ] || die "missing ${need[*]}: run once as root (sudo $0) to install them"
         say "installing ${need[*]}"
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o Dpkg::Use-Pty=0 \
-            --no-install-recommends "${need[@]}" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o Dpkg::Use-Pty=0 "${need[@]}" >&2
     fi
     [ -n "$(kernel_image)" ] ||
         die "linux-image-amd64 installed no /boot/vmlinuz-6.1.*-amd64 (this script expects Debian 12's kernel)"
@@ -66,7 +65,8 @@ install_missing() {
         say "installing virtme-ng $vng_version in $venv"
         python3 -m venv "$venv" >&2 || {
             [ "$(id -u)" = 0 ] || die "python3 -m venv failed: install python3-venv"
-            apt-get install -y -qq python3-venv >&2
+            apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >&2
             python3 -m venv "$venv" >&2
         }
         "$venv/bin/pip" install -q "virtme-ng==$vng_version" >&2
@@ -111,6 +111,8 @@ status_file="$work/status"
 rm -f "$status_file"
 {
     echo '#!/bin/bash'
+    # See the vng command below for why the checkout arrives at /mnt.
+    printf 'mount --bind /mnt %q || exit 125\n' "$root"
     printf 'cd %q || exit 125\n' "$root"
     printf 'export PATH=%q:"$PATH" NSLAB_SECOND_KERNEL=1 CI=true NO_COLOR=1\n' "$bindir"
     echo 'echo "kernel2: running on Linux $(uname -r), $(nproc) CPUs (qemu, TCG)"'
@@ -127,11 +129,15 @@ start=$SECONDS
 set +e
 # No KVM: /dev/kvm opens here but qemu's KVM mode aborts on an MSR in this nested setup.
 # timeout (not --foreground) signals its whole process group, qemu included.
+# The checkout is writable in the guest at /mnt, then bind-mounted over its own path by
+# run.sh: virtme passes the guest path of an --rwdir on the kernel command line unquoted, so a
+# path with a space would not survive there. vng 1.42 also joins --rwdir into a shell command
+# unquoted, hence the printf %q.
 # The pipe: qemu reopens /proc/self/fd/1 and /proc/self/fd/2 as files with O_TRUNC, so when
 # they are a log file (CI, `> log 2>&1`) the guest's stdout and stderr overwrite each other
 # from offset 0 and leave NUL holes; a pipe has no offset.
 PATH="$venv/bin:$PATH" timeout -k 30 "$timeout_s" vng --run "$kernel" --disable-kvm --user root \
-    --memory "$memory" --cpus "$cpus" --rwdir "$root" \
+    --memory "$memory" --cpus "$cpus" --rwdir "$(printf '%q' "/mnt=$root")" \
     --exec "$(printf '%q' "$work/run.sh")" </dev/null 2>&1 | cat
 vng_rc=${PIPESTATUS[0]}
 set -e
