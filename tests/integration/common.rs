@@ -13,6 +13,14 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// How many times slower than this machine the one running the tests is:
+/// `NSLAB_TEST_SLOWDOWN`, which `tests/kernel2.sh` sets to 10 for qemu without KVM (TCG),
+/// else 1. Deadlines of waits that end as soon as their condition holds, and bounds on how
+/// long something may take, are multiplied by it; plain sleeps never are.
+pub fn slowdown() -> u32 {
+    std::env::var("NSLAB_TEST_SLOWDOWN").ok().and_then(|s| s.parse().ok()).unwrap_or(1).max(1)
+}
+
 /// Kernel tests need root. In CI (root) they must run; elsewhere they are skipped loudly.
 pub fn kernel_tests_possible() -> bool {
     let root = nix::unistd::geteuid().is_root();

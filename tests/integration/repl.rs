@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::common::{bin, kernel_tests_possible, recipe, root};
+use crate::common::{self, bin, kernel_tests_possible, recipe, root};
 
 const WAIT: Duration = Duration::from_secs(20);
 const MORE: &str = "...> ";
@@ -125,7 +125,7 @@ impl Term {
 
     /// Waits until `done(screen)`; panics with the screen after a while.
     fn wait_for(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + WAIT;
+        let deadline = Instant::now() + WAIT * common::slowdown();
         loop {
             let s = self.screen();
             if done(&s) {

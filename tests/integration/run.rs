@@ -106,7 +106,7 @@ fn the_tutorial_leaves_the_walkthrough_lab() {
 const SERVER: &str = r#"import socket,sys
 s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(8); print("ready", flush=True)
-s.settimeout(20)
+s.settimeout(300)
 while True:
     c,a=s.accept(); c.sendall((a[0]+"\n").encode()); c.close()
 "#;
@@ -131,7 +131,7 @@ fn the_tutorial_works_for_real_clients() {
         cat > /tmp/nslab-cli.py <<'PY'
 {CLIENT}PY
         nslab run scripts/tutorial.rhai > /dev/null
-        serve() {{ ip netns exec $1 python3 /tmp/nslab-srv.py $2 > /tmp/srv-$1.log & for i in $(seq 50); do grep -q ready /tmp/srv-$1.log && break; sleep 0.1; done; }}
+        serve() {{ ip netns exec $1 python3 /tmp/nslab-srv.py $2 > /tmp/srv-$1.log & for i in $(seq 600); do grep -q ready /tmp/srv-$1.log && break; sleep 0.1; done; }}
         serve red 80; serve green 80; serve internet 80
         echo "ping: $(ip netns exec red ping -c1 -W2 192.168.24.11 >/dev/null && echo ok)"
         echo "green-sees: $(ip netns exec red python3 /tmp/nslab-cli.py 192.168.24.11 80)"
