@@ -10,7 +10,6 @@ use ipnet::IpNet;
 use super::error::{NetError, place};
 use super::op::q;
 
-
 /// `link::set_master` to a master that does not exist; suggests a bridge with a close name.
 pub fn no_bridge<'a>(
     m: &str,
@@ -221,11 +220,9 @@ pub fn no_addr(dev: &str, ns: Option<&str>, cidr: &IpNet) -> NetError {
 
 /// A sysctl key that does not exist there (ENOENT).
 pub fn no_sysctl(key: &str, ns: Option<&str>) -> NetError {
-    NetError::new(format!("no sysctl {key} in {}", place(ns)))
-        .with_errno(libc::ENOENT)
-        .with_help(
-            "check the key with `sysctl -a | grep KEY`; per-link keys need the link to exist",
-        )
+    NetError::new(format!("no sysctl {key} in {}", place(ns))).with_errno(libc::ENOENT).with_help(
+        "check the key with `sysctl -a | grep KEY`; per-link keys need the link to exist",
+    )
 }
 
 /// `probe::serve` on a port something listens on already (EADDRINUSE).
@@ -236,7 +233,9 @@ pub fn port_in_use(port: u16, ns: Option<&str>) -> NetError {
     };
     NetError::new(format!("port {port} is already in use {where_}"))
         .with_errno(libc::EADDRINUSE)
-        .with_help(format!("pick another port (0 picks a free one), or stop what listens there{hint}"))
+        .with_help(format!(
+            "pick another port (0 picks a free one), or stop what listens there{hint}"
+        ))
 }
 
 /// The same iptables rule twice: the kernel would keep both (and every packet would pass
@@ -250,8 +249,9 @@ pub fn rule_exists(ns: Option<&str>, table: &str, chain: &str) -> NetError {
 
 /// A new link's name is taken, when the caller cannot tell whose the link is (EEXIST).
 pub fn link_exists(dev: &str, ns: Option<&str>) -> NetError {
-    NetError::new(format!("link {dev} already exists in {}", place(ns)))
-        .with_help("pick another name, or remove the old link (`nslab destroy LAB` if a lab made it)")
+    NetError::new(format!("link {dev} already exists in {}", place(ns))).with_help(
+        "pick another name, or remove the old link (`nslab destroy LAB` if a lab made it)",
+    )
 }
 
 /// EBUSY on a link.

@@ -13,7 +13,7 @@ use crate::net::error::{NetError, NetResult, errno_of, from_nl, place};
 use crate::net::netns;
 use crate::net::refusal::{
     already_enslaved, bridges_do_not_nest, cannot_join_bridge, link_busy, link_exists, link_taken,
-    no_bridge, no_link, not_a_bridge, pinned_to_netns, netns_has_link,
+    netns_has_link, no_bridge, no_link, not_a_bridge, pinned_to_netns,
 };
 
 pub(super) fn link_error(e: rtnetlink::Error, dev: &str, ns: Option<&str>, what: &str) -> NetError {
@@ -59,12 +59,12 @@ impl Kernel {
     /// `ip link add NAME type bridge`.
     pub(super) fn bridge_add(&self, ns: Option<&str>, name: &str) -> NetResult<()> {
         let msg = self.tagged(LinkMessageBuilder::<LinkBridge>::new(name)).build();
-        self.sock(ns)?
-            .ack(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)
-            .map_err(|e| match errno_of(&e) {
+        self.sock(ns)?.ack(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL).map_err(
+            |e| match errno_of(&e) {
                 Some(libc::EEXIST) => self.taken(ns, name),
                 _ => link_error(e, name, ns, "create bridge"),
-            })?;
+            },
+        )?;
         self.set_alias(ns, name)
             .and_then(|()| self.link_v6_off(ns, name))
             .inspect_err(|_| self.undo_link(ns, name))

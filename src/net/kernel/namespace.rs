@@ -19,8 +19,7 @@ impl Kernel {
         let no_ipv6 = self.no_ipv6.get();
         let sock = netns::add_with(name, || -> std::io::Result<NlSocket> {
             if no_ipv6 {
-                for key in
-                    ["net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"]
+                for key in ["net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"]
                 {
                     match std::fs::write(sysctl_path(key), b"1") {
                         // A kernel booted with ipv6.disable=1: nothing to turn off.
@@ -33,10 +32,9 @@ impl Kernel {
         })?;
         match sock {
             Ok(sock) => {
-                self.socks.borrow_mut().insert(
-                    Some(name.to_string()),
-                    (Rc::new(sock), netns::identity_here(name)),
-                );
+                self.socks
+                    .borrow_mut()
+                    .insert(Some(name.to_string()), (Rc::new(sock), netns::identity_here(name)));
                 if no_ipv6 {
                     self.v6_off_ns.borrow_mut().insert(name.to_string());
                 }
@@ -45,9 +43,7 @@ impl Kernel {
             Err(e) if no_ipv6 => {
                 // Made, but not as asked: the op fails and the journal drops it.
                 let _ = netns::del(name);
-                Err(NetError::new(format!(
-                    "cannot turn IPv6 off in netns {name} (--no-ipv6): {e}"
-                )))
+                Err(NetError::new(format!("cannot turn IPv6 off in netns {name} (--no-ipv6): {e}")))
             }
             // The netns exists; the next call in it opens a socket the usual way.
             Err(_) => Ok(()),

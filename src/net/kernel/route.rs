@@ -34,8 +34,10 @@ impl Kernel {
         };
         let d = dest.map(|d| d.to_string()).unwrap_or_else(|| "default".into());
         r.map_err(|e| {
-            from_nl(e, &format!("cannot {} route {d}", if add { "add" } else { "delete" }), |errno| {
-                match errno {
+            from_nl(
+                e,
+                &format!("cannot {} route {d}", if add { "add" } else { "delete" }),
+                |errno| match errno {
                     libc::ENETUNREACH => Some(gateway_unreachable(
                         &via.map(|v| v.to_string()).unwrap_or_default(),
                         nsr,
@@ -49,8 +51,8 @@ impl Kernel {
                         Some(route_dev_down(&d, dev.unwrap_or("?"), nsr))
                     }
                     _ => None,
-                }
-            })
+                },
+            )
         })
     }
 
