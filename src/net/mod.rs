@@ -5,6 +5,7 @@ pub mod exec;
 pub mod info;
 pub mod kernel;
 pub mod nat;
+pub mod nat_syntax;
 pub mod netns;
 pub mod nl;
 pub mod op;
