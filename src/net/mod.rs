@@ -8,10 +8,12 @@ pub mod kernel;
 pub mod link_detail;
 pub mod link_kind;
 pub mod nat;
+pub mod nat_syntax;
 pub mod netns;
 pub mod nl;
 pub mod op;
 pub mod probe;
+pub mod refusal;
 pub mod tap;
 pub mod wireguard;
 
