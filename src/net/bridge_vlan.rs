@@ -12,6 +12,7 @@ use rtnetlink::packet_route::link::{
 use serde::{Deserialize, Serialize};
 
 use super::error::{NetError, NetResult};
+pub use super::refusal::{bridge_full, no_vlan_filtering};
 
 /// One VLAN on a bridge port, as `bridge vlan show` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,23 +124,6 @@ pub fn vlans_of(answers: &[LinkMessage], index: u32) -> Vec<VlanInfo> {
         }
     }
     out
-}
-
-/// The 1024th port of a bridge: br_add_if answers EXFULL ("Exchange full").
-pub fn bridge_full(dev: &str, bridge: &str) -> NetError {
-    NetError::new(format!("cannot plug {dev} into bridge {bridge}: the bridge is full"))
-        .with_errno(libc::EXFULL)
-        .with_help(
-            "a bridge holds at most 1023 ports: spread hosts over several bridges joined by a veth, or route between them",
-        )
-}
-
-/// `bridge::vlan_add` on a bridge without VLAN filtering, or a kernel without it
-/// (CONFIG_BRIDGE_VLAN_FILTERING): the kernel answers EOPNOTSUPP.
-pub fn no_vlan_filtering(port: &str) -> NetError {
-    NetError::new(format!("cannot add a VLAN on {port}: no bridge VLAN filtering here"))
-        .with_errno(libc::EOPNOTSUPP)
-        .with_help("the port must be on a bridge, and this kernel needs CONFIG_BRIDGE_VLAN_FILTERING (bridge::set(br, #{vlan_filtering: true}) turns it on per bridge)")
 }
 
 #[cfg(test)]

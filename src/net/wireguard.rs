@@ -225,7 +225,7 @@ pub fn set_device(
     sock.ack_any(m, 0).map_err(|e| {
         from_nl(e, &format!("cannot configure WireGuard on {dev} in {}", place(ns)), |errno| {
             match errno {
-                libc::ENODEV => Some(super::kernel::no_link(dev, ns)),
+                libc::ENODEV => Some(super::refusal::no_link(dev, ns)),
                 // The device exists but is not a WireGuard link.
                 libc::EOPNOTSUPP => Some(
                     NetError::new(format!("{dev} in {} is not a WireGuard link", place(ns)))

@@ -56,7 +56,8 @@ fn link_kinds_are_made_tagged_and_listed_with_their_details() {
     assert!(out.contains("MV macvlan private eth0\n"), "{out}");
     assert!(out.contains("TAP tun\n") || out.contains("TAP tap\n"), "{out}");
     assert!(out.contains("ETH none\n"), "a veth has no vxlan_id: {out}");
-    let section = |s: &str| out.split(&format!("### {s}\n")).nth(1).unwrap().lines().next().unwrap();
+    let section =
+        |s: &str| out.split(&format!("### {s}\n")).nth(1).unwrap().lines().next().unwrap();
     let n = json(section("n"));
     let vx = &link(&n, "vx0")["linkinfo"];
     assert_eq!(vx["info_kind"], "vxlan");
@@ -97,7 +98,9 @@ fn explain_and_plan_print_ip_lines() {
     }
     let run = nslab(&["run", "--sandbox", "--explain", &path]);
     run.ok();
-    assert!(run.stdout.contains("+ ip link add vx0 type vxlan id 7 remote 10.0.0.2 dstport 4789\n"));
+    assert!(
+        run.stdout.contains("+ ip link add vx0 type vxlan id 7 remote 10.0.0.2 dstport 4789\n")
+    );
 }
 
 #[test]
@@ -141,11 +144,7 @@ fn bad_link_input_gets_a_diagnostic_and_leaves_nothing() {
             "private_key is not a WireGuard key: 9 bytes, not 32",
             "44 characters",
         ),
-        (
-            "bridge::vlan_add(\"e0\", 5000);",
-            "VLAN id 5000 is out of range",
-            "1 to 4094",
-        ),
+        ("bridge::vlan_add(\"e0\", 5000);", "VLAN id 5000 is out of range", "1 to 4094"),
     ];
     for (i, (call, msg, help)) in cases.iter().enumerate() {
         let name = format!("links-bad-{i}.rhai");

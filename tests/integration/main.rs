@@ -6,6 +6,7 @@ mod bench;
 mod common;
 mod doc;
 mod lifecycle;
+mod links;
 mod plan;
 mod repl;
 mod run;

@@ -14,17 +14,12 @@ use crate::net::bridge_vlan::{self, VlanInfo};
 use crate::net::error::{NetError, NetResult, errno_of, from_nl, place};
 use crate::net::link_kind::{LinkKind, kind_missing, with_group};
 use crate::net::nl::kernel_message;
-use crate::net::refusal::no_link;
+use crate::net::refusal::{
+    bridge_set_not_bridge, no_bridge_vlan_filtering, no_link, no_parent, no_port_vlan,
+    no_vlan_filtering,
+};
 use crate::net::wireguard::{Secret, WgPeer};
 use crate::net::{netns, tap, wireguard};
-
-/// The parent a new link sits on is missing.
-fn no_parent(parent: &str, kind: &LinkKind, ns: Option<&str>) -> NetError {
-    let e = no_link(parent, ns);
-    NetError::new(format!("no link {parent} in {} for the {} to sit on", place(ns), kind.name()))
-        .with_errno(libc::ENODEV)
-        .with_help(e.help.unwrap_or_default())
-}
 
 impl Kernel {
     /// `ip link add NAME type KIND ...` (`ip tuntap add dev NAME mode tap` for a tap).
@@ -45,7 +40,7 @@ impl Kernel {
             return Ok(());
         }
         let parent = match kind.parent() {
-            Some(p) => Some(sock.index_of(p).map_err(|_| no_parent(p, kind, ns))?),
+            Some(p) => Some(sock.index_of(p).map_err(|_| no_parent(p, kind.name(), ns))?),
             None => None,
         };
         let msg = with_group(kind.message(name, parent), self.tag.as_ref().map(|t| t.group));
@@ -90,16 +85,10 @@ impl Kernel {
         self.sock(ns)?.ack(RouteNetlinkMessage::NewLink(msg), 0).map_err(|e| {
             from_nl(e, &format!("cannot set bridge options of {name}"), |errno| match errno {
                 libc::ENODEV => Some(no_link(name, ns)),
-                libc::EOPNOTSUPP if vlan_filtering.is_some() => Some(
-                    NetError::new(format!("cannot turn VLAN filtering on {name}: this kernel's bridge has none"))
-                        .with_errno(libc::EOPNOTSUPP)
-                        .with_help("it needs a kernel built with CONFIG_BRIDGE_VLAN_FILTERING"),
-                ),
-                libc::EOPNOTSUPP | libc::EINVAL => Some(
-                    NetError::new(format!("{name} in {} is not a bridge", place(ns)))
-                        .with_errno(errno)
-                        .with_help("bridge::set works on bridges made with bridge::add"),
-                ),
+                libc::EOPNOTSUPP if vlan_filtering.is_some() => {
+                    Some(no_bridge_vlan_filtering(name))
+                }
+                libc::EOPNOTSUPP | libc::EINVAL => Some(bridge_set_not_bridge(name, ns, errno)),
                 _ => None,
             })
         })
@@ -123,12 +112,8 @@ impl Kernel {
         };
         self.sock(ns)?.ack(m, 0).map_err(|e| {
             from_nl(e, &format!("cannot {verb} VLAN {vid} on {port}"), |errno| match errno {
-                libc::EOPNOTSUPP => Some(bridge_vlan::no_vlan_filtering(port)),
-                libc::ENOENT if flags.is_none() => Some(
-                    NetError::new(format!("{port} in {} has no VLAN {vid}", place(ns)))
-                        .with_errno(libc::ENOENT)
-                        .with_help("bridge::vlans shows the port's VLANs"),
-                ),
+                libc::EOPNOTSUPP => Some(no_vlan_filtering(port)),
+                libc::ENOENT if flags.is_none() => Some(no_port_vlan(port, ns, vid)),
                 _ => None,
             })
         })
