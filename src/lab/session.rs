@@ -27,7 +27,13 @@ pub struct Session {
     /// by hand under the same name.
     netns_ids: RefCell<std::collections::HashMap<String, crate::net::netns::NetnsId>>,
     explain: bool,
+    /// `probe::serve` servers started (each holds a thread), at most [`MAX_SERVERS`].
+    servers: std::cell::Cell<usize>,
 }
+
+/// Most `probe::serve` servers one lab may run: each is a thread and a socket. 500 of them
+/// under a pids limit made nslab panic (issue 14); a clear error rolls the lab back instead.
+pub const MAX_SERVERS: usize = 128;
 
 fn tag(lab: &str) -> LinkTag {
     LinkTag { alias: format!("nslab:{lab}"), group: journal::group_of(lab) }
@@ -67,6 +73,7 @@ impl Session {
             owned: RefCell::new(Owned::default()),
             netns_ids: RefCell::new(Default::default()),
             explain,
+            servers: Default::default(),
         })
     }
 
@@ -92,6 +99,7 @@ impl Session {
             applied: RefCell::new(ops),
             netns_ids: RefCell::new(journal::netns_ids(lab)),
             explain,
+            servers: Default::default(),
         })
     }
 
@@ -110,6 +118,7 @@ impl Session {
         // The lab's probe servers go with it, also those listening outside its namespaces
         // (say in the sandbox's `internet`): a rebuilt lab wants their ports again.
         crate::net::probe::stop_all();
+        self.servers.set(0);
         let mut errors = teardown(&self.kernel, &self.lab, &ops);
         *self.owned.borrow_mut() = Owned::default();
         if errors.is_empty()
@@ -222,9 +231,12 @@ impl Backend for Session {
             *old = Some(current);
         }
         if self.explain {
-            println!("+ {}", op.command());
+            // Not println!: a closed stdout (`| head`) must not panic half-way through a lab.
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "+ {}", op.command());
             for w in self.kernel.no_ipv6_writes(&op) {
-                println!("+ {}", w.command());
+                let _ = writeln!(out, "+ {}", w.command());
             }
         }
         let seq = self.journal.borrow_mut().record(&op)?;
@@ -340,6 +352,15 @@ impl Backend for Session {
 
     fn serve(&self, ns: Option<&str>, port: u16) -> NetResult<u16> {
         self.kernel.flush()?;
-        probe::serve(ns, port).map(|s| s.port)
+        if self.servers.get() >= MAX_SERVERS {
+            return Err(NetError::new(format!(
+                "too many probe::serve servers: a lab runs at most {MAX_SERVERS}"
+            ))
+            .with_errno(libc::EMFILE)
+            .with_help("serve one port per host you test; a probe::tcp to the same server works as often as you like"));
+        }
+        let port = probe::serve(ns, port)?.port;
+        self.servers.set(self.servers.get() + 1);
+        Ok(port)
     }
 }
