@@ -17,6 +17,10 @@ use super::journal::{self, Journal, Meta};
 use super::teardown::{Owned, teardown};
 use super::{INTERRUPTED, sysctl_claims};
 
+// Declared here, not in lab/mod.rs, until the issue-9 restructuring lands (HELPERS.md).
+#[path = "fault.rs"]
+mod fault;
+
 pub struct Session {
     kernel: Kernel,
     lab: String,
@@ -191,6 +195,21 @@ impl super::owner::World for Session {
     }
 }
 
+/// A sysctl reads back as written (compared as the kernel prints it), or is put back as it
+/// was and refused: destroy restores a value only while it is still the lab's, so a value
+/// the kernel stores differently would stay for good.
+fn stored_as_written(op: &Op) -> NetResult<()> {
+    let Op::SysctlSet { ns, key, value, old: Some(old) } = op else { return Ok(()) };
+    let now = kernel::sysctl_get(ns.as_deref(), key)?;
+    if sysctl_claims::same(&now, value) {
+        return Ok(());
+    }
+    kernel::sysctl_set(ns.as_deref(), key, old)?;
+    Err(NetError::new(format!("the kernel stores {key} = {value:?} as {now:?}"))
+        .with_errno(libc::EINVAL)
+        .with_help(format!("write {now:?}, the value as the kernel keeps it")))
+}
+
 fn already_up(lab: &str) -> NetError {
     let e = NetError::new(format!("lab {lab} is already up")).with_errno(libc::EEXIST);
     match (journal::running_pid(lab), journal::read_meta(lab)) {
@@ -226,6 +245,8 @@ impl Backend for Session {
         // flip a value this one relies on.
         let mut claimed = None;
         if let Op::SysctlSet { ns, key, value, old } = &mut op {
+            let now = kernel::sysctl_get(ns.as_deref(), key)?;
+            *value = sysctl_claims::normalise(key, value, &now)?;
             let (current, before) = sysctl_claims::claim(&self.lab, ns.as_deref(), key, value)?;
             claimed = Some(before);
             *old = Some(current);
@@ -240,7 +261,7 @@ impl Backend for Session {
             }
         }
         let seq = self.journal.borrow_mut().record(&op)?;
-        if let Err(e) = self.kernel.apply(&op) {
+        if let Err(e) = self.kernel.apply(&op).and_then(|()| stored_as_written(&op)) {
             self.journal.borrow_mut().failed(seq)?;
             if let (Some(before), Op::SysctlSet { ns, key, .. }) = (&claimed, &op) {
                 // Best effort: a claim left behind is recognised as stale by the next one.
@@ -256,6 +277,7 @@ impl Backend for Session {
         }
         self.owned.borrow_mut().note(&op);
         self.applied.borrow_mut().push(op);
+        fault::after_op(self.applied.borrow().len());
         Ok(())
     }
 
