@@ -5,6 +5,7 @@
 mod bench;
 mod common;
 mod doc;
+mod hardening;
 mod lifecycle;
 mod links;
 mod plan;
