@@ -316,3 +316,47 @@ fn a_wireguard_tunnel_carries_a_ping_and_keeps_its_key_private() {
     assert!(r.stdout.contains("private-key '<private key>'"), "{}", r.stdout);
     assert!(r.stdout.contains("600 /run/nslab/t/"), "{}", r.stdout);
 }
+
+/// The plan follows a ping over a VXLAN, macvlans on one parent and VLANs of one id (it
+/// learns the neighbour the ping would leave), as it does over veths and bridges.
+#[test]
+fn plan_traces_pings_over_the_new_kinds() {
+    let path = recipe(
+        "links-plan-trace.rhai",
+        r#"netns::add("a");
+netns::add("b");
+veth::add("a", "eth0", "b", "eth0");
+addr::add("a", "eth0", "192.168.9.1/24");
+addr::add("b", "eth0", "192.168.9.2/24");
+link::add("a", "vx0", "vxlan", #{id: 9, remote: "192.168.9.2"});
+link::add("b", "vx0", "vxlan", #{id: 9, remote: "192.168.9.1"});
+link::add("a", "mv0", "macvlan", #{parent: "eth0"});
+link::add("a", "mv1", "macvlan", #{parent: "eth0"});
+netns::add("c");
+link::set_netns("a", "mv1", "c");
+addr::add("a", "vx0", "10.9.0.1/24");
+addr::add("b", "vx0", "10.9.0.2/24");
+addr::add("a", "mv0", "10.8.0.1/24");
+addr::add("c", "mv1", "10.8.0.2/24");
+for n in ["a", "b"] { link::up(n, "eth0"); link::up(n, "vx0"); }
+link::up("a", "mv0");
+link::up("c", "mv1");
+probe::ping("a", "10.9.0.2");
+probe::ping("c", "10.8.0.1");
+let ips = neigh::list("a").map(|n| n.ip);
+ips.sort();
+print(`NEIGH ${ips}`);
+"#,
+    );
+    let plan = nslab(&["plan", &path]);
+    plan.ok();
+    // The underlay neighbour too: the VXLAN resolved its remote.
+    let want = "NEIGH [\"10.8.0.2\", \"10.9.0.2\", \"192.168.9.2\"]";
+    assert!(plan.stdout.contains(&format!("# {want}")), "{}", plan.stdout);
+    if !kernel_tests_possible() {
+        return;
+    }
+    let run = nslab(&["run", "--sandbox", &path]);
+    run.ok();
+    assert!(run.stdout.contains(want), "{}", run.stdout);
+}
