@@ -1,6 +1,8 @@
 //! A command run inside a netns (`ip netns exec NAME CMD`).
 
+use std::ffi::CString;
 use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
@@ -41,9 +43,15 @@ pub fn exec(ns: Option<&str>, argv: Vec<String>, limits: ExecLimits) -> NetResul
             .with_help("pass a string like \"ip -br addr\" or an array of arguments"));
     };
     let where_ = place(ns);
+    let view = ns.map(NetnsView::new);
     let child = netns::run_in(ns, move || {
-        Command::new(&argv[0])
-            .args(&argv[1..])
+        let mut cmd = Command::new(&argv[0]);
+        if let Some(view) = view {
+            // SAFETY: `NetnsView::enter` makes only system calls (no allocation, no lock),
+            // which is what may run between fork and exec.
+            unsafe { cmd.pre_exec(move || view.enter()) };
+        }
+        cmd.args(&argv[1..])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -54,8 +62,12 @@ pub fn exec(ns: Option<&str>, argv: Vec<String>, limits: ExecLimits) -> NetResul
             .spawn()
     })?;
     let mut child = child.map_err(|e| {
-        NetError::new(format!("cannot run {prog} in {where_}: {e}"))
-            .with_help("is the program installed and on PATH?")
+        let help = if e.kind() == std::io::ErrorKind::NotFound || ns.is_none() {
+            "is the program installed and on PATH?"
+        } else {
+            "is the program installed and on PATH? (the command also gets a fresh /sys of the netns, like `ip netns exec`, which needs CAP_SYS_ADMIN)"
+        };
+        NetError::new(format!("cannot run {prog} in {where_}: {e}")).with_help(help)
     })?;
     // Drained on threads of their own: a command that fills one pipe while nslab waits
     // would otherwise never finish.
@@ -109,6 +121,76 @@ pub fn exec(ns: Option<&str>, argv: Vec<String>, limits: ExecLimits) -> NetResul
             .with_help("it was killed; raise timeout_ms, or catch the error with try/catch"));
         }
         std::thread::sleep(POLL);
+    }
+}
+
+/// What `ip netns exec NAME` gives a command besides the netns: a mount namespace of its
+/// own (a slave of nslab's, so nothing it mounts is seen outside) with a sysfs of the netns
+/// on /sys (`/sys/class/net` lists the netns's links, not the host's) and the files of
+/// `/etc/netns/NAME/` bind-mounted over those of `/etc`. Everything that allocates is done
+/// here, before the fork; [`NetnsView::enter`] only makes system calls.
+struct NetnsView {
+    /// The netns's name, which sysfs shows as the mount's source (`ip netns exec` does so).
+    name: CString,
+    sys_flags: libc::c_ulong,
+    /// (source, target) of each `/etc/netns/NAME/FILE` → `/etc/FILE` bind mount.
+    etc: Vec<(CString, CString)>,
+}
+
+impl NetnsView {
+    fn new(name: &str) -> NetnsView {
+        let ro = nix::sys::statvfs::statvfs("/sys")
+            .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY));
+        let mut sys_flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+        if ro {
+            sys_flags |= libc::MS_RDONLY;
+        }
+        let cstr = |p: &std::path::Path| CString::new(p.as_os_str().as_bytes()).ok();
+        let etc = std::fs::read_dir(std::path::Path::new("/etc/netns").join(name))
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .filter_map(|e| {
+                        Some((
+                            cstr(&e.path())?,
+                            cstr(&std::path::Path::new("/etc").join(e.file_name()))?,
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        NetnsView { name: CString::new(name).unwrap_or_default(), sys_flags, etc }
+    }
+
+    /// In the child, between fork and exec.
+    fn enter(&self) -> std::io::Result<()> {
+        let check =
+            |r: libc::c_int| if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) };
+        let null = std::ptr::null::<libc::c_char>();
+        // SAFETY: plain system calls on valid C strings that live as long as `self`.
+        unsafe {
+            check(libc::unshare(libc::CLONE_NEWNS))?;
+            check(libc::mount(
+                null,
+                c"/".as_ptr(),
+                null,
+                libc::MS_SLAVE | libc::MS_REC,
+                null.cast(),
+            ))?;
+            // Mounted over the /sys there is (a user namespace may not unmount what it
+            // inherited): sysfs shows the netns of the process that mounts it.
+            check(libc::mount(
+                self.name.as_ptr(),
+                c"/sys".as_ptr(),
+                c"sysfs".as_ptr(),
+                self.sys_flags,
+                null.cast(),
+            ))?;
+            for (src, dst) in &self.etc {
+                // Like `ip netns exec`: a file /etc lacks is skipped.
+                libc::mount(src.as_ptr(), dst.as_ptr(), null, libc::MS_BIND, null.cast());
+            }
+        }
+        Ok(())
     }
 }
 

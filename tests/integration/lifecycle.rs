@@ -923,23 +923,11 @@ fn run_checks_privileges_and_iptables_first() {
     if !kernel_tests_possible() {
         return;
     }
-    // Not root: setpriv drops to nobody with no capabilities. It fails before any change.
-    let out = std::process::Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            crate::common::bin(),
-            "run",
-            "scripts/tutorial.rhai",
-        ])
-        .current_dir(crate::common::root())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("setpriv runs");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    // Not root: as nobody with no capabilities (or as the ordinary user running the tests).
+    // It fails before any change.
+    let out = crate::common::nslab_unprivileged(&["run", "scripts/tutorial.rhai"]);
+    let err = &out.stderr;
+    assert_eq!(out.status, 1, "{err}");
     assert!(
         err.contains("nslab needs root: this process lacks CAP_NET_ADMIN and CAP_SYS_ADMIN"),
         "{err}"

@@ -9,4 +9,5 @@ mod lifecycle;
 mod plan;
 mod repl;
 mod run;
+mod sandbox;
 mod script;

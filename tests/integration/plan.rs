@@ -284,16 +284,26 @@ fn plan_needs_no_root_and_touches_nothing() {
     if !kernel_tests_possible() {
         return;
     }
+    // Without any capability (as uid 65534 when the tests run as root; in a rootless
+    // sandbox, uid 0 of its user namespace with every capability dropped), from a copy
+    // anyone can read: the checkout may be in a directory 65534 cannot enter.
+    let public = crate::common::public_copy().display().to_string();
+    let drop = if crate::common::is_root() {
+        "setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all"
+    } else {
+        "setpriv --inh-caps=-all --bounding-set=-all"
+    };
     let r = sandboxed(&format!(
         r#"{STATE_DUMP}
         dump_state
         echo "@@@@"
-        setpriv --reuid=65534 --regid=65534 --clear-groups -- env -u NSLAB_SANDBOX nslab plan scripts/tutorial.rhai > /tmp/plan.sh
+        P=$(mktemp); trap 'rm -f $P' EXIT; chmod 666 $P
+        (cd '{public}' && {drop} -- env -u NSLAB_SANDBOX ./nslab plan scripts/tutorial.rhai > $P)
         dump_state
         echo "@@@@"
         ls -A /run/nslab /run/netns
         echo "@@@@"
-        head -2 /tmp/plan.sh
+        head -2 $P
         "#
     ));
     r.ok();
