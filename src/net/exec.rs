@@ -169,13 +169,15 @@ impl NetnsView {
         // SAFETY: plain system calls on valid C strings that live as long as `self`.
         unsafe {
             check(libc::unshare(libc::CLONE_NEWNS))?;
-            check(libc::mount(
-                null,
-                c"/".as_ptr(),
-                null,
-                libc::MS_SLAVE | libc::MS_REC,
-                null.cast(),
-            ))?;
+            // Unlike `ip netns exec` (which makes every mount a slave), only the mounts
+            // this covers stop passing mounts back: `/run/netns` stays shared, so a
+            // command that runs `ip netns add` (a recipe replacing a netns by hand) makes
+            // a netns nslab sees. `/` and `/etc` hold the /etc/netns binds; /sys the sysfs.
+            let slave = |path: &std::ffi::CStr, flags: libc::c_ulong| {
+                libc::mount(null, path.as_ptr(), null, libc::MS_SLAVE | flags, null.cast())
+            };
+            check(slave(c"/", 0))?;
+            slave(c"/sys", libc::MS_REC);
             // Mounted over the /sys there is (a user namespace may not unmount what it
             // inherited): sysfs shows the netns of the process that mounts it.
             check(libc::mount(
@@ -185,8 +187,13 @@ impl NetnsView {
                 self.sys_flags,
                 null.cast(),
             ))?;
+            if !self.etc.is_empty() {
+                slave(c"/etc", 0);
+            }
             for (src, dst) in &self.etc {
-                // Like `ip netns exec`: a file /etc lacks is skipped.
+                // Like `ip netns exec`: a file /etc lacks is skipped. A file that is a
+                // mount of its own (a container's /etc/resolv.conf) must not pass it on.
+                slave(dst, 0);
                 libc::mount(src.as_ptr(), dst.as_ptr(), null, libc::MS_BIND, null.cast());
             }
         }
