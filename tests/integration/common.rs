@@ -243,3 +243,8 @@ fn report_feature(feature: &str, has: bool) -> bool {
     }
     has
 }
+
+/// `p` quoted for a shell script (the checkout may live in a path with spaces).
+pub fn shq(p: &Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
+}

@@ -218,7 +218,7 @@ fn every_plan_builds_what_run_builds() {
                     let keys = sysctl_keys(&plan.stdout);
                     let by_bash = sandboxed(&format!(
                         "{STATE_DUMP}\nEXTRA_KEYS='{keys}'\nbash {} >&2\ndump_state",
-                        file.display()
+                        common::shq(&file)
                     ));
                     if by_bash.status != 0 {
                         return Err(format!(
@@ -571,7 +571,7 @@ fn plan_and_run_agree(name: &str, text: &str, flags: &[&str], keys: &str) -> (St
     let file = plan_file(&format!("{name}.sh"), &plan.stdout);
     let by_bash = sandboxed(&format!(
         "{STATE_DUMP}\nEXTRA_KEYS='{keys}'\nbash {} >&2\ndump_state",
-        file.display()
+        common::shq(&file)
     ));
     assert_eq!(by_bash.status, 0, "{}\n--- stderr:\n{}", plan.stdout, by_bash.stderr);
     let by_run = sandboxed(&format!(
