@@ -290,8 +290,8 @@ pub fn kill_group_in(pgid: i32, members: &[(i32, u64)], net_ino: u64) -> usize {
     if !still_ours {
         return 0;
     }
-    let mut n = 0;
-    for (pid, pgrp, _) in now {
+    let mut killed = Vec::new();
+    for (pid, pgrp, start) in now {
         if pgrp != pgid {
             continue;
         }
@@ -299,8 +299,24 @@ pub fn kill_group_in(pgid: i32, members: &[(i32, u64)], net_ino: u64) -> usize {
             std::fs::metadata(format!("/proc/{pid}/ns/net")).is_ok_and(|m| m.ino() == net_ino);
         // SAFETY: kill(2) on a member of the recorded group, in the netns it ran in.
         if in_ns && unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
-            n += 1;
+            killed.push((pid, start));
         }
     }
-    n
+    // kill(2) only queues the signal: on a busy machine the process may still run a moment
+    // later. Wait (briefly) until each one is dead — a zombie or gone — so that destroy is
+    // done when it returns.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while killed.iter().any(|&(pid, start)| running(pid, start)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    killed.len()
+}
+
+/// Whether process `pid`, started at `start`, still runs (is not a zombie).
+fn running(pid: i32, start: u64) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    let Some((_, rest)) = stat.rsplit_once(") ") else { return false };
+    let fields: Vec<&str> = rest.split(' ').collect();
+    fields.first().is_some_and(|s| *s != "Z" && *s != "X")
+        && fields.get(19).and_then(|t| t.parse::<u64>().ok()) == Some(start)
 }
