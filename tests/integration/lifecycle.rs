@@ -409,10 +409,8 @@ fn sysctl_claims_survive_refusals_normalised_values_and_conflicts() {
     let bad = recipe("lc-sc-bad.rhai", "sysctl::set(\"net.ipv4.ip_forward\", \"abc\");\n");
     let on = recipe("lc-sc-on.rhai", "sysctl::ip_forward(true);\n");
     let off = recipe("lc-sc-off.rhai", "sysctl::ip_forward(false);\n");
-    let range = recipe(
-        "lc-sc-range.rhai",
-        "sysctl::set(\"net.ipv4.ping_group_range\", \"0 2147483647\");\n",
-    );
+    let range =
+        recipe("lc-sc-range.rhai", "sysctl::set(\"net.ipv4.ping_group_range\", \"0 0\");\n");
     let r = sandboxed(&format!(
         r#"
         f() {{ cat /proc/sys/net/ipv4/ip_forward; }}
@@ -429,7 +427,7 @@ fn sysctl_claims_survive_refusals_normalised_values_and_conflicts() {
         "#
     ));
     r.ok();
-    let want = "refused: 0 claims: 0\nset by hand: 1\nnet.ipv4.ip_forward is 1 for lab lc-sc-on, which relies on it\nstill: 1\ngone: 0\nrange: 1 0\nrange up: 0 2147483647\nrange gone: 1 0\n";
+    let want = "refused: 0 claims: 0\nset by hand: 1\nnet.ipv4.ip_forward is 1 for lab lc-sc-on, which relies on it\nstill: 1\ngone: 0\nrange: 1 0\nrange up: 0 0\nrange gone: 1 0\n";
     assert_eq!(r.stdout, want);
 }
 
@@ -895,6 +893,14 @@ fn doctor_warns_about_legacy_rules_beside_nft() {
             .is_ok_and(|o| o.status.success());
     if !legacy {
         eprintln!("skipping: no iptables-legacy, or ip_tables is not in the kernel");
+        return;
+    }
+    if !crate::common::is_root() {
+        // /proc/net/ip_tables_names belongs to the host's root: in a rootless sandbox
+        // neither doctor nor iptables-legacy-save can list the legacy tables.
+        eprintln!(
+            "NOT RUN HERE: legacy iptables tables cannot be listed in a rootless sandbox; this test runs as root"
+        );
         return;
     }
     let r = sandboxed(
