@@ -422,12 +422,21 @@ fn sysctl_claims_survive_refusals_normalised_values_and_conflicts() {
         nslab run {off} 2>&1 | grep -o 'net.ipv4.ip_forward is 1 for lab lc-sc-on, which relies on it'
         echo "still: $(f)"; nslab destroy lc-sc-on > /dev/null; echo "gone: $(f)"
         g() {{ cat /proc/sys/net/ipv4/ping_group_range | tr '	' ' '; }}
+        [ {rootless} = 1 ] && exit 0
         echo "range: $(g)"; nslab run {range} > /dev/null; echo "range up: $(g)"
         nslab destroy lc-sc-range > /dev/null; echo "range gone: $(g)"
-        "#
+        "#,
+        rootless = u8::from(!crate::common::is_root())
     ));
     r.ok();
-    let want = "refused: 0 claims: 0\nset by hand: 1\nnet.ipv4.ip_forward is 1 for lab lc-sc-on, which relies on it\nstill: 1\ngone: 0\nrange: 1 0\nrange up: 0 0\nrange gone: 1 0\n";
+    let mut want = "refused: 0 claims: 0\nset by hand: 1\nnet.ipv4.ip_forward is 1 for lab lc-sc-on, which relies on it\nstill: 1\ngone: 0\n".to_string();
+    if crate::common::is_root() {
+        want += "range: 1 0\nrange up: 0 0\nrange gone: 1 0\n";
+    } else {
+        // A rootless sandbox maps one gid: ping_group_range takes only "0 0" there, and its
+        // empty default "1 0" can be neither read back nor written.
+        eprintln!("NOT RUN HERE: ping_group_range's normalised value is checked as root only");
+    }
     assert_eq!(r.stdout, want);
 }
 
