@@ -1,5 +1,6 @@
-//! `--sandbox`: a private network + mount namespace that looks like a host with an internet
-//! uplink, so labs (and tests) never touch the real host and vanish at exit.
+//! `--sandbox`: private network, mount and PID namespaces (and a user namespace without
+//! root) that look like a host with an internet uplink, so labs (and tests) never touch the
+//! real host's network and vanish at exit, with everything started in them.
 //!
 //!   sandbox root: lo, `uplink` 203.0.113.2/24, default via 203.0.113.1
 //!   netns `internet`: lo, `eth0` 203.0.113.1/24 (a documentation range: no path leaves)
