@@ -7,6 +7,7 @@ mod common;
 mod doc;
 mod hardening;
 mod lifecycle;
+mod links;
 mod plan;
 mod repl;
 mod run;
