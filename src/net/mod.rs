@@ -9,6 +9,7 @@ pub mod netns;
 pub mod nl;
 pub mod op;
 pub mod probe;
+pub mod tc;
 
 pub use error::{NetError, NetResult};
 pub use kernel::Kernel;
