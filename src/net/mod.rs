@@ -2,6 +2,7 @@
 
 pub mod error;
 pub mod exec;
+pub mod fw;
 pub mod info;
 pub mod kernel;
 pub mod nat;
