@@ -289,6 +289,11 @@ impl Backend for Session {
         nat::list(ns, "nat")
     }
 
+    fn ipt_list(&self, ns: Option<&str>, table: &str) -> NetResult<Vec<String>> {
+        self.kernel.flush()?;
+        nat::list(ns, table)
+    }
+
     fn exec(
         &self,
         ns: Option<&str>,

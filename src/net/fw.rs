@@ -135,7 +135,10 @@ pub fn match_words(m: &Match) -> NetResult<Vec<String>> {
     let ports = m.dport.is_some() || m.sport.is_some();
     match m.proto.as_deref() {
         Some(p) if !PROTOS.contains(&p) => {
-            return Err(bad(format!("unknown protocol {p:?}"), "use \"tcp\", \"udp\", \"icmp\" or \"all\""));
+            return Err(bad(
+                format!("unknown protocol {p:?}"),
+                "use \"tcp\", \"udp\", \"icmp\" or \"all\"",
+            ));
         }
         Some(p) if ports && p != "tcp" && p != "udp" => {
             return Err(bad(
@@ -286,12 +289,16 @@ mod tests {
         };
         assert_eq!(
             filter_rule(&m, Verdict::Accept, "fw").unwrap(),
-            words("-d 10.0.0.10/32 -i uplink -p tcp --dport 80 -m comment --comment nslab:fw -j ACCEPT")
+            words(
+                "-d 10.0.0.10/32 -i uplink -p tcp --dport 80 -m comment --comment nslab:fw -j ACCEPT"
+            )
         );
         let m = Match { state: vec!["established".into(), "related".into()], ..Match::default() };
         assert_eq!(
             filter_rule(&m, Verdict::Accept, "fw").unwrap(),
-            words("-m conntrack --ctstate ESTABLISHED,RELATED -m comment --comment nslab:fw -j ACCEPT")
+            words(
+                "-m conntrack --ctstate ESTABLISHED,RELATED -m comment --comment nslab:fw -j ACCEPT"
+            )
         );
         assert_eq!(
             filter_rule(&Match::default(), Verdict::Drop, "fw").unwrap(),
@@ -306,7 +313,9 @@ mod tests {
         };
         assert_eq!(
             filter_rule(&m, Verdict::Reject, "x").unwrap(),
-            words("-s 10.0.0.0/24 -o eth0 -p udp --sport 1000:2000 -m comment --comment nslab:x -j REJECT")
+            words(
+                "-s 10.0.0.0/24 -o eth0 -p udp --sport 1000:2000 -m comment --comment nslab:x -j REJECT"
+            )
         );
     }
 
@@ -318,12 +327,26 @@ mod tests {
             quoted.message,
             "interface name \"x'\" cannot be used in an iptables rule: it has a quote"
         );
-        assert!(e(Match { iif: Some("a\"b".into()), ..Match::default() }).message.contains("quote"));
-        assert_eq!(e(Match { dport: Some(Ports(80, 80)), ..Match::default() }).message, "ports need a protocol");
-        let icmp = Match { proto: Some("icmp".into()), dport: Some(Ports(1, 1)), ..Match::default() };
+        assert!(
+            e(Match { iif: Some("a\"b".into()), ..Match::default() }).message.contains("quote")
+        );
+        assert_eq!(
+            e(Match { dport: Some(Ports(80, 80)), ..Match::default() }).message,
+            "ports need a protocol"
+        );
+        let icmp =
+            Match { proto: Some("icmp".into()), dport: Some(Ports(1, 1)), ..Match::default() };
         assert_eq!(e(icmp).message, "ports need protocol tcp or udp, not icmp");
-        assert!(e(Match { proto: Some("sctp".into()), ..Match::default() }).message.contains("unknown protocol"));
-        assert!(e(Match { state: vec!["open".into()], ..Match::default() }).message.contains("\"open\""));
+        assert!(
+            e(Match { proto: Some("sctp".into()), ..Match::default() })
+                .message
+                .contains("unknown protocol")
+        );
+        assert!(
+            e(Match { state: vec!["open".into()], ..Match::default() })
+                .message
+                .contains("\"open\"")
+        );
         let v6 = Match { src: Some("fd00::1/64".parse().unwrap()), ..Match::default() };
         assert_eq!(e(v6).message, "src fd00::1/64 is IPv6; iptables rules are IPv4 only");
         assert!(chain("prerouting").is_err());
@@ -342,17 +365,28 @@ mod tests {
         let all: IpNet = "10.200.0.0/16".parse().unwrap();
         assert_eq!(
             snat_rule(net, Some(all), Some("uplink"), None, "k").unwrap(),
-            words("-s 10.200.1.0/24 ! -d 10.200.0.0/16 -o uplink -m comment --comment nslab:k -j MASQUERADE")
+            words(
+                "-s 10.200.1.0/24 ! -d 10.200.0.0/16 -o uplink -m comment --comment nslab:k -j MASQUERADE"
+            )
         );
         assert_eq!(
             snat_rule(net, None, None, Some("203.0.113.2".parse().unwrap()), "k").unwrap(),
-            words("-s 10.200.1.0/24 ! -d 10.200.1.0/24 -m comment --comment nslab:k -j SNAT --to-source 203.0.113.2")
+            words(
+                "-s 10.200.1.0/24 ! -d 10.200.1.0/24 -m comment --comment nslab:k -j SNAT --to-source 203.0.113.2"
+            )
         );
         assert!(snat_rule(net, None, Some("u'"), None, "k").is_err());
-        let m = Match { proto: Some("tcp".into()), dport: Some(Ports(8080, 8080)), iif: Some("uplink".into()), ..Match::default() };
+        let m = Match {
+            proto: Some("tcp".into()),
+            dport: Some(Ports(8080, 8080)),
+            iif: Some("uplink".into()),
+            ..Match::default()
+        };
         assert_eq!(
             dnat_rule(&m, "10.0.0.10:80".parse().unwrap(), "k").unwrap(),
-            words("-i uplink -p tcp --dport 8080 -m comment --comment nslab:k -j DNAT --to-destination 10.0.0.10:80")
+            words(
+                "-i uplink -p tcp --dport 8080 -m comment --comment nslab:k -j DNAT --to-destination 10.0.0.10:80"
+            )
         );
         let m = Match { oif: Some("x".into()), ..Match::default() };
         assert!(dnat_rule(&m, "10.0.0.10:80".parse().unwrap(), "k").is_err());
@@ -366,12 +400,16 @@ mod tests {
         assert_eq!(r[0].0, "PREROUTING");
         assert_eq!(
             r[0].1,
-            words("-p tcp -m addrtype --dst-type LOCAL --dport 8080 -m comment --comment nslab:w -j DNAT --to-destination 192.168.24.10:80")
+            words(
+                "-p tcp -m addrtype --dst-type LOCAL --dport 8080 -m comment --comment nslab:w -j DNAT --to-destination 192.168.24.10:80"
+            )
         );
         assert_eq!(r[1].0, "OUTPUT");
         assert_eq!(
             r[1].1,
-            words("! -d 127.0.0.0/8 -p tcp -m addrtype --dst-type LOCAL --dport 8080 -m comment --comment nslab:w -j DNAT --to-destination 192.168.24.10:80")
+            words(
+                "! -d 127.0.0.0/8 -p tcp -m addrtype --dst-type LOCAL --dport 8080 -m comment --comment nslab:w -j DNAT --to-destination 192.168.24.10:80"
+            )
         );
         let r = port_forward_rules("udp", 53, Some("uplink"), to, "w").unwrap();
         assert_eq!(r.len(), 1, "traffic arriving on an interface never comes from OUTPUT");

@@ -305,13 +305,8 @@ impl Qdisc {
                 }
             }
             Qdisc::Tbf(t) => {
-                let _ = write!(
-                    s,
-                    "tbf rate {} burst {} limit {}",
-                    rate_text(t.rate),
-                    t.burst,
-                    t.limit
-                );
+                let _ =
+                    write!(s, "tbf rate {} burst {} limit {}", rate_text(t.rate), t.burst, t.limit);
             }
         }
         s
@@ -341,7 +336,9 @@ pub fn time(ns: u64) -> String {
 /// A rate in bytes per second as iproute2 reads it, exactly: `8mbit`, `1500kbit`, `12bit`.
 pub fn rate_text(bytes_per_s: u64) -> String {
     let bits = u128::from(bytes_per_s) * 8;
-    for (unit, scale) in [("tbit", 1_000_000_000_000), ("gbit", 1_000_000_000), ("mbit", 1_000_000), ("kbit", 1_000)] {
+    for (unit, scale) in
+        [("tbit", 1_000_000_000_000), ("gbit", 1_000_000_000), ("mbit", 1_000_000), ("kbit", 1_000)]
+    {
         if bits >= scale && bits % scale == 0 {
             return format!("{}{unit}", bits / scale);
         }

@@ -79,7 +79,10 @@ fn tbf_is_what_tc_sends() {
     // The rate tables: each slot is a whole number of microseconds at 8mbit, but tc 6.1 cut
     // float noise like 1991.9999 us down to 1991 us (16 ticks less) before multiplying.
     let table = |b: &[u8]| -> Vec<i64> {
-        b[b.len() - 1024..].chunks(4).map(|c| i64::from(u32::from_ne_bytes(c.try_into().unwrap()))).collect()
+        b[b.len() - 1024..]
+            .chunks(4)
+            .map(|c| i64::from(u32::from_ne_bytes(c.try_into().unwrap())))
+            .collect()
     };
     for (a, b) in table(&new).iter().zip(table(&old)) {
         assert!((0..=16).contains(&(a - b)), "{a} vs {b}");
@@ -135,10 +138,7 @@ fn values_and_their_refusals() {
     for bad in ["", "fast", "10 mbits", "-1mbit", "mbit", "1e999", "1.2.3mbit"] {
         assert!(parse_rate(bad).is_err(), "{bad:?}");
     }
-    assert_eq!(
-        parse_rate("4bit").unwrap_err(),
-        "rate \"4bit\" is less than one byte per second"
-    );
+    assert_eq!(parse_rate("4bit").unwrap_err(), "rate \"4bit\" is less than one byte per second");
     assert_eq!(parse_size("32kb"), Ok(32768));
     assert_eq!(parse_size("16384"), Ok(16384));
     assert_eq!(parse_size("32kbit"), Ok(4096));

@@ -5,6 +5,7 @@
 mod bench;
 mod common;
 mod doc;
+mod fw;
 mod lifecycle;
 mod plan;
 mod repl;

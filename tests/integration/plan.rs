@@ -338,7 +338,7 @@ assert(r.seen == "10.7.0.10", `seen ${r.seen}`);
 netns::exec(hosts[0], "ip -br addr");
 assert(bridge::ports("br7").len() == 2);
 assert(neigh::list(hosts[0]).len() > 0);
-assert(nat::list().len() == 2);
+assert(nat::list().len() == 3);
 assert(sysctl::get("net.ipv4.ip_forward") == "1");
 assert(link::list(hosts[0]).len() == 2);
 link::del("v-b");
