@@ -6,10 +6,12 @@ pub mod fw;
 pub mod info;
 pub mod kernel;
 pub mod nat;
+pub mod nat_syntax;
 pub mod netns;
 pub mod nl;
 pub mod op;
 pub mod probe;
+pub mod refusal;
 pub mod tc;
 
 pub use error::{NetError, NetResult};
