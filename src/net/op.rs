@@ -8,6 +8,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use super::error::{NetError, NetResult};
+use super::tc::Qdisc;
 
 /// Where an Op acts: None is the namespace nslab runs in (the host or the sandbox).
 pub type Ns = Option<String>;
@@ -98,6 +99,15 @@ pub enum Op {
         chain: String,
         rule: Vec<String>,
     },
+    /// The root qdisc of `dev` becomes `qdisc` (`Qdisc::Default` removes the one there).
+    /// `old` is the root qdisc before the change, filled in by the executor before it
+    /// applies: the undo sets it back.
+    TcSet {
+        ns: Ns,
+        dev: String,
+        qdisc: Qdisc,
+        old: Option<Qdisc>,
+    },
 }
 
 impl Op {
@@ -117,7 +127,8 @@ impl Op {
             | Op::RouteDel { ns, .. }
             | Op::SysctlSet { ns, .. }
             | Op::IptAppend { ns, .. }
-            | Op::IptDelete { ns, .. } => ns.as_deref(),
+            | Op::IptDelete { ns, .. }
+            | Op::TcSet { ns, .. } => ns.as_deref(),
         }
     }
 
@@ -233,6 +244,9 @@ impl Op {
                     write!(s, "ip netns exec {} ", q(ns))?;
                 }
                 write!(s, "iptables -t {} {flag} {} {}", q(table), q(chain), shell_words(rule))
+            }
+            Op::TcSet { ns, dev, qdisc, .. } => {
+                write!(s, "{}", qdisc.command(ns.as_deref().map(q).as_deref(), &q(dev)))
             }
         }
     }

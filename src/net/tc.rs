@@ -323,6 +323,56 @@ impl Qdisc {
     }
 }
 
+/// One qdisc as `tc qdisc show` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QdiscInfo {
+    pub dev: String,
+    /// The kernel's name: `noqueue`, `pfifo_fast`, `netem`, `tbf`, `htb`, ...
+    pub kind: String,
+    /// `8001:`, or `0:` for the one the kernel attached by itself.
+    pub handle: String,
+    /// `root`, `ingress` or the parent's handle (`1:1`).
+    pub parent: String,
+    /// Decoded options of a netem or tbf qdisc.
+    pub qdisc: Option<Qdisc>,
+}
+
+impl QdiscInfo {
+    /// The root qdisc as nslab can restore it, or the kind it cannot.
+    pub fn restorable(&self) -> Result<Qdisc, String> {
+        match &self.qdisc {
+            Some(q) => Ok(q.clone()),
+            None if self.handle == "0:" => Ok(Qdisc::Default),
+            None => Err(self.kind.clone()),
+        }
+    }
+}
+
+/// A handle as tc prints it: `8001:` (minor 0), `1:1`, `root`, `ingress`.
+pub fn handle_text(h: u32) -> String {
+    match h {
+        u32::MAX => "root".into(),
+        0xffff_fff1 => "ingress".into(),
+        h if h & 0xffff == 0 => format!("{:x}:", h >> 16),
+        h => format!("{:x}:{:x}", h >> 16, h & 0xffff),
+    }
+}
+
+impl Qdisc {
+    /// Whether `seen` (read back from the kernel) is this qdisc. The kernel keeps a tbf's
+    /// bucket in time, not bytes, so its burst comes back rounded.
+    pub fn same_as(&self, seen: &Qdisc) -> bool {
+        match (self, seen) {
+            (Qdisc::Tbf(a), Qdisc::Tbf(b)) => {
+                a.rate == b.rate
+                    && a.limit == b.limit
+                    && a.burst.abs_diff(b.burst) <= a.burst / 100 + 64
+            }
+            (a, b) => a == b,
+        }
+    }
+}
+
 /// A time in the largest unit that keeps it exact: `50ms`, `1500us`, `7ns`.
 pub fn time(ns: u64) -> String {
     match ns {

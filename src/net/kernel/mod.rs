@@ -17,6 +17,7 @@ mod link;
 mod namespace;
 mod route;
 mod sysctl;
+mod tc;
 mod veth;
 
 use std::cell::{Cell, RefCell};
@@ -227,6 +228,7 @@ impl Kernel {
             Op::IptDelete { ns, table, chain, rule } => {
                 nat::delete(ns.as_deref(), table, chain, rule)
             }
+            Op::TcSet { ns, dev, qdisc, .. } => self.tc_set(ns.as_deref(), dev, qdisc),
         }
     }
 }

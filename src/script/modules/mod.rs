@@ -12,6 +12,7 @@ pub mod probe;
 pub mod route;
 pub mod sandbox;
 pub mod sysctl;
+pub mod tc;
 pub mod veth;
 
 use std::net::{IpAddr, SocketAddr};
@@ -34,6 +35,7 @@ pub fn all() -> Vec<(&'static str, rhai::Module)> {
         ("sysctl", exported_module!(sysctl::sysctl_mod)),
         ("nat", exported_module!(nat::nat_mod)),
         ("fw", exported_module!(fw::fw_mod)),
+        ("tc", exported_module!(tc::tc_mod)),
         ("neigh", exported_module!(neigh::neigh_mod)),
         ("probe", exported_module!(probe::probe_mod)),
         ("sandbox", exported_module!(sandbox::sandbox_mod)),
