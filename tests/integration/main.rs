@@ -11,3 +11,4 @@ mod plan;
 mod repl;
 mod run;
 mod script;
+mod tc;
