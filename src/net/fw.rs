@@ -170,7 +170,12 @@ pub fn match_words(m: &Match) -> NetResult<Vec<String>> {
                 ));
             }
         }
-        let states: Vec<String> = m.state.iter().map(|s| s.to_ascii_uppercase()).collect();
+        // In the order `iptables -S` prints them back (RELATED,ESTABLISHED).
+        let order = ["invalid", "new", "related", "established", "untracked"];
+        let mut states: Vec<&String> = m.state.iter().collect();
+        states.sort_by_key(|s| order.iter().position(|o| o == s));
+        states.dedup();
+        let states: Vec<String> = states.iter().map(|s| s.to_ascii_uppercase()).collect();
         w.extend(["-m", "conntrack", "--ctstate"].map(String::from));
         w.push(states.join(","));
     }
@@ -297,7 +302,7 @@ mod tests {
         assert_eq!(
             filter_rule(&m, Verdict::Accept, "fw").unwrap(),
             words(
-                "-m conntrack --ctstate ESTABLISHED,RELATED -m comment --comment nslab:fw -j ACCEPT"
+                "-m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nslab:fw -j ACCEPT"
             )
         );
         assert_eq!(
