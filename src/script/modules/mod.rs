@@ -5,6 +5,7 @@ pub mod bridge;
 pub mod cidr;
 pub mod fw;
 pub mod link;
+pub mod link_opts;
 pub mod nat;
 pub mod neigh;
 pub mod netns;
@@ -14,6 +15,7 @@ pub mod sandbox;
 pub mod sysctl;
 pub mod tc;
 pub mod veth;
+pub mod wireguard;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -40,6 +42,7 @@ pub fn all() -> Vec<(&'static str, rhai::Module)> {
         ("probe", exported_module!(probe::probe_mod)),
         ("sandbox", exported_module!(sandbox::sandbox_mod)),
         ("cidr", exported_module!(cidr::cidr_mod)),
+        ("wireguard", exported_module!(wireguard::wireguard_mod)),
     ]
 }
 
