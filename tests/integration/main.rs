@@ -12,5 +12,6 @@ mod links;
 mod plan;
 mod repl;
 mod run;
+mod sandbox;
 mod script;
 mod tc;
