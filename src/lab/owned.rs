@@ -59,7 +59,8 @@ impl Owned {
             Op::NetnsAdd { name } => {
                 self.netns.insert(name.clone());
             }
-            Op::NetnsDel { name } => {
+            // A netns replaced by someone else is as good as deleted, to the lab.
+            Op::NetnsDel { name } | Op::NetnsForget { name } => {
                 self.netns.remove(name);
                 // The kernel reaps the peer of every veth end inside too: its name is free
                 // again, and whatever takes it next is not ours.
@@ -105,17 +106,30 @@ impl Owned {
             Op::AddrAdd { .. } | Op::RouteAdd { .. } | Op::IptAppend { .. } | Op::SysctlSet { .. } => {
                 self.changes.push(op.clone());
             }
-            Op::AddrDel { ns, dev, cidr } => {
-                self.forget(|c| matches!(c, Op::AddrAdd { ns: n, dev: d, cidr: x } if n == ns && d == dev && x == cidr));
+            // Put back by the lab itself: the write it takes back is done with; a write still
+            // in force is a change teardown undoes (the lab was killed in between).
+            Op::SysctlTemp { .. } => {
+                if self.changes.iter().any(|c| op.cancels(c)) {
+                    self.forget(|c| op.cancels(c));
+                } else {
+                    self.changes.push(op.clone());
+                }
             }
-            Op::RouteDel { ns, dest, via, dev } => self.forget(|c| {
-                matches!(c, Op::RouteAdd { ns: n, dest: de, via: v, dev: d }
-                    if n == ns && de == dest && (via.is_none() || v == via) && (dev.is_none() || d == dev))
-            }),
-            Op::IptDelete { ns, table, chain, rule } => self.forget(|c| {
-                matches!(c, Op::IptAppend { ns: n, table: t, chain: ch, rule: r } if n == ns && t == table && ch == chain && r == rule)
-            }),
-            Op::LinkUp { .. } | Op::LinkDown { .. } | Op::LinkSetMaster { .. } => {}
+            Op::AddrDel { .. } | Op::RouteDel { .. } | Op::IptDelete { .. } => {
+                self.forget(|c| op.cancels(c))
+            }
+            // Teardown's delete of the lab's links in one netns.
+            Op::LinkGroupDel { ns, .. } => {
+                let gone: Vec<OwnedLink> =
+                    self.links.iter().filter(|l| &l.ns == ns).cloned().collect();
+                self.links.retain(|l| &l.ns != ns);
+                self.changes.retain(|c| {
+                    !matches!(c, Op::AddrAdd { ns: n, dev: d, .. } if gone.iter().any(|g| &g.ns == n && &g.name == d))
+                });
+            }
+            // Not undone by teardown: on the lab's own links only (owner.rs), or changing
+            // nothing on a foreign one.
+            Op::LinkSet { .. } | Op::LinkUp { .. } | Op::LinkDown { .. } | Op::LinkSetMaster { .. } => {}
         }
     }
 
@@ -166,10 +180,25 @@ impl Owned {
                 Op::AddrAdd { .. } => c.addrs += 1,
                 Op::RouteAdd { .. } => c.routes += 1,
                 Op::IptAppend { .. } => c.rules += 1,
-                Op::SysctlSet { ns, key, .. } => {
+                Op::SysctlSet { ns, key, .. } | Op::SysctlTemp { ns, key, .. } => {
                     keys.insert((ns, key));
                 }
-                _ => {}
+                // Never in `changes`.
+                Op::NetnsAdd { .. }
+                | Op::NetnsDel { .. }
+                | Op::NetnsForget { .. }
+                | Op::BridgeAdd { .. }
+                | Op::VethAdd { .. }
+                | Op::LinkUp { .. }
+                | Op::LinkDown { .. }
+                | Op::LinkSetMaster { .. }
+                | Op::LinkSetNetns { .. }
+                | Op::LinkDel { .. }
+                | Op::LinkSet { .. }
+                | Op::LinkGroupDel { .. }
+                | Op::AddrDel { .. }
+                | Op::RouteDel { .. }
+                | Op::IptDelete { .. } => {}
             }
         }
         c.sysctls = keys.len();

@@ -273,3 +273,10 @@ pub fn ping_needs_link(a: std::net::Ipv6Addr) -> NetError {
         .with_errno(libc::EINVAL)
         .with_help(format!("name the link after a %: \"{a}%eth0\""))
 }
+
+/// `link::set` with an MTU the link does not take (EINVAL; 68 to 65535 for veth and bridge).
+pub fn mtu_out_of_range(dev: &str, mtu: u32) -> NetError {
+    NetError::new(format!("{dev} cannot take mtu {mtu}"))
+        .with_errno(libc::EINVAL)
+        .with_help("an Ethernet link takes an mtu from 68 to its maximum (65535 for veth and bridge)")
+}

@@ -25,6 +25,7 @@ pub(super) struct Link {
     pub(super) up: bool,
     pub(super) mac: String,
     pub(super) mtu: u32,
+    pub(super) txqueuelen: u32,
     pub(super) master: Option<String>,
     pub(super) peer: Option<usize>,
     /// Created by the plan: carries the lab's alias and group, as `nslab run` sets them.
@@ -159,6 +160,7 @@ impl Model {
             up: false,
             mac,
             mtu,
+            txqueuelen: 1000,
             master: None,
             peer: None,
             tagged,
@@ -408,6 +410,32 @@ impl Model {
                 }
                 space.rules.push((table.clone(), chain.clone(), rule.clone()));
             }
+            Op::LinkSet { ns, dev, set, .. } => {
+                let i = self.lookup(ns.as_deref(), dev)?;
+                if let Some(mtu) = set.mtu {
+                    check_mtu(dev, mtu)?;
+                }
+                let l = &mut self.links[i];
+                l.mtu = set.mtu.unwrap_or(l.mtu);
+                l.mac = set.mac.clone().unwrap_or_else(|| l.mac.clone());
+                l.txqueuelen = set.txqueuelen.unwrap_or(l.txqueuelen);
+            }
+            Op::SysctlTemp { ns, key, value, .. } => {
+                self.space_mut(ns.as_deref())?.sysctls.insert(key.clone(), value.clone());
+            }
+            Op::LinkGroupDel { ns, group } => {
+                let gone: Vec<usize> = self
+                    .links
+                    .iter()
+                    .filter(|l| &l.ns == ns && l.tagged && self.group == *group)
+                    .map(|l| l.uid)
+                    .collect();
+                for uid in gone {
+                    self.remove_link(uid);
+                }
+            }
+            // Journal bookkeeping of `nslab run`; a plan never replaces a netns.
+            Op::NetnsForget { .. } => {}
             Op::IptDelete { ns, table, chain, rule } => {
                 // Like `nat::delete`: a rule that is already gone is fine.
                 let space = self.space_mut(ns.as_deref())?;
@@ -508,4 +536,10 @@ impl crate::lab::owner::World for Model {
         self.space(ns)?;
         Ok(self.find(ns, dev).map(|i| self.info(&self.links[i])))
     }
+}
+
+/// The MTU range of an Ethernet link (veth, bridge): ETH_MIN_MTU to ETH_MAX_MTU; the kernel
+/// refuses the rest with EINVAL.
+fn check_mtu(dev: &str, mtu: u32) -> NetResult<()> {
+    if (68..=65535).contains(&mtu) { Ok(()) } else { Err(mtu_out_of_range(dev, mtu)) }
 }

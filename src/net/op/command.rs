@@ -75,7 +75,7 @@ impl Op {
                 }
                 Ok(())
             }
-            Op::SysctlSet { ns, key, value, .. } => {
+            Op::SysctlSet { ns, key, value, .. } | Op::SysctlTemp { ns, key, value, .. } => {
                 // One word: a value with a space (`ping_group_range`) must stay one.
                 let kv = q(&format!("{key}={value}"));
                 match ns {
@@ -83,6 +83,25 @@ impl Op {
                     None => write!(s, "sysctl -qw {kv}"),
                 }
             }
+            Op::LinkSet { ns, dev, set, .. } => {
+                write!(s, "{}link set {}", n(ns), link_arg("dev", dev))?;
+                if let Some(mtu) = set.mtu {
+                    write!(s, " mtu {mtu}")?;
+                }
+                if let Some(mac) = &set.mac {
+                    write!(s, " address {}", q(mac))?;
+                }
+                if let Some(len) = set.txqueuelen {
+                    write!(s, " txqueuelen {len}")?;
+                }
+                Ok(())
+            }
+            Op::LinkGroupDel { ns, group } => write!(s, "{}link del group {group}", n(ns)),
+            Op::NetnsForget { name } => write!(
+                s,
+                "# netns {} was deleted and made again by someone else: the lab forgets it",
+                q(name)
+            ),
             Op::IptAppend { ns, table, chain, rule } | Op::IptDelete { ns, table, chain, rule } => {
                 let flag = if matches!(self, Op::IptAppend { .. }) { "-A" } else { "-D" };
                 if let Some(ns) = ns {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 pub use command::{q, shell_words};
 pub use names::{
-    check_ifname, check_netns_name, check_sysctl_key, is_link_local, sysctl_component,
+    check_ifname, check_netns_name, check_sysctl_key, is_link_local, parse_mac, sysctl_component,
     sysctl_path,
 };
 
@@ -103,12 +103,79 @@ pub enum Op {
         chain: String,
         rule: Vec<String>,
     },
+    /// `ip link set DEV mtu N address MAC txqueuelen N` (only what `set` names). `old` is
+    /// what those attributes were before, filled in by the executor before it applies.
+    LinkSet {
+        ns: Ns,
+        dev: String,
+        set: LinkAttrs,
+        old: Option<LinkAttrs>,
+    },
+    /// A sysctl an executor changes for the span of one other Op and puts back itself right
+    /// after (`promote_secondaries` around an address delete on a foreign link). Journaled
+    /// with `old` like any Op, so destroy puts it back when a crash fell in between; unlike
+    /// [`Op::SysctlSet`] no lab relies on the value, so it takes no claim.
+    SysctlTemp {
+        ns: Ns,
+        key: String,
+        value: String,
+        old: String,
+    },
+    /// Every link of link group `group` in `ns`, in one request (`ip link del group N`):
+    /// teardown's way to delete a lab's links.
+    LinkGroupDel {
+        ns: Ns,
+        group: u32,
+    },
+    /// Not a kernel change: the lab's netns `name` was deleted and made again by someone
+    /// else, so from here on it is not the lab's (journaled so that destroy leaves it alone).
+    NetnsForget {
+        name: String,
+    },
+}
+
+/// The link attributes `link::set` changes; None leaves one as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkAttrs {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub txqueuelen: Option<u32>,
+}
+
+/// `--no-ipv6` in a new netns: `all` (every link there now) and `default` (every link made
+/// there later).
+pub fn v6_off_netns(name: &str) -> [Op; 2] {
+    ["all", "default"].map(|c| Op::SysctlSet {
+        ns: Some(name.to_string()),
+        key: format!("net.ipv6.conf.{c}.disable_ipv6"),
+        value: "1".into(),
+        old: None,
+    })
+}
+
+/// `--no-ipv6` on link `dev` of `ns`, before it can come up.
+pub fn v6_off_link(ns: &Ns, dev: &str) -> Op {
+    Op::SysctlSet {
+        ns: ns.clone(),
+        key: format!("net.ipv6.conf.{}.disable_ipv6", sysctl_component(dev)),
+        value: "1".into(),
+        old: None,
+    }
+}
+
+/// `earlier` is an `AddrAdd` for which `f(ns, dev, cidr)` holds.
+fn matches_addr_add(earlier: &Op, f: impl Fn(&Ns, &String, &IpNet) -> bool) -> bool {
+    let Op::AddrAdd { ns, dev, cidr } = earlier else { return false };
+    f(ns, dev, cidr)
 }
 
 impl Op {
     pub fn ns(&self) -> Option<&str> {
         match self {
-            Op::NetnsAdd { .. } | Op::NetnsDel { .. } => None,
+            Op::NetnsAdd { .. } | Op::NetnsDel { .. } | Op::NetnsForget { .. } => None,
             Op::BridgeAdd { ns, .. }
             | Op::VethAdd { ns, .. }
             | Op::LinkUp { ns, .. }
@@ -122,36 +189,156 @@ impl Op {
             | Op::RouteDel { ns, .. }
             | Op::SysctlSet { ns, .. }
             | Op::IptAppend { ns, .. }
-            | Op::IptDelete { ns, .. } => ns.as_deref(),
+            | Op::IptDelete { ns, .. }
+            | Op::LinkSet { ns, .. }
+            | Op::SysctlTemp { ns, .. }
+            | Op::LinkGroupDel { ns, .. } => ns.as_deref(),
         }
     }
 
-    /// The sysctl writes `--no-ipv6` adds to this op, as `SysctlSet` ops (for `--explain` and
-    /// the plan; the kernel layer makes them itself, see `Kernel::set_no_ipv6`): IPv6 off in
-    /// a new netns before anything exists in it, and on each link the op creates in a netns
-    /// for which `v6_off` is false. They need no undo: they die with their netns or link.
-    pub fn no_ipv6_writes(&self, v6_off: impl Fn(Option<&str>) -> bool) -> Vec<Op> {
-        let write = |ns: Option<&str>, key: String| Op::SysctlSet {
-            ns: ns.map(str::to_string),
-            key,
-            value: "1".into(),
-            old: None,
-        };
-        let link = |ns: Option<&str>, dev: &str| {
-            (!v6_off(ns))
-                .then(|| write(ns, format!("net.ipv6.conf.{}.disable_ipv6", sysctl_component(dev))))
-        };
-        match self {
-            Op::NetnsAdd { name } => ["all", "default"]
-                .iter()
-                .map(|c| write(Some(name), format!("net.ipv6.conf.{c}.disable_ipv6")))
-                .collect(),
-            Op::BridgeAdd { ns, name } => link(ns.as_deref(), name).into_iter().collect(),
-            Op::VethAdd { ns, name, peer, peer_ns } => {
-                let peer_at = peer_ns.as_deref().or(ns.as_deref());
-                link(ns.as_deref(), name).into_iter().chain(link(peer_at, peer)).collect()
+    /// The Op that undoes this one, when there is one to apply: None for what cannot be
+    /// undone by an Op (a deleted link or netns is gone), for what is undone otherwise (a
+    /// link moved into a lab netns dies with it), and for a change whose old value is not
+    /// known yet (filled in by the executor).
+    pub fn inverse(&self) -> Option<Op> {
+        Some(match self {
+            Op::NetnsAdd { name } => Op::NetnsDel { name: name.clone() },
+            Op::BridgeAdd { ns, name } => Op::LinkDel { ns: ns.clone(), dev: name.clone() },
+            // Deleting one end of a veth deletes both.
+            Op::VethAdd { ns, name, .. } => Op::LinkDel { ns: ns.clone(), dev: name.clone() },
+            Op::LinkUp { ns, dev } => Op::LinkDown { ns: ns.clone(), dev: dev.clone() },
+            Op::LinkDown { ns, dev } => Op::LinkUp { ns: ns.clone(), dev: dev.clone() },
+            Op::LinkSetNetns { ns: Some(from), dev, to } => {
+                Op::LinkSetNetns { ns: Some(to.clone()), dev: dev.clone(), to: from.clone() }
             }
-            _ => Vec::new(),
+            Op::AddrAdd { ns, dev, cidr } => {
+                Op::AddrDel { ns: ns.clone(), dev: dev.clone(), cidr: *cidr }
+            }
+            Op::AddrDel { ns, dev, cidr } => {
+                Op::AddrAdd { ns: ns.clone(), dev: dev.clone(), cidr: *cidr }
+            }
+            Op::RouteAdd { ns, dest, via, dev } => {
+                Op::RouteDel { ns: ns.clone(), dest: *dest, via: *via, dev: dev.clone() }
+            }
+            Op::RouteDel { ns, dest, via, dev } => {
+                Op::RouteAdd { ns: ns.clone(), dest: *dest, via: *via, dev: dev.clone() }
+            }
+            Op::SysctlSet { ns, key, value, old: Some(old) } => Op::SysctlSet {
+                ns: ns.clone(),
+                key: key.clone(),
+                value: old.clone(),
+                old: Some(value.clone()),
+            },
+            Op::SysctlTemp { ns, key, value, old } => Op::SysctlTemp {
+                ns: ns.clone(),
+                key: key.clone(),
+                value: old.clone(),
+                old: value.clone(),
+            },
+            Op::IptAppend { ns, table, chain, rule } => Op::IptDelete {
+                ns: ns.clone(),
+                table: table.clone(),
+                chain: chain.clone(),
+                rule: rule.clone(),
+            },
+            Op::IptDelete { ns, table, chain, rule } => Op::IptAppend {
+                ns: ns.clone(),
+                table: table.clone(),
+                chain: chain.clone(),
+                rule: rule.clone(),
+            },
+            Op::LinkSet { ns, dev, set, old: Some(old) } => Op::LinkSet {
+                ns: ns.clone(),
+                dev: dev.clone(),
+                set: old.clone(),
+                old: Some(set.clone()),
+            },
+            Op::LinkSetNetns { ns: None, .. }
+            | Op::SysctlSet { old: None, .. }
+            | Op::LinkSet { old: None, .. }
+            | Op::LinkSetMaster { .. }
+            | Op::NetnsDel { .. }
+            | Op::LinkDel { .. }
+            | Op::LinkGroupDel { .. }
+            | Op::NetnsForget { .. } => return None,
+        })
+    }
+
+    /// True when this Op takes back `earlier` (the lab undoing its own change, so teardown
+    /// has nothing left to undo for it): a delete of what `earlier` added, or a temporary
+    /// write putting back what `earlier` changed. A route delete may leave out the gateway
+    /// and the link, as `ip route del` may.
+    pub fn cancels(&self, earlier: &Op) -> bool {
+        match self {
+            Op::AddrDel { ns, dev, cidr } => {
+                matches_addr_add(earlier, |n, d, c| n == ns && d == dev && c == cidr)
+            }
+            Op::RouteDel { ns, dest, via, dev } => {
+                let Op::RouteAdd { ns: n, dest: de, via: v, dev: d } = earlier else {
+                    return false;
+                };
+                n == ns && de == dest && (via.is_none() || v == via) && (dev.is_none() || d == dev)
+            }
+            Op::IptDelete { ns, table, chain, rule } => {
+                let Op::IptAppend { ns: n, table: t, chain: c, rule: r } = earlier else {
+                    return false;
+                };
+                n == ns && t == table && c == chain && r == rule
+            }
+            Op::SysctlTemp { ns, key, value, .. } => {
+                let Op::SysctlTemp { ns: n, key: k, old, .. } = earlier else { return false };
+                n == ns && k == key && old == value
+            }
+            Op::NetnsAdd { .. }
+            | Op::NetnsDel { .. }
+            | Op::NetnsForget { .. }
+            | Op::BridgeAdd { .. }
+            | Op::VethAdd { .. }
+            | Op::LinkUp { .. }
+            | Op::LinkDown { .. }
+            | Op::LinkSetMaster { .. }
+            | Op::LinkSetNetns { .. }
+            | Op::LinkDel { .. }
+            | Op::LinkSet { .. }
+            | Op::LinkGroupDel { .. }
+            | Op::AddrAdd { .. }
+            | Op::RouteAdd { .. }
+            | Op::SysctlSet { .. }
+            | Op::IptAppend { .. } => false,
+        }
+    }
+
+    /// The sysctl writes `--no-ipv6` adds to this op: IPv6 off in a new netns before anything
+    /// exists in it, and on each link the op creates in a netns for which `v6_off` is false.
+    /// The one source of these writes: `--explain` and the plan print them, the kernel
+    /// executor makes them (`Kernel::set_no_ipv6`). They need no undo: they die with their
+    /// netns or link, so they are not journaled.
+    pub fn no_ipv6_writes(&self, v6_off: impl Fn(Option<&str>) -> bool) -> Vec<Op> {
+        let link = |ns: &Ns, dev: &str| (!v6_off(ns.as_deref())).then(|| v6_off_link(ns, dev));
+        match self {
+            Op::NetnsAdd { name } => v6_off_netns(name).to_vec(),
+            Op::BridgeAdd { ns, name } => link(ns, name).into_iter().collect(),
+            Op::VethAdd { ns, name, peer, peer_ns } => {
+                let peer_at = peer_ns.as_ref().or(ns.as_ref()).cloned();
+                link(ns, name).into_iter().chain(link(&peer_at, peer)).collect()
+            }
+            Op::NetnsDel { .. }
+            | Op::NetnsForget { .. }
+            | Op::LinkUp { .. }
+            | Op::LinkDown { .. }
+            | Op::LinkSetMaster { .. }
+            | Op::LinkSetNetns { .. }
+            | Op::LinkDel { .. }
+            | Op::LinkSet { .. }
+            | Op::LinkGroupDel { .. }
+            | Op::AddrAdd { .. }
+            | Op::AddrDel { .. }
+            | Op::RouteAdd { .. }
+            | Op::RouteDel { .. }
+            | Op::SysctlSet { .. }
+            | Op::SysctlTemp { .. }
+            | Op::IptAppend { .. }
+            | Op::IptDelete { .. } => Vec::new(),
         }
     }
 

@@ -118,3 +118,24 @@ mod tests {
     }
 
 }
+
+/// A MAC address for `link::set`: six hex octets separated by `:`, unicast (the kernel
+/// refuses a multicast address with EADDRNOTAVAIL). Returns its bytes.
+pub fn parse_mac(mac: &str) -> NetResult<Vec<u8>> {
+    let bytes: Vec<u8> = mac
+        .split(':')
+        .map(|o| if o.len() == 2 { u8::from_str_radix(o, 16).ok() } else { None })
+        .collect::<Option<Vec<u8>>>()
+        .filter(|b| b.len() == 6)
+        .ok_or_else(|| {
+            NetError::new(format!("invalid MAC address {mac:?}"))
+                .with_errno(libc::EINVAL)
+                .with_help("write six hex octets separated by colons, e.g. \"02:00:00:00:00:01\"")
+        })?;
+    if bytes[0] & 1 == 1 {
+        return Err(NetError::new(format!("{mac} is a multicast address: a link's own address must be unicast"))
+            .with_errno(libc::EADDRNOTAVAIL)
+            .with_help("clear the lowest bit of the first octet; 02:… is a locally administered unicast address"));
+    }
+    Ok(bytes)
+}
