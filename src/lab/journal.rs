@@ -25,7 +25,7 @@ enum Line {
         failed: u64,
     },
     /// The lab's netns `forget` was deleted and made again by someone else: from here on it
-    /// is not the lab's (replayed as a `NetnsDel`, which is what it means to the lab).
+    /// is not the lab's. Written by nslab before `Op::NetnsForget`; read as that Op.
     Forget {
         forget: String,
     },
@@ -152,7 +152,7 @@ fn parse(text: &str) -> NetResult<Vec<Op>> {
         match serde_json::from_str::<Line>(line) {
             Ok(Line::Op { seq, op }) => ops.push((seq, op)),
             Ok(Line::Failed { failed }) => ops.retain(|(s, _)| *s != failed),
-            Ok(Line::Forget { forget }) => ops.push((u64::MAX, Op::NetnsDel { name: forget })),
+            Ok(Line::Forget { forget }) => ops.push((u64::MAX, Op::NetnsForget { name: forget })),
             Ok(Line::Background { .. }) => {}
             // A line cut short by a crash mid-write is the last one; it was never applied.
             Err(_) => {}
@@ -244,11 +244,6 @@ impl Journal {
             netns: bg.netns.clone(),
             net_ino: bg.net_ino,
         })
-    }
-
-    /// Records that the lab's netns `name` was replaced by someone else (see `Line::Forget`).
-    pub fn forget(&mut self, name: &str) -> NetResult<()> {
-        self.write(&Line::Forget { forget: name.to_string() })
     }
 
     pub fn failed(&mut self, seq: u64) -> NetResult<()> {

@@ -78,32 +78,46 @@ impl Owned {
                     !matches!(c, Op::AddrAdd { ns: n, dev: d, .. } if lost.iter().any(|g| &g.ns == n && &g.name == d))
                 });
             }
-            Op::BridgeAdd { ns, name } => self.links.push(OwnedLink { ns: ns.clone(), name: name.clone(), pair }),
+            Op::BridgeAdd { ns, name } => {
+                self.links.push(OwnedLink { ns: ns.clone(), name: name.clone(), pair })
+            }
             Op::VethAdd { ns, name, peer, peer_ns } => {
                 self.links.push(OwnedLink { ns: ns.clone(), name: name.clone(), pair });
-                self.links.push(OwnedLink { ns: peer_ns.clone().or(ns.clone()), name: peer.clone(), pair });
+                self.links.push(OwnedLink {
+                    ns: peer_ns.clone().or(ns.clone()),
+                    name: peer.clone(),
+                    pair,
+                });
             }
             Op::LinkSetNetns { ns, dev, to } => {
                 if let Some(l) = self.links.iter_mut().find(|l| &l.ns == ns && &l.name == dev) {
                     l.ns = Some(to.clone());
                 }
                 // Moving a link flushes its addresses.
-                self.changes.retain(|c| !matches!(c, Op::AddrAdd { ns: n, dev: d, .. } if n == ns && d == dev));
+                self.changes.retain(
+                    |c| !matches!(c, Op::AddrAdd { ns: n, dev: d, .. } if n == ns && d == dev),
+                );
             }
             Op::LinkDel { ns, dev } => {
-                let gone: Vec<OwnedLink> = match self.links.iter().find(|l| &l.ns == ns && &l.name == dev) {
-                    Some(l) => {
-                        let pair = l.pair;
-                        self.links.iter().filter(|l| l.pair == pair).cloned().collect()
-                    }
-                    None => vec![OwnedLink { ns: ns.clone(), name: dev.clone(), pair: usize::MAX }],
-                };
+                let gone: Vec<OwnedLink> =
+                    match self.links.iter().find(|l| &l.ns == ns && &l.name == dev) {
+                        Some(l) => {
+                            let pair = l.pair;
+                            self.links.iter().filter(|l| l.pair == pair).cloned().collect()
+                        }
+                        None => {
+                            vec![OwnedLink { ns: ns.clone(), name: dev.clone(), pair: usize::MAX }]
+                        }
+                    };
                 self.links.retain(|l| !gone.contains(l));
                 self.changes.retain(|c| {
                     !matches!(c, Op::AddrAdd { ns: n, dev: d, .. } if gone.iter().any(|g| &g.ns == n && &g.name == d))
                 });
             }
-            Op::AddrAdd { .. } | Op::RouteAdd { .. } | Op::IptAppend { .. } | Op::SysctlSet { .. } => {
+            Op::AddrAdd { .. }
+            | Op::RouteAdd { .. }
+            | Op::IptAppend { .. }
+            | Op::SysctlSet { .. } => {
                 self.changes.push(op.clone());
             }
             // Put back by the lab itself: the write it takes back is done with; a write still
@@ -129,7 +143,10 @@ impl Owned {
             }
             // Not undone by teardown: on the lab's own links only (owner.rs), or changing
             // nothing on a foreign one.
-            Op::LinkSet { .. } | Op::LinkUp { .. } | Op::LinkDown { .. } | Op::LinkSetMaster { .. } => {}
+            Op::LinkSet { .. }
+            | Op::LinkUp { .. }
+            | Op::LinkDown { .. }
+            | Op::LinkSetMaster { .. } => {}
         }
     }
 

@@ -53,7 +53,11 @@ pub fn check(lab: &str, owned: &Owned, op: &Op, world: &dyn World) -> NetResult<
         // Checked here *before* the Op is journaled: a `kill -9` between journaling and the
         // kernel's refusal would otherwise leave a journal entry claiming someone else's netns.
         Op::NetnsAdd { name } => {
-            if world.netns_exists(name) { Err(netns_exists(name)) } else { Ok(()) }
+            if world.netns_exists(name) {
+                Err(netns_exists(name))
+            } else {
+                Ok(())
+            }
         }
         Op::NetnsDel { name } => {
             if owned.netns.contains(name) {
@@ -66,7 +70,9 @@ pub fn check(lab: &str, owned: &Owned, op: &Op, world: &dyn World) -> NetResult<
             }
             not_ours(format!("netns {name}"))
         }
-        Op::LinkDel { ns, dev } | Op::LinkSetNetns { ns, dev, .. } | Op::LinkSet { ns, dev, .. } => {
+        Op::LinkDel { ns, dev }
+        | Op::LinkSetNetns { ns, dev, .. }
+        | Op::LinkSet { ns, dev, .. } => {
             if link_goes(ns, dev) {
                 return Ok(());
             }

@@ -15,7 +15,7 @@ use crate::net::{Kernel, NetError, NetResult, Op, exec, kernel, nat, netns, prob
 use super::backend::Backend;
 use super::journal::{self, Journal, Meta};
 use super::teardown::{Owned, teardown};
-use super::{INTERRUPTED, sysctl_claims};
+use super::{INTERRUPTED, fault, sysctl_claims};
 
 pub struct Session {
     kernel: Kernel,
@@ -128,6 +128,50 @@ impl Session {
         Ok(())
     }
 
+    /// Journals and applies one Op whose ownership was checked.
+    fn apply_one(&self, mut op: Op) -> NetResult<()> {
+        // Every sysctl a lab sets is claimed, in its own namespaces too: another lab must not
+        // flip a value this one relies on.
+        let mut claimed = None;
+        if let Op::SysctlSet { ns, key, value, old } = &mut op {
+            let (current, before) = sysctl_claims::claim(&self.lab, ns.as_deref(), key, value)?;
+            claimed = Some(before);
+            *old = Some(current);
+        }
+        if let Op::LinkSet { ns, dev, old, .. } = &mut op {
+            *old = Some(self.kernel.link_attrs(ns.as_deref(), dev)?);
+        }
+        if self.explain {
+            println!("+ {}", op.command());
+            for w in self.kernel.no_ipv6_writes(&op) {
+                println!("+ {}", w.command());
+            }
+        }
+        if let Op::NetnsDel { name } = &op {
+            // A listening socket keeps its netns alive.
+            probe::stop(Some(name));
+        }
+        let seq = self.journal.borrow_mut().record(&op)?;
+        if let Err(e) = self.kernel.apply(&op) {
+            self.journal.borrow_mut().failed(seq)?;
+            if let (Some(before), Op::SysctlSet { ns, key, .. }) = (&claimed, &op) {
+                // Best effort: a claim left behind is recognised as stale by the next one.
+                let _ = sysctl_claims::unclaim(ns.as_deref(), key, before.as_ref());
+            }
+            return Err(e);
+        }
+        if let Op::NetnsAdd { name } = &op
+            && let Some(id) = netns::identity(name)
+        {
+            self.journal.borrow_mut().netns_made(&self.lab, name, id)?;
+            self.netns_ids.borrow_mut().insert(name.clone(), id);
+        }
+        self.owned.borrow_mut().note(&op);
+        self.applied.borrow_mut().push(op);
+        fault::after_op();
+        Ok(())
+    }
+
     /// `owner::check` against the kernel.
     fn check_owner(&self, op: &Op) -> NetResult<()> {
         self.forget_replaced(op)?;
@@ -136,25 +180,18 @@ impl Session {
 
     /// A netns of this lab that someone deleted and made again under the same name is not
     /// the lab's any more. Before any op that names it, the lab forgets it, as if it had
-    /// deleted it itself, and journals that (`Journal::forget`): what the lab made there
+    /// deleted it itself, and journals that (`Op::NetnsForget`): what the lab made there
     /// afterwards is then the lab's objects in someone else's netns, undone one by one like
     /// those on the host, and the netns itself is left alone.
     fn forget_replaced(&self, op: &Op) -> NetResult<()> {
-        let mut names: Vec<&str> = op.ns().into_iter().collect();
-        match op {
-            Op::NetnsDel { name } => names.push(name),
-            Op::LinkSetNetns { to, .. } => names.push(to),
-            Op::VethAdd { peer_ns: Some(p), .. } => names.push(p),
-            _ => {}
-        }
-        for name in names {
+        for name in op.netns_named() {
             if !self.owned.borrow().netns.contains(name)
                 || super::teardown::still_ours(name, &self.netns_ids.borrow())
             {
                 continue;
             }
-            let forget = Op::NetnsDel { name: name.to_string() };
-            self.journal.borrow_mut().forget(name)?;
+            let forget = Op::NetnsForget { name: name.to_string() };
+            self.journal.borrow_mut().record(&forget)?;
             self.owned.borrow_mut().note(&forget);
             self.applied.borrow_mut().push(forget);
             self.netns_ids.borrow_mut().remove(name);
@@ -204,47 +241,22 @@ impl Backend for Session {
         &self.lab
     }
 
-    fn apply(&self, mut op: Op) -> NetResult<()> {
+    fn apply(&self, op: Op) -> NetResult<()> {
         if INTERRUPTED.load(Ordering::Relaxed) {
             return Err(NetError::new("interrupted").with_errno(libc::EINTR));
         }
         // A veth the kernel layer holds back must exist before anything looks (Kernel::set_defer_veth).
         self.kernel.flush_unless_merges(&op)?;
         self.check_owner(&op)?;
-        // Every sysctl a lab sets is claimed, in its own namespaces too: another lab must not
-        // flip a value this one relies on.
-        let mut claimed = None;
-        if let Op::SysctlSet { ns, key, value, old } = &mut op {
-            let (current, before) = sysctl_claims::claim(&self.lab, ns.as_deref(), key, value)?;
-            claimed = Some(before);
-            *old = Some(current);
-        }
-        if self.explain {
-            println!("+ {}", op.command());
-            for w in self.kernel.no_ipv6_writes(&op) {
-                println!("+ {}", w.command());
-            }
-        }
-        let seq = self.journal.borrow_mut().record(&op)?;
-        if let Err(e) = self.kernel.apply(&op) {
-            self.journal.borrow_mut().failed(seq)?;
-            if let (Some(before), Op::SysctlSet { ns, key, .. }) = (&claimed, &op) {
-                // Best effort: a claim left behind is recognised as stale by the next one.
-                let _ = sysctl_claims::unclaim(ns.as_deref(), key, before.as_ref());
-            }
-            return Err(e);
-        }
-        if let Op::NetnsAdd { name } = &op
-            && let Some(id) = netns::identity(name)
-        {
-            self.journal.borrow_mut().netns_made(&self.lab, name, id)?;
-            self.netns_ids.borrow_mut().insert(name.clone(), id);
-        }
-        self.owned.borrow_mut().note(&op);
-        self.applied.borrow_mut().push(op);
-        Ok(())
+        // An address delete that would take a foreign link's secondaries along is bracketed
+        // by a temporary `promote_secondaries` write, journaled like any Op: killed in
+        // between, destroy puts the old value back.
+        let Some(temp) = self.kernel.promote_write(&op)? else { return self.apply_one(op) };
+        let back = temp.inverse().expect("a temporary write knows its old value");
+        self.apply_one(temp)?;
+        let r = self.apply_one(op);
+        r.and(self.apply_one(back))
     }
-
     fn netns_list(&self) -> NetResult<Vec<String>> {
         netns::list()
     }

@@ -7,9 +7,8 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::lab::journal;
-use crate::net::error::{generic, place};
 use crate::net::info::{AddrInfo, FdbEntry, LinkInfo, NeighInfo};
-use crate::net::op::Ns;
+use crate::net::op::{LinkAttrs, Ns};
 use crate::net::refusal::*;
 use crate::net::{NetError, NetResult, Op};
 
@@ -349,10 +348,7 @@ impl Model {
             Op::LinkDel { ns, dev } => {
                 let i = self.lookup(ns.as_deref(), dev)?;
                 if self.links[i].kind == "loopback" {
-                    return Err(generic(
-                        libc::EOPNOTSUPP,
-                        &format!("cannot delete link {dev} in {}", place(ns.as_deref())),
-                    ));
+                    return Err(loopback_stays(dev, ns.as_deref()));
                 }
                 let uid = self.links[i].uid;
                 self.remove_link(uid);
@@ -542,4 +538,27 @@ impl crate::lab::owner::World for Model {
 /// refuses the rest with EINVAL.
 fn check_mtu(dev: &str, mtu: u32) -> NetResult<()> {
     if (68..=65535).contains(&mtu) { Ok(()) } else { Err(mtu_out_of_range(dev, mtu)) }
+}
+
+impl Model {
+    /// The temporary `promote_secondaries` write `op` needs (see [`Op::promote_write`]).
+    pub(super) fn promote_write(&self, op: &Op) -> NetResult<Option<Op>> {
+        let Op::AddrDel { ns, dev, .. } = op else { return Ok(None) };
+        let Ok(space) = self.space(ns.as_deref()) else { return Ok(None) };
+        let on_link: Vec<IpNet> =
+            space.addrs.iter().filter(|(d, _)| d == dev).map(|(_, a)| *a).collect();
+        op.promote_write(&on_link, |key| self.sysctl_get(ns.as_deref(), key))
+    }
+
+    /// What `link::set` may change on `dev`, as it is now.
+    pub(super) fn link_attrs(&self, ns: Option<&str>, dev: &str) -> NetResult<LinkAttrs> {
+        let l = &self.links[self.lookup(ns, dev)?];
+        Ok(LinkAttrs { mtu: Some(l.mtu), mac: Some(l.mac.clone()), txqueuelen: Some(l.txqueuelen) })
+    }
+
+    /// Netns `name` was made with IPv6 off (`--no-ipv6`): links made in it need no write of
+    /// their own.
+    pub(super) fn made_v6_off(&self, name: &str) -> bool {
+        self.spaces.get(&Some(name.to_string())).is_some_and(v6_default_off)
+    }
 }

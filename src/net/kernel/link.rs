@@ -13,8 +13,8 @@ use crate::net::error::{NetError, NetResult, errno_of, from_nl, place};
 use crate::net::netns;
 use crate::net::op::{LinkAttrs, parse_mac};
 use crate::net::refusal::{
-    already_enslaved, mtu_out_of_range, bridges_do_not_nest, cannot_join_bridge, link_busy, link_exists, link_taken,
-    netns_has_link, no_bridge, no_link, not_a_bridge, pinned_to_netns,
+    already_enslaved, bridges_do_not_nest, cannot_join_bridge, link_busy, link_exists, link_taken,
+    mtu_out_of_range, netns_has_link, no_bridge, no_link, not_a_bridge, pinned_to_netns,
 };
 
 pub(super) fn link_error(e: rtnetlink::Error, dev: &str, ns: Option<&str>, what: &str) -> NetError {

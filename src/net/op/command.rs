@@ -113,7 +113,6 @@ impl Op {
     }
 }
 
-
 /// One word for a shell: as it is when it needs no quotes, else in single quotes.
 pub fn q(word: &str) -> String {
     let safe = |c: char| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c);
@@ -202,7 +201,6 @@ pub fn shell_words(args: &[String]) -> String {
     args.iter().map(|a| if a == "!" { a.clone() } else { q(a) }).collect::<Vec<_>>().join(" ")
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,5 +288,4 @@ mod tests {
     fn shell_quoting() {
         assert_eq!(shell_words(&["a b".into(), "it's".into(), "x".into()]), r"'a b' 'it'\''s' x");
     }
-
 }

@@ -196,6 +196,36 @@ impl Op {
         }
     }
 
+    /// Every netns this Op names: where it acts, and the netns it deletes, moves a link to or
+    /// makes a veth end in.
+    pub fn netns_named(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.ns().into_iter().collect();
+        match self {
+            Op::NetnsDel { name } => names.push(name),
+            Op::LinkSetNetns { to, .. } => names.push(to),
+            Op::VethAdd { peer_ns: Some(p), .. } => names.push(p),
+            Op::VethAdd { peer_ns: None, .. }
+            | Op::NetnsAdd { .. }
+            | Op::NetnsForget { .. }
+            | Op::BridgeAdd { .. }
+            | Op::LinkUp { .. }
+            | Op::LinkDown { .. }
+            | Op::LinkSetMaster { .. }
+            | Op::LinkDel { .. }
+            | Op::LinkSet { .. }
+            | Op::LinkGroupDel { .. }
+            | Op::AddrAdd { .. }
+            | Op::AddrDel { .. }
+            | Op::RouteAdd { .. }
+            | Op::RouteDel { .. }
+            | Op::SysctlSet { .. }
+            | Op::SysctlTemp { .. }
+            | Op::IptAppend { .. }
+            | Op::IptDelete { .. } => {}
+        }
+        names
+    }
+
     /// The Op that undoes this one, when there is one to apply: None for what cannot be
     /// undone by an Op (a deleted link or netns is gone), for what is undone otherwise (a
     /// link moved into a lab netns dies with it), and for a change whose old value is not
@@ -308,6 +338,33 @@ impl Op {
         }
     }
 
+    /// The temporary write an address delete needs: deleting an IPv4 address deletes the
+    /// secondaries of its subnet with it (other addresses in the same prefix added after
+    /// it) unless the link promotes them, so a lab address on a foreign link would take the
+    /// owner's own address along (seen with `promote_secondaries` 0, the default). When the
+    /// link (`on_link`: its addresses now) has such addresses, `promote_secondaries` is
+    /// turned on around the delete; `current` reads its value. None for every other Op.
+    pub fn promote_write(
+        &self,
+        on_link: &[IpNet],
+        current: impl FnOnce(&str) -> super::NetResult<String>,
+    ) -> super::NetResult<Option<Op>> {
+        let Op::AddrDel { ns, dev, cidr: IpNet::V4(net) } = self else { return Ok(None) };
+        let others = on_link.iter().any(|a| {
+            let IpNet::V4(o) = a else { return false };
+            o != net && o.prefix_len() == net.prefix_len() && o.network() == net.network()
+        });
+        if !others {
+            return Ok(None);
+        }
+        let key = format!("net.ipv4.conf.{}.promote_secondaries", sysctl_component(dev));
+        let old = current(&key)?;
+        if old == "1" {
+            return Ok(None);
+        }
+        Ok(Some(Op::SysctlTemp { ns: ns.clone(), key, value: "1".into(), old }))
+    }
+
     /// The sysctl writes `--no-ipv6` adds to this op: IPv6 off in a new netns before anything
     /// exists in it, and on each link the op creates in a netns for which `v6_off` is false.
     /// The one source of these writes: `--explain` and the plan print them, the kernel
@@ -341,7 +398,6 @@ impl Op {
             | Op::IptDelete { .. } => Vec::new(),
         }
     }
-
 }
 
 #[cfg(test)]
@@ -383,5 +439,50 @@ mod tests {
         };
         let j = serde_json::to_string(&op).unwrap();
         assert_eq!(serde_json::from_str::<Op>(&j).unwrap(), op);
+    }
+
+    #[test]
+    fn inverses_undo_and_deletes_cancel() {
+        let add =
+            Op::AddrAdd { ns: None, dev: "eth0".into(), cidr: "10.0.0.2/24".parse().unwrap() };
+        let del = add.inverse().unwrap();
+        assert_eq!(del.command(), "ip addr del 10.0.0.2/24 dev eth0");
+        assert!(del.cancels(&add));
+        assert_eq!(del.inverse().unwrap(), add);
+        let route = Op::RouteAdd {
+            ns: None,
+            dest: None,
+            via: Some("10.0.0.1".parse().unwrap()),
+            dev: Some("eth0".into()),
+        };
+        // `ip route del default` takes any gateway and link.
+        assert!(Op::RouteDel { ns: None, dest: None, via: None, dev: None }.cancels(&route));
+        assert!(!del.cancels(&route));
+        let set = Op::LinkSet {
+            ns: None,
+            dev: "veth1".into(),
+            set: LinkAttrs { mtu: Some(9000), ..LinkAttrs::default() },
+            old: Some(LinkAttrs { mtu: Some(1500), ..LinkAttrs::default() }),
+        };
+        assert_eq!(set.command(), "ip link set veth1 mtu 9000");
+        assert_eq!(set.inverse().unwrap().command(), "ip link set veth1 mtu 1500");
+        let unknown = Op::SysctlSet { ns: None, key: "k".into(), value: "1".into(), old: None };
+        assert_eq!(unknown.inverse(), None, "the old value is not known yet");
+        assert_eq!(Op::LinkDel { ns: None, dev: "v".into() }.inverse(), None);
+    }
+
+    #[test]
+    fn an_address_delete_keeps_the_secondaries_of_its_subnet() {
+        let del =
+            Op::AddrDel { ns: None, dev: "eth0".into(), cidr: "10.0.0.2/24".parse().unwrap() };
+        let on_link = ["10.0.0.1/24".parse().unwrap(), "10.0.0.2/24".parse().unwrap()];
+        let temp = del.promote_write(&on_link, |_| Ok("0".into())).unwrap().unwrap();
+        assert_eq!(temp.command(), "sysctl -qw net.ipv4.conf.eth0.promote_secondaries=1");
+        let back = temp.inverse().unwrap();
+        assert_eq!(back.command(), "sysctl -qw net.ipv4.conf.eth0.promote_secondaries=0");
+        assert!(back.cancels(&temp));
+        // Alone in its subnet, or promoting already: nothing to write.
+        assert_eq!(del.promote_write(&on_link[1..], |_| Ok("0".into())).unwrap(), None);
+        assert_eq!(del.promote_write(&on_link, |_| Ok("1".into())).unwrap(), None);
     }
 }

@@ -87,6 +87,26 @@ pub fn check_sysctl_key(key: &str) -> NetResult<()> {
     Ok(())
 }
 
+/// A MAC address for `link::set`: six hex octets separated by `:`, unicast (the kernel
+/// refuses a multicast address with EADDRNOTAVAIL). Returns its bytes.
+pub fn parse_mac(mac: &str) -> NetResult<Vec<u8>> {
+    let bytes: Vec<u8> = mac
+        .split(':')
+        .map(|o| if o.len() == 2 { u8::from_str_radix(o, 16).ok() } else { None })
+        .collect::<Option<Vec<u8>>>()
+        .filter(|b| b.len() == 6)
+        .ok_or_else(|| {
+            NetError::new(format!("invalid MAC address {mac:?}"))
+                .with_errno(libc::EINVAL)
+                .with_help("write six hex octets separated by colons, e.g. \"02:00:00:00:00:01\"")
+        })?;
+    if bytes[0] & 1 == 1 {
+        return Err(NetError::new(format!("{mac} is a multicast address: a link's own address must be unicast"))
+            .with_errno(libc::EADDRNOTAVAIL)
+            .with_help("clear the lowest bit of the first octet; 02:… is a locally administered unicast address"));
+    }
+    Ok(bytes)
+}
 
 #[cfg(test)]
 mod tests {
@@ -115,27 +135,9 @@ mod tests {
             "/proc/sys/net/ipv4/conf/br.10/forwarding"
         );
         assert_eq!(sysctl_path("net.ipv4.ip_forward"), "/proc/sys/net/ipv4/ip_forward");
+        assert_eq!(parse_mac("02:00:00:00:00:0a").unwrap(), [2, 0, 0, 0, 0, 10]);
+        assert!(parse_mac("02:00:00:00:00").is_err());
+        assert!(parse_mac("2:0:0:0:0:1").is_err());
+        assert_eq!(parse_mac("01:00:5e:00:00:01").unwrap_err().errno, Some(libc::EADDRNOTAVAIL));
     }
-
-}
-
-/// A MAC address for `link::set`: six hex octets separated by `:`, unicast (the kernel
-/// refuses a multicast address with EADDRNOTAVAIL). Returns its bytes.
-pub fn parse_mac(mac: &str) -> NetResult<Vec<u8>> {
-    let bytes: Vec<u8> = mac
-        .split(':')
-        .map(|o| if o.len() == 2 { u8::from_str_radix(o, 16).ok() } else { None })
-        .collect::<Option<Vec<u8>>>()
-        .filter(|b| b.len() == 6)
-        .ok_or_else(|| {
-            NetError::new(format!("invalid MAC address {mac:?}"))
-                .with_errno(libc::EINVAL)
-                .with_help("write six hex octets separated by colons, e.g. \"02:00:00:00:00:01\"")
-        })?;
-    if bytes[0] & 1 == 1 {
-        return Err(NetError::new(format!("{mac} is a multicast address: a link's own address must be unicast"))
-            .with_errno(libc::EADDRNOTAVAIL)
-            .with_help("clear the lowest bit of the first octet; 02:… is a locally administered unicast address"));
-    }
-    Ok(bytes)
 }
