@@ -251,12 +251,10 @@ impl Backend for Session {
         // An address delete that would take a foreign link's secondaries along is bracketed
         // by a temporary `promote_secondaries` write, journaled like any Op: killed in
         // between, destroy puts the old value back.
-        let Some(temp) = self.kernel.promote_write(&op)? else { return self.apply_one(op) };
-        let back = temp.inverse().expect("a temporary write knows its old value");
-        self.apply_one(temp)?;
-        let r = self.apply_one(op);
-        r.and(self.apply_one(back))
+        let temp = self.kernel.promote_write(&op)?;
+        crate::net::op::bracketed(temp, op, |op| self.apply_one(op))
     }
+
     fn netns_list(&self) -> NetResult<Vec<String>> {
         netns::list()
     }

@@ -38,10 +38,14 @@ pub fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Vec<NetError> {
     //    namespaces disappears with them.
     for op in owned.changes.iter().rev() {
         let outlives = !owned.in_owned_ns(op.ns());
+        // An address delete is bracketed by `promote_secondaries`, as in a run: the owner's
+        // secondaries stay.
         let mut undo = |op: &Op| {
-            if let Some(inverse) = op.inverse() {
-                keep(kernel.apply(&inverse));
-            }
+            let Some(inverse) = op.inverse() else { return };
+            let r = kernel
+                .promote_write(&inverse)
+                .and_then(|temp| crate::net::op::bracketed(temp, inverse, |op| kernel.apply(&op)));
+            keep(r);
         };
         match op {
             Op::SysctlSet { ns, key, value, old } if outlives => {

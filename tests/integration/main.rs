@@ -6,6 +6,7 @@ mod bench;
 mod common;
 mod doc;
 mod lifecycle;
+mod ops;
 mod plan;
 mod repl;
 mod run;

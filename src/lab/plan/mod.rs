@@ -156,11 +156,7 @@ impl Backend for Plan {
         self.check_owner(&op)?;
         // The temporary `promote_secondaries` write `nslab run` brackets the delete with.
         let temp = self.model.borrow().promote_write(&op)?;
-        let Some(temp) = temp else { return self.apply_one(op) };
-        let back = temp.inverse().expect("a temporary write knows its old value");
-        self.apply_one(temp)?;
-        let r = self.apply_one(op);
-        r.and(self.apply_one(back))
+        crate::net::op::bracketed(temp, op, |op| self.apply_one(op))
     }
 
     fn netns_list(&self) -> NetResult<Vec<String>> {

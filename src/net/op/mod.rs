@@ -145,6 +145,21 @@ pub struct LinkAttrs {
     pub txqueuelen: Option<u32>,
 }
 
+/// Applies `op` with `apply`, bracketed by the temporary write `temp` (see
+/// [`Op::promote_write`]) and its inverse when there is one: the write is put back whether
+/// `op` worked or not. One sequence for the kernel executor, the plan and teardown.
+pub fn bracketed(
+    temp: Option<Op>,
+    op: Op,
+    mut apply: impl FnMut(Op) -> super::NetResult<()>,
+) -> super::NetResult<()> {
+    let Some(temp) = temp else { return apply(op) };
+    let back = temp.inverse().expect("a temporary write knows its old value");
+    apply(temp)?;
+    let r = apply(op);
+    r.and(apply(back))
+}
+
 /// `--no-ipv6` in a new netns: `all` (every link there now) and `default` (every link made
 /// there later).
 pub fn v6_off_netns(name: &str) -> [Op; 2] {
