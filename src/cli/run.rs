@@ -39,7 +39,8 @@ pub struct Args {
 pub fn run(a: Args) -> Result<(), Failed> {
     // What would make the run fail, said before anything is touched (cheap: no process).
     super::doctor::preflight_privileges().map_err(fail)?;
-    // Before anything can start a thread (see DESIGN §3).
+    // Before anything can start a thread: threads started earlier would stay on the host
+    // (see `sandbox::enter`).
     if a.sandbox {
         lab::sandbox::enter().map_err(fail)?;
     }
