@@ -1,21 +1,33 @@
-//! A fault-injection hook for tests: `NSLAB_TEST_KILL_AFTER=N` makes nslab SIGKILL itself
-//! right after the Nth Op it journaled and applied (counted per process), to test that
-//! `nslab destroy` undoes what a killed run left half-done. Unset (always, outside tests), it
-//! reads one environment variable once and does nothing.
+//! Fault injection for tests: `NSLAB_FAULT=SIGNAL:N` raises SIGNAL (`kill`, `int`, `term`) in
+//! nslab itself right after the lab's Nth operation (1-based) was journaled and applied, so
+//! that a test can crash or interrupt a run at every point of a small lab, deterministically.
+//! Unset (always, outside tests) it costs one environment lookup per process.
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-static LIMIT: OnceLock<Option<u64>> = OnceLock::new();
-static APPLIED: AtomicU64 = AtomicU64::new(0);
+fn plan() -> Option<(libc::c_int, usize)> {
+    static PLAN: OnceLock<Option<(libc::c_int, usize)>> = OnceLock::new();
+    *PLAN.get_or_init(|| {
+        let v = std::env::var("NSLAB_FAULT").ok()?;
+        let (sig, n) = v.split_once(':')?;
+        let sig = match sig {
+            "kill" => libc::SIGKILL,
+            "int" => libc::SIGINT,
+            "term" => libc::SIGTERM,
+            _ => return None,
+        };
+        Some((sig, n.parse().ok()?))
+    })
+}
 
-/// Called after every Op a session applied.
-pub(crate) fn after_op() {
-    let limit = LIMIT
-        .get_or_init(|| std::env::var("NSLAB_TEST_KILL_AFTER").ok().and_then(|v| v.parse().ok()));
-    let Some(limit) = limit else { return };
-    if APPLIED.fetch_add(1, Ordering::Relaxed) + 1 == *limit {
-        // SAFETY: kill(2) on our own pid has no memory effects.
-        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+/// Called after the lab's `n`th operation (1-based).
+pub fn after_op(n: usize) {
+    if let Some((sig, at)) = plan()
+        && at == n
+    {
+        // SAFETY: raise(3) on this process, as asked by the test that set NSLAB_FAULT.
+        unsafe {
+            libc::raise(sig);
+        }
     }
 }

@@ -52,7 +52,7 @@ impl Owned {
     /// Updates the ownership picture after `op` was applied.
     pub fn note(&mut self, op: &Op) {
         let pair = self.next_pair;
-        if matches!(op, Op::BridgeAdd { .. } | Op::VethAdd { .. }) {
+        if matches!(op, Op::BridgeAdd { .. } | Op::VethAdd { .. } | Op::LinkAdd { .. }) {
             self.next_pair += 1;
         }
         match op {
@@ -78,7 +78,7 @@ impl Owned {
                     !matches!(c, Op::AddrAdd { ns: n, dev: d, .. } if lost.iter().any(|g| &g.ns == n && &g.name == d))
                 });
             }
-            Op::BridgeAdd { ns, name } => {
+            Op::BridgeAdd { ns, name } | Op::LinkAdd { ns, name, .. } => {
                 self.links.push(OwnedLink { ns: ns.clone(), name: name.clone(), pair })
             }
             Op::VethAdd { ns, name, peer, peer_ns } => {
@@ -141,12 +141,16 @@ impl Owned {
                     !matches!(c, Op::AddrAdd { ns: n, dev: d, .. } if gone.iter().any(|g| &g.ns == n && &g.name == d))
                 });
             }
-            // Not undone by teardown: on the lab's own links only (owner.rs), or changing
-            // nothing on a foreign one.
+            // Not undone by teardown: on the lab's own links only (owner.rs), which take
+            // them along, or changing nothing on a foreign one.
             Op::LinkSet { .. }
             | Op::LinkUp { .. }
             | Op::LinkDown { .. }
-            | Op::LinkSetMaster { .. } => {}
+            | Op::LinkSetMaster { .. }
+            | Op::BridgeSet { .. }
+            | Op::BridgeVlanAdd { .. }
+            | Op::BridgeVlanDel { .. }
+            | Op::WireguardSet { .. } => {}
         }
     }
 
@@ -201,7 +205,12 @@ impl Owned {
                     keys.insert((ns, key));
                 }
                 // Never in `changes`.
-                Op::NetnsAdd { .. }
+                Op::LinkAdd { .. }
+                | Op::BridgeSet { .. }
+                | Op::BridgeVlanAdd { .. }
+                | Op::BridgeVlanDel { .. }
+                | Op::WireguardSet { .. }
+                | Op::NetnsAdd { .. }
                 | Op::NetnsDel { .. }
                 | Op::NetnsForget { .. }
                 | Op::BridgeAdd { .. }
@@ -314,6 +323,7 @@ mod tests {
             alias: Some("nslab:t".into()),
             group: crate::lab::journal::group_of("t"),
             peer_index: None,
+            detail: Default::default(),
         };
         assert!(o.is_mine(None, &l, "t"));
         l.alias = None; // killed between creation and tagging

@@ -109,10 +109,24 @@ pub fn check(lab: &str, owned: &Owned, op: &Op, world: &dyn World) -> NetResult<
             }
             not_ours(format!("iptables rule in {}", place(ns)))
         }
+        // Settings teardown does not undo: only on links the lab made, which take them along.
+        Op::BridgeSet { ns, name: dev, .. }
+        | Op::BridgeVlanAdd { ns, port: dev, .. }
+        | Op::BridgeVlanDel { ns, port: dev, .. }
+        | Op::WireguardSet { ns, dev, .. } => {
+            if link_goes(ns, dev) {
+                return Ok(());
+            }
+            if world.link(ns.as_deref(), dev)?.is_none() {
+                return Err(no_link(dev, ns.as_deref()));
+            }
+            not_ours(format!("link {dev} in {}", place(ns)))
+        }
         // Creating: a clash is the kernel's EEXIST (a link's name, an address, a route, a
         // rule); a sysctl is claimed (sysctl_claims), so another lab's value is refused there.
         Op::BridgeAdd { .. }
         | Op::VethAdd { .. }
+        | Op::LinkAdd { .. }
         | Op::AddrAdd { .. }
         | Op::RouteAdd { .. }
         | Op::SysctlSet { .. }

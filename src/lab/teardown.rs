@@ -80,7 +80,12 @@ pub fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Vec<NetError> {
                 }
             }
             // Never in `changes` (Owned::note).
-            Op::NetnsAdd { .. }
+            Op::LinkAdd { .. }
+            | Op::BridgeSet { .. }
+            | Op::BridgeVlanAdd { .. }
+            | Op::BridgeVlanDel { .. }
+            | Op::WireguardSet { .. }
+            | Op::NetnsAdd { .. }
             | Op::NetnsDel { .. }
             | Op::NetnsForget { .. }
             | Op::BridgeAdd { .. }

@@ -126,7 +126,7 @@ fn a_kill_after_the_promote_write_is_undone_by_destroy() {
         r#"
         ip addr add 10.78.0.2/24 dev uplink
         # Op 1 adds the address, op 2 is the promote_secondaries write: killed right after it.
-        NSLAB_TEST_KILL_AFTER=2 nslab run {p} > /dev/null 2>&1 && exit 9 || true
+        NSLAB_FAULT=kill:2 nslab run {p} > /dev/null 2>&1 && exit 9 || true
         cat /proc/sys/net/ipv4/conf/uplink/promote_secondaries
         nslab destroy ops-promote-kill > /dev/null
         cat /proc/sys/net/ipv4/conf/uplink/promote_secondaries

@@ -13,8 +13,9 @@ use crate::net::error::{NetError, NetResult, errno_of, from_nl, place};
 use crate::net::netns;
 use crate::net::op::{LinkAttrs, parse_mac};
 use crate::net::refusal::{
-    already_enslaved, bridges_do_not_nest, cannot_join_bridge, link_busy, link_exists, link_taken,
-    mtu_out_of_range, netns_has_link, no_bridge, no_link, not_a_bridge, pinned_to_netns,
+    already_enslaved, bridge_full, bridges_do_not_nest, cannot_join_bridge, link_busy, link_exists,
+    link_taken, mtu_out_of_range, netns_has_link, no_bridge, no_link, not_a_bridge,
+    pinned_to_netns,
 };
 
 pub(super) fn link_error(e: rtnetlink::Error, dev: &str, ns: Option<&str>, what: &str) -> NetError {
@@ -110,6 +111,8 @@ impl Kernel {
                 libc::EINVAL => Some(cannot_join_bridge(dev)),
                 libc::ELOOP => Some(bridges_do_not_nest(dev, master)),
                 libc::EBUSY => Some(already_enslaved(dev)),
+                // br_add_if: the 1024th port (BR_MAX_PORTS).
+                libc::EXFULL => Some(bridge_full(dev, master.unwrap_or("?"))),
                 _ => None,
             })
         })

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use super::{Ns, Op};
+use crate::net::link_kind::LinkKind;
 
 impl Op {
     /// The equivalent iproute2 / sysctl / iptables command line, as a learner would type it.
@@ -83,6 +84,50 @@ impl Op {
                     None => write!(s, "sysctl -qw {kv}"),
                 }
             }
+            Op::LinkAdd { ns, name, kind } => {
+                let name = match kind {
+                    LinkKind::Tap => q(name),
+                    _ => link_arg("name", name),
+                };
+                write!(s, "{}{}", n(ns), kind.command(&name))
+            }
+            Op::BridgeSet { ns, name, vlan_filtering, stp } => {
+                write!(s, "{}link set {} type bridge", n(ns), link_arg("dev", name))?;
+                if let Some(v) = vlan_filtering {
+                    write!(s, " vlan_filtering {}", u8::from(*v))?;
+                }
+                if let Some(v) = stp {
+                    write!(s, " stp_state {}", u8::from(*v))?;
+                }
+                Ok(())
+            }
+            Op::BridgeVlanAdd { ns, port, vid, pvid, untagged, on_bridge } => {
+                write!(s, "bridge {}vlan add dev {} vid {vid}", bridge_n(ns), q(port))?;
+                for (on, word) in
+                    [(*pvid, " pvid"), (*untagged, " untagged"), (*on_bridge, " self")]
+                {
+                    if on {
+                        s.push_str(word);
+                    }
+                }
+                Ok(())
+            }
+            Op::BridgeVlanDel { ns, port, vid, on_bridge } => {
+                let own = if *on_bridge { " self" } else { "" };
+                write!(s, "bridge {}vlan del dev {} vid {vid}{own}", bridge_n(ns), q(port))
+            }
+            Op::WireguardSet { ns, dev, private_key, listen_port, peers } => {
+                if let Some(ns) = ns {
+                    write!(s, "ip netns exec {} ", q(ns))?;
+                }
+                let args = crate::net::wireguard::command_args(
+                    dev,
+                    private_key.as_ref(),
+                    *listen_port,
+                    peers.as_deref(),
+                );
+                write!(s, "wg set {args}")
+            }
             Op::LinkSet { ns, dev, set, .. } => {
                 write!(s, "{}link set {}", n(ns), link_arg("dev", dev))?;
                 if let Some(mtu) = set.mtu {
@@ -111,6 +156,11 @@ impl Op {
             }
         }
     }
+}
+
+/// `bridge`'s netns option (`-n NS `), empty where nslab runs.
+fn bridge_n(ns: &Ns) -> String {
+    ns.as_ref().map(|n| format!("-n {} ", q(n))).unwrap_or_default()
 }
 
 /// One word for a shell: as it is when it needs no quotes, else in single quotes.

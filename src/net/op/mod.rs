@@ -5,6 +5,9 @@
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use super::link_kind::LinkKind;
+use super::wireguard::{Secret, WgPeer};
+
 pub use command::{q, shell_words};
 pub use names::{
     check_ifname, check_netns_name, check_sysctl_key, is_link_local, parse_mac, sysctl_component,
@@ -102,6 +105,50 @@ pub enum Op {
         table: String,
         chain: String,
         rule: Vec<String>,
+    },
+    /// A link of another kind than bridge or veth (`ip link add NAME type KIND ...`).
+    LinkAdd {
+        ns: Ns,
+        name: String,
+        kind: LinkKind,
+    },
+    /// `ip link set NAME type bridge vlan_filtering 0|1 stp_state 0|1`, on the lab's own
+    /// bridges only (they take the setting with them).
+    BridgeSet {
+        ns: Ns,
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vlan_filtering: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stp: Option<bool>,
+    },
+    /// `bridge vlan add dev PORT vid VID [pvid] [untagged] [self]`; `on_bridge` is `self`
+    /// (the port is the bridge itself).
+    BridgeVlanAdd {
+        ns: Ns,
+        port: String,
+        vid: u16,
+        pvid: bool,
+        untagged: bool,
+        on_bridge: bool,
+    },
+    BridgeVlanDel {
+        ns: Ns,
+        port: String,
+        vid: u16,
+        on_bridge: bool,
+    },
+    /// `wg set DEV ...` on the lab's own WireGuard link. The private key is a
+    /// [`Secret`]: it prints and journals as `<private key>`.
+    WireguardSet {
+        ns: Ns,
+        dev: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        private_key: Option<Secret>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        listen_port: Option<u16>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peers: Option<Vec<WgPeer>>,
     },
     /// `ip link set DEV mtu N address MAC txqueuelen N` (only what `set` names). `old` is
     /// what those attributes were before, filled in by the executor before it applies.
@@ -207,7 +254,12 @@ impl Op {
             | Op::IptDelete { ns, .. }
             | Op::LinkSet { ns, .. }
             | Op::SysctlTemp { ns, .. }
-            | Op::LinkGroupDel { ns, .. } => ns.as_deref(),
+            | Op::LinkGroupDel { ns, .. }
+            | Op::LinkAdd { ns, .. }
+            | Op::BridgeSet { ns, .. }
+            | Op::BridgeVlanAdd { ns, .. }
+            | Op::BridgeVlanDel { ns, .. }
+            | Op::WireguardSet { ns, .. } => ns.as_deref(),
         }
     }
 
@@ -220,6 +272,11 @@ impl Op {
             Op::LinkSetNetns { to, .. } => names.push(to),
             Op::VethAdd { peer_ns: Some(p), .. } => names.push(p),
             Op::VethAdd { peer_ns: None, .. }
+            | Op::LinkAdd { .. }
+            | Op::BridgeSet { .. }
+            | Op::BridgeVlanAdd { .. }
+            | Op::BridgeVlanDel { .. }
+            | Op::WireguardSet { .. }
             | Op::NetnsAdd { .. }
             | Op::NetnsForget { .. }
             | Op::BridgeAdd { .. }
@@ -248,7 +305,15 @@ impl Op {
     pub fn inverse(&self) -> Option<Op> {
         Some(match self {
             Op::NetnsAdd { name } => Op::NetnsDel { name: name.clone() },
-            Op::BridgeAdd { ns, name } => Op::LinkDel { ns: ns.clone(), dev: name.clone() },
+            Op::BridgeAdd { ns, name } | Op::LinkAdd { ns, name, .. } => {
+                Op::LinkDel { ns: ns.clone(), dev: name.clone() }
+            }
+            Op::BridgeVlanAdd { ns, port, vid, on_bridge, .. } => Op::BridgeVlanDel {
+                ns: ns.clone(),
+                port: port.clone(),
+                vid: *vid,
+                on_bridge: *on_bridge,
+            },
             // Deleting one end of a veth deletes both.
             Op::VethAdd { ns, name, .. } => Op::LinkDel { ns: ns.clone(), dev: name.clone() },
             Op::LinkUp { ns, dev } => Op::LinkDown { ns: ns.clone(), dev: dev.clone() },
@@ -298,6 +363,10 @@ impl Op {
                 set: old.clone(),
                 old: Some(set.clone()),
             },
+            // Settings of the lab's own links: they go with the link.
+            Op::BridgeSet { .. } | Op::WireguardSet { .. } | Op::BridgeVlanDel { .. } => {
+                return None;
+            }
             Op::LinkSetNetns { ns: None, .. }
             | Op::SysctlSet { old: None, .. }
             | Op::LinkSet { old: None, .. }
@@ -334,6 +403,12 @@ impl Op {
                 let Op::SysctlTemp { ns: n, key: k, old, .. } = earlier else { return false };
                 n == ns && k == key && old == value
             }
+            Op::BridgeVlanDel { ns, port, vid, on_bridge } => {
+                let Op::BridgeVlanAdd { ns: n, port: p, vid: v, on_bridge: o, .. } = earlier else {
+                    return false;
+                };
+                n == ns && p == port && v == vid && o == on_bridge
+            }
             Op::NetnsAdd { .. }
             | Op::NetnsDel { .. }
             | Op::NetnsForget { .. }
@@ -346,6 +421,10 @@ impl Op {
             | Op::LinkDel { .. }
             | Op::LinkSet { .. }
             | Op::LinkGroupDel { .. }
+            | Op::LinkAdd { .. }
+            | Op::BridgeSet { .. }
+            | Op::BridgeVlanAdd { .. }
+            | Op::WireguardSet { .. }
             | Op::AddrAdd { .. }
             | Op::RouteAdd { .. }
             | Op::SysctlSet { .. }
@@ -389,13 +468,19 @@ impl Op {
         let link = |ns: &Ns, dev: &str| (!v6_off(ns.as_deref())).then(|| v6_off_link(ns, dev));
         match self {
             Op::NetnsAdd { name } => v6_off_netns(name).to_vec(),
-            Op::BridgeAdd { ns, name } => link(ns, name).into_iter().collect(),
+            Op::BridgeAdd { ns, name } | Op::LinkAdd { ns, name, .. } => {
+                link(ns, name).into_iter().collect()
+            }
             Op::VethAdd { ns, name, peer, peer_ns } => {
                 let peer_at = peer_ns.as_ref().or(ns.as_ref()).cloned();
                 link(ns, name).into_iter().chain(link(&peer_at, peer)).collect()
             }
             Op::NetnsDel { .. }
             | Op::NetnsForget { .. }
+            | Op::BridgeSet { .. }
+            | Op::BridgeVlanAdd { .. }
+            | Op::BridgeVlanDel { .. }
+            | Op::WireguardSet { .. }
             | Op::LinkUp { .. }
             | Op::LinkDown { .. }
             | Op::LinkSetMaster { .. }

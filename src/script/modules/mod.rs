@@ -4,6 +4,7 @@ pub mod addr;
 pub mod bridge;
 pub mod cidr;
 pub mod link;
+pub mod link_opts;
 pub mod nat;
 pub mod neigh;
 pub mod netns;
@@ -12,6 +13,7 @@ pub mod route;
 pub mod sandbox;
 pub mod sysctl;
 pub mod veth;
+pub mod wireguard;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -36,6 +38,7 @@ pub fn all() -> Vec<(&'static str, rhai::Module)> {
         ("probe", exported_module!(probe::probe_mod)),
         ("sandbox", exported_module!(sandbox::sandbox_mod)),
         ("cidr", exported_module!(cidr::cidr_mod)),
+        ("wireguard", exported_module!(wireguard::wireguard_mod)),
     ]
 }
 
