@@ -167,7 +167,7 @@ impl Session {
             probe::stop(Some(name));
         }
         let seq = self.journal.borrow_mut().record(&op)?;
-        if let Err(e) = self.kernel.apply(&op).and_then(|()| stored_as_written(&op)) {
+        if let Err(e) = self.kernel.apply(&op).and_then(|()| stored_as_written(&self.kernel, &op)) {
             self.journal.borrow_mut().failed(seq)?;
             if let (Some(before), Op::SysctlSet { ns, key, .. }) = (&claimed, &op) {
                 // Best effort: a claim left behind is recognised as stale by the next one.
@@ -238,13 +238,13 @@ impl super::owner::World for Session {
 /// A sysctl reads back as written (compared as the kernel prints it), or is put back as it
 /// was and refused: destroy restores a value only while it is still the lab's, so a value
 /// the kernel stores differently would stay for good.
-fn stored_as_written(op: &Op) -> NetResult<()> {
-    let Op::SysctlSet { ns, key, value, old: Some(old) } = op else { return Ok(()) };
+fn stored_as_written(kernel: &Kernel, op: &Op) -> NetResult<()> {
+    let Op::SysctlSet { ns, key, value, old: Some(_) } = op else { return Ok(()) };
     let now = kernel::sysctl_get(ns.as_deref(), key)?;
     if sysctl_claims::same(&now, value) {
         return Ok(());
     }
-    kernel::sysctl_set(ns.as_deref(), key, old)?;
+    kernel.apply(&op.inverse().expect("the old value is known"))?;
     Err(NetError::new(format!("the kernel stores {key} = {value:?} as {now:?}"))
         .with_errno(libc::EINVAL)
         .with_help(format!("write {now:?}, the value as the kernel keeps it")))

@@ -16,9 +16,15 @@ pub fn no_bridge<'a>(
     ns: Option<&str>,
     bridges: impl IntoIterator<Item = &'a str>,
 ) -> NetError {
+    // The bridge goes where the port is: `bridge::add("brx")` would make it on the host,
+    // and the port in netns a could still not join it (issue 14).
+    let add = match ns {
+        Some(n) => format!("bridge::add({n:?}, {m:?})"),
+        None => format!("bridge::add({m:?})"),
+    };
     let help = match super::error::closest(m, bridges) {
-        Some(b) => format!("did you mean {b}? (bridge::add(\"{m}\") creates {m})"),
-        None => format!("create it first with bridge::add(\"{m}\")"),
+        Some(b) => format!("did you mean {b}? ({add} creates {m})"),
+        None => format!("create it first with {add}; a port and its bridge are in one netns"),
     };
     NetError::new(format!("no bridge {m} in {}", place(ns)))
         .with_errno(libc::ENODEV)
