@@ -12,4 +12,5 @@ mod ops;
 mod plan;
 mod repl;
 mod run;
+mod sandbox;
 mod script;
