@@ -131,6 +131,9 @@ pub fn check(lab: &str, owned: &Owned, op: &Op, world: &dyn World) -> NetResult<
         | Op::RouteAdd { .. }
         | Op::SysctlSet { .. }
         | Op::IptAppend { .. } => Ok(()),
+        // The root qdisc: teardown puts the old one back (the session refuses a qdisc it
+        // could not rebuild).
+        Op::TcSet { .. } => Ok(()),
         // An executor's own write, put back right after the Op it serves.
         Op::SysctlTemp { .. } => Ok(()),
         // Teardown's, after `Owned::is_mine` checked every link in the group; and journal

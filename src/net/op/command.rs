@@ -84,6 +84,9 @@ impl Op {
                     None => write!(s, "sysctl -qw {kv}"),
                 }
             }
+            Op::TcSet { ns, dev, qdisc, .. } => {
+                write!(s, "{}", qdisc.command(ns.as_deref().map(q).as_deref(), &q(dev)))
+            }
             Op::LinkAdd { ns, name, kind } => {
                 let name = match kind {
                     LinkKind::Tap => q(name),

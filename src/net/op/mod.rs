@@ -6,6 +6,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use super::link_kind::LinkKind;
+use super::tc::Qdisc;
 use super::wireguard::{Secret, WgPeer};
 
 pub use command::{q, shell_words};
@@ -105,6 +106,15 @@ pub enum Op {
         table: String,
         chain: String,
         rule: Vec<String>,
+    },
+    /// The root qdisc of `dev` becomes `qdisc` (`Qdisc::Default` removes the one there).
+    /// `old` is the root qdisc before the change, filled in by the executor before it
+    /// applies: the undo sets it back.
+    TcSet {
+        ns: Ns,
+        dev: String,
+        qdisc: Qdisc,
+        old: Option<Qdisc>,
     },
     /// A link of another kind than bridge or veth (`ip link add NAME type KIND ...`).
     LinkAdd {
@@ -255,6 +265,7 @@ impl Op {
             | Op::LinkSet { ns, .. }
             | Op::SysctlTemp { ns, .. }
             | Op::LinkGroupDel { ns, .. }
+            | Op::TcSet { ns, .. }
             | Op::LinkAdd { ns, .. }
             | Op::BridgeSet { ns, .. }
             | Op::BridgeVlanAdd { ns, .. }
@@ -272,6 +283,7 @@ impl Op {
             Op::LinkSetNetns { to, .. } => names.push(to),
             Op::VethAdd { peer_ns: Some(p), .. } => names.push(p),
             Op::VethAdd { peer_ns: None, .. }
+            | Op::TcSet { .. }
             | Op::LinkAdd { .. }
             | Op::BridgeSet { .. }
             | Op::BridgeVlanAdd { .. }
@@ -357,6 +369,12 @@ impl Op {
                 chain: chain.clone(),
                 rule: rule.clone(),
             },
+            Op::TcSet { ns, dev, qdisc, old: Some(old) } => Op::TcSet {
+                ns: ns.clone(),
+                dev: dev.clone(),
+                qdisc: old.clone(),
+                old: Some(qdisc.clone()),
+            },
             Op::LinkSet { ns, dev, set, old: Some(old) } => Op::LinkSet {
                 ns: ns.clone(),
                 dev: dev.clone(),
@@ -368,6 +386,7 @@ impl Op {
                 return None;
             }
             Op::LinkSetNetns { ns: None, .. }
+            | Op::TcSet { old: None, .. }
             | Op::SysctlSet { old: None, .. }
             | Op::LinkSet { old: None, .. }
             | Op::LinkSetMaster { .. }
@@ -421,6 +440,7 @@ impl Op {
             | Op::LinkDel { .. }
             | Op::LinkSet { .. }
             | Op::LinkGroupDel { .. }
+            | Op::TcSet { .. }
             | Op::LinkAdd { .. }
             | Op::BridgeSet { .. }
             | Op::BridgeVlanAdd { .. }
@@ -477,6 +497,7 @@ impl Op {
             }
             Op::NetnsDel { .. }
             | Op::NetnsForget { .. }
+            | Op::TcSet { .. }
             | Op::BridgeSet { .. }
             | Op::BridgeVlanAdd { .. }
             | Op::BridgeVlanDel { .. }
