@@ -335,12 +335,10 @@ fn added_addr(o: &Owned, ns: Option<&str>, dev: &str, cidr: &str) -> bool {
 }
 
 fn added_route(o: &Owned, ns: Option<&str>, r: &RouteInfo) -> bool {
-    o.has_change(|c| match c {
-        Op::RouteAdd { ns: n, dest, via, .. } if n.as_deref() == ns => {
-            let d = dest.map(|d| d.trunc().to_string()).unwrap_or_else(|| "default".into());
-            d == r.dest && via.map(|v| v.to_string()) == r.via
-        }
-        _ => false,
+    o.has_change(|c| {
+        let Op::RouteAdd { ns: n, dest, via, .. } = c else { return false };
+        let d = dest.map(|d| d.trunc().to_string()).unwrap_or_else(|| "default".into());
+        n.as_deref() == ns && d == r.dest && via.map(|v| v.to_string()) == r.via
     })
 }
 
