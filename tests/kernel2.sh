@@ -116,6 +116,8 @@ print(*[m["executable"] for m in ms if m.get("reason") == "compiler-artifact"
         # See the vng command below for why the checkout arrives at /mnt.
         printf 'mount --bind /mnt %q || exit 125\n' "$root"
         printf 'cd %q || exit 125\n' "$root"
+        # The guest's /dev has no static nodes: /dev/net/tun appears once tun is loaded.
+        echo 'modprobe -q tun || true'
         printf 'export PATH=%q:"$PATH" NSLAB_SECOND_KERNEL=1 CI=true NO_COLOR=1 \\\n    NSLAB_TEST_SLOWDOWN=10\n' "$bindir"
         echo 'echo "kernel2: running on Linux $(uname -r), $(nproc) CPUs (qemu, TCG)"'
         printf '%q ' "${guest_cmd[@]}"

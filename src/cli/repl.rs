@@ -52,10 +52,12 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<(), Failed> {
-    // Before anything can start a thread (see DESIGN §3).
+    // Before anything can start a thread: threads started earlier would stay on the host
+    // (see `sandbox::enter`).
     if a.sandbox {
         lab::sandbox::enter().map_err(fail)?;
     }
+    super::doctor::preflight_privileges().map_err(fail)?;
     journal::check_lab_name(&a.lab).map_err(fail)?;
     let resumed = journal::exists(&a.lab);
     let session = Rc::new(Session::resume_or_start(&a.lab, a.explain).map_err(fail)?);
@@ -132,6 +134,9 @@ extern "C" fn on_term(sig: libc::c_int) {
         }
         libc::signal(sig, libc::SIG_DFL);
         libc::raise(sig);
+        // Still here: nslab is PID 1 of its sandbox, which a signal's default action
+        // does not end (see lab::sandbox's init).
+        libc::_exit(128 + sig);
     }
 }
 
@@ -356,7 +361,7 @@ impl Repl {
             return self.command(t);
         }
         self.entries += 1;
-        let src = Source { name: format!("<repl:{}>", self.entries), text: text.to_string() };
+        let src = Source::new(format!("<repl:{}>", self.entries), text);
         match self.eval(&src, None) {
             Ok(v) => {
                 let shown = print::render(&v, &print::Style { color: self.color });
@@ -554,7 +559,7 @@ impl Repl {
             }
         };
         let engine = recipe::engine_for(&path, Overrides::new());
-        let src = Source { name: path.display().to_string(), text };
+        let src = Source::new(path.display().to_string(), text);
         let before = self.session.applied();
         match self.eval(&src, Some(&engine)) {
             Ok(_) => {

@@ -4,6 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use crate::net::bridge_vlan::VlanInfo;
 use crate::net::exec::ExecOutput;
 use crate::net::info::{AddrInfo, FdbEntry, LinkInfo, NeighInfo, RouteInfo};
 use crate::net::probe::{Echoes, PingResult, TcpResult};
@@ -22,9 +23,15 @@ pub trait Backend {
     fn neighbours(&self, ns: Option<&str>) -> NetResult<Vec<NeighInfo>>;
     fn fdb(&self, ns: Option<&str>, bridge: &str) -> NetResult<Vec<FdbEntry>>;
     fn bridge_ports(&self, ns: Option<&str>, bridge: &str) -> NetResult<Vec<LinkInfo>>;
+    /// `bridge vlan show dev PORT`.
+    fn bridge_vlans(&self, ns: Option<&str>, port: &str) -> NetResult<Vec<VlanInfo>>;
     fn sysctl_get(&self, ns: Option<&str>, key: &str) -> NetResult<String>;
     /// `iptables -t nat -S` rule lines.
     fn nat_list(&self, ns: Option<&str>) -> NetResult<Vec<String>>;
+    /// `iptables -t TABLE -S` rule lines (nat or filter).
+    fn ipt_list(&self, ns: Option<&str>, table: &str) -> NetResult<Vec<String>>;
+    /// The qdiscs in `ns`, like `tc qdisc show`.
+    fn qdiscs(&self, ns: Option<&str>) -> NetResult<Vec<crate::net::tc::QdiscInfo>>;
     /// Runs a command; `timeout` kills it and fails. An interruption (Ctrl-C) kills it too.
     fn exec(
         &self,

@@ -6,16 +6,18 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::net::bridge_vlan::VlanInfo;
 use crate::net::exec::ExecOutput;
 use crate::net::info::{AddrInfo, FdbEntry, LinkInfo, NeighInfo, RouteInfo};
 use crate::net::kernel::LinkTag;
 use crate::net::probe::{Echoes, PingResult, TcpResult};
+use crate::net::refusal::qdisc_not_restorable;
 use crate::net::{Kernel, NetError, NetResult, Op, exec, kernel, nat, netns, probe};
 
 use super::backend::Backend;
 use super::journal::{self, Journal, Meta};
 use super::teardown::{Owned, teardown};
-use super::{INTERRUPTED, sysctl_claims};
+use super::{INTERRUPTED, fault, sysctl_claims};
 
 pub struct Session {
     kernel: Kernel,
@@ -27,7 +29,13 @@ pub struct Session {
     /// by hand under the same name.
     netns_ids: RefCell<std::collections::HashMap<String, crate::net::netns::NetnsId>>,
     explain: bool,
+    /// `probe::serve` servers started (each holds a thread), at most [`MAX_SERVERS`].
+    servers: std::cell::Cell<usize>,
 }
+
+/// Most `probe::serve` servers one lab may run: each is a thread and a socket. 500 of them
+/// under a pids limit made nslab panic (issue 14); a clear error rolls the lab back instead.
+pub const MAX_SERVERS: usize = 128;
 
 fn tag(lab: &str) -> LinkTag {
     LinkTag { alias: format!("nslab:{lab}"), group: journal::group_of(lab) }
@@ -67,6 +75,7 @@ impl Session {
             owned: RefCell::new(Owned::default()),
             netns_ids: RefCell::new(Default::default()),
             explain,
+            servers: Default::default(),
         })
     }
 
@@ -79,9 +88,7 @@ impl Session {
         }
         // Two processes appending to one journal would each undo only their own half.
         if let Some(pid) = journal::running_pid(lab) {
-            return Err(NetError::new(format!("lab {lab} is being run by process {pid}"))
-                .with_errno(libc::EBUSY)
-                .with_help(format!("wait for it, or stop it (`kill {pid}` rolls a run back); --lab NAME works on another lab")));
+            return Err(super::destroy::lab_busy(lab, pid).with_help(format!("wait for it, or stop it (`kill {pid}` rolls a run back); --lab NAME works on another lab")));
         }
         let ops = journal::read(lab)?;
         Ok(Session {
@@ -92,6 +99,7 @@ impl Session {
             applied: RefCell::new(ops),
             netns_ids: RefCell::new(journal::netns_ids(lab)),
             explain,
+            servers: Default::default(),
         })
     }
 
@@ -110,6 +118,7 @@ impl Session {
         // The lab's probe servers go with it, also those listening outside its namespaces
         // (say in the sandbox's `internet`): a rebuilt lab wants their ports again.
         crate::net::probe::stop_all();
+        self.servers.set(0);
         let mut errors = teardown(&self.kernel, &self.lab, &ops);
         *self.owned.borrow_mut() = Owned::default();
         if errors.is_empty()
@@ -130,6 +139,68 @@ impl Session {
         Ok(())
     }
 
+    /// Journals and applies one Op whose ownership was checked.
+    fn apply_one(&self, mut op: Op) -> NetResult<()> {
+        // Every sysctl a lab sets is claimed, in its own namespaces too: another lab must not
+        // flip a value this one relies on.
+        let mut claimed = None;
+        if let Op::SysctlSet { ns, key, value, old } = &mut op {
+            let now = kernel::sysctl_get(ns.as_deref(), key)?;
+            *value = sysctl_claims::normalise(key, value, &now)?;
+            let (current, before) = sysctl_claims::claim(&self.lab, ns.as_deref(), key, value)?;
+            claimed = Some(before);
+            *old = Some(current);
+        }
+        if let Op::LinkSet { ns, dev, old, .. } = &mut op {
+            *old = Some(self.kernel.link_attrs(ns.as_deref(), dev)?);
+        }
+        if let Op::TcSet { ns, dev, old, .. } = &mut op {
+            // What was there comes back at teardown; a qdisc nslab cannot rebuild (htb with
+            // its classes, say) is refused rather than lost, unless the link dies with the lab.
+            let root = self.kernel.root_qdisc(ns.as_deref(), dev)?;
+            *old = match root.restorable() {
+                Ok(q) => Some(q),
+                Err(_) if self.owned.borrow().link_goes(ns.as_deref(), dev) => None,
+                Err(kind) => return Err(qdisc_not_restorable(dev, ns.as_deref(), &kind)),
+            };
+        }
+        if self.explain {
+            // Not println!: a closed stdout (`| head`) must not panic half-way through a lab.
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "+ {}", op.command());
+            for w in self.kernel.no_ipv6_writes(&op) {
+                let _ = writeln!(out, "+ {}", w.command());
+            }
+        }
+        if let Op::NetnsDel { name } = &op {
+            // A listening socket keeps its netns alive.
+            probe::stop(Some(name));
+        }
+        let seq = self.journal.borrow_mut().record(&op)?;
+        if let Err(e) = self.kernel.apply(&op).and_then(|()| stored_as_written(&self.kernel, &op)) {
+            self.journal.borrow_mut().failed(seq)?;
+            if let (Some(before), Op::SysctlSet { ns, key, .. }) = (&claimed, &op) {
+                // Best effort: a claim left behind is recognised as stale by the next one.
+                let _ = sysctl_claims::unclaim(ns.as_deref(), key, before.as_ref());
+            }
+            return Err(e);
+        }
+        if let Op::NetnsAdd { name } = &op
+            && let Some(id) = netns::identity(name)
+        {
+            self.journal.borrow_mut().netns_made(&self.lab, name, id)?;
+            self.netns_ids.borrow_mut().insert(name.clone(), id);
+        }
+        if let Op::WireguardSet { ns, dev, private_key: Some(k), .. } = &op {
+            save_key(&self.lab, ns.as_deref(), dev, k)?;
+        }
+        self.owned.borrow_mut().note(&op);
+        self.applied.borrow_mut().push(op);
+        fault::after_op(self.applied.borrow().len());
+        Ok(())
+    }
+
     /// `owner::check` against the kernel.
     fn check_owner(&self, op: &Op) -> NetResult<()> {
         self.forget_replaced(op)?;
@@ -138,25 +209,18 @@ impl Session {
 
     /// A netns of this lab that someone deleted and made again under the same name is not
     /// the lab's any more. Before any op that names it, the lab forgets it, as if it had
-    /// deleted it itself, and journals that (`Journal::forget`): what the lab made there
+    /// deleted it itself, and journals that (`Op::NetnsForget`): what the lab made there
     /// afterwards is then the lab's objects in someone else's netns, undone one by one like
     /// those on the host, and the netns itself is left alone.
     fn forget_replaced(&self, op: &Op) -> NetResult<()> {
-        let mut names: Vec<&str> = op.ns().into_iter().collect();
-        match op {
-            Op::NetnsDel { name } => names.push(name),
-            Op::LinkSetNetns { to, .. } => names.push(to),
-            Op::VethAdd { peer_ns: Some(p), .. } => names.push(p),
-            _ => {}
-        }
-        for name in names {
+        for name in op.netns_named() {
             if !self.owned.borrow().netns.contains(name)
                 || super::teardown::still_ours(name, &self.netns_ids.borrow())
             {
                 continue;
             }
-            let forget = Op::NetnsDel { name: name.to_string() };
-            self.journal.borrow_mut().forget(name)?;
+            let forget = Op::NetnsForget { name: name.to_string() };
+            self.journal.borrow_mut().record(&forget)?;
             self.owned.borrow_mut().note(&forget);
             self.applied.borrow_mut().push(forget);
             self.netns_ids.borrow_mut().remove(name);
@@ -180,6 +244,21 @@ impl super::owner::World for Session {
         };
         Ok(self.kernel.links(ns)?.into_iter().find(|l| l.index == index))
     }
+}
+
+/// A sysctl reads back as written (compared as the kernel prints it), or is put back as it
+/// was and refused: destroy restores a value only while it is still the lab's, so a value
+/// the kernel stores differently would stay for good.
+fn stored_as_written(kernel: &Kernel, op: &Op) -> NetResult<()> {
+    let Op::SysctlSet { ns, key, value, old: Some(_) } = op else { return Ok(()) };
+    let now = kernel::sysctl_get(ns.as_deref(), key)?;
+    if sysctl_claims::same(&now, value) {
+        return Ok(());
+    }
+    kernel.apply(&op.inverse().expect("the old value is known"))?;
+    Err(NetError::new(format!("the kernel stores {key} = {value:?} as {now:?}"))
+        .with_errno(libc::EINVAL)
+        .with_help(format!("write {now:?}, the value as the kernel keeps it")))
 }
 
 fn already_up(lab: &str) -> NetError {
@@ -206,45 +285,18 @@ impl Backend for Session {
         &self.lab
     }
 
-    fn apply(&self, mut op: Op) -> NetResult<()> {
+    fn apply(&self, op: Op) -> NetResult<()> {
         if INTERRUPTED.load(Ordering::Relaxed) {
             return Err(NetError::new("interrupted").with_errno(libc::EINTR));
         }
         // A veth the kernel layer holds back must exist before anything looks (Kernel::set_defer_veth).
         self.kernel.flush_unless_merges(&op)?;
         self.check_owner(&op)?;
-        // Every sysctl a lab sets is claimed, in its own namespaces too: another lab must not
-        // flip a value this one relies on.
-        let mut claimed = None;
-        if let Op::SysctlSet { ns, key, value, old } = &mut op {
-            let (current, before) = sysctl_claims::claim(&self.lab, ns.as_deref(), key, value)?;
-            claimed = Some(before);
-            *old = Some(current);
-        }
-        if self.explain {
-            println!("+ {}", op.command());
-            for w in self.kernel.no_ipv6_writes(&op) {
-                println!("+ {}", w.command());
-            }
-        }
-        let seq = self.journal.borrow_mut().record(&op)?;
-        if let Err(e) = self.kernel.apply(&op) {
-            self.journal.borrow_mut().failed(seq)?;
-            if let (Some(before), Op::SysctlSet { ns, key, .. }) = (&claimed, &op) {
-                // Best effort: a claim left behind is recognised as stale by the next one.
-                let _ = sysctl_claims::unclaim(ns.as_deref(), key, before.as_ref());
-            }
-            return Err(e);
-        }
-        if let Op::NetnsAdd { name } = &op
-            && let Some(id) = netns::identity(name)
-        {
-            self.journal.borrow_mut().netns_made(&self.lab, name, id)?;
-            self.netns_ids.borrow_mut().insert(name.clone(), id);
-        }
-        self.owned.borrow_mut().note(&op);
-        self.applied.borrow_mut().push(op);
-        Ok(())
+        // An address delete that would take a foreign link's secondaries along is bracketed
+        // by a temporary `promote_secondaries` write, journaled like any Op: killed in
+        // between, destroy puts the old value back.
+        let temp = self.kernel.promote_write(&op)?;
+        crate::net::op::bracketed(temp, op, |op| self.apply_one(op))
     }
 
     fn netns_list(&self) -> NetResult<Vec<String>> {
@@ -279,6 +331,10 @@ impl Backend for Session {
         self.kernel.bridge_ports(ns, bridge)
     }
 
+    fn bridge_vlans(&self, ns: Option<&str>, port: &str) -> NetResult<Vec<VlanInfo>> {
+        self.kernel.bridge_vlans(ns, port)
+    }
+
     fn sysctl_get(&self, ns: Option<&str>, key: &str) -> NetResult<String> {
         self.kernel.flush()?;
         kernel::sysctl_get(ns, key)
@@ -287,6 +343,15 @@ impl Backend for Session {
     fn nat_list(&self, ns: Option<&str>) -> NetResult<Vec<String>> {
         self.kernel.flush()?;
         nat::list(ns, "nat")
+    }
+
+    fn ipt_list(&self, ns: Option<&str>, table: &str) -> NetResult<Vec<String>> {
+        self.kernel.flush()?;
+        nat::list(ns, table)
+    }
+
+    fn qdiscs(&self, ns: Option<&str>) -> NetResult<Vec<crate::net::tc::QdiscInfo>> {
+        self.kernel.qdiscs(ns)
     }
 
     fn exec(
@@ -340,6 +405,40 @@ impl Backend for Session {
 
     fn serve(&self, ns: Option<&str>, port: u16) -> NetResult<u16> {
         self.kernel.flush()?;
-        probe::serve(ns, port).map(|s| s.port)
+        if self.servers.get() >= MAX_SERVERS {
+            return Err(NetError::new(format!(
+                "too many probe::serve servers: a lab runs at most {MAX_SERVERS}"
+            ))
+            .with_errno(libc::EMFILE)
+            .with_help("serve one port per host you test; a probe::tcp to the same server works as often as you like"));
+        }
+        let port = probe::serve(ns, port)?.port;
+        self.servers.set(self.servers.get() + 1);
+        Ok(port)
     }
+}
+
+/// Keeps a WireGuard private key the lab set where only root reads it, beside the journal
+/// (`/run/nslab/LAB/wg-NETNS-DEV.key`, mode 0600, base64 like `wg genkey`): the journal,
+/// `--explain`, `plan`, `ls` and `show` print `<private key>` instead.
+fn save_key(
+    lab: &str,
+    ns: Option<&str>,
+    dev: &str,
+    key: &crate::net::wireguard::Secret,
+) -> NetResult<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let Some(b64) = key.to_base64() else { return Ok(()) };
+    let path = journal::lab_dir(lab).join(format!("wg-{}-{dev}.key", ns.unwrap_or("host")));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| {
+            NetError::new(format!("cannot keep the private key in {}: {e}", path.display()))
+        })?;
+    writeln!(f, "{b64}").map_err(NetError::from)
 }
