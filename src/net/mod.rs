@@ -5,6 +5,7 @@ pub mod error;
 pub mod exec;
 pub mod info;
 pub mod kernel;
+pub mod kernel_version;
 pub mod link_detail;
 pub mod link_kind;
 pub mod nat;
