@@ -208,6 +208,14 @@ fn the_walkthrough_runs_without_root() {
     let map: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(map, ["0", uid.as_str(), "1"], "{}", r.stdout);
     assert_eq!(lines.collect::<Vec<_>>(), ["lo", "uplink"], "{}", r.stdout);
+    // The REPL too.
+    let r = crate::common::nslab_unprivileged_with_input(
+        &["repl", "--sandbox"],
+        "netns::add(\"red\");\nprint(netns::list());\nprint(probe::ping(\"internet\", \"203.0.113.2\").ok);\n",
+    );
+    r.ok();
+    assert!(r.stdout.contains(r#"["internet", "red"]"#), "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("true\n"), "{}", r.stdout);
     // Without --sandbox the user gets the clear "needs root" (lifecycle tests `run`).
     let r = nslab_unprivileged(&["repl"]);
     r.failed();
