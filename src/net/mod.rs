@@ -3,6 +3,7 @@
 pub mod bridge_vlan;
 pub mod error;
 pub mod exec;
+pub mod fw;
 pub mod info;
 pub mod kernel;
 pub mod kernel_version;
@@ -16,6 +17,7 @@ pub mod op;
 pub mod probe;
 pub mod refusal;
 pub mod tap;
+pub mod tc;
 pub mod wireguard;
 
 pub use error::{NetError, NetResult};

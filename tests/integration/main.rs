@@ -5,6 +5,7 @@
 mod bench;
 mod common;
 mod doc;
+mod fw;
 mod hardening;
 mod lifecycle;
 mod links;
@@ -13,3 +14,4 @@ mod repl;
 mod run;
 mod sandbox;
 mod script;
+mod tc;
