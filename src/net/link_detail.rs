@@ -37,12 +37,6 @@ pub struct LinkDetail {
     pub mode: Option<String>,
 }
 
-impl LinkDetail {
-    pub fn is_empty(&self) -> bool {
-        *self == LinkDetail::default()
-    }
-}
-
 fn mode_of_macvlan(m: &MacVlanMode) -> String {
     match m {
         MacVlanMode::Private => "private".into(),
@@ -186,7 +180,7 @@ mod tests {
         assert_eq!((d.mode.as_deref(), d.parent.as_deref()), (Some("passthru"), Some("9")));
         let b = LinkKind::Bond { mode: "802.3ad".into() };
         assert_eq!(link_detail(&b.message("b", None), &names).mode.as_deref(), Some("802.3ad"));
-        assert!(link_detail(&LinkKind::Dummy.message("d", None), &names).is_empty());
+        assert_eq!(link_detail(&LinkKind::Dummy.message("d", None), &names), LinkDetail::default());
     }
 
     #[test]
