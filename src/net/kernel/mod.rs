@@ -57,6 +57,9 @@ pub struct Kernel {
     defer_veth: Cell<bool>,
     /// A veth pair accepted but not created yet: (netns, name, peer).
     pending_veth: RefCell<Option<(Ns, String, String)>>,
+    /// Links created by this executor whose owner tag (alias) is not set yet: it rides
+    /// along with the next `up` or `master` of the same link (see [`Kernel::set_alias`]).
+    pending_tags: RefCell<Vec<(Ns, String)>>,
     /// Namespaces this executor created with IPv6 off: links made inside them need no
     /// per-link sysctl.
     v6_off_ns: RefCell<HashSet<String>>,
@@ -94,6 +97,7 @@ impl Kernel {
             no_ipv6: Cell::new(false),
             defer_veth: Cell::new(false),
             pending_veth: RefCell::new(None),
+            pending_tags: RefCell::new(Vec::new()),
             v6_off_ns: RefCell::new(HashSet::new()),
             timing,
         })
@@ -170,7 +174,8 @@ impl Kernel {
     }
 
     pub fn link_index(&self, ns: Option<&str>, dev: &str) -> NetResult<u32> {
-        self.flush()?;
+        // An ifindex does not depend on a link's alias: the pending tags may wait.
+        self.flush_veth()?;
         self.sock(ns)?.index_of(dev).map_err(|e| match e.raw_os_error() {
             Some(libc::ENODEV) => no_link(dev, ns),
             _ => NetError::from(e),
