@@ -18,7 +18,7 @@ use crate::net::refusal::veth_same_names;
 impl Kernel {
     /// Creates the pending veth pair and sets the pending owner tags, if any (see
     /// [`Kernel::set_defer_veth`]): what anyone looking at the kernel must see.
-    pub fn flush(&self) -> NetResult<()> {
+    pub(crate) fn flush(&self) -> NetResult<()> {
         self.flush_veth()?;
         self.flush_tags()
     }
@@ -40,7 +40,7 @@ impl Kernel {
     /// Forgets the pending veth pair and tags: a run being rolled back (teardown takes a
     /// link of the lab's group with no alias yet as the lab's: a run killed between
     /// creating and tagging leaves one like that too).
-    pub fn discard_pending(&self) {
+    pub(crate) fn discard_pending(&self) {
         self.pending_veth.borrow_mut().take();
         self.pending_tags.borrow_mut().clear();
     }
@@ -56,7 +56,7 @@ impl Kernel {
     /// before an op that moves or deletes links (the others leave aliases alone, and an `up`
     /// or `master` of a link with a pending tag carries it). Callers that do more than
     /// [`Kernel::apply`] before applying an Op (reading a sysctl first) call this.
-    pub fn flush_unless_merges(&self, op: &Op) -> NetResult<()> {
+    pub(crate) fn flush_unless_merges(&self, op: &Op) -> NetResult<()> {
         if !self.merges(op) {
             self.flush_veth()?;
         }
