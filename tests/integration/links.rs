@@ -381,3 +381,19 @@ print(`NEIGH ${ips}`);
     run.ok();
     assert!(run.stdout.contains(want), "{}", run.stdout);
 }
+
+/// The links(N) benchmark's recipe builds what benches/links.sh counts.
+#[test]
+fn the_links_bench_recipe_builds() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    for kind in ["vxlan", "macvlan"] {
+        let r = sandboxed(&format!(
+            "nslab run benches/links.rhai --set n=3 --set kind={kind} > /dev/null\n\
+             ip -o link | grep -c -e ' vx[0-9]*:' -e ' mv[0-9]*@'"
+        ));
+        r.ok();
+        assert_eq!(r.stdout.trim(), "3", "{kind}: {}", r.stdout);
+    }
+}
