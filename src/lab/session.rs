@@ -19,7 +19,7 @@ use super::journal::{self, Journal, Meta};
 use super::teardown::{Owned, teardown};
 use super::{INTERRUPTED, fault, sysctl_claims};
 
-pub struct Session {
+pub(crate) struct Session {
     kernel: Kernel,
     lab: String,
     journal: RefCell<Journal>,
@@ -35,19 +35,19 @@ pub struct Session {
 
 /// Most `probe::serve` servers one lab may run: each is a thread and a socket. 500 of them
 /// under a pids limit made nslab panic (issue 14); a clear error rolls the lab back instead.
-pub const MAX_SERVERS: usize = 128;
+pub(crate) const MAX_SERVERS: usize = 128;
 
 fn tag(lab: &str) -> LinkTag {
     LinkTag { alias: format!("nslab:{lab}"), group: journal::group_of(lab) }
 }
 
-pub fn now_secs() -> u64 {
+pub(crate) fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 impl Session {
     /// Starts lab `lab`. Refuses when it is already up: a second run must change nothing.
-    pub fn start(
+    pub(crate) fn start(
         lab: &str,
         recipe: Option<String>,
         params: Vec<(String, String)>,
@@ -81,7 +81,7 @@ impl Session {
 
     /// Continues lab `lab` if it is up (the REPL's lab survives between sessions), or
     /// starts it.
-    pub fn resume_or_start(lab: &str, explain: bool) -> NetResult<Session> {
+    pub(crate) fn resume_or_start(lab: &str, explain: bool) -> NetResult<Session> {
         journal::check_lab_name(lab)?;
         if !journal::exists(lab) {
             return Session::start(lab, None, vec![], explain);
@@ -103,16 +103,16 @@ impl Session {
         })
     }
 
-    pub fn applied(&self) -> usize {
+    pub(crate) fn applied(&self) -> usize {
         self.applied.borrow().len()
     }
 
-    pub fn kernel(&self) -> &Kernel {
+    pub(crate) fn kernel(&self) -> &Kernel {
         &self.kernel
     }
 
     /// Undoes everything this session applied and forgets the lab.
-    pub fn rollback(&self) -> Vec<NetError> {
+    pub(crate) fn rollback(&self) -> Vec<NetError> {
         let ops = std::mem::take(&mut *self.applied.borrow_mut());
         self.kernel.discard_pending();
         // The lab's probe servers go with it, also those listening outside its namespaces
@@ -130,7 +130,7 @@ impl Session {
     }
 
     /// Ends a successful run; a run that changed nothing leaves no lab behind.
-    pub fn finish(&self) -> NetResult<()> {
+    pub(crate) fn finish(&self) -> NetResult<()> {
         // A lab that only left something running in the background (netns::exec in a
         // netns it does not own) stays, so that destroy can stop it.
         if self.applied.borrow().is_empty() && journal::backgrounds(&self.lab).is_empty() {
@@ -299,6 +299,10 @@ impl Backend for Session {
         crate::net::op::bracketed(temp, op, |op| self.apply_one(op))
     }
 
+    fn settle(&self) -> NetResult<()> {
+        self.kernel.flush()
+    }
+
     fn netns_list(&self) -> NetResult<Vec<String>> {
         netns::list()
     }
@@ -336,17 +340,14 @@ impl Backend for Session {
     }
 
     fn sysctl_get(&self, ns: Option<&str>, key: &str) -> NetResult<String> {
-        self.kernel.flush()?;
         kernel::sysctl_get(ns, key)
     }
 
     fn nat_list(&self, ns: Option<&str>) -> NetResult<Vec<String>> {
-        self.kernel.flush()?;
         nat::list(ns, "nat")
     }
 
     fn ipt_list(&self, ns: Option<&str>, table: &str) -> NetResult<Vec<String>> {
-        self.kernel.flush()?;
         nat::list(ns, table)
     }
 
@@ -360,7 +361,6 @@ impl Backend for Session {
         argv: Vec<String>,
         timeout: Option<std::time::Duration>,
     ) -> NetResult<ExecOutput> {
-        self.kernel.flush()?;
         let stop = || INTERRUPTED.load(Ordering::Relaxed);
         let out = exec::exec(ns, argv, exec::ExecLimits { timeout, stop: Some(stop) })?;
         if let Some(pgid) = out.background {
@@ -393,18 +393,15 @@ impl Backend for Session {
         dev: Option<&str>,
         echoes: Echoes,
     ) -> NetResult<PingResult> {
-        self.kernel.flush()?;
         let stop = || INTERRUPTED.load(Ordering::Relaxed);
         probe::ping(ns, addr, dev, probe::Echoes { stop: Some(stop), ..echoes })
     }
 
     fn tcp(&self, ns: Option<&str>, target: SocketAddr, timeout: Duration) -> NetResult<TcpResult> {
-        self.kernel.flush()?;
         probe::tcp(ns, target, timeout)
     }
 
     fn serve(&self, ns: Option<&str>, port: u16) -> NetResult<u16> {
-        self.kernel.flush()?;
         if self.servers.get() >= MAX_SERVERS {
             return Err(NetError::new(format!(
                 "too many probe::serve servers: a lab runs at most {MAX_SERVERS}"

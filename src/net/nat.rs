@@ -6,7 +6,7 @@
 
 use super::error::{NetError, NetResult};
 use super::netns;
-pub use super::refusal::rule_exists;
+pub(crate) use super::refusal::rule_exists;
 
 fn ipt() -> iptables::IPTables {
     // Built by hand: `iptables::new()` spawns `iptables --version` first, one process more
@@ -69,13 +69,6 @@ pub fn list(ns: Option<&str>, table: &str) -> NetResult<Vec<String>> {
     netns::run_in(ns, move || ipt().list_table(&t).map_err(|e| e.to_string()))?
         .map(|lines| lines.into_iter().filter(|l| l.starts_with("-A ")).collect())
         .map_err(|e| if e.contains("No such file") { missing_binary(&e) } else { NetError::new(e) })
-}
-
-/// The policy of a built-in chain, e.g. "ACCEPT".
-pub fn policy(ns: Option<&str>, table: &str, chain: &str) -> NetResult<String> {
-    let (t, c) = (table.to_string(), chain.to_string());
-    netns::run_in(ns, move || ipt().get_policy(&t, &c).map_err(|e| e.to_string()))?
-        .map_err(NetError::new)
 }
 
 #[cfg(test)]
