@@ -364,7 +364,7 @@ link::up("a", "mv0");
 link::up("c", "mv1");
 probe::ping("a", "10.9.0.2");
 probe::ping("c", "10.8.0.1");
-let ips = neigh::list("a").map(|n| n.ip);
+let ips = neigh::list("a").map(|n| n.ip).filter(|ip| !ip.contains(":"));
 ips.sort();
 print(`NEIGH ${ips}`);
 "#,
@@ -377,6 +377,7 @@ print(`NEIGH ${ips}`);
     if !kernel_tests_possible() {
         return;
     }
+    // IPv4 only: IPv6 neighbours (router solicitations, MLD) come and go with timing.
     let run = nslab(&["run", "--sandbox", &path]);
     run.ok();
     assert!(run.stdout.contains(want), "{}", run.stdout);
