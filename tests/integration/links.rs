@@ -362,8 +362,8 @@ addr::add("c", "mv1", "10.8.0.2/24");
 for n in ["a", "b"] { link::up(n, "eth0"); link::up(n, "vx0"); }
 link::up("a", "mv0");
 link::up("c", "mv1");
-probe::ping("a", "10.9.0.2");
-probe::ping("c", "10.8.0.1");
+probe::ping("a", "10.9.0.2", #{timeout_ms: 5000});
+probe::ping("c", "10.8.0.1", #{timeout_ms: 5000});
 let ips = neigh::list("a").map(|n| n.ip).filter(|ip| !ip.contains(":"));
 ips.sort();
 print(`NEIGH ${ips}`);
