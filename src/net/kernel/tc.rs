@@ -47,7 +47,6 @@ fn info_of(m: &TcMessage, dev: String) -> QdiscInfo {
 impl Kernel {
     /// Every qdisc in `ns`, like `tc qdisc show`, with (index, info) pairs.
     fn qdisc_dump(&self, ns: Option<&str>) -> NetResult<Vec<(u32, QdiscInfo)>> {
-        self.flush()?;
         let names = self.link_names(ns)?;
         let msgs = self
             .sock(ns)?
