@@ -110,6 +110,8 @@ impl Session {
         // The lab's probe servers go with it, also those listening outside its namespaces
         // (say in the sandbox's `internet`): a rebuilt lab wants their ports again.
         crate::net::probe::stop_all();
+        // Captures end with their lab (what they kept stays readable by capture::stop).
+        crate::net::capture::stop_all();
         let mut errors = teardown(&self.kernel, &self.lab, &ops);
         *self.owned.borrow_mut() = Owned::default();
         if errors.is_empty()
@@ -341,5 +343,15 @@ impl Backend for Session {
     fn serve(&self, ns: Option<&str>, port: u16) -> NetResult<u16> {
         self.kernel.flush()?;
         probe::serve(ns, port).map(|s| s.port)
+    }
+
+    fn capture_start(
+        &self,
+        ns: Option<&str>,
+        dev: &str,
+        opts: crate::net::capture::Options,
+    ) -> NetResult<Option<crate::net::capture::Capture>> {
+        self.kernel.flush()?;
+        crate::net::capture::start(ns, dev, opts, None).map(Some)
     }
 }

@@ -1,5 +1,7 @@
 //! The kernel side: typed operations named after iproute2 verbs. Knows nothing of Rhai.
 
+pub mod capture;
+pub mod decode;
 pub mod error;
 pub mod exec;
 pub mod info;

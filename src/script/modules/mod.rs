@@ -2,6 +2,7 @@
 
 pub mod addr;
 pub mod bridge;
+pub mod capture;
 pub mod cidr;
 pub mod link;
 pub mod nat;
@@ -34,6 +35,7 @@ pub fn all() -> Vec<(&'static str, rhai::Module)> {
         ("nat", exported_module!(nat::nat_mod)),
         ("neigh", exported_module!(neigh::neigh_mod)),
         ("probe", exported_module!(probe::probe_mod)),
+        ("capture", exported_module!(capture::capture_mod)),
         ("sandbox", exported_module!(sandbox::sandbox_mod)),
         ("cidr", exported_module!(cidr::cidr_mod)),
     ]
@@ -43,6 +45,7 @@ pub fn register(engine: &mut Engine) {
     for (name, m) in all() {
         engine.register_static_module(name, m.into());
     }
+    capture::register_type(engine);
 }
 
 pub fn ifname(ctx: &NativeCallContext, name: &str) -> RhaiResultOf<String> {
