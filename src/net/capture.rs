@@ -114,6 +114,7 @@ pub type Sink = Box<dyn FnMut(&Packet) + Send>;
 struct Shared {
     stop: AtomicBool,
     packets: Mutex<Vec<Packet>>,
+    kept: AtomicU64,
     dropped: AtomicU64,
     error: Mutex<Option<String>>,
     /// An eventfd that wakes the reader when the capture stops.
@@ -147,7 +148,8 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
 
 /// The socket, bound to `dev`, and whether its frames start with an Ethernet header.
 fn open_here(dev: &str) -> io::Result<(OwnedFd, bool)> {
-    let name = std::ffi::CString::new(dev).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let name =
+        std::ffi::CString::new(dev).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: plain libc calls on a valid C string and fds we own.
     unsafe {
         let index = libc::if_nametoindex(name.as_ptr());
@@ -178,7 +180,11 @@ fn open_here(dev: &str) -> io::Result<(OwnedFd, bool)> {
         cvt(libc::bind(fd.as_raw_fd(), (&sll as *const libc::sockaddr_ll).cast(), len))?;
         let mut got: libc::sockaddr_ll = std::mem::zeroed();
         let mut glen = len;
-        cvt(libc::getsockname(fd.as_raw_fd(), (&mut got as *mut libc::sockaddr_ll).cast(), &mut glen))?;
+        cvt(libc::getsockname(
+            fd.as_raw_fd(),
+            (&mut got as *mut libc::sockaddr_ll).cast(),
+            &mut glen,
+        ))?;
         // Loopback frames carry a (zero) Ethernet header too; tun and ipip carry bare IP.
         let ethernet = matches!(got.sll_hatype, libc::ARPHRD_ETHER | libc::ARPHRD_LOOPBACK);
         Ok((fd, ethernet))
@@ -188,16 +194,18 @@ fn open_here(dev: &str) -> io::Result<(OwnedFd, bool)> {
 /// Starts capturing on `dev` in `ns` (the host when None).
 pub fn start(ns: Option<&str>, dev: &str, opts: Options, sink: Option<Sink>) -> NetResult<Capture> {
     let d = dev.to_string();
-    let (sock, ethernet) = run_in(ns, move || open_here(&d))?.map_err(|e| {
-        match e.raw_os_error().unwrap_or(0) {
+    let (sock, ethernet) =
+        run_in(ns, move || open_here(&d))?.map_err(|e| match e.raw_os_error().unwrap_or(0) {
             libc::ENODEV => super::kernel::no_link(dev, ns),
-            libc::EPERM | libc::EACCES => {
-                generic(libc::EPERM, &format!("cannot capture on {dev} in {}", place(ns)))
-                    .with_help("a packet socket needs root (or CAP_NET_RAW): run with sudo, or try --sandbox")
-            }
+            libc::EPERM | libc::EACCES => generic(
+                libc::EPERM,
+                &format!("cannot capture on {dev} in {}", place(ns)),
+            )
+            .with_help(
+                "a packet socket needs root (or CAP_NET_RAW): run with sudo, or try --sandbox",
+            ),
             n => generic(n, &format!("cannot capture on {dev} in {}", place(ns))),
-        }
-    })?;
+        })?;
     let pcap = match &opts.pcap {
         Some(p) => {
             let f = File::create(p).map_err(|e| {
@@ -205,8 +213,9 @@ pub fn start(ns: Option<&str>, dev: &str, opts: Options, sink: Option<Sink>) -> 
                     .with_help("name a file in a directory you can write to")
             })?;
             let mut w = BufWriter::new(f);
-            write_pcap_header(&mut w, opts.snaplen, ethernet)
-                .map_err(|e| NetError::new(format!("cannot write pcap file {}: {e}", p.display())))?;
+            write_pcap_header(&mut w, opts.snaplen, ethernet).map_err(|e| {
+                NetError::new(format!("cannot write pcap file {}: {e}", p.display()))
+            })?;
             Some(w)
         }
         None => None,
@@ -217,6 +226,7 @@ pub fn start(ns: Option<&str>, dev: &str, opts: Options, sink: Option<Sink>) -> 
     let shared = Arc::new(Shared {
         stop: AtomicBool::new(false),
         packets: Mutex::new(Vec::new()),
+        kept: AtomicU64::new(0),
         dropped: AtomicU64::new(0),
         error: Mutex::new(None),
         // SAFETY: a fresh fd we own.
@@ -224,18 +234,30 @@ pub fn start(ns: Option<&str>, dev: &str, opts: Options, sink: Option<Sink>) -> 
     });
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     ACTIVE.lock().unwrap().get_or_insert_with(HashMap::new).insert(id, shared.clone());
-    let reader = Reader { sock, ethernet, dev: dev.to_string(), opts, pcap, sink, shared: shared.clone() };
+    let reader =
+        Reader { sock, ethernet, dev: dev.to_string(), opts, pcap, sink, shared: shared.clone() };
     let thread = std::thread::Builder::new()
         .name(format!("capture {dev}"))
         .spawn(move || reader.run())
         .map_err(|e| NetError::new(format!("cannot start a capture thread: {e}")))?;
-    Ok(Capture { id, dev: dev.to_string(), ns: ns.map(str::to_string), shared, thread: Some(thread) })
+    Ok(Capture {
+        id,
+        dev: dev.to_string(),
+        ns: ns.map(str::to_string),
+        shared,
+        thread: Some(thread),
+    })
 }
 
 impl Capture {
-    /// Frames kept so far.
-    pub fn count(&self) -> usize {
-        self.shared.packets.lock().unwrap().len()
+    /// Frames kept (or handed to the sink) so far.
+    pub fn count(&self) -> u64 {
+        self.shared.kept.load(Ordering::SeqCst)
+    }
+
+    /// Frames not kept so far (over `max_packets`; the kernel's drops are added at the stop).
+    pub fn dropped(&self) -> u64 {
+        self.shared.dropped.load(Ordering::SeqCst)
     }
 
     /// True once the reader ended (stopped, or a read error).
@@ -313,7 +335,11 @@ impl Reader {
                 }
                 let mut fds = [
                     libc::pollfd { fd: self.sock.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-                    libc::pollfd { fd: self.shared.wake.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+                    libc::pollfd {
+                        fd: self.shared.wake.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    },
                 ];
                 // SAFETY: two valid pollfds.
                 let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
@@ -332,16 +358,24 @@ impl Reader {
         }
     }
 
-    fn take(&mut self, data: &[u8], len: usize, outgoing: bool, started: Instant) -> io::Result<()> {
+    fn take(
+        &mut self,
+        data: &[u8],
+        len: usize,
+        outgoing: bool,
+        started: Instant,
+    ) -> io::Result<()> {
         let decoded = decode(data, self.ethernet, len);
         if !self.opts.filter.keeps(&decoded) {
             return Ok(());
         }
         let mut kept = self.shared.packets.lock().unwrap();
-        if kept.len() >= self.opts.max_packets {
+        let n = self.shared.kept.load(Ordering::SeqCst);
+        if n >= self.opts.max_packets as u64 {
             self.shared.dropped.fetch_add(1, Ordering::SeqCst);
             return Ok(());
         }
+        self.shared.kept.store(n + 1, Ordering::SeqCst);
         let wall = SystemTime::now();
         let p = Packet {
             time: started.elapsed().as_secs_f64(),
@@ -354,11 +388,16 @@ impl Reader {
         if let Some(w) = self.pcap.as_mut() {
             let cut = data.len().min(self.opts.snaplen as usize);
             write_pcap_record(w, wall, &data[..cut], len)?;
+            if self.sink.is_some() {
+                // A live capture's file is read while it grows (`tail -f`, Wireshark).
+                w.flush()?;
+            }
         }
-        if let Some(s) = self.sink.as_mut() {
-            s(&p);
+        // A live capture hands its frames on instead of keeping them.
+        match self.sink.as_mut() {
+            Some(s) => s(&p),
+            None => kept.push(p),
         }
-        kept.push(p);
         Ok(())
     }
 }
@@ -423,7 +462,12 @@ pub fn write_pcap_header(w: &mut impl Write, snaplen: u32, ethernet: bool) -> io
 }
 
 /// A 16-byte record header (seconds, microseconds, bytes kept, length on the wire) and the data.
-pub fn write_pcap_record(w: &mut impl Write, t: SystemTime, data: &[u8], len: usize) -> io::Result<()> {
+pub fn write_pcap_record(
+    w: &mut impl Write,
+    t: SystemTime,
+    data: &[u8],
+    len: usize,
+) -> io::Result<()> {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     w.write_all(&(d.as_secs() as u32).to_ne_bytes())?;
     w.write_all(&d.subsec_micros().to_ne_bytes())?;
@@ -470,14 +514,20 @@ mod tests {
             summary: String::new(),
         };
         assert!(Filter::default().keeps(&d));
-        let f = Filter { proto: Some("tcp".into()), host: Some("10.0.0.2".parse().unwrap()), port: Some(80) };
+        let f = Filter {
+            proto: Some("tcp".into()),
+            host: Some("10.0.0.2".parse().unwrap()),
+            port: Some(80),
+        };
         assert!(f.keeps(&d));
         assert_eq!(f.expression(), "tcp and host 10.0.0.2 and port 80");
         assert!(Filter { proto: Some("ip".into()), ..Default::default() }.keeps(&d));
         assert!(!Filter { proto: Some("ip6".into()), ..Default::default() }.keeps(&d));
         assert!(!Filter { proto: Some("udp".into()), ..Default::default() }.keeps(&d));
         assert!(!Filter { port: Some(443), ..Default::default() }.keeps(&d));
-        assert!(!Filter { host: Some("10.0.0.3".parse().unwrap()), ..Default::default() }.keeps(&d));
+        assert!(
+            !Filter { host: Some("10.0.0.3".parse().unwrap()), ..Default::default() }.keeps(&d)
+        );
     }
 
     #[test]

@@ -102,11 +102,12 @@ fn arp(a: &etherparse::ArpPacketSlice) -> Decoded {
     let (sender, target) = (ip(a.sender_protocol_addr()), ip(a.target_protocol_addr()));
     let len = a.slice().len();
     let summary = match a.operation() {
-        ArpOperation::REQUEST => format!("ARP, Request who-has {target} tell {sender}, length {len}"),
-        ArpOperation::REPLY => format!(
-            "ARP, Reply {sender} is-at {}, length {len}",
-            mac_string(a.sender_hw_addr())
-        ),
+        ArpOperation::REQUEST => {
+            format!("ARP, Request who-has {target} tell {sender}, length {len}")
+        }
+        ArpOperation::REPLY => {
+            format!("ARP, Reply {sender} is-at {}, length {len}", mac_string(a.sender_hw_addr()))
+        }
         op => format!("ARP, op {}, length {len}", op.0),
     };
     Decoded { proto: "arp", src: sender, dst: target, sport: None, dport: None, summary }
@@ -261,7 +262,11 @@ mod tests {
     #[test]
     fn udp_over_ipv6() {
         let b = PacketBuilder::ethernet2(A, B)
-            .ipv6([0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2], 64)
+            .ipv6(
+                [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+                64,
+            )
             .udp(5353, 53);
         let mut f = Vec::new();
         b.write(&mut f, b"hello").unwrap();
@@ -281,7 +286,10 @@ mod tests {
         f.extend_from_slice(&[192, 168, 24, 1]);
         let d = decode(&f, true, 42);
         assert_eq!(d.summary, "ARP, Request who-has 192.168.24.1 tell 192.168.24.10, length 28");
-        assert_eq!((d.src.as_str(), d.dst.as_str(), d.proto), ("192.168.24.10", "192.168.24.1", "arp"));
+        assert_eq!(
+            (d.src.as_str(), d.dst.as_str(), d.proto),
+            ("192.168.24.10", "192.168.24.1", "arp")
+        );
         f[21] = 2;
         let d = decode(&f, true, 42);
         assert_eq!(d.summary, "ARP, Reply 192.168.24.10 is-at 02:00:00:00:00:01, length 28");
@@ -295,7 +303,10 @@ mod tests {
             .udp(1, 2);
         let mut f = Vec::new();
         b.write(&mut f, &[]).unwrap();
-        assert_eq!(decode(&f, true, f.len()).summary, "vlan 10, IP 10.0.0.1.1 > 10.0.0.2.2: UDP, length 0");
+        assert_eq!(
+            decode(&f, true, f.len()).summary,
+            "vlan 10, IP 10.0.0.1.1 > 10.0.0.2.2: UDP, length 0"
+        );
     }
 
     #[test]
@@ -303,7 +314,10 @@ mod tests {
         let b = PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64).icmpv4_echo_reply(1, 2);
         let mut f = Vec::new();
         b.write(&mut f, &[]).unwrap();
-        assert_eq!(decode(&f, false, f.len()).summary, "IP 10.0.0.1 > 10.0.0.2: ICMP echo reply, id 1, seq 2, length 8");
+        assert_eq!(
+            decode(&f, false, f.len()).summary,
+            "IP 10.0.0.1 > 10.0.0.2: ICMP echo reply, id 1, seq 2, length 8"
+        );
         let d = decode(&[1, 2, 3], true, 3);
         assert_eq!(d.proto, "ether");
         assert!(d.summary.contains("length 3"));

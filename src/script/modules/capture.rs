@@ -15,6 +15,8 @@ use crate::script::{RhaiResultOf, fail, invalid, query};
 pub struct Handle {
     dev: String,
     running: Rc<RefCell<Option<Capture>>>,
+    /// False under `nslab plan`: nothing is captured.
+    live: Rc<RefCell<bool>>,
     dropped: Rc<RefCell<u64>>,
 }
 
@@ -89,7 +91,12 @@ pub fn do_start(
     let dev = ifname(ctx, dev)?;
     let o = options(ctx, &opts)?;
     let c = query(ctx, |b| b.capture_start(ns.as_deref(), &dev, o))?;
-    Ok(Handle { dev, running: Rc::new(RefCell::new(c)), dropped: Rc::new(RefCell::new(0)) })
+    Ok(Handle {
+        dev,
+        live: Rc::new(RefCell::new(c.is_some())),
+        running: Rc::new(RefCell::new(c)),
+        dropped: Rc::new(RefCell::new(0)),
+    })
 }
 
 fn packet_map(p: &Packet) -> rhai::Map {
@@ -121,6 +128,7 @@ pub mod capture_mod {
     use super::{Handle, do_start, packet_map};
     use crate::script::modules::nsname;
     use crate::script::{RhaiResultOf, check};
+    use rhai::Dynamic;
 
     /// Starts capturing every frame on link `dev` in netns `ns`, like `tcpdump -n -i DEV`
     /// (an AF_PACKET socket inside the netns; no tcpdump needed). Returns a handle for
@@ -183,19 +191,25 @@ pub mod capture_mod {
     /// Stops a capture and returns its packets, oldest first: an array of `#{time, dev, dir,
     /// src, dst, proto, sport, dport, len, summary}`. `time` is seconds since the start,
     /// `dir` `"in"` or `"out"`, `src`/`dst` IP addresses (ARP: sender and target), ports `()`
-    /// where the protocol has none, `summary` a `tcpdump -n` line. Under `nslab plan` nothing
-    /// is captured: the array is empty. Stopping twice returns an empty array.
+    /// where the protocol has none, `summary` a `tcpdump -n` line. Stopping twice returns an
+    /// empty array. Under `nslab plan` nothing is captured and `stop` returns `()` (not an
+    /// empty array: a recipe can tell "no packets" from "not captured").
     ///
     /// ```rhai
     /// let c = capture::start("uplink", #{proto: "icmp"});
     /// probe::ping("red", "203.0.113.1");
     /// let pkts = capture::stop(c);
-    /// assert(pkts.all(|p| p.src == "203.0.113.2" || p.dst == "203.0.113.2"), "not masqueraded");
+    /// if pkts != () {
+    ///     assert(pkts.all(|p| p.src == "203.0.113.2" || p.dst == "203.0.113.2"), "not masqueraded");
+    /// }
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn stop(ctx: NativeCallContext, handle: Handle) -> RhaiResultOf<rhai::Array> {
+    pub fn stop(ctx: NativeCallContext, handle: Handle) -> RhaiResultOf<Dynamic> {
+        if !*handle.live.borrow() {
+            return Ok(Dynamic::UNIT);
+        }
         let Some(c) = handle.running.borrow_mut().take() else {
-            return Ok(rhai::Array::new());
+            return Ok(rhai::Array::new().into());
         };
         let dev = c.dev.clone();
         let r = check(&ctx, c.stop())?;
@@ -206,7 +220,7 @@ pub mod capture_mod {
                 r.dropped
             );
         }
-        Ok(r.packets.iter().map(|p| packet_map(p).into()).collect())
+        Ok(r.packets.iter().map(|p| Dynamic::from(packet_map(p))).collect::<rhai::Array>().into())
     }
 
     /// How many packets a stopped capture could not keep (over `max`, or dropped by the
