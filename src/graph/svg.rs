@@ -135,7 +135,8 @@ fn layout(t: &Topology, edges: &[super::Edge]) -> Layout {
         }
     }
 
-    let mut y = MARGIN + 24.0;
+    // Room above the first row for a NAT arc between side-by-side links.
+    let mut y = MARGIN + 48.0;
     let mut width: f64 = 0.0;
     // Row 0: namespaces that are not grouped under a bridge (routers, the internet).
     let side: Vec<usize> =
@@ -261,19 +262,33 @@ pub fn svg(t: &Topology) -> String {
             EdgeKind::Masquerade | EdgeKind::Dnat => {
                 let class = if e.kind == EdgeKind::Masquerade { "masq" } else { "dnat" };
                 let color = if e.kind == EdgeKind::Masquerade { "#c0392b" } else { "#2471a3" };
-                let (p, q) = ends(a, b);
-                // Bend to one side so the arrow does not hide a veth drawn on the same line.
-                let bend = if e.kind == EdgeKind::Masquerade { 60.0 } else { -60.0 };
-                let (cx, cy) = ((p.0 + q.0) / 2.0 + bend, (p.1 + q.1) / 2.0);
+                let same_row = a.bottom() > b.y && b.bottom() > a.y;
+                let (p, q, c, t) = if same_row {
+                    // Side by side: an arc over both boxes, its label at the top.
+                    let (p, q) = ((a.cx(), a.y), (b.cx(), b.y));
+                    (p, q, ((p.0 + q.0) / 2.0, a.y.min(b.y) - 44.0), 0.5)
+                } else {
+                    // Bend to one side so the arrow does not hide a veth on the same line;
+                    // the label near the start, clear of the bus below.
+                    let (p, q) = ends(a, b);
+                    let bend = if e.kind == EdgeKind::Masquerade { 60.0 } else { -60.0 };
+                    (p, q, ((p.0 + q.0) / 2.0 + bend, (p.1 + q.1) / 2.0), 0.3)
+                };
+                let at = |i: usize| {
+                    let (p, c, q) = [(p.0, c.0, q.0), (p.1, c.1, q.1)][i];
+                    (1.0 - t) * (1.0 - t) * p + 2.0 * (1.0 - t) * t * c + t * t * q
+                };
                 let _ = writeln!(
                     o,
-                    r#"<path class="{class}" marker-end="url(#arrow)" d="M{:.1},{:.1} Q{cx:.1},{cy:.1} {:.1},{:.1}"/><text class="lbl" fill="{color}" x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+                    r#"<path class="{class}" marker-end="url(#arrow)" d="M{:.1},{:.1} Q{:.1},{:.1} {:.1},{:.1}"/><text class="lbl" fill="{color}" x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
                     p.0,
                     p.1,
+                    c.0,
+                    c.1,
                     q.0,
                     q.1,
-                    (p.0 + 2.0 * cx + q.0) / 4.0,
-                    (p.1 + 2.0 * cy + q.1) / 4.0,
+                    at(0),
+                    at(1) + 4.0,
                     esc(e.label.as_deref().unwrap_or(""))
                 );
             }

@@ -429,7 +429,7 @@ fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<(usize, usize, bool)>> {
         };
     }
     let len = n as usize;
-    Ok(Some((len.min(buf.len()), len, from.sll_pkttype == libc::PACKET_OUTGOING as u8)))
+    Ok(Some((len.min(buf.len()), len, from.sll_pkttype == libc::PACKET_OUTGOING)))
 }
 
 /// Frames the kernel dropped since the last call (PACKET_STATISTICS resets on read).

@@ -180,7 +180,11 @@ fn transport(
                 Icmpv6Type::DestinationUnreachable(_) => "destination unreachable".into(),
                 Icmpv6Type::PacketTooBig { mtu } => format!("packet too big, mtu {mtu}"),
                 Icmpv6Type::TimeExceeded(_) => "time exceeded in-transit".into(),
-                _ => format!("type {}", i.slice().first().copied().unwrap_or(0)),
+                _ => match i.slice().first().copied().unwrap_or(0) {
+                    130 => "multicast listener query".into(),
+                    143 => "multicast listener report v2".into(),
+                    t => format!("type {t}"),
+                },
             };
             ("icmp6", None, None, format!("ICMP6, {what}, length {plen}"))
         }

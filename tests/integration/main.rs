@@ -3,8 +3,10 @@
 //! to look at the lab with independent tools while it exists): never on the host.
 
 mod bench;
+mod capture;
 mod common;
 mod doc;
+mod graph;
 mod lifecycle;
 mod plan;
 mod repl;
