@@ -17,6 +17,10 @@ use super::journal::{self, Journal, Meta};
 use super::teardown::{Owned, teardown};
 use super::{INTERRUPTED, sysctl_claims};
 
+// Declared here, not in lab/mod.rs, until the issue-9 restructuring lands (HELPERS.md).
+#[path = "fault.rs"]
+mod fault;
+
 pub struct Session {
     kernel: Kernel,
     lab: String,
@@ -27,7 +31,13 @@ pub struct Session {
     /// by hand under the same name.
     netns_ids: RefCell<std::collections::HashMap<String, crate::net::netns::NetnsId>>,
     explain: bool,
+    /// `probe::serve` servers started (each holds a thread), at most [`MAX_SERVERS`].
+    servers: std::cell::Cell<usize>,
 }
+
+/// Most `probe::serve` servers one lab may run: each is a thread and a socket. 500 of them
+/// under a pids limit made nslab panic (issue 14); a clear error rolls the lab back instead.
+pub const MAX_SERVERS: usize = 128;
 
 fn tag(lab: &str) -> LinkTag {
     LinkTag { alias: format!("nslab:{lab}"), group: journal::group_of(lab) }
@@ -67,6 +77,7 @@ impl Session {
             owned: RefCell::new(Owned::default()),
             netns_ids: RefCell::new(Default::default()),
             explain,
+            servers: Default::default(),
         })
     }
 
@@ -79,9 +90,7 @@ impl Session {
         }
         // Two processes appending to one journal would each undo only their own half.
         if let Some(pid) = journal::running_pid(lab) {
-            return Err(NetError::new(format!("lab {lab} is being run by process {pid}"))
-                .with_errno(libc::EBUSY)
-                .with_help(format!("wait for it, or stop it (`kill {pid}` rolls a run back); --lab NAME works on another lab")));
+            return Err(super::destroy::lab_busy(lab, pid).with_help(format!("wait for it, or stop it (`kill {pid}` rolls a run back); --lab NAME works on another lab")));
         }
         let ops = journal::read(lab)?;
         Ok(Session {
@@ -92,6 +101,7 @@ impl Session {
             applied: RefCell::new(ops),
             netns_ids: RefCell::new(journal::netns_ids(lab)),
             explain,
+            servers: Default::default(),
         })
     }
 
@@ -112,6 +122,7 @@ impl Session {
         crate::net::probe::stop_all();
         // Captures end with their lab (what they kept stays readable by capture::stop).
         crate::net::capture::stop_all();
+        self.servers.set(0);
         let mut errors = teardown(&self.kernel, &self.lab, &ops);
         *self.owned.borrow_mut() = Owned::default();
         if errors.is_empty()
@@ -184,6 +195,21 @@ impl super::owner::World for Session {
     }
 }
 
+/// A sysctl reads back as written (compared as the kernel prints it), or is put back as it
+/// was and refused: destroy restores a value only while it is still the lab's, so a value
+/// the kernel stores differently would stay for good.
+fn stored_as_written(op: &Op) -> NetResult<()> {
+    let Op::SysctlSet { ns, key, value, old: Some(old) } = op else { return Ok(()) };
+    let now = kernel::sysctl_get(ns.as_deref(), key)?;
+    if sysctl_claims::same(&now, value) {
+        return Ok(());
+    }
+    kernel::sysctl_set(ns.as_deref(), key, old)?;
+    Err(NetError::new(format!("the kernel stores {key} = {value:?} as {now:?}"))
+        .with_errno(libc::EINVAL)
+        .with_help(format!("write {now:?}, the value as the kernel keeps it")))
+}
+
 fn already_up(lab: &str) -> NetError {
     let e = NetError::new(format!("lab {lab} is already up")).with_errno(libc::EEXIST);
     match (journal::running_pid(lab), journal::read_meta(lab)) {
@@ -219,18 +245,23 @@ impl Backend for Session {
         // flip a value this one relies on.
         let mut claimed = None;
         if let Op::SysctlSet { ns, key, value, old } = &mut op {
+            let now = kernel::sysctl_get(ns.as_deref(), key)?;
+            *value = sysctl_claims::normalise(key, value, &now)?;
             let (current, before) = sysctl_claims::claim(&self.lab, ns.as_deref(), key, value)?;
             claimed = Some(before);
             *old = Some(current);
         }
         if self.explain {
-            println!("+ {}", op.command());
+            // Not println!: a closed stdout (`| head`) must not panic half-way through a lab.
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "+ {}", op.command());
             for w in self.kernel.no_ipv6_writes(&op) {
-                println!("+ {}", w.command());
+                let _ = writeln!(out, "+ {}", w.command());
             }
         }
         let seq = self.journal.borrow_mut().record(&op)?;
-        if let Err(e) = self.kernel.apply(&op) {
+        if let Err(e) = self.kernel.apply(&op).and_then(|()| stored_as_written(&op)) {
             self.journal.borrow_mut().failed(seq)?;
             if let (Some(before), Op::SysctlSet { ns, key, .. }) = (&claimed, &op) {
                 // Best effort: a claim left behind is recognised as stale by the next one.
@@ -246,6 +277,7 @@ impl Backend for Session {
         }
         self.owned.borrow_mut().note(&op);
         self.applied.borrow_mut().push(op);
+        fault::after_op(self.applied.borrow().len());
         Ok(())
     }
 
@@ -342,7 +374,16 @@ impl Backend for Session {
 
     fn serve(&self, ns: Option<&str>, port: u16) -> NetResult<u16> {
         self.kernel.flush()?;
-        probe::serve(ns, port).map(|s| s.port)
+        if self.servers.get() >= MAX_SERVERS {
+            return Err(NetError::new(format!(
+                "too many probe::serve servers: a lab runs at most {MAX_SERVERS}"
+            ))
+            .with_errno(libc::EMFILE)
+            .with_help("serve one port per host you test; a probe::tcp to the same server works as often as you like"));
+        }
+        let port = probe::serve(ns, port)?.port;
+        self.servers.set(self.servers.get() + 1);
+        Ok(port)
     }
 
     fn capture_start(

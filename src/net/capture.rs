@@ -74,6 +74,8 @@ pub struct Options {
 
 pub const DEFAULT_MAX_PACKETS: usize = 10_000;
 pub const DEFAULT_SNAPLEN: u32 = 262_144;
+/// Captures running at once in one process (each is a thread and a socket).
+pub const MAX_CAPTURES: usize = 64;
 
 impl Default for Options {
     fn default() -> Self {
@@ -112,6 +114,8 @@ pub struct Stopped {
 pub type Sink = Box<dyn FnMut(&Packet) + Send>;
 
 struct Shared {
+    /// The netns the socket lives in (it keeps that netns alive until the capture ends).
+    ns: Option<String>,
     stop: AtomicBool,
     packets: Mutex<Vec<Packet>>,
     kept: AtomicU64,
@@ -193,10 +197,18 @@ fn open_here(dev: &str) -> io::Result<(OwnedFd, bool)> {
 
 /// Starts capturing on `dev` in `ns` (the host when None).
 pub fn start(ns: Option<&str>, dev: &str, opts: Options, sink: Option<Sink>) -> NetResult<Capture> {
+    let running = ACTIVE.lock().unwrap().as_ref().map_or(0, |m| m.len());
+    if running >= MAX_CAPTURES {
+        return Err(NetError::new(format!(
+            "too many captures: at most {MAX_CAPTURES} run at once"
+        ))
+        .with_errno(libc::EMFILE)
+        .with_help("stop captures you are done with (capture::stop); one capture sees every packet of its link"));
+    }
     let d = dev.to_string();
     let (sock, ethernet) =
         run_in(ns, move || open_here(&d))?.map_err(|e| match e.raw_os_error().unwrap_or(0) {
-            libc::ENODEV => super::kernel::no_link(dev, ns),
+            libc::ENODEV => super::refusal::no_link(dev, ns),
             libc::EPERM | libc::EACCES => generic(
                 libc::EPERM,
                 &format!("cannot capture on {dev} in {}", place(ns)),
@@ -224,6 +236,7 @@ pub fn start(ns: Option<&str>, dev: &str, opts: Options, sink: Option<Sink>) -> 
     let wake = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })
         .map_err(|e| NetError::new(format!("cannot start a capture: {e}")))?;
     let shared = Arc::new(Shared {
+        ns: ns.map(str::to_string),
         stop: AtomicBool::new(false),
         packets: Mutex::new(Vec::new()),
         kept: AtomicU64::new(0),
@@ -296,6 +309,15 @@ impl Drop for Capture {
             if let Some(m) = ACTIVE.lock().unwrap().as_mut() {
                 m.remove(&self.id);
             }
+        }
+    }
+}
+
+/// Ends the captures in netns `ns` (it is being deleted; their sockets would keep it alive).
+pub fn stop_in(ns: &str) {
+    if let Some(m) = ACTIVE.lock().unwrap().as_ref() {
+        for s in m.values().filter(|s| s.ns.as_deref() == Some(ns)) {
+            s.signal_stop();
         }
     }
 }

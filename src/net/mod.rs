@@ -7,10 +7,12 @@ pub mod exec;
 pub mod info;
 pub mod kernel;
 pub mod nat;
+pub mod nat_syntax;
 pub mod netns;
 pub mod nl;
 pub mod op;
 pub mod probe;
+pub mod refusal;
 
 pub use error::{NetError, NetResult};
 pub use kernel::Kernel;

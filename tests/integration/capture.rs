@@ -135,6 +135,11 @@ fn plan_captures_nothing() {
     let r = nslab(&["plan", &path]);
     r.ok();
     assert!(r.stdout.contains("# stop gave ()"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("# capture::start (in the background until capture::stop): ip netns exec a tcpdump -n -i va\n"),
+        "{}",
+        r.stdout
+    );
 }
 
 /// `nslab capture NS DEV` prints a ping's ICMP lines as tcpdump would and stops cleanly on

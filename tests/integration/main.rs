@@ -7,6 +7,7 @@ mod capture;
 mod common;
 mod doc;
 mod graph;
+mod hardening;
 mod lifecycle;
 mod plan;
 mod repl;
