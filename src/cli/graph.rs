@@ -80,6 +80,7 @@ pub fn topology(lab: Option<&str>) -> NetResult<Topology> {
         }
         s.uplink = Some(dev);
     }
+    t.ensure_uplinks();
     Ok(t)
 }
 

@@ -152,6 +152,25 @@ pub struct Edge {
 }
 
 impl Topology {
+    /// A space with NAT rules but no uplink link (no default route yet, or the uplink is not
+    /// drawn) gets a stand-in node for "out of the default route", so the rules still show
+    /// as arrows.
+    pub fn ensure_uplinks(&mut self) {
+        for s in self.spaces.iter_mut().filter(|s| !s.nat.is_empty()) {
+            let known = s.uplink.as_ref().is_some_and(|u| s.links.iter().any(|l| &l.name == u));
+            if !known {
+                let name = s.uplink.clone().unwrap_or_else(|| "(default route)".to_string());
+                s.links.push(Link {
+                    name: name.clone(),
+                    kind: "uplink".into(),
+                    up: true,
+                    ..Default::default()
+                });
+                s.uplink = Some(name);
+            }
+        }
+    }
+
     pub fn find(&self, ns: Option<&str>, name: &str) -> Option<NodeId> {
         let space = self.spaces.iter().position(|s| s.netns.as_deref() == ns)?;
         let link = self.spaces[space].links.iter().position(|l| l.name == name)?;
@@ -346,6 +365,17 @@ pub(crate) mod tests {
             Some("DNAT tcp :8080 → 192.168.24.10:80".into())
         )));
         assert_eq!(v.len(), 5, "{v:?}");
+    }
+
+    #[test]
+    fn nat_without_an_uplink_points_at_a_stand_in() {
+        let mut t = sample();
+        t.spaces[0].links.retain(|l| l.name != "uplink");
+        t.spaces[0].uplink = None;
+        t.ensure_uplinks();
+        let e = t.edges();
+        let masq = e.iter().find(|e| e.kind == EdgeKind::Masquerade).expect("an arrow");
+        assert_eq!(t.link(masq.to).name, "(default route)");
     }
 
     #[test]

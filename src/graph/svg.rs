@@ -165,7 +165,7 @@ fn layout(t: &Topology, edges: &[super::Edge]) -> Layout {
     // Then each bridge's namespaces, in rows.
     for (bridge, spaces) in members {
         let n = spaces.len();
-        let cols = ((n as f64 * 1.5).sqrt().ceil() as usize).clamp(1, 10);
+        let cols = ((n as f64 * 1.5).sqrt().ceil() as usize).clamp(1, 12);
         let mut rows = Vec::new();
         for chunk in spaces.chunks(cols) {
             let mut x = MARGIN + 16.0;
@@ -427,7 +427,7 @@ mod tests {
             s.split("width=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
         let h: f64 =
             s.split("height=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
-        assert!(w < 3000.0 && h < 3000.0, "{w} x {h}");
+        assert!(w < 3500.0 && h < 3500.0, "{w} x {h}");
         assert_eq!(s.matches(r#"<g class="ns""#).count(), 201);
     }
 }

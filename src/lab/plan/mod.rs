@@ -15,6 +15,7 @@
 //! probe always reports success: a plan predicts what the recipe builds, not whether the
 //! network works.
 
+mod graph;
 mod model;
 mod routing;
 mod sysctl;
