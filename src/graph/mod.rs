@@ -211,7 +211,11 @@ impl Topology {
                     out.push(Edge { from: me, to: b, kind: EdgeKind::Port, label: None });
                 }
             }
-            for n in &s.nat {
+            // Rules in a stable order: `iptables -S` lists chains in its own order, a plan
+            // in the recipe's.
+            let mut nat: Vec<&Nat> = s.nat.iter().collect();
+            nat.sort_by(|a, b| a.label.cmp(&b.label));
+            for n in nat {
                 let out_link = n.out.as_deref().or(s.uplink.as_deref());
                 let uplink = out_link.and_then(|u| self.find(s.netns.as_deref(), u));
                 match n.kind {

@@ -108,3 +108,73 @@ fn graph_refuses_a_bad_lab_name_and_unknown_format() {
     r.failed();
     assert!(r.stderr.contains("mermaid"), "{}", r.stderr);
 }
+
+/// `nslab plan RECIPE --graph` draws, without touching anything, the same picture as `nslab
+/// graph` of the lab the run builds (both in a sandbox, so the uplink and `internet` are
+/// there on both sides).
+#[test]
+fn the_plan_graph_is_the_live_graph() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let r = sandboxed(
+        r#"
+        nslab plan scripts/tutorial.rhai --graph > /tmp/plan.mmd
+        nslab plan scripts/tutorial.rhai --graph --format dot | dot -Tsvg > /dev/null && echo "PLAN DOT PARSED"
+        nslab run scripts/tutorial.rhai > /dev/null
+        nslab graph > /tmp/live.mmd
+        diff /tmp/plan.mmd /tmp/live.mmd && echo SAME
+        "#,
+    );
+    r.ok();
+    assert!(r.stdout.contains("PLAN DOT PARSED") && r.stdout.contains("SAME"), "{}", r.stdout);
+}
+
+/// The plan's graph needs no root and no sandbox: NAT rules point at a stand-in uplink.
+#[test]
+fn plan_graph_needs_nothing() {
+    let r = nslab(&["plan", "scripts/tutorial.rhai", "--graph", "--format", "mermaid"]);
+    r.ok();
+    assert!(r.stdout.contains("subgraph s3[\"netns red (lab tutorial)\"]"), "{}", r.stdout);
+    assert!(r.stdout.contains("[\"(default route)<br/>uplink up\"]"), "{}", r.stdout);
+    assert!(r.stdout.contains("-- \"MASQUERADE 192.168.24.0/24\" -->"), "{}", r.stdout);
+    let r = nslab(&["plan", "scripts/tutorial.rhai", "--format", "svg"]);
+    r.failed();
+}
+
+/// Completion scripts parse in their shell, and `destroy`/`show`/`graph` complete the labs
+/// that are up.
+#[test]
+fn completions_parse_and_complete_lab_names() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    for sh in ["bash", "zsh", "fish"] {
+        let r = nslab(&["completions", sh]);
+        r.ok();
+        assert!(r.stdout.contains("completions --labs"), "{sh}");
+    }
+    let r = sandboxed(
+        r#"
+        nslab completions bash > /tmp/c.bash
+        bash -n /tmp/c.bash && echo "BASH PARSES"
+        nslab run scripts/tutorial.rhai > /dev/null
+        source /tmp/c.bash
+        for cmd in destroy show graph; do
+            COMP_WORDS=(nslab $cmd tu); COMP_CWORD=2; COMPREPLY=()
+            _nslab_with_labs
+            echo "$cmd -> ${COMPREPLY[*]}"
+        done
+        COMP_WORDS=(nslab ca); COMP_CWORD=1; COMP_LINE="nslab ca"; COMP_POINT=8; COMPREPLY=()
+        _nslab_with_labs nslab ca nslab
+        echo "subcommands -> ${COMPREPLY[*]}"
+        "#,
+    );
+    r.ok();
+    let o = &r.stdout;
+    assert!(o.contains("BASH PARSES"), "{o}");
+    for cmd in ["destroy", "show", "graph"] {
+        assert!(o.contains(&format!("{cmd} -> tutorial\n")), "{o}");
+    }
+    assert!(o.contains("subcommands -> capture"), "{o}");
+}
