@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::net::bridge_vlan::VlanInfo;
 use crate::net::exec::ExecOutput;
 use crate::net::info::{AddrInfo, FdbEntry, LinkInfo, NeighInfo, RouteInfo};
 use crate::net::kernel::LinkTag;
@@ -275,6 +276,9 @@ impl Backend for Session {
             self.journal.borrow_mut().netns_made(&self.lab, name, id)?;
             self.netns_ids.borrow_mut().insert(name.clone(), id);
         }
+        if let Op::WireguardSet { ns, dev, private_key: Some(k), .. } = &op {
+            save_key(&self.lab, ns.as_deref(), dev, k)?;
+        }
         self.owned.borrow_mut().note(&op);
         self.applied.borrow_mut().push(op);
         fault::after_op(self.applied.borrow().len());
@@ -311,6 +315,10 @@ impl Backend for Session {
 
     fn bridge_ports(&self, ns: Option<&str>, bridge: &str) -> NetResult<Vec<LinkInfo>> {
         self.kernel.bridge_ports(ns, bridge)
+    }
+
+    fn bridge_vlans(&self, ns: Option<&str>, port: &str) -> NetResult<Vec<VlanInfo>> {
+        self.kernel.bridge_vlans(ns, port)
     }
 
     fn sysctl_get(&self, ns: Option<&str>, key: &str) -> NetResult<String> {
@@ -395,4 +403,29 @@ impl Backend for Session {
         self.kernel.flush()?;
         crate::net::capture::start(ns, dev, opts, None).map(Some)
     }
+}
+
+/// Keeps a WireGuard private key the lab set where only root reads it, beside the journal
+/// (`/run/nslab/LAB/wg-NETNS-DEV.key`, mode 0600, base64 like `wg genkey`): the journal,
+/// `--explain`, `plan`, `ls` and `show` print `<private key>` instead.
+fn save_key(
+    lab: &str,
+    ns: Option<&str>,
+    dev: &str,
+    key: &crate::net::wireguard::Secret,
+) -> NetResult<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let Some(b64) = key.to_base64() else { return Ok(()) };
+    let path = journal::lab_dir(lab).join(format!("wg-{}-{dev}.key", ns.unwrap_or("host")));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| {
+            NetError::new(format!("cannot keep the private key in {}: {e}", path.display()))
+        })?;
+    writeln!(f, "{b64}").map_err(NetError::from)
 }

@@ -1,11 +1,14 @@
 //! The kernel side: typed operations named after iproute2 verbs. Knows nothing of Rhai.
 
+pub mod bridge_vlan;
 pub mod capture;
 pub mod decode;
 pub mod error;
 pub mod exec;
 pub mod info;
 pub mod kernel;
+pub mod link_detail;
+pub mod link_kind;
 pub mod nat;
 pub mod nat_syntax;
 pub mod netns;
@@ -13,6 +16,8 @@ pub mod nl;
 pub mod op;
 pub mod probe;
 pub mod refusal;
+pub mod tap;
+pub mod wireguard;
 
 pub use error::{NetError, NetResult};
 pub use kernel::Kernel;

@@ -224,10 +224,11 @@ fn a_signal_during_the_last_op_rolls_back() {
     assert!(r.stderr.contains("rolled back 2 operations"), "{}", r.stderr);
 }
 
-/// What a small lab leaves in the kernel, as a text to compare.
+/// What a small lab leaves in the kernel, as a text to compare (not link states nor IPv6
+/// link-local addresses: the sandbox's `uplink` settles on its own meanwhile).
 const STATE: &str = r#"state() {
-  { ip netns list | sort; ip -o link | sed 's/^[0-9]*: //; s/ link\/.*//' | sort;
-    ip -o addr | awk '{print $2, $4}' | sort; ip route | sort;
+  { ip netns list | sort; ip -o link | awk '{print $2}' | sort;
+    ip -o addr | awk '{print $2, $4}' | grep -v ' fe80:' | sort; ip route | sort;
     iptables-save -t nat | grep -v '^[#:]' ; iptables-save -t filter | grep -v '^[#:]';
     cat /proc/sys/net/ipv4/ip_forward; } 2>&1
 }"#;
@@ -274,4 +275,123 @@ echo "all {n} points clean""#
     ));
     assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains(&format!("all {n} points clean")), "{}", r.stdout);
+}
+
+/// One bad byte in one lab's journal: `ls` still lists every lab (that one as damaged), and
+/// destroy removes it by its marks, without saying a plain "destroyed".
+#[test]
+fn a_damaged_journal_breaks_neither_ls_nor_destroy() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let a = recipe(
+        "hard-j1.rhai",
+        "netns::add(\"j1a\");\nnetns::add(\"j1b\");\nbridge::add(\"j1br\");\n",
+    );
+    let b = recipe("hard-j2.rhai", "netns::add(\"j2a\");\n");
+    let r = sandboxed(&format!(
+        r#"{STATE}
+before=$(state)
+nslab run {a} >/dev/null; nslab run {b} >/dev/null
+# one \xff in the middle line of lab hard-j1's journal
+python3 - <<'PY'
+p = "/run/nslab/hard-j1/journal"
+b = bytearray(open(p, "rb").read())
+i = b.index(b"j1b")
+b[i] = 0xff
+open(p, "wb").write(bytes(b))
+PY
+nslab ls
+if nslab destroy hard-j1 2>err; then echo "destroy said success"; exit 1; fi
+cat err
+nslab destroy hard-j2
+after=$(state)
+[ "$before" = "$after" ] || {{ diff <(echo "$before") <(echo "$after"); exit 1; }}
+echo clean"#
+    ));
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("damaged (1 bad lines)"), "{}", r.stdout);
+    assert!(!r.stdout.contains("destroyed lab hard-j1"), "{}", r.stdout);
+    assert!(r.stdout.contains("hard-j2"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("the journal of lab hard-j1 was damaged (line 2: checksum mismatch"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("netns j1b"), "{}", r.stdout);
+    assert!(r.stdout.contains("clean"), "{}", r.stdout);
+}
+
+/// A journal cut to 0 bytes: destroy finds the lab's netns, links, rules and sysctl by
+/// their marks.
+#[test]
+fn a_truncated_journal_still_destroys_everything() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe("hard-trunc.rhai", SMALL_LAB);
+    let r = sandboxed(&format!(
+        r#"{STATE}
+before=$(state)
+nslab run {path} >/dev/null
+: > /run/nslab/hard-trunc/journal
+nslab destroy hard-trunc || true
+after=$(state)
+[ "$before" = "$after" ] || {{ echo LEFT; diff <(echo "$before") <(echo "$after"); exit 1; }}
+echo clean"#
+    ));
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(!r.stdout.contains("destroyed lab hard-trunc"), "{}", r.stdout);
+}
+
+/// A valid line injected into a journal (no checksum) is not acted on: the sandbox's
+/// `uplink` address and its default route stay.
+#[test]
+fn an_injected_journal_line_deletes_nothing_foreign() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe("hard-inject.rhai", "netns::add(\"inj\");\n");
+    let r = sandboxed(&format!(
+        r#"nslab run {path} >/dev/null
+echo '{{"seq":2,"op":{{"op":"addr_add","ns":null,"dev":"uplink","cidr":"203.0.113.2/24"}}}}' >> /run/nslab/hard-inject/journal
+nslab destroy hard-inject || true
+ip -o addr show uplink | grep -q 203.0.113.2/24 || {{ echo "uplink address deleted"; exit 1; }}
+ip route | grep -q '^default' || {{ echo "default route gone"; exit 1; }}
+[ -z "$(ip netns list | grep inj)" ]
+echo clean"#
+    ));
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("clean"), "{}", r.stdout);
+}
+
+/// A journal that is a directory: the error names the file and what to do.
+#[test]
+fn an_unreadable_journal_is_named() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let r = sandboxed(
+        r#"mkdir -p /run/nslab/weird/journal
+nslab ls
+if nslab destroy weird 2>&1; then echo "said success"; exit 1; fi
+[ ! -e /run/nslab/weird ]"#,
+    );
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("unreadable"), "{}", r.stdout);
+    // miette wraps long messages: read them unwrapped.
+    let text = r.stdout.replace("\n  │ ", "");
+    assert!(text.contains("(/run/nslab/weird/journal): Is a directory"), "{}", r.stdout);
+}
+
+/// A port in netns a and its missing bridge: the help makes the bridge where the port is.
+#[test]
+fn a_missing_bridge_is_suggested_in_the_ports_netns() {
+    let path = recipe(
+        "hard-master.rhai",
+        "netns::add(\"a\");\nnetns::add(\"b\");\nbridge::add(\"b\", \"brx\");\nveth::add(\"x\", \"va\", \"a\");\nlink::set_master(\"a\", \"va\", \"brx\");\n",
+    );
+    let r = nslab(&["plan", &path]);
+    r.failed();
+    assert!(r.stderr.contains(r#"bridge::add("a", "brx")"#), "{}", r.stderr);
 }

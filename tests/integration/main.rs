@@ -9,6 +9,7 @@ mod doc;
 mod graph;
 mod hardening;
 mod lifecycle;
+mod links;
 mod plan;
 mod repl;
 mod run;

@@ -5,6 +5,7 @@ pub mod bridge;
 pub mod capture;
 pub mod cidr;
 pub mod link;
+pub mod link_opts;
 pub mod nat;
 pub mod neigh;
 pub mod netns;
@@ -13,6 +14,7 @@ pub mod route;
 pub mod sandbox;
 pub mod sysctl;
 pub mod veth;
+pub mod wireguard;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -38,6 +40,7 @@ pub fn all() -> Vec<(&'static str, rhai::Module)> {
         ("capture", exported_module!(capture::capture_mod)),
         ("sandbox", exported_module!(sandbox::sandbox_mod)),
         ("cidr", exported_module!(cidr::cidr_mod)),
+        ("wireguard", exported_module!(wireguard::wireguard_mod)),
     ]
 }
 
