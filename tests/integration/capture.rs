@@ -25,9 +25,9 @@ fn the_tutorial_proves_masquerade_on_the_wire() {
     }
     let r = sandboxed(
         r#"
-        P=$(mktemp -d)/uplink.pcap
-        nslab run scripts/tutorial.rhai --set pcap=$P > /tmp/out
-        cat /tmp/out
+        T=$(mktemp -d); trap 'rm -rf $T' EXIT  # the sandbox shares /tmp with the host
+        P=$T/uplink.pcap
+        nslab run scripts/tutorial.rhai --set pcap=$P
         echo "== tcpdump"
         tcpdump -n -r $P 2>/dev/null
         "#,
@@ -56,9 +56,10 @@ fn capture_decodes_filters_bounds_and_writes_pcap() {
     if !kernel_tests_possible() {
         return;
     }
+    let pid = std::process::id();
     let script = format!(
         r#"{PAIR}
-let all = capture::start("a", "va", #{{pcap: "target/test-capture-a.pcap"}});
+let all = capture::start("a", "va", #{{pcap: "target/test-capture-a-{pid}.pcap"}});
 let icmp = capture::start("b", "vb", #{{proto: "icmp", host: "10.9.0.1"}});
 let few = capture::start("b", "vb", #{{max: 2}});
 assert(probe::ping("a", "10.9.0.2", #{{count: 3, timeout_ms: 100}}).received == 3);
@@ -81,8 +82,9 @@ print(`${{capture::start("b", "vb")}}`);
 "#
     );
     let path = recipe("capture-basics.rhai", &script);
+    let pcap = format!("target/test-capture-a-{}.pcap", std::process::id());
     let r = sandboxed(&format!(
-        "nslab run {path}\necho '== tcpdump'\ntcpdump -n -r target/test-capture-a.pcap 2>/dev/null | cut -d' ' -f2-"
+        "nslab run {path}\necho '== tcpdump'\ntcpdump -n -r {pcap} 2>/dev/null | cut -d' ' -f2-; rm -f {pcap}"
     ));
     r.ok();
     let (out, dump) = r.stdout.split_once("== tcpdump\n").unwrap();
@@ -152,21 +154,22 @@ fn nslab_capture_prints_live_lines_until_sigint() {
     let path = recipe("capture-live.rhai", PAIR);
     let r = sandboxed(&format!(
         r#"
+        T=$(mktemp -d); trap 'rm -rf $T' EXIT
         nslab run {path} > /dev/null
-        nslab capture b vb --proto icmp > /tmp/lines 2> /tmp/err &
+        nslab capture b vb --proto icmp > $T/lines 2> $T/err &
         pid=$!
         sleep 0.5
         ip netns exec a ping -c 2 -i 0.2 -q 10.9.0.2 > /dev/null
         sleep 0.3
         kill -INT $pid
         wait $pid && echo "exit 0"
-        cat /tmp/lines; cat /tmp/err
-        nslab capture a va --count 1 --proto icmp > /tmp/one &
+        cat $T/lines; cat $T/err
+        nslab capture a va --count 1 --proto icmp > $T/one &
         pid=$!
         sleep 0.5
         ip netns exec b ping -c 1 -q 10.9.0.1 > /dev/null
         wait $pid && echo "count exit 0"
-        cat /tmp/one
+        cat $T/one
         "#
     ));
     r.ok();

@@ -1,7 +1,7 @@
 //! `nslab graph`: the tutorial's topology in every format, checked by independent readers:
 //! Graphviz's `dot` parses the DOT, python's XML parser the SVG, headless Chromium the HTML.
 
-use crate::common::{kernel_tests_possible, nslab, root, sandboxed, snapshot};
+use crate::common::{kernel_tests_possible, nslab, root, sandboxed, shq, snapshot};
 
 /// Every netns, bridge and veth of the tutorial lab (in a sandbox).
 const NAMES: [&str; 11] = [
@@ -31,7 +31,7 @@ fn the_tutorial_graph_in_every_format() {
     }
     let dir = root().join("target").join("test-graph");
     std::fs::create_dir_all(&dir).unwrap();
-    let d = dir.display();
+    let d = shq(&dir);
     let r = sandboxed(&format!(
         r#"
         nslab run scripts/tutorial.rhai > /dev/null
@@ -77,7 +77,7 @@ for f in sys.argv[1:]:
         eprintln!("NOT RUN HERE: no chromium for the HTML check (apt-get install chromium)");
         return;
     };
-    let html = format!("file://{d}/tutorial.html");
+    let html = format!("file://{}", dir.join("tutorial.html").display());
     let flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"];
     let dom = std::process::Command::new(browser)
         .args(flags)
@@ -119,11 +119,12 @@ fn the_plan_graph_is_the_live_graph() {
     }
     let r = sandboxed(
         r#"
-        nslab plan scripts/tutorial.rhai --graph > /tmp/plan.mmd
+        T=$(mktemp -d); trap 'rm -rf $T' EXIT
+        nslab plan scripts/tutorial.rhai --graph > $T/plan.mmd
         nslab plan scripts/tutorial.rhai --graph --format dot | dot -Tsvg > /dev/null && echo "PLAN DOT PARSED"
         nslab run scripts/tutorial.rhai > /dev/null
-        nslab graph > /tmp/live.mmd
-        diff /tmp/plan.mmd /tmp/live.mmd && echo SAME
+        nslab graph > $T/live.mmd
+        diff $T/plan.mmd $T/live.mmd && echo SAME
         "#,
     );
     r.ok();
@@ -156,10 +157,11 @@ fn completions_parse_and_complete_lab_names() {
     }
     let r = sandboxed(
         r#"
-        nslab completions bash > /tmp/c.bash
-        bash -n /tmp/c.bash && echo "BASH PARSES"
+        T=$(mktemp -d); trap 'rm -rf $T' EXIT
+        nslab completions bash > $T/c.bash
+        bash -n $T/c.bash && echo "BASH PARSES"
         nslab run scripts/tutorial.rhai > /dev/null
-        source /tmp/c.bash
+        source $T/c.bash
         for cmd in destroy show graph; do
             COMP_WORDS=(nslab $cmd tu); COMP_CWORD=2; COMPREPLY=()
             _nslab_with_labs

@@ -13,4 +13,5 @@ mod links;
 mod plan;
 mod repl;
 mod run;
+mod sandbox;
 mod script;
