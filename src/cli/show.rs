@@ -303,7 +303,13 @@ pub fn nat_lists(spaces: &[Option<String>]) -> Vec<Result<Vec<String>, NetError>
             .iter()
             .map(|ns| {
                 let ns = ns.clone();
-                std::thread::spawn(move || nat::list(ns.as_deref(), "nat"))
+                std::thread::spawn(move || {
+                    // A netns without a single rule needs no iptables process.
+                    if !crate::net::nft_probe::may_have_rules(ns.as_deref()) {
+                        return Ok(Vec::new());
+                    }
+                    nat::list(ns.as_deref(), "nat")
+                })
             })
             .collect();
         out.extend(

@@ -12,6 +12,7 @@ pub mod link_kind;
 pub mod nat;
 pub mod nat_syntax;
 pub mod netns;
+pub mod nft_probe;
 pub mod nl;
 pub mod op;
 pub mod probe;
