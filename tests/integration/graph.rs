@@ -180,3 +180,22 @@ fn completions_parse_and_complete_lab_names() {
     }
     assert!(o.contains("subcommands -> capture"), "{o}");
 }
+
+/// The REPL's `:graph` draws the lab being built, and writes a file when asked.
+#[test]
+fn repl_graph_draws_the_lab_being_built() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let r = sandboxed(
+        r#"
+        T=$(mktemp -d); trap 'rm -rf $T' EXIT
+        printf 'netns::add("x");\nbridge::add("br9");\n:graph\n:graph svg %s/g.svg\n:quit\n' "$T" | nslab repl --lab rg
+        grep -c 'data-name="br9"' $T/g.svg
+        "#,
+    );
+    r.ok();
+    assert!(r.stdout.contains("subgraph s1[\"netns x (lab rg)\"]"), "{}", r.stdout);
+    assert!(r.stdout.contains("n0_0[[\"br9<br/>bridge down #91;nslab:rg#93;\"]]"), "{}", r.stdout);
+    assert!(r.stdout.contains("wrote ") && r.stdout.trim_end().ends_with('1'), "{}", r.stdout);
+}
