@@ -5,6 +5,7 @@ pub mod capture;
 pub mod decode;
 pub mod error;
 pub mod exec;
+pub mod fw;
 pub mod info;
 pub mod kernel;
 pub mod link_detail;
@@ -18,6 +19,7 @@ pub mod op;
 pub mod probe;
 pub mod refusal;
 pub mod tap;
+pub mod tc;
 pub mod wireguard;
 
 pub use error::{NetError, NetResult};

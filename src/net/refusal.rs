@@ -280,6 +280,23 @@ pub fn ping_needs_link(a: std::net::Ipv6Addr) -> NetError {
         .with_help(format!("name the link after a %: \"{a}%eth0\""))
 }
 
+/// `link::set` with an MTU the link does not take (EINVAL; 68 to 65535 for veth and bridge).
+pub fn mtu_out_of_range(dev: &str, mtu: u32) -> NetError {
+    NetError::new(format!("{dev} cannot take mtu {mtu}")).with_errno(libc::EINVAL).with_help(
+        "an Ethernet link takes an mtu from 68 to its maximum (65535 for veth and bridge)",
+    )
+}
+
+/// `ip link del lo`: the kernel keeps a netns's loopback (EOPNOTSUPP).
+pub fn loopback_stays(dev: &str, ns: Option<&str>) -> NetError {
+    super::error::generic(libc::EOPNOTSUPP, &format!("cannot delete link {dev} in {}", place(ns)))
+}
+
+/// A route with neither a gateway nor a link (EINVAL).
+pub fn route_needs_way(dest: &str) -> NetError {
+    super::error::generic(libc::EINVAL, &format!("cannot add route {dest}"))
+}
+
 /// The 1024th port of a bridge: br_add_if answers EXFULL ("Exchange full").
 pub fn bridge_full(dev: &str, bridge: &str) -> NetError {
     NetError::new(format!("cannot plug {dev} into bridge {bridge}: the bridge is full"))
@@ -339,4 +356,28 @@ pub fn wg_port_taken(port: u16, ns: Option<&str>) -> NetError {
     NetError::new(format!("listen port {port} is taken in {}", place(ns)))
         .with_errno(libc::EADDRINUSE)
         .with_help("pick another listen_port: each WireGuard device in a netns needs its own")
+}
+
+/// A qdisc kind the kernel does not know: its module is missing (netem on this machine's
+/// kernel). The kernel says "Specified qdisc kind is unknown" (ENOENT).
+pub fn qdisc_kind_missing(kind: &str) -> NetError {
+    NetError::new(format!("this kernel has no {kind} qdisc (module sch_{kind})"))
+        .with_errno(libc::ENOENT)
+        .with_help(format!(
+            "load it (`modprobe sch_{kind}`) or use a kernel that has it; tc::rate needs only sch_tbf"
+        ))
+}
+
+/// A root qdisc nslab did not make and could not put back after the lab.
+pub fn qdisc_not_restorable(dev: &str, ns: Option<&str>, kind: &str) -> NetError {
+    let n = ns.map(|n| format!("-n {} ", q(n))).unwrap_or_default();
+    NetError::new(format!(
+        "{dev} in {} has a {kind} root qdisc, which nslab could not restore after the lab",
+        place(ns)
+    ))
+    .with_errno(libc::EBUSY)
+    .with_help(format!(
+        "nslab replaces only the default qdisc, netem or tbf; remove it by hand first if you mean it: `tc {n}qdisc del dev {} root`",
+        q(dev)
+    ))
 }

@@ -18,6 +18,7 @@ mod link_kinds;
 mod namespace;
 mod route;
 mod sysctl;
+mod tc;
 mod veth;
 
 use std::cell::{Cell, RefCell};
@@ -222,6 +223,11 @@ impl Kernel {
                 self.route(ns.as_deref(), false, *dest, *via, dev.as_deref())
             }
             Op::SysctlSet { ns, key, value, .. } => sysctl_set(ns.as_deref(), key, value),
+            Op::SysctlTemp { ns, key, value, .. } => sysctl_set(ns.as_deref(), key, value),
+            Op::LinkSet { ns, dev, set, .. } => self.link_set(ns.as_deref(), dev, set),
+            Op::LinkGroupDel { ns, group } => self.link_group_del(ns.as_deref(), *group),
+            // Journal bookkeeping: nothing changes in the kernel.
+            Op::NetnsForget { .. } => Ok(()),
             Op::IptAppend { ns, table, chain, rule } => {
                 nat::append(ns.as_deref(), table, chain, rule)
             }
@@ -245,6 +251,7 @@ impl Kernel {
                 *listen_port,
                 peers.as_deref(),
             ),
+            Op::TcSet { ns, dev, qdisc, .. } => self.tc_set(ns.as_deref(), dev, qdisc),
         }
     }
 }
