@@ -131,7 +131,7 @@ impl NodeId {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EdgeKind {
     /// The two ends of a veth pair.
     Veth,
@@ -251,6 +251,10 @@ impl Topology {
                 }
             }
         }
+        // A port forward is two rules (PREROUTING for traffic arriving, OUTPUT for the host's
+        // own clients) with one meaning: one arrow.
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|e| seen.insert((e.from, e.to, e.kind, e.label.clone())));
         out
     }
 }
@@ -312,6 +316,7 @@ pub(crate) mod tests {
                 "-P PREROUTING ACCEPT",
                 "-A POSTROUTING -s 192.168.24.0/24 ! -d 192.168.24.0/24 -m comment --comment \"nslab:t\" -j MASQUERADE",
                 "-A PREROUTING -p tcp -m addrtype --dst-type LOCAL -m tcp --dport 8080 -m comment --comment \"nslab:t\" -j DNAT --to-destination 192.168.24.10:80",
+                "-A OUTPUT -p tcp -m addrtype --dst-type LOCAL -m tcp --dport 8080 -m comment --comment \"nslab:t\" -j DNAT --to-destination 192.168.24.10:80",
             ]
             .iter()
             .filter_map(|l| Nat::parse(l))
@@ -338,7 +343,7 @@ pub(crate) mod tests {
     fn nat_rules_parse_from_iptables_lines() {
         let t = sample();
         let nat = &t.spaces[0].nat;
-        assert_eq!(nat.len(), 2, "the policy line is not a rule");
+        assert_eq!(nat.len(), 3, "the policy line is not a rule");
         assert_eq!(nat[0].label, "MASQUERADE 192.168.24.0/24");
         assert_eq!(nat[0].lab.as_deref(), Some("t"));
         assert_eq!(nat[1].label, "DNAT tcp :8080 → 192.168.24.10:80");
