@@ -2,7 +2,7 @@
 //! veths, addresses, routes and NAT over netlink.
 
 pub mod cli;
-pub mod graph;
-pub mod lab;
-pub mod net;
-pub mod script;
+pub(crate) mod graph;
+pub(crate) mod lab;
+pub(crate) mod net;
+pub(crate) mod script;

@@ -263,16 +263,6 @@ pub fn start(ns: Option<&str>, dev: &str, opts: Options, sink: Option<Sink>) -> 
 }
 
 impl Capture {
-    /// Frames kept (or handed to the sink) so far.
-    pub fn count(&self) -> u64 {
-        self.shared.kept.load(Ordering::SeqCst)
-    }
-
-    /// Frames not kept so far (over `max_packets`; the kernel's drops are added at the stop).
-    pub fn dropped(&self) -> u64 {
-        self.shared.dropped.load(Ordering::SeqCst)
-    }
-
     /// True once the reader ended (stopped, or a read error).
     pub fn finished(&self) -> bool {
         self.thread.as_ref().is_none_or(|t| t.is_finished())
