@@ -17,7 +17,11 @@ pub(crate) struct Packet {
 
 /// Whether iptables rule words (as `nat::` builds them) match `pkt`. Matches the model does
 /// not know are taken as matching.
-pub(crate) fn rule_matches(rule: &[String], pkt: &Packet, is_local: impl Fn(IpAddr) -> bool) -> bool {
+pub(crate) fn rule_matches(
+    rule: &[String],
+    pkt: &Packet,
+    is_local: impl Fn(IpAddr) -> bool,
+) -> bool {
     let net =
         |s: &str| s.parse::<IpNet>().ok().or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from));
     let mut neg = false;

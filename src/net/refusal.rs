@@ -100,7 +100,12 @@ pub(crate) fn route_exists(ns: Option<&str>, dest: &str) -> NetError {
 }
 
 /// `route::del` of a route that is not there as described: which part did not match.
-pub(crate) fn no_route(ns: Option<&str>, dest: &str, via: Option<IpAddr>, dev: Option<&str>) -> NetError {
+pub(crate) fn no_route(
+    ns: Option<&str>,
+    dest: &str,
+    via: Option<IpAddr>,
+    dev: Option<&str>,
+) -> NetError {
     let mut what = format!("route {dest}");
     if let Some(v) = via {
         what += &format!(" via {v}");
@@ -145,7 +150,12 @@ pub(crate) fn sysctl_rejected(key: &str, value: &str) -> NetError {
 
 /// A new link's name is taken. `owner` is the lab whose tag the existing link carries
 /// (None: not made by nslab), `lab` the lab asking; the help says whose it is.
-pub(crate) fn link_taken(dev: &str, ns: Option<&str>, owner: Option<&str>, lab: Option<&str>) -> NetError {
+pub(crate) fn link_taken(
+    dev: &str,
+    ns: Option<&str>,
+    owner: Option<&str>,
+    lab: Option<&str>,
+) -> NetError {
     let help = match owner {
         Some(o) if Some(o) == lab => {
             format!("this lab made {dev} already; pick another name for the new link")
