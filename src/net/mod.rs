@@ -9,6 +9,8 @@ pub mod netns;
 pub mod nl;
 pub mod op;
 pub mod probe;
+pub mod routing;
+pub mod rule;
 
 pub use error::{NetError, NetResult};
 pub use kernel::Kernel;
