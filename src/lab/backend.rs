@@ -7,6 +7,8 @@ use std::time::Duration;
 use crate::net::exec::ExecOutput;
 use crate::net::info::{AddrInfo, FdbEntry, LinkInfo, NeighInfo, RouteInfo};
 use crate::net::probe::{Echoes, PingResult, TcpResult};
+use crate::net::probe_measure::{Throughput, UdpResult};
+use crate::net::probe_serve::Flavour;
 use crate::net::{NetResult, Op};
 
 pub trait Backend {
@@ -42,4 +44,30 @@ pub trait Backend {
     fn tcp(&self, ns: Option<&str>, target: SocketAddr, timeout: Duration) -> NetResult<TcpResult>;
     /// Starts the built-in server; returns its port.
     fn serve(&self, ns: Option<&str>, port: u16) -> NetResult<u16>;
+    /// Starts a built-in server of another flavour (UDP, HTTP); returns its port.
+    fn serve_flavour(&self, ns: Option<&str>, port: u16, flavour: Flavour) -> NetResult<u16> {
+        let _ = flavour;
+        self.serve(ns, port)
+    }
+    /// A UDP request/reply probe; None when the backend cannot know the answer.
+    fn udp(
+        &self,
+        ns: Option<&str>,
+        target: SocketAddr,
+        timeout: Duration,
+        payload: Vec<u8>,
+    ) -> NetResult<Option<UdpResult>> {
+        let _ = (ns, target, timeout, payload);
+        Ok(None)
+    }
+    /// A throughput test against a built-in server; None when the backend cannot know.
+    fn throughput(
+        &self,
+        ns: Option<&str>,
+        target: SocketAddr,
+        duration: Duration,
+    ) -> NetResult<Option<Throughput>> {
+        let _ = (ns, target, duration);
+        Ok(None)
+    }
 }

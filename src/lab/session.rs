@@ -110,6 +110,7 @@ impl Session {
         // The lab's probe servers go with it, also those listening outside its namespaces
         // (say in the sandbox's `internet`): a rebuilt lab wants their ports again.
         crate::net::probe::stop_all();
+        crate::net::probe_serve::stop_all();
         let mut errors = teardown(&self.kernel, &self.lab, &ops);
         *self.owned.borrow_mut() = Owned::default();
         if errors.is_empty()
@@ -340,6 +341,38 @@ impl Backend for Session {
 
     fn serve(&self, ns: Option<&str>, port: u16) -> NetResult<u16> {
         self.kernel.flush()?;
-        probe::serve(ns, port).map(|s| s.port)
+        crate::net::probe_serve::serve(ns, port, crate::net::probe_serve::Flavour::Tcp)
+    }
+
+    fn serve_flavour(
+        &self,
+        ns: Option<&str>,
+        port: u16,
+        flavour: crate::net::probe_serve::Flavour,
+    ) -> NetResult<u16> {
+        self.kernel.flush()?;
+        crate::net::probe_serve::serve(ns, port, flavour)
+    }
+
+    fn udp(
+        &self,
+        ns: Option<&str>,
+        target: SocketAddr,
+        timeout: Duration,
+        payload: Vec<u8>,
+    ) -> NetResult<Option<crate::net::probe_measure::UdpResult>> {
+        self.kernel.flush()?;
+        crate::net::probe_measure::udp(ns, target, timeout, payload).map(Some)
+    }
+
+    fn throughput(
+        &self,
+        ns: Option<&str>,
+        target: SocketAddr,
+        duration: Duration,
+    ) -> NetResult<Option<crate::net::probe_measure::Throughput>> {
+        self.kernel.flush()?;
+        let stop = || INTERRUPTED.load(Ordering::Relaxed);
+        crate::net::probe_measure::throughput(ns, target, duration, Some(stop)).map(Some)
     }
 }

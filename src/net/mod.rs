@@ -9,6 +9,8 @@ pub mod netns;
 pub mod nl;
 pub mod op;
 pub mod probe;
+pub mod probe_measure;
+pub mod probe_serve;
 pub mod routing;
 pub mod rule;
 

@@ -310,7 +310,8 @@ pub fn route_message(
     if o.onlink && o.nexthops.is_empty() {
         h.flags |= RouteFlags::Onlink;
     }
-    let unspecified = if v6 { IpAddr::V6(Ipv6Addr::UNSPECIFIED) } else { IpAddr::V4(Ipv4Addr::UNSPECIFIED) };
+    let unspecified =
+        if v6 { IpAddr::V6(Ipv6Addr::UNSPECIFIED) } else { IpAddr::V4(Ipv4Addr::UNSPECIFIED) };
     let (addr, len) = match dest {
         Some(d) => (d.network(), d.prefix_len()),
         None => (unspecified, 0),
@@ -563,8 +564,8 @@ mod tests {
         let m = route_message(dest, Some(ip("fd00::1")), None, &o, false, &idx).unwrap();
         assert!(m.attributes.contains(&RouteAttribute::Priority(IPV6_DEFAULT_METRIC)));
         assert_eq!(m.header.scope, RouteScope::NoWhere);
-        let v4 = route_message(Some(net("10.0.0.0/8")), None, Some("eth0"), &o, false, &idx)
-            .unwrap();
+        let v4 =
+            route_message(Some(net("10.0.0.0/8")), None, Some("eth0"), &o, false, &idx).unwrap();
         assert!(v4.attributes.contains(&RouteAttribute::Priority(0)));
         assert!(v4.attributes.contains(&RouteAttribute::Oif(2)));
         // An add without a metric leaves the choice to the kernel.
@@ -575,7 +576,12 @@ mod tests {
 
     #[test]
     fn big_tables_go_in_the_attribute_only() {
-        let o = RouteOpts { table: Some(1000), src: Some(ip("10.0.0.2")), onlink: true, ..Default::default() };
+        let o = RouteOpts {
+            table: Some(1000),
+            src: Some(ip("10.0.0.2")),
+            onlink: true,
+            ..Default::default()
+        };
         let m = route_message(None, Some(ip("10.0.0.1")), Some("eth0"), &o, true, &idx).unwrap();
         assert_eq!(m.header.table, 0);
         assert!(m.header.flags.contains(RouteFlags::Onlink));
@@ -620,11 +626,7 @@ mod tests {
     #[test]
     fn opts_stay_out_of_the_journal_when_plain() {
         assert_eq!(serde_json::to_string(&RouteOpts::default()).unwrap(), "{}");
-        let o = RouteOpts {
-            kind: RouteKind::Prohibit,
-            table: Some(5),
-            ..Default::default()
-        };
+        let o = RouteOpts { kind: RouteKind::Prohibit, table: Some(5), ..Default::default() };
         let j = serde_json::to_string(&o).unwrap();
         assert_eq!(j, r#"{"kind":"prohibit","table":5}"#);
         assert_eq!(serde_json::from_str::<RouteOpts>(&j).unwrap(), o);

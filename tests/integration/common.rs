@@ -129,16 +129,26 @@ pub fn kernel_has(feature: &str) -> bool {
         return report_feature(feature, has);
     }
     let probe = match feature {
-        "netem" => "ip link add t0 type dummy 2>/dev/null || ip link add t0 type veth peer t1; tc qdisc add dev t0 root netem delay 1ms",
-        "tbf" => "ip link add t0 type veth peer t1; tc qdisc add dev t0 root tbf rate 1mbit burst 32kbit latency 50ms",
+        "netem" => {
+            "ip link add t0 type dummy 2>/dev/null || ip link add t0 type veth peer t1; tc qdisc add dev t0 root netem delay 1ms"
+        }
+        "tbf" => {
+            "ip link add t0 type veth peer t1; tc qdisc add dev t0 root tbf rate 1mbit burst 32kbit latency 50ms"
+        }
         "dummy" => "ip link add t0 type dummy",
         "vlan" => "ip link add t0 type veth peer t1; ip link add link t0 name t0.5 type vlan id 5",
         "bond" => "ip link add t0 type bond",
         "wireguard" => "ip link add t0 type wireguard",
-        "macvlan" => "ip link add t0 type veth peer t1; ip link add link t0 name m0 type macvlan mode bridge",
-        "ipvlan" => "ip link add t0 type veth peer t1; ip link add link t0 name i0 type ipvlan mode l2",
+        "macvlan" => {
+            "ip link add t0 type veth peer t1; ip link add link t0 name m0 type macvlan mode bridge"
+        }
+        "ipvlan" => {
+            "ip link add t0 type veth peer t1; ip link add link t0 name i0 type ipvlan mode l2"
+        }
         "vxlan" => "ip link add t0 type vxlan id 42 dstport 4789 local 10.0.0.1",
-        "bridge_vlan" => "ip link add t0 type bridge vlan_filtering 1 && [ \"$(cat /sys/class/net/t0/bridge/vlan_filtering 2>/dev/null || ip -d -j link show t0 | grep -o '\"vlan_filtering\":1')\" != \"\" ]",
+        "bridge_vlan" => {
+            "ip link add t0 type bridge vlan_filtering 1 && [ \"$(cat /sys/class/net/t0/bridge/vlan_filtering 2>/dev/null || ip -d -j link show t0 | grep -o '\"vlan_filtering\":1')\" != \"\" ]"
+        }
         other => panic!("kernel_has: unknown feature {other:?}"),
     };
     let has = sandboxed(&format!("{probe} >/dev/null 2>&1")).status == 0;

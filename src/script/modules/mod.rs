@@ -3,6 +3,7 @@
 pub mod addr;
 pub mod bridge;
 pub mod cidr;
+pub mod host;
 pub mod link;
 pub mod nat;
 pub mod neigh;
@@ -33,6 +34,7 @@ pub fn all() -> Vec<(&'static str, rhai::Module)> {
         ("sysctl", exported_module!(sysctl::sysctl_mod)),
         ("nat", exported_module!(nat::nat_mod)),
         ("neigh", exported_module!(neigh::neigh_mod)),
+        ("host", exported_module!(host::host_mod)),
         ("probe", exported_module!(probe::probe_mod)),
         ("sandbox", exported_module!(sandbox::sandbox_mod)),
         ("cidr", exported_module!(cidr::cidr_mod)),
