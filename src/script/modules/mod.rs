@@ -10,6 +10,7 @@ pub mod neigh;
 pub mod netns;
 pub mod probe;
 pub mod route;
+pub mod route_args;
 pub mod sandbox;
 pub mod sysctl;
 pub mod veth;
