@@ -5,8 +5,8 @@
 
 use crate::net::error::place;
 use crate::net::info::LinkInfo;
-use crate::net::kernel::no_link;
-use crate::net::{NetError, NetResult, Op, netns};
+use crate::net::refusal::no_link;
+use crate::net::{NetError, NetResult, Op};
 
 use super::teardown::Owned;
 
@@ -34,17 +34,13 @@ pub fn check(lab: &str, owned: &Owned, op: &Op, world: &dyn World) -> NetResult<
     let place = |ns: &Option<String>| place(ns.as_deref());
     match op {
         Op::NetnsAdd { name } if world.netns_exists(name) => {
-            Err(NetError::new(format!("netns {name} already exists"))
-                .with_errno(libc::EEXIST)
-                .with_help(format!(
-                    "pick another name, or remove the old one (`nslab destroy LAB` if a lab made it, `ip netns del {}` if not)",
-                    crate::net::op::q(name)
-                )))
+            Err(crate::net::refusal::netns_exists(name))
         }
         Op::NetnsDel { name } if !owned.netns.contains(name) => {
             if !world.netns_exists(name) {
-                return Err(netns::missing(name)
-                    .with_help("netns::list() shows the namespaces there are; there is nothing to delete"));
+                return Err(crate::net::refusal::no_netns(name).with_help(
+                    "netns::list() shows the namespaces there are; there is nothing to delete",
+                ));
             }
             not_ours(format!("netns {name}"))
         }
@@ -85,7 +81,11 @@ pub fn check(lab: &str, owned: &Owned, op: &Op, world: &dyn World) -> NetResult<
             let ours = owned.has_change(|c| {
                 matches!(c, Op::AddrAdd { ns: n, dev: d, cidr: x } if n == ns && d == dev && x == cidr)
             });
-            if ours { Ok(()) } else { not_ours(format!("address {cidr} on {dev} in {}", place(ns))) }
+            if ours {
+                Ok(())
+            } else {
+                not_ours(format!("address {cidr} on {dev} in {}", place(ns)))
+            }
         }
         Op::RouteDel { ns, dest, via, dev } if !owned.in_owned_ns(ns.as_deref()) => {
             let ours = owned.has_change(|c| {

@@ -79,9 +79,7 @@ impl Session {
         }
         // Two processes appending to one journal would each undo only their own half.
         if let Some(pid) = journal::running_pid(lab) {
-            return Err(NetError::new(format!("lab {lab} is being run by process {pid}"))
-                .with_errno(libc::EBUSY)
-                .with_help(format!("wait for it, or stop it (`kill {pid}` rolls a run back); --lab NAME works on another lab")));
+            return Err(super::destroy::lab_busy(lab, pid).with_help(format!("wait for it, or stop it (`kill {pid}` rolls a run back); --lab NAME works on another lab")));
         }
         let ops = journal::read(lab)?;
         Ok(Session {

@@ -5,6 +5,7 @@ pub mod exec;
 pub mod info;
 pub mod kernel;
 pub mod nat;
+pub mod nat_syntax;
 pub mod netns;
 pub mod nl;
 pub mod op;
@@ -13,6 +14,7 @@ pub mod probe_measure;
 pub mod probe_serve;
 pub mod routing;
 pub mod rule;
+pub mod refusal;
 
 pub use error::{NetError, NetResult};
 pub use kernel::Kernel;

@@ -6,6 +6,7 @@
 
 use super::error::{NetError, NetResult};
 use super::netns;
+pub use super::refusal::rule_exists;
 
 fn ipt() -> iptables::IPTables {
     // Built by hand: `iptables::new()` spawns `iptables --version` first, one process more
@@ -25,17 +26,6 @@ fn rule_text(rule: &[String]) -> String {
 fn missing_binary(e: &str) -> NetError {
     NetError::new(format!("cannot run iptables: {e}"))
         .with_help("install the iptables command (Debian/Ubuntu: apt-get install iptables)")
-}
-
-/// The same rule twice: the kernel would keep both (and every packet would pass both), so
-/// a second `nat::masquerade` of one subnet, easy to type again in a REPL, is refused.
-pub fn rule_exists(ns: Option<&str>, table: &str, chain: &str) -> NetError {
-    NetError::new(format!(
-        "the {table} table in {} already has this rule in {chain}",
-        super::error::place(ns)
-    ))
-    .with_errno(libc::EEXIST)
-    .with_help("nat::list() shows the rules there; each is needed once")
 }
 
 pub fn append(ns: Option<&str>, table: &str, chain: &str, rule: &[String]) -> NetResult<()> {

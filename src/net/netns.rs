@@ -10,6 +10,9 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, setns, unshare};
 
 use super::error::{NetError, NetResult};
+/// The old name of [`no_netns`], kept for callers written before net/refusal.rs.
+pub use super::refusal::no_netns as missing;
+use super::refusal::{netns_exists, no_netns};
 
 pub const NETNS_DIR: &str = "/run/netns";
 
@@ -152,11 +155,7 @@ pub fn add_with<T>(name: &str, inside: impl FnOnce() -> T) -> NetResult<T> {
     let p = path(name);
     std::fs::OpenOptions::new().write(true).create_new(true).open(&p).map_err(|e| {
         match e.raw_os_error() {
-            Some(libc::EEXIST) => NetError::new(format!("netns {name} already exists"))
-                .with_errno(libc::EEXIST)
-                .with_help(format!(
-                    "pick another name, or remove the old one (`nslab destroy LAB` if a lab made it, `ip netns del {name}` if not)"
-                )),
+            Some(libc::EEXIST) => netns_exists(name),
             _ => NetError::from(e),
         }
     })?;
@@ -193,16 +192,10 @@ impl Drop for GoBack {
 pub fn del(name: &str) -> NetResult<()> {
     let p = path(name);
     if !p.exists() {
-        return Err(missing(name));
+        return Err(no_netns(name));
     }
     let _ = umount2(&p, MntFlags::MNT_DETACH);
     std::fs::remove_file(&p).map_err(NetError::from)
-}
-
-pub fn missing(name: &str) -> NetError {
-    NetError::new(format!("netns {name} does not exist")).with_errno(libc::ENOENT).with_help(
-        format!("create it first with netns::add(\"{name}\"); netns::list() shows what exists"),
-    )
 }
 
 pub fn exists(name: &str) -> bool {
@@ -225,7 +218,7 @@ pub fn list() -> NetResult<Vec<String>> {
 /// Opens the namespace file of NAME (for setns or IFLA_NET_NS_FD).
 pub fn open(name: &str) -> NetResult<File> {
     File::open(path(name)).map_err(|e| match e.raw_os_error() {
-        Some(libc::ENOENT) => missing(name),
+        Some(libc::ENOENT) => no_netns(name),
         _ => NetError::from(e),
     })
 }

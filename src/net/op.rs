@@ -321,6 +321,11 @@ fn link_arg(keyword: &str, name: &str) -> String {
     }
 }
 
+/// An IPv6 link-local address (fe80::/10): the same on every link, so meaningless without one.
+pub fn is_link_local(a: std::net::IpAddr) -> bool {
+    matches!(a, std::net::IpAddr::V6(v) if v.is_unicast_link_local())
+}
+
 /// Joins arguments for a shell, quoting only where needed.
 pub fn shell_words(args: &[String]) -> String {
     args.iter().map(|a| if a == "!" { a.clone() } else { q(a) }).collect::<Vec<_>>().join(" ")

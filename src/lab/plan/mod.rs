@@ -1,0 +1,356 @@
+//! The plan executor (`nslab plan`): a [`Backend`] that never touches the kernel. Every Op is
+//! rendered as the equivalent `ip` / `iptables` / `sysctl` command line and applied to a model
+//! of what the plan has built so far; queries (`link::list`, `netns::exists`, ...) are answered
+//! from that model, and probes are printed as the equivalent command (or a comment) and
+//! answered with a plausible success.
+//!
+//! The model starts as a fresh host: nothing but `lo`, no named netns. It checks what the
+//! kernel would refuse where that is cheap (a duplicate netns or link is EEXIST, a missing link
+//! ENODEV, an unreachable gateway ENETUNREACH) with the same words `nslab run` uses, so a
+//! recipe that would fail at run time fails at plan time, at the same line.
+//!
+//! Probes are traced through the model (routes, veth peers, bridges, `ip_forward`, the nat
+//! table's MASQUERADE and DNAT rules) only to make their answers plausible — the address a
+//! server sees, which netns answers a port forward, the ARP entries a ping leaves behind. A
+//! probe always reports success: a plan predicts what the recipe builds, not whether the
+//! network works.
+
+mod model;
+mod routing;
+mod sysctl;
+#[cfg(test)]
+mod tests;
+mod trace;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use model::Model;
+
+use super::backend::Backend;
+use super::teardown::Owned;
+use crate::net::exec::ExecOutput;
+use crate::net::info::{AddrInfo, FdbEntry, LinkInfo, NeighInfo, RouteInfo};
+use crate::net::op::{is_link_local, q, shell_words};
+use crate::net::probe::{Echoes, PingResult, TcpResult, serve_line};
+use crate::net::refusal::{not_a_bridge_kind, port_in_use};
+use crate::net::{NetResult, Op};
+
+pub use crate::net::nat_syntax::save_line;
+
+/// The plan executor. Build one per plan, install it as the script backend, run the recipe,
+/// then print [`Plan::lines`].
+pub struct Plan {
+    lab: String,
+    model: RefCell<Model>,
+    owned: RefCell<Owned>,
+    lines: RefCell<Vec<String>>,
+    next_port: Cell<u16>,
+    /// `--no-ipv6`: the namespaces made with IPv6 off so far, or None when it is off.
+    v6_off: RefCell<Option<HashSet<String>>>,
+}
+
+impl Plan {
+    /// A plan for lab `lab` on a fresh host.
+    pub fn new(lab: &str) -> Plan {
+        Plan {
+            lab: lab.to_string(),
+            model: RefCell::new(Model::new(lab)),
+            owned: RefCell::new(Owned::default()),
+            lines: RefCell::new(Vec::new()),
+            next_port: Cell::new(40000),
+            v6_off: RefCell::new(None),
+        }
+    }
+
+    /// A plan for lab `lab` on a host that looks like nslab's sandbox: the `uplink` with its
+    /// address and default route, and the netns `internet` behind it. They are known to the
+    /// plan (recipes may probe them) but not created by it, and not part of its output.
+    pub fn new_sandboxed(lab: &str) -> Plan {
+        let p = Plan::new(lab);
+        {
+            let mut m = p.model.borrow_mut();
+            for op in &super::sandbox::uplink_ops() {
+                m.apply(op).expect("the sandbox's own setup is consistent");
+            }
+            for l in m.links.iter_mut() {
+                l.tagged = false;
+            }
+        }
+        p
+    }
+
+    /// Prints the sysctl writes `nslab run --no-ipv6` makes along with each operation.
+    pub fn set_no_ipv6(&self, on: bool) {
+        *self.v6_off.borrow_mut() = on.then(HashSet::new);
+        self.model.borrow_mut().no_ipv6 = on;
+    }
+
+    /// The script lines so far: commands and comments, in order.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.borrow().clone()
+    }
+
+    /// Adds a comment (each line prefixed with `# `), e.g. what the recipe prints.
+    pub fn comment(&self, text: &str) {
+        let mut lines = self.lines.borrow_mut();
+        for l in text.lines() {
+            let l = l.trim_end();
+            lines.push(if l.is_empty() { "#".to_string() } else { format!("# {l}") });
+        }
+        if text.is_empty() {
+            lines.push("#".to_string());
+        }
+    }
+
+    fn out(&self, line: String) {
+        self.lines.borrow_mut().push(line);
+    }
+
+    /// `owner::check` against the model: the ownership rules of `nslab run`.
+    fn check_owner(&self, op: &Op) -> NetResult<()> {
+        super::owner::check(&self.lab, &self.owned.borrow(), op, &*self.model.borrow())
+    }
+
+    fn prefix(ns: Option<&str>) -> String {
+        match ns {
+            Some(n) => format!("ip netns exec {} ", q(n)),
+            None => String::new(),
+        }
+    }
+}
+
+impl Backend for Plan {
+    fn lab(&self) -> &str {
+        &self.lab
+    }
+
+    fn apply(&self, mut op: Op) -> NetResult<()> {
+        self.check_owner(&op)?;
+        if let Op::SysctlSet { ns, key, old, .. } = &mut op {
+            *old = Some(self.model.borrow().sysctl_get(ns.as_deref(), key)?);
+        }
+        self.model.borrow_mut().apply(&op)?;
+        self.owned.borrow_mut().note(&op);
+        self.out(op.command());
+        if let Some(off) = self.v6_off.borrow_mut().as_mut() {
+            for w in op.no_ipv6_writes(|ns| ns.is_some_and(|n| off.contains(n))) {
+                // The model turns IPv6 off where `nslab run --no-ipv6` does.
+                self.model.borrow_mut().apply(&w)?;
+                self.out(w.command());
+            }
+            match &op {
+                Op::NetnsAdd { name } => _ = off.insert(name.clone()),
+                Op::NetnsDel { name } => _ = off.remove(name),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn netns_list(&self) -> NetResult<Vec<String>> {
+        Ok(self.model.borrow().spaces.keys().flatten().cloned().collect())
+    }
+
+    fn netns_exists(&self, name: &str) -> NetResult<bool> {
+        Ok(self.model.borrow().spaces.contains_key(&Some(name.to_string())))
+    }
+
+    fn links(&self, ns: Option<&str>) -> NetResult<Vec<LinkInfo>> {
+        self.model.borrow().links_of(ns)
+    }
+
+    fn addrs(&self, ns: Option<&str>) -> NetResult<Vec<AddrInfo>> {
+        self.model.borrow().addrs_of(ns)
+    }
+
+    fn routes(&self, ns: Option<&str>) -> NetResult<Vec<RouteInfo>> {
+        let m = self.model.borrow();
+        m.space(ns)?;
+        Ok(m.routes_of(ns))
+    }
+
+    fn neighbours(&self, ns: Option<&str>) -> NetResult<Vec<NeighInfo>> {
+        Ok(self.model.borrow().space(ns)?.neigh.clone())
+    }
+
+    fn fdb(&self, ns: Option<&str>, bridge: &str) -> NetResult<Vec<FdbEntry>> {
+        let m = self.model.borrow();
+        let b = &m.links[m.lookup(ns, bridge)?];
+        if b.kind != "bridge" {
+            return Err(not_a_bridge_kind(bridge, b.kind));
+        }
+        let mut out: Vec<FdbEntry> = m
+            .space(ns)?
+            .fdb
+            .iter()
+            .filter(|(bn, _)| bn == bridge)
+            .map(|(_, e)| e.clone())
+            .collect();
+        // The bridge's own entries: each port's address (`brctl showmacs`: local).
+        for p in m.links.iter().filter(|p| p.ns == b.ns && p.master.as_deref() == Some(bridge)) {
+            out.push(FdbEntry {
+                mac: p.mac.clone(),
+                port: p.name.clone(),
+                local: true,
+                ageing: 0.0,
+            });
+        }
+        Ok(out)
+    }
+
+    fn bridge_ports(&self, ns: Option<&str>, bridge: &str) -> NetResult<Vec<LinkInfo>> {
+        let m = self.model.borrow();
+        let b = &m.links[m.lookup(ns, bridge)?];
+        if b.kind != "bridge" {
+            return Err(not_a_bridge_kind(bridge, b.kind));
+        }
+        Ok(m.links_of(ns)?.into_iter().filter(|l| l.master.as_deref() == Some(bridge)).collect())
+    }
+
+    fn sysctl_get(&self, ns: Option<&str>, key: &str) -> NetResult<String> {
+        self.model.borrow().sysctl_get(ns, key)
+    }
+
+    fn nat_list(&self, ns: Option<&str>) -> NetResult<Vec<String>> {
+        let m = self.model.borrow();
+        let space = m.space(ns)?;
+        // `iptables -S` lists chains in their built-in order, each chain's rules in order.
+        let chains = ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"];
+        let mut rules: Vec<&(String, String, Vec<String>)> =
+            space.rules.iter().filter(|(t, ..)| t == "nat").collect();
+        rules.sort_by_key(|(_, c, _)| chains.iter().position(|x| x == c).unwrap_or(chains.len()));
+        Ok(rules.into_iter().map(|(_, c, r)| save_line(c, r)).collect())
+    }
+
+    fn exec(
+        &self,
+        ns: Option<&str>,
+        argv: Vec<String>,
+        timeout: Option<Duration>,
+    ) -> NetResult<ExecOutput> {
+        self.model.borrow().space(ns)?;
+        // coreutils `timeout` kills the command as nslab does (and fails the script, as the
+        // run fails).
+        let limit = match timeout {
+            Some(t) => format!("timeout -s KILL {} ", t.as_secs_f64()),
+            None => String::new(),
+        };
+        self.out(format!("{}{limit}{}", Plan::prefix(ns), shell_words(&argv)));
+        Ok(ExecOutput { status: 0, stdout: String::new(), stderr: String::new(), background: None })
+    }
+
+    fn ping(
+        &self,
+        ns: Option<&str>,
+        addr: IpAddr,
+        dev: Option<&str>,
+        echoes: Echoes,
+    ) -> NetResult<PingResult> {
+        {
+            let m = self.model.borrow();
+            m.space(ns)?;
+            // `ADDR%DEV` sends out of DEV: the kernel path looks it up first.
+            if let Some(d) = dev {
+                m.lookup(ns, d)?;
+            }
+        }
+        let secs = |d: Duration| d.as_secs_f64().ceil().max(1.0) as u64;
+        let interval = if echoes.interval < Duration::from_secs(1) {
+            format!(" -i{}", echoes.interval.as_secs_f64())
+        } else {
+            String::new()
+        };
+        // ping(8) counts late answers too, like nslab; `-c1 -w DEADLINE` is its "echo until
+        // the first answer" idiom.
+        let (args, sent) = if echoes.until_first {
+            (format!("-c1 -w{}{interval}", secs(echoes.deadline())), 1)
+        } else {
+            (format!("-c{} -W{}{interval}", echoes.count, secs(echoes.wait)), echoes.count)
+        };
+        // iputils takes `ADDR%DEV` for an IPv6 link-local address only; `-I DEV` for the rest.
+        let target = match dev {
+            Some(d) if is_link_local(addr) => q(&format!("{addr}%{d}")),
+            Some(d) => format!("-I {} {addr}", q(d)),
+            None => addr.to_string(),
+        };
+        self.out(format!("{}ping {args} {target}", Plan::prefix(ns)));
+        let _ = self.model.borrow_mut().trace(ns, addr, None);
+        Ok(PingResult { ok: true, sent, received: sent, rtt_ms: 0.0 })
+    }
+
+    fn tcp(&self, ns: Option<&str>, target: SocketAddr, timeout: Duration) -> NetResult<TcpResult> {
+        self.model.borrow().space(ns)?;
+        let secs = timeout.as_secs_f64().ceil().max(1.0) as u64;
+        let (ip, port) = (target.ip(), target.port());
+        self.out(format!(
+            "# probe::tcp: connect to {target} and read the reply (needs a server there): {}timeout {secs} bash -c 'cat </dev/tcp/{ip}/{port}'",
+            Plan::prefix(ns)
+        ));
+        let trace = self.model.borrow_mut().trace(ns, ip, Some(("tcp", port)));
+        let client_port = 40000;
+        let r = match trace {
+            Some(t) => {
+                let served = self
+                    .model
+                    .borrow()
+                    .spaces
+                    .get(&t.server)
+                    .is_some_and(|s| s.served.contains(&t.port.unwrap_or(port)));
+                let local = SocketAddr::new(t.local, client_port);
+                let reply = if served {
+                    serve_line(
+                        t.server.as_deref(),
+                        SocketAddr::new(t.seen, client_port),
+                        SocketAddr::new(t.dst, t.port.unwrap_or(port)),
+                    )
+                } else {
+                    String::new()
+                };
+                TcpResult {
+                    ok: true,
+                    reply,
+                    seen: served.then(|| t.seen.to_string()),
+                    local: Some(local.to_string()),
+                    rtt_ms: 0.0,
+                    error: None,
+                }
+            }
+            None => TcpResult {
+                ok: true,
+                reply: String::new(),
+                seen: None,
+                local: None,
+                rtt_ms: 0.0,
+                error: None,
+            },
+        };
+        Ok(r)
+    }
+
+    fn serve(&self, ns: Option<&str>, port: u16) -> NetResult<u16> {
+        let mut m = self.model.borrow_mut();
+        let space = m.space_mut(ns)?;
+        let port = if port == 0 {
+            let p = self.next_port.get();
+            self.next_port.set(p + 1);
+            p
+        } else {
+            port
+        };
+        if !space.served.insert(port) {
+            return Err(port_in_use(port, ns));
+        }
+        drop(m);
+        self.out(format!(
+            "# probe::serve: nslab's built-in server listens on tcp port {port} {} and tells each client the address it saw (no standard command does this)",
+            match ns {
+                Some(n) => format!("in netns {n}"),
+                None => "here".to_string(),
+            }
+        ));
+        Ok(port)
+    }
+}

@@ -1,0 +1,165 @@
+use super::*;
+
+fn ops(p: &Plan, ops: Vec<Op>) {
+    for op in ops {
+        p.apply(op).unwrap();
+    }
+}
+
+fn s(x: &str) -> String {
+    x.to_string()
+}
+
+fn walkthrough(p: &Plan) {
+    let red = Some(s("red"));
+    ops(
+        p,
+        vec![
+            Op::BridgeAdd { ns: None, name: s("br") },
+            Op::LinkUp { ns: None, dev: s("br") },
+            Op::AddrAdd { ns: None, dev: s("br"), cidr: "10.0.0.1/24".parse().unwrap() },
+            Op::NetnsAdd { name: s("red") },
+            Op::VethAdd { ns: None, name: s("v-red"), peer: s("v-red-br"), peer_ns: None },
+            Op::LinkSetNetns { ns: None, dev: s("v-red"), to: s("red") },
+            Op::LinkSetMaster { ns: None, dev: s("v-red-br"), master: Some(s("br")) },
+            Op::LinkUp { ns: None, dev: s("v-red-br") },
+            Op::AddrAdd { ns: red.clone(), dev: s("v-red"), cidr: "10.0.0.10/24".parse().unwrap() },
+            Op::LinkUp { ns: red.clone(), dev: s("v-red") },
+            Op::RouteAdd {
+                ns: red.clone(),
+                dest: None,
+                via: Some("10.0.0.1".parse().unwrap()),
+                dev: None,
+            },
+        ],
+    );
+}
+
+#[test]
+fn ops_render_and_build_the_model() {
+    let p = Plan::new("t");
+    walkthrough(&p);
+    assert_eq!(p.lines()[0], "ip link add name br type bridge", "`br` alone reads as `broadcast`");
+    assert_eq!(p.lines()[5], "ip link set v-red netns red");
+    let red = p.links(Some("red")).unwrap();
+    assert_eq!(red.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), ["lo", "v-red"]);
+    assert_eq!(red[1].alias.as_deref(), Some("nslab:t"));
+    assert_eq!(red[1].oper, "up");
+    let ports = p.bridge_ports(None, "br").unwrap();
+    assert_eq!(ports.len(), 1);
+    let routes = p.routes(Some("red")).unwrap();
+    assert_eq!(routes[0].dest, "default");
+    assert_eq!(routes[0].via.as_deref(), Some("10.0.0.1"));
+    assert_eq!(routes[1].dest, "10.0.0.0/24");
+    assert_eq!(routes[1].proto, "kernel");
+    assert!(p.netns_exists("red").unwrap());
+    assert_eq!(p.netns_list().unwrap(), ["red"]);
+}
+
+#[test]
+fn the_kernel_refusals_come_back_in_its_words() {
+    let p = Plan::new("t");
+    walkthrough(&p);
+    let e = p.apply(Op::NetnsAdd { name: s("red") }).unwrap_err();
+    assert_eq!((e.message.as_str(), e.errno), ("netns red already exists", Some(libc::EEXIST)));
+    let e = p.apply(Op::LinkUp { ns: Some(s("red")), dev: s("nope") }).unwrap_err();
+    assert_eq!((e.message.as_str(), e.errno), ("no link nope in netns red", Some(libc::ENODEV)));
+    let e = p.apply(Op::LinkUp { ns: Some(s("blue")), dev: s("lo") }).unwrap_err();
+    assert_eq!(e.message, "netns blue does not exist");
+    let e = p.apply(Op::BridgeAdd { ns: None, name: s("br") }).unwrap_err();
+    assert_eq!(e.message, "link br already exists in the host");
+    // A gateway outside every connected subnet, as the kernel's nexthop check sees it.
+    let e = p
+        .apply(Op::RouteAdd {
+            ns: Some(s("red")),
+            dest: Some("10.9.0.0/16".parse().unwrap()),
+            via: Some("10.1.0.1".parse().unwrap()),
+            dev: None,
+        })
+        .unwrap_err();
+    assert_eq!(e.errno, Some(libc::ENETUNREACH));
+    let e = p
+        .apply(Op::RouteAdd {
+            ns: Some(s("red")),
+            dest: None,
+            via: Some("10.0.0.1".parse().unwrap()),
+            dev: None,
+        })
+        .unwrap_err();
+    assert_eq!(e.message, "netns red already has a route default");
+    let e = p.apply(Op::LinkDel { ns: None, dev: s("lo") }).unwrap_err();
+    assert_eq!(e.errno, Some(libc::EPERM));
+    // Nothing failed is rendered.
+    assert_eq!(p.lines().len(), 11);
+}
+
+#[test]
+fn deleting_a_netns_takes_the_veth_peer_along() {
+    let p = Plan::new("t");
+    walkthrough(&p);
+    p.apply(Op::NetnsDel { name: s("red") }).unwrap();
+    assert!(p.links(None).unwrap().iter().all(|l| l.name != "v-red-br"));
+    assert!(!p.netns_exists("red").unwrap());
+}
+
+#[test]
+fn probes_print_commands_and_learn_neighbours() {
+    let p = Plan::new("t");
+    walkthrough(&p);
+    let r = p
+        .ping(
+            Some("red"),
+            "10.0.0.1".parse().unwrap(),
+            None,
+            Echoes::new(3, Duration::from_secs(1), true),
+        )
+        .unwrap();
+    assert!(r.ok);
+    assert_eq!(p.lines().last().unwrap(), "ip netns exec red ping -c1 -w3 10.0.0.1");
+    let n = p.neighbours(Some("red")).unwrap();
+    assert_eq!(n.len(), 1);
+    assert_eq!(n[0].ip, "10.0.0.1");
+    assert!(p.fdb(None, "br").unwrap().iter().any(|e| !e.local && e.port == "v-red-br"));
+}
+
+#[test]
+fn masquerade_and_port_forward_are_traced() {
+    let p = Plan::new_sandboxed("t");
+    walkthrough(&p);
+    let rule = |w: &str| w.split(' ').map(String::from).collect::<Vec<_>>();
+    ops(
+        &p,
+        vec![
+            Op::SysctlSet { ns: None, key: s("net.ipv4.ip_forward"), value: s("1"), old: None },
+            Op::IptAppend {
+                ns: None,
+                table: s("nat"),
+                chain: s("POSTROUTING"),
+                rule: rule("-s 10.0.0.0/24 ! -d 10.0.0.0/24 -j MASQUERADE"),
+            },
+            Op::IptAppend {
+                ns: None,
+                table: s("nat"),
+                chain: s("PREROUTING"),
+                rule: rule(
+                    "-p tcp -m addrtype --dst-type LOCAL --dport 8080 -m comment --comment nslab:t -j DNAT --to-destination 10.0.0.10:80",
+                ),
+            },
+        ],
+    );
+    p.serve(Some("internet"), 80).unwrap();
+    let r = p.tcp(Some("red"), "203.0.113.1:80".parse().unwrap(), Duration::from_secs(1)).unwrap();
+    assert_eq!(r.seen.as_deref(), Some("203.0.113.2"));
+    p.serve(Some("red"), 80).unwrap();
+    let r = p
+        .tcp(Some("internet"), "203.0.113.2:8080".parse().unwrap(), Duration::from_secs(1))
+        .unwrap();
+    assert!(r.reply.starts_with("nslab-serve ns=red seen=203.0.113.1:"), "{}", r.reply);
+    assert_eq!(
+        p.nat_list(None).unwrap()[0],
+        "-A PREROUTING -p tcp -m addrtype --dst-type LOCAL -m tcp --dport 8080 -m comment --comment \"nslab:t\" -j DNAT --to-destination 10.0.0.10:80"
+    );
+    // The sandbox's own objects are known but not rendered.
+    assert!(!p.lines().iter().any(|l| l.contains("uplink")));
+    assert_eq!(p.serve(Some("red"), 80).unwrap_err().errno, Some(libc::EADDRINUSE));
+}

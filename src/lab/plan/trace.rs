@@ -1,0 +1,233 @@
+//! Probe tracing: a packet followed hop by hop through the model (routes, veth peers,
+//! bridges, `ip_forward`, the nat table's MASQUERADE and DNAT rules), only to make a
+//! probe's answer plausible.
+
+use std::net::IpAddr;
+
+use super::model::{Link, Model, key};
+use crate::net::info::{FdbEntry, NeighInfo};
+use crate::net::nat_syntax::{Packet, dnat_target, rule_matches};
+use crate::net::op::Ns;
+
+/// Where a traced packet ended up.
+pub(super) struct Trace {
+    /// The netns that answered (after any DNAT).
+    pub(super) server: Ns,
+    /// The source address the answering netns saw (after any MASQUERADE).
+    pub(super) seen: IpAddr,
+    /// The client's own source address.
+    pub(super) local: IpAddr,
+    /// Destination after any DNAT.
+    pub(super) dst: IpAddr,
+    pub(super) port: Option<u16>,
+}
+
+/// One L3 neighbour reachable from a link at layer 2, and the bridge ports on the way.
+pub(super) struct Hop {
+    pub(super) target: usize,
+    pub(super) bridge: Option<usize>,
+    /// The bridge port the sender's frames enter by (None when the sender is the bridge).
+    pub(super) in_port: Option<usize>,
+    /// The bridge port towards the target (None when the target is the bridge).
+    pub(super) out_port: Option<usize>,
+}
+
+impl Model {
+    pub(super) fn is_local(&self, ns: Option<&str>, ip: IpAddr) -> bool {
+        let Ok(space) = self.space(ns) else { return false };
+        space
+            .addrs
+            .iter()
+            .any(|(dev, a)| a.addr() == ip || (ip.is_loopback() && dev == "lo" && a.contains(&ip)))
+    }
+
+    pub(super) fn ports_of(&self, bridge: &Link) -> Vec<&Link> {
+        self.links
+            .iter()
+            .filter(|p| {
+                p.ns == bridge.ns && p.master.as_deref() == Some(bridge.name.as_str()) && p.up
+            })
+            .collect()
+    }
+
+    /// The interfaces a frame sent on link `uid` reaches at layer 2.
+    pub(super) fn segment(&self, uid: usize) -> Vec<Hop> {
+        let Some(l) = self.by_uid(uid) else { return vec![] };
+        if !l.up {
+            return vec![];
+        }
+        let up_peer =
+            |p: &Link| p.peer.and_then(|q| self.by_uid(q)).filter(|q| q.up).map(|q| q.uid);
+        let mut out = Vec::new();
+        match l.kind {
+            "bridge" => {
+                for p in self.ports_of(l) {
+                    if let Some(t) = up_peer(p) {
+                        out.push(Hop {
+                            target: t,
+                            bridge: Some(l.uid),
+                            in_port: None,
+                            out_port: Some(p.uid),
+                        });
+                    }
+                }
+            }
+            "veth" => {
+                let Some(q) = l.peer.and_then(|q| self.by_uid(q)).filter(|q| q.up) else {
+                    return out;
+                };
+                let bridge = q
+                    .master
+                    .as_deref()
+                    .and_then(|m| self.find(q.ns.as_deref(), m))
+                    .map(|i| &self.links[i]);
+                match bridge {
+                    Some(b) if b.up => {
+                        out.push(Hop {
+                            target: b.uid,
+                            bridge: Some(b.uid),
+                            in_port: Some(q.uid),
+                            out_port: None,
+                        });
+                        for p in self.ports_of(b) {
+                            if p.uid == q.uid {
+                                continue;
+                            }
+                            if let Some(t) = up_peer(p) {
+                                out.push(Hop {
+                                    target: t,
+                                    bridge: Some(b.uid),
+                                    in_port: Some(q.uid),
+                                    out_port: Some(p.uid),
+                                });
+                            }
+                        }
+                    }
+                    Some(_) => {}
+                    None => {
+                        out.push(Hop { target: q.uid, bridge: None, in_port: None, out_port: None })
+                    }
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+
+    pub(super) fn has_addr(&self, uid: usize, ip: IpAddr) -> bool {
+        let Some(l) = self.by_uid(uid) else { return false };
+        self.space(l.ns.as_deref())
+            .is_ok_and(|s| s.addrs.iter().any(|(d, a)| d == &l.name && a.addr() == ip))
+    }
+
+    pub(super) fn learn_neigh(&mut self, ns: &Ns, ip: IpAddr, mac: &str, dev: &str, state: &str) {
+        if let Some(space) = self.spaces.get_mut(ns) {
+            space.neigh.retain(|n| !(n.ip == ip.to_string() && n.dev == dev));
+            space.neigh.push(NeighInfo {
+                ip: ip.to_string(),
+                mac: Some(mac.to_string()),
+                dev: dev.to_string(),
+                state: state.into(),
+            });
+        }
+    }
+
+    pub(super) fn learn_fdb(&mut self, bridge: usize, port: Option<usize>, mac: &str) {
+        let (Some(b), Some(p)) = (self.by_uid(bridge), port.and_then(|p| self.by_uid(p))) else {
+            return;
+        };
+        let (ns, bname, pname) = (b.ns.clone(), b.name.clone(), p.name.clone());
+        if let Some(space) = self.spaces.get_mut(&ns) {
+            space.fdb.retain(|(bn, e)| !(bn == &bname && e.mac == mac));
+            space.fdb.push((
+                bname,
+                FdbEntry { mac: mac.to_string(), port: pname, local: false, ageing: 0.0 },
+            ));
+        }
+    }
+
+    /// First rule of `chain` in `ns`'s nat table that matches, by its words.
+    pub(super) fn nat_match(&self, ns: &Ns, chain: &str, pkt: &Packet) -> Option<Vec<String>> {
+        let space = self.spaces.get(ns)?;
+        space
+            .rules
+            .iter()
+            .filter(|(t, c, _)| t == "nat" && c == chain)
+            .find(|(_, _, r)| rule_matches(r, pkt, |ip| self.is_local(ns.as_deref(), ip)))
+            .map(|(_, _, r)| r.clone())
+    }
+
+    /// Follows a packet from `from` to `dst` hop by hop; learns neighbours and bridge
+    /// entries on the way. None when the model sees no path.
+    pub(super) fn trace(
+        &mut self,
+        from: Option<&str>,
+        dst: IpAddr,
+        port: Option<(&str, u16)>,
+    ) -> Option<Trace> {
+        let mut cur: Ns = key(from);
+        let mut pkt = Packet {
+            src: None,
+            dst,
+            proto: port.map(|p| p.0.to_string()),
+            dport: port.map(|p| p.1),
+            in_dev: None,
+            out_dev: None,
+        };
+        let mut local = None;
+        for hop in 0..16 {
+            if hop > 0 {
+                // PREROUTING on arrival: a port forward may rewrite the destination.
+                if let Some(rule) = self.nat_match(&cur, "PREROUTING", &pkt)
+                    && let Some((ip, p)) = dnat_target(&rule)
+                {
+                    pkt.dst = ip;
+                    pkt.dport = p.or(pkt.dport);
+                }
+            }
+            if self.is_local(cur.as_deref(), pkt.dst) {
+                let seen = pkt.src.unwrap_or(pkt.dst);
+                return Some(Trace {
+                    server: cur,
+                    seen,
+                    local: local.unwrap_or(seen),
+                    dst: pkt.dst,
+                    port: pkt.dport,
+                });
+            }
+            if hop > 0
+                && self.spaces.get(&cur)?.sysctls.get("net.ipv4.ip_forward").map(String::as_str)
+                    != Some("1")
+            {
+                return None;
+            }
+            let (dev, gw) = self.route_lookup(cur.as_deref(), pkt.dst)?;
+            let nh = gw.unwrap_or(pkt.dst);
+            let hop_src = self.source_for(cur.as_deref(), &dev, nh)?;
+            if pkt.src.is_none() {
+                pkt.src = Some(hop_src);
+                local = Some(hop_src);
+            }
+            pkt.out_dev = Some(dev.clone());
+            if let Some(rule) = self.nat_match(&cur, "POSTROUTING", &pkt)
+                && rule.iter().any(|w| w == "MASQUERADE")
+            {
+                pkt.src = Some(hop_src);
+            }
+            let out = self.links[self.find(cur.as_deref(), &dev)?].clone();
+            let h = self.segment(out.uid).into_iter().find(|h| self.has_addr(h.target, nh))?;
+            let target = self.by_uid(h.target)?.clone();
+            // ARP both ways, and the bridge learns both ends' addresses on their ports.
+            self.learn_neigh(&cur, nh, &target.mac, &out.name, "reachable");
+            self.learn_neigh(&target.ns, hop_src, &out.mac, &target.name, "stale");
+            if let Some(b) = h.bridge {
+                self.learn_fdb(b, h.in_port, &out.mac);
+                self.learn_fdb(b, h.out_port, &target.mac);
+            }
+            cur = target.ns.clone();
+            pkt.in_dev = Some(target.name.clone());
+            pkt.out_dev = None;
+        }
+        None
+    }
+}

@@ -1,0 +1,232 @@
+//! The kernel executor: applies [`Op`]s over rtnetlink and answers queries.
+//!
+//! One synchronous netlink socket per netns ([`super::nl::NlSocket`]), opened by a thread
+//! while inside that netns (a netlink socket stays bound to the netns it was created in) and
+//! cached by name. A netns this executor creates gets its socket while it is being created,
+//! so a new netns costs no thread at all (see [`netns::add_with`]). Every request waits for
+//! its answer before the next one goes out (nl.rs says why requests are not pipelined).
+//! Names are resolved to ifindexes with one `SIOCGIFINDEX` ioctl on that socket, not an
+//! RTM_GETLINK round trip.
+//!
+//! `NSLAB_TIMING=1` prints, at exit, how long each kind of Op took (count, total, mean,
+//! slowest): where a slow build spends its time.
+
+mod addr;
+mod dump;
+mod link;
+mod namespace;
+mod route;
+mod sysctl;
+mod veth;
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+pub use super::op::is_link_local;
+pub use super::refusal::*;
+pub use sysctl::{sysctl_get, sysctl_set};
+
+use super::error::{NetError, NetResult, place};
+use super::nl::NlSocket;
+use super::op::{Ns, Op};
+use super::{nat, netns};
+
+/// What every link a lab creates carries, so its owner can be seen and it can be removed in
+/// one request: the alias `nslab:LAB` and a link group.
+#[derive(Debug, Clone)]
+pub struct LinkTag {
+    pub alias: String,
+    pub group: u32,
+}
+
+/// A netns's socket and the identity of the netns it was opened in (None: the host).
+type CachedSock = (Rc<NlSocket>, Option<netns::NetnsId>);
+
+pub struct Kernel {
+    /// One socket per netns, with the identity of the netns it was opened in (None: the
+    /// host, or gone).
+    socks: RefCell<HashMap<Ns, CachedSock>>,
+    tag: Option<LinkTag>,
+    /// `--no-ipv6` (see [`Kernel::set_no_ipv6`]).
+    no_ipv6: Cell<bool>,
+    /// Walk-through fast path (see [`Kernel::set_defer_veth`]).
+    defer_veth: Cell<bool>,
+    /// A veth pair accepted but not created yet: (netns, name, peer).
+    pending_veth: RefCell<Option<(Ns, String, String)>>,
+    /// Namespaces this executor created with IPv6 off: links made inside them need no
+    /// per-link sysctl.
+    v6_off_ns: RefCell<HashSet<String>>,
+    /// `NSLAB_TIMING`: per kind of Op, (count, total, slowest).
+    timing: Option<RefCell<BTreeMap<String, OpTime>>>,
+}
+
+/// NSLAB_TIMING per kind of Op: how many, their total, the slowest.
+type OpTime = (u32, Duration, Duration);
+
+impl Drop for Kernel {
+    fn drop(&mut self) {
+        let Some(t) = &self.timing else { return };
+        eprintln!(
+            "NSLAB_TIMING {:<16} {:>6} {:>10} {:>9} {:>9}",
+            "op", "count", "total ms", "mean us", "max us"
+        );
+        for (k, (n, total, max)) in t.borrow().iter() {
+            eprintln!(
+                "NSLAB_TIMING {k:<16} {n:>6} {:>10.1} {:>9.1} {:>9.0}",
+                total.as_secs_f64() * 1e3,
+                total.as_secs_f64() * 1e6 / f64::from(*n),
+                max.as_secs_f64() * 1e6
+            );
+        }
+    }
+}
+
+impl Kernel {
+    pub fn new(tag: Option<LinkTag>) -> NetResult<Kernel> {
+        let timing = std::env::var_os("NSLAB_TIMING").map(|_| RefCell::new(BTreeMap::new()));
+        Ok(Kernel {
+            socks: RefCell::new(HashMap::new()),
+            tag,
+            no_ipv6: Cell::new(false),
+            defer_veth: Cell::new(false),
+            pending_veth: RefCell::new(None),
+            v6_off_ns: RefCell::new(HashSet::new()),
+            timing,
+        })
+    }
+
+    pub fn tag(&self) -> Option<&LinkTag> {
+        self.tag.as_ref()
+    }
+
+    /// `--no-ipv6`, for very large labs. Every netns created from now on gets
+    /// `net.ipv6.conf.{all,default}.disable_ipv6=1` before anything is made in it (its `lo`
+    /// loses `::1`, no link there gets an IPv6 address), and every bridge or veth end created
+    /// in a netns this executor did not create (the host side) gets
+    /// `net.ipv6.conf.DEV.disable_ipv6=1` before it can come up. Why: an IPv6 interface
+    /// coming up sends DAD probes, router solicitations and MLD reports, and a bridge floods
+    /// them to every port, so on one bridge that background work grows as N² and competes
+    /// with the build for CPU (measured: 3008 packets out of one port of lab(500) within
+    /// 3 s, 1 with IPv6 off).
+    pub fn set_no_ipv6(&self, on: bool) {
+        self.no_ipv6.set(on);
+    }
+
+    /// The walk-through's `veth::add(a, b)` followed by `link::set_netns(a, NS)` made as fast
+    /// as `veth::add(b, a, NS)`: moving a link into a netns costs the kernel 16-23 ms (an
+    /// `rcu_barrier` in dev_change_net_namespace), creating the end there ~0.5 ms. With this
+    /// on, a veth made where both ends stay in one netns is accepted but not created until
+    /// the next operation: if that moves one of its ends to another netns, the pair is
+    /// created with that end already there, in one request; anything else (another
+    /// operation, any query, the end of the run) creates it as asked first.
+    ///
+    /// What the recipe means does not change: the same links end up in the same places, and
+    /// what the kernel would refuse is refused at the same line. The name clash a veth
+    /// creation can meet is checked when `veth::add` is called (one ioctl per name) and
+    /// reported there; a clash in the target netns makes the move take the usual path
+    /// (create, then move), so the kernel's answer lands on `set_netns` as before. Only an
+    /// error the checks cannot foresee (out of memory) would surface one operation late.
+    /// For `nslab run` only: in the REPL a veth must exist as soon as its line returns.
+    pub fn set_defer_veth(&self, on: bool) {
+        self.defer_veth.set(on);
+    }
+
+    /// The cached netlink socket of `ns`, opened on first use.
+    pub(super) fn sock(&self, ns: Option<&str>) -> NetResult<Rc<NlSocket>> {
+        let key: Ns = ns.map(str::to_string);
+        // The netns behind a name can change under a long session (`ip netns del red; ip
+        // netns add red` in another terminal): a socket of the old one would act on a dead
+        // netns. One statx per request (~1 µs) tells (netns::identity).
+        let id = ns.and_then(netns::identity_here);
+        if let Some((s, at)) = self.socks.borrow().get(&key)
+            && match (at, &id) {
+                (Some(a), Some(b)) => a.same_here(b),
+                (None, None) => ns.is_none(),
+                _ => false,
+            }
+        {
+            return Ok(s.clone());
+        }
+        let s = match ns {
+            None => NlSocket::open(),
+            Some(_) => netns::run_in(ns, NlSocket::open)?,
+        }
+        .map_err(|e| {
+            NetError::new(format!("cannot open a netlink socket in {}: {e}", place(ns)))
+        })?;
+        let s = Rc::new(s);
+        self.socks.borrow_mut().insert(key, (s.clone(), id));
+        Ok(s)
+    }
+
+    /// Drops the cached socket of a netns: an open socket keeps a deleted netns alive.
+    pub fn forget(&self, ns: &str) {
+        self.socks.borrow_mut().remove(&Some(ns.to_string()));
+        self.v6_off_ns.borrow_mut().remove(ns);
+    }
+
+    pub fn link_index(&self, ns: Option<&str>, dev: &str) -> NetResult<u32> {
+        self.flush()?;
+        self.sock(ns)?.index_of(dev).map_err(|e| match e.raw_os_error() {
+            Some(libc::ENODEV) => no_link(dev, ns),
+            _ => NetError::from(e),
+        })
+    }
+
+    pub fn apply(&self, op: &Op) -> NetResult<()> {
+        if self.timing.is_none() {
+            return self.apply_inner(op);
+        }
+        let kind = format!("{op:?}").split([' ', '{']).next().unwrap_or_default().to_string();
+        self.timed(kind, || self.apply_inner(op))
+    }
+
+    /// Runs `f`, adding its duration to `kind` when NSLAB_TIMING is on.
+    pub(super) fn timed<T>(&self, kind: impl Into<String>, f: impl FnOnce() -> T) -> T {
+        let Some(timing) = &self.timing else { return f() };
+        let t0 = Instant::now();
+        let r = f();
+        let d = t0.elapsed();
+        let mut t = timing.borrow_mut();
+        let e = t.entry(kind.into()).or_insert((0, Duration::ZERO, Duration::ZERO));
+        e.0 += 1;
+        e.1 += d;
+        e.2 = e.2.max(d);
+        r
+    }
+
+    /// One line per kind of Op: each family's file says how it is done.
+    fn apply_inner(&self, op: &Op) -> NetResult<()> {
+        self.flush_unless_merges(op)?;
+        match op {
+            Op::NetnsAdd { name } => self.netns_add(name),
+            Op::NetnsDel { name } => self.netns_del(name),
+            Op::BridgeAdd { ns, name } => self.bridge_add(ns.as_deref(), name),
+            Op::VethAdd { ns, name, peer, peer_ns } => self.veth_add(ns, name, peer, peer_ns),
+            Op::LinkUp { ns, dev } => self.set_state(ns.as_deref(), dev, true),
+            Op::LinkDown { ns, dev } => self.set_state(ns.as_deref(), dev, false),
+            Op::LinkSetMaster { ns, dev, master } => {
+                self.set_master(ns.as_deref(), dev, master.as_deref())
+            }
+            Op::LinkSetNetns { ns, dev, to } => self.set_netns(ns, dev, to),
+            Op::LinkDel { ns, dev } => self.link_del(ns.as_deref(), dev),
+            Op::AddrAdd { ns, dev, cidr } => self.addr_add(ns.as_deref(), dev, cidr),
+            Op::AddrDel { ns, dev, cidr } => self.addr_del(ns.as_deref(), dev, cidr),
+            Op::RouteAdd { ns, dest, via, dev } => {
+                self.route(ns.as_deref(), true, *dest, *via, dev.as_deref())
+            }
+            Op::RouteDel { ns, dest, via, dev } => {
+                self.route(ns.as_deref(), false, *dest, *via, dev.as_deref())
+            }
+            Op::SysctlSet { ns, key, value, .. } => sysctl_set(ns.as_deref(), key, value),
+            Op::IptAppend { ns, table, chain, rule } => {
+                nat::append(ns.as_deref(), table, chain, rule)
+            }
+            Op::IptDelete { ns, table, chain, rule } => {
+                nat::delete(ns.as_deref(), table, chain, rule)
+            }
+        }
+    }
+}

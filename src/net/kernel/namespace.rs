@@ -1,0 +1,91 @@
+//! Network namespaces, and `--no-ipv6` (IPv6 off in each new netns and on each link made
+//! outside them).
+
+use std::rc::Rc;
+
+use super::Kernel;
+use super::sysctl::{sysctl_path, sysctl_set};
+use crate::net::error::{NetError, NetResult, place};
+use crate::net::netns;
+use crate::net::nl::NlSocket;
+use crate::net::op::Op;
+
+impl Kernel {
+    /// `ip netns add NAME`.
+    pub(super) fn netns_add(&self, name: &str) -> NetResult<()> {
+        // The netns is made on this thread, which also opens its netlink socket while
+        // inside (and with --no-ipv6 turns IPv6 off there before anything else exists
+        // in it), then comes back: no thread, no second trip to open the socket.
+        let no_ipv6 = self.no_ipv6.get();
+        let sock = netns::add_with(name, || -> std::io::Result<NlSocket> {
+            if no_ipv6 {
+                for key in ["net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"]
+                {
+                    match std::fs::write(sysctl_path(key), b"1") {
+                        // A kernel booted with ipv6.disable=1: nothing to turn off.
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        r => r?,
+                    }
+                }
+            }
+            NlSocket::open()
+        })?;
+        match sock {
+            Ok(sock) => {
+                self.socks
+                    .borrow_mut()
+                    .insert(Some(name.to_string()), (Rc::new(sock), netns::identity_here(name)));
+                if no_ipv6 {
+                    self.v6_off_ns.borrow_mut().insert(name.to_string());
+                }
+                Ok(())
+            }
+            Err(e) if no_ipv6 => {
+                // Made, but not as asked: the op fails and the journal drops it.
+                let _ = netns::del(name);
+                Err(NetError::new(format!("cannot turn IPv6 off in netns {name} (--no-ipv6): {e}")))
+            }
+            // The netns exists; the next call in it opens a socket the usual way.
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// `ip netns del NAME`.
+    pub(super) fn netns_del(&self, name: &str) -> NetResult<()> {
+        // Open sockets keep a deleted netns alive: our handle and any probe server.
+        self.forget(name);
+        crate::net::probe::stop(Some(name));
+        netns::del(name)
+    }
+
+    /// The sysctl writes `--no-ipv6` makes along with `op` (none when it is off), for
+    /// `--explain`. Asked before `op` is applied.
+    pub fn no_ipv6_writes(&self, op: &Op) -> Vec<Op> {
+        if !self.no_ipv6.get() {
+            return Vec::new();
+        }
+        let off = self.v6_off_ns.borrow();
+        op.no_ipv6_writes(|ns| ns.is_some_and(|n| off.contains(n)))
+    }
+
+    /// `--no-ipv6` for a link just created in `ns`, before it can come up (so it never gets
+    /// a link-local address). Links inside a netns made with IPv6 off need nothing.
+    pub(super) fn link_v6_off(&self, ns: Option<&str>, dev: &str) -> NetResult<()> {
+        if !self.no_ipv6.get() || ns.is_some_and(|n| self.v6_off_ns.borrow().contains(n)) {
+            return Ok(());
+        }
+        let key = format!("net.ipv6.conf.{}.disable_ipv6", crate::net::op::sysctl_component(dev));
+        match ns {
+            // /proc/sys/net resolves against the opening thread's netns, and this thread is
+            // where nslab runs: no netns thread needed.
+            None => std::fs::write(sysctl_path(&key), b"1").map_err(NetError::from),
+            Some(_) => sysctl_set(ns, &key, "1"),
+        }
+        .map_err(|e| {
+            NetError::new(format!(
+                "cannot turn IPv6 off on {dev} in {} (--no-ipv6): {e}",
+                place(ns)
+            ))
+        })
+    }
+}

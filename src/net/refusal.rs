@@ -1,0 +1,275 @@
+//! Every refusal sentence nslab says, in one place: the kernel executor maps the kernel's
+//! errno to these, the plan executor says them where its model sees the same refusal, so a
+//! recipe that fails at run time fails at plan time with the same words (a test in
+//! `lab::plan` forbids hand-written refusal text there).
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::error::{NetError, place};
+use super::op::q;
+
+/// `link::set_master` to a master that does not exist; suggests a bridge with a close name.
+pub fn no_bridge<'a>(
+    m: &str,
+    ns: Option<&str>,
+    bridges: impl IntoIterator<Item = &'a str>,
+) -> NetError {
+    let help = match super::error::closest(m, bridges) {
+        Some(b) => format!("did you mean {b}? (bridge::add(\"{m}\") creates {m})"),
+        None => format!("create it first with bridge::add(\"{m}\")"),
+    };
+    NetError::new(format!("no bridge {m} in {}", place(ns)))
+        .with_errno(libc::ENODEV)
+        .with_help(help)
+}
+
+/// `link::set_master` to a link that is not a bridge (do_set_master: the master has no
+/// ndo_add_slave, EOPNOTSUPP).
+pub fn not_a_bridge(master: Option<&str>, dev: &str) -> NetError {
+    NetError::new(format!("{} is not a bridge: cannot enslave {dev} to it", master.unwrap_or("?")))
+        .with_errno(libc::EOPNOTSUPP)
+        .with_help("create the master with bridge::add")
+}
+
+/// br_add_if refuses loopback and non-Ethernet links with a bare EINVAL.
+pub fn cannot_join_bridge(dev: &str) -> NetError {
+    NetError::new(format!(
+        "{dev} cannot join a bridge: only Ethernet links can (not lo, not tunnels)"
+    ))
+    .with_errno(libc::EINVAL)
+    .with_help(
+        "plug a veth end into the bridge instead: veth::add(a, b) and link::set_master(a, bridge)",
+    )
+}
+
+/// br_add_if: "Can not enslave a bridge to a bridge" (ELOOP).
+pub fn bridges_do_not_nest(dev: &str, master: Option<&str>) -> NetError {
+    NetError::new(format!(
+        "cannot plug bridge {dev} into bridge {}: bridges do not nest",
+        master.unwrap_or("?")
+    ))
+    .with_errno(libc::ELOOP)
+    .with_help("join two bridges with a veth pair: one end on each (link::set_master)")
+}
+
+/// Bridges and `lo` carry NETIF_F_NETNS_LOCAL: the kernel refuses to move them (EINVAL,
+/// "The interface netns is immutable").
+pub fn pinned_to_netns(dev: &str, to: &str) -> NetError {
+    NetError::new(format!(
+        "cannot move {dev} to netns {to}: the kernel keeps bridges and lo in the netns they were made in"
+    ))
+    .with_errno(libc::EINVAL)
+    .with_help(format!("make it there instead, e.g. bridge::add(\"{to}\", \"{dev}\")"))
+}
+
+/// `ip route add DEST dev DEV` while DEV is down (IPv4: ENETDOWN, "Device for nexthop is
+/// not up").
+pub fn route_dev_down(dest: &str, dev: &str, ns: Option<&str>) -> NetError {
+    let up = match ns {
+        Some(n) => format!("link::up(\"{n}\", \"{dev}\")"),
+        None => format!("link::up(\"{dev}\")"),
+    };
+    NetError::new(format!("cannot add route {dest}: {dev} in {} is down", place(ns)))
+        .with_errno(libc::ENETDOWN)
+        .with_help(format!("bring the link up first: {up}"))
+}
+
+/// A gateway no link that is up can reach directly (ENETUNREACH).
+pub fn gateway_unreachable(gw: &str, ns: Option<&str>) -> NetError {
+    NetError::new(format!(
+        "gateway {gw} is unreachable from {}: no up link has an address in its subnet",
+        place(ns)
+    ))
+    .with_errno(libc::ENETUNREACH)
+    .with_help("add an address in the gateway's subnet first (addr::add), and bring the link up")
+}
+
+/// `route::add` of a destination the table has already (EEXIST).
+pub fn route_exists(ns: Option<&str>, dest: &str) -> NetError {
+    NetError::new(format!("{} already has a route {dest}", place(ns)))
+        .with_errno(libc::EEXIST)
+        .with_help("route::list shows the routes; delete the old one first")
+}
+
+/// `route::del` of a route that is not there as described: which part did not match.
+pub fn no_route(ns: Option<&str>, dest: &str, via: Option<IpAddr>, dev: Option<&str>) -> NetError {
+    let mut what = format!("route {dest}");
+    if let Some(v) = via {
+        what += &format!(" via {v}");
+    }
+    if let Some(d) = dev {
+        what += &format!(" dev {d}");
+    }
+    NetError::new(format!("{} has no {what}", place(ns)))
+        .with_errno(libc::ESRCH)
+        .with_help("route::list shows the routes there; the gateway and link must match too")
+}
+
+/// A link-local gateway without its link (EINVAL, "Egress device not specified").
+pub fn gateway_needs_link(gw: IpAddr) -> NetError {
+    NetError::new(format!("gateway {gw} is link-local: the route needs its link"))
+        .with_errno(libc::EINVAL)
+        .with_help(format!("name the link after a %: \"{gw}%eth0\""))
+}
+
+/// An IPv6 address on a link with `disable_ipv6` (the kernel's EACCES); `no_ipv6`: the run
+/// has `--no-ipv6`.
+pub fn ipv6_disabled(cidr: IpNet, dev: &str, ns: Option<&str>, no_ipv6: bool) -> NetError {
+    let e = if no_ipv6 {
+        NetError::new(format!("IPv6 is off in this lab: cannot add {cidr} to {dev}"))
+            .with_help("this run has --no-ipv6; run without it to use IPv6 addresses")
+    } else {
+        NetError::new(format!("IPv6 is disabled on {dev} in {}", place(ns))).with_help(format!(
+            "net.ipv6.conf.{dev}.disable_ipv6 is 1 there; set it to 0 first (sysctl::set)"
+        ))
+    };
+    e.with_errno(libc::EACCES)
+}
+
+/// A sysctl value the kernel's parser refuses (EINVAL), e.g. a word for a number.
+pub fn sysctl_rejected(key: &str, value: &str) -> NetError {
+    NetError::new(format!("the kernel rejected the value {value:?} for {key}"))
+        .with_errno(libc::EINVAL)
+        .with_help(format!(
+            "check what {key} takes: `sysctl {key}` shows its current value (numeric keys take integers, some only a range)"
+        ))
+}
+
+/// A new link's name is taken. `owner` is the lab whose tag the existing link carries
+/// (None: not made by nslab), `lab` the lab asking; the help says whose it is.
+pub fn link_taken(dev: &str, ns: Option<&str>, owner: Option<&str>, lab: Option<&str>) -> NetError {
+    let help = match owner {
+        Some(o) if Some(o) == lab => {
+            format!("this lab made {dev} already; pick another name for the new link")
+        }
+        Some(o) => {
+            format!("lab {o} made it: pick another name, or remove that lab (`nslab destroy {o}`)")
+        }
+        None => format!(
+            "nslab did not make it: pick another name, or remove it by hand if you mean it (`ip {}link del {}`)",
+            ns.map(|n| format!("-n {} ", q(n))).unwrap_or_default(),
+            q(dev)
+        ),
+    };
+    NetError::new(format!("link {dev} already exists in {}", place(ns)))
+        .with_errno(libc::EEXIST)
+        .with_help(help)
+}
+
+/// A veth whose two ends would have the same name in one netns.
+pub fn veth_same_names(name: &str) -> NetError {
+    NetError::new(format!("a veth's two ends cannot both be named {name} in one netns"))
+        .with_errno(libc::EEXIST)
+        .with_help("give the peer its own name, or create it in another netns")
+}
+
+/// A link that is not there (ENODEV).
+pub fn no_link(dev: &str, ns: Option<&str>) -> NetError {
+    let list = match ns {
+        Some(n) => format!("link::list(\"{n}\")"),
+        None => "link::list()".into(),
+    };
+    NetError::new(format!("no link {dev} in {}", place(ns)))
+        .with_errno(libc::ENODEV)
+        .with_help(format!("{list} shows the links there; a link moved with set_netns is addressed by its new netns"))
+}
+
+/// `netns::add` of a name that exists (EEXIST).
+pub fn netns_exists(name: &str) -> NetError {
+    NetError::new(format!("netns {name} already exists")).with_errno(libc::EEXIST).with_help(
+        format!(
+            "pick another name, or remove the old one (`nslab destroy LAB` if a lab made it, `ip netns del {}` if not)",
+            q(name)
+        ),
+    )
+}
+
+/// A netns that is not there (ENOENT).
+pub fn no_netns(name: &str) -> NetError {
+    NetError::new(format!("netns {name} does not exist")).with_errno(libc::ENOENT).with_help(
+        format!("create it first with netns::add(\"{name}\"); netns::list() shows what exists"),
+    )
+}
+
+/// `link::set_netns` where the target netns has a link of that name (EEXIST).
+pub fn netns_has_link(to: &str, dev: &str) -> NetError {
+    NetError::new(format!("netns {to} already has a link named {dev}"))
+        .with_errno(libc::EEXIST)
+        .with_help("rename one of them")
+}
+
+/// A bridge query (`bridge::fdb`, `bridge::ports`) on a link of another kind.
+pub fn not_a_bridge_kind(bridge: &str, kind: &str) -> NetError {
+    NetError::new(format!("{bridge} is a {kind} link, not a bridge"))
+}
+
+/// `addr::add` of an address the link has (EEXIST).
+pub fn addr_exists(dev: &str, ns: Option<&str>, cidr: &IpNet) -> NetError {
+    NetError::new(format!("{dev} in {} already has address {cidr}", place(ns)))
+        .with_errno(libc::EEXIST)
+        .with_help("addr::list shows the addresses; delete it first or pick another")
+}
+
+/// `addr::del` of an address the link does not have (EADDRNOTAVAIL).
+pub fn no_addr(dev: &str, ns: Option<&str>, cidr: &IpNet) -> NetError {
+    NetError::new(format!("{dev} in {} has no address {cidr}", place(ns)))
+        .with_errno(libc::EADDRNOTAVAIL)
+}
+
+/// A sysctl key that does not exist there (ENOENT).
+pub fn no_sysctl(key: &str, ns: Option<&str>) -> NetError {
+    NetError::new(format!("no sysctl {key} in {}", place(ns))).with_errno(libc::ENOENT).with_help(
+        "check the key with `sysctl -a | grep KEY`; per-link keys need the link to exist",
+    )
+}
+
+/// `probe::serve` on a port something listens on already (EADDRINUSE).
+pub fn port_in_use(port: u16, ns: Option<&str>) -> NetError {
+    let (where_, hint) = match ns {
+        Some(n) => (format!("in netns {n}"), format!(" (`ip netns exec {n} ss -ltnp` shows it)")),
+        None => ("on the host".to_string(), " (`ss -ltnp` shows it)".to_string()),
+    };
+    NetError::new(format!("port {port} is already in use {where_}"))
+        .with_errno(libc::EADDRINUSE)
+        .with_help(format!(
+            "pick another port (0 picks a free one), or stop what listens there{hint}"
+        ))
+}
+
+/// The same iptables rule twice: the kernel would keep both (and every packet would pass
+/// both), so a second `nat::masquerade` of one subnet, easy to type again in a REPL, is
+/// refused.
+pub fn rule_exists(ns: Option<&str>, table: &str, chain: &str) -> NetError {
+    NetError::new(format!("the {table} table in {} already has this rule in {chain}", place(ns)))
+        .with_errno(libc::EEXIST)
+        .with_help("nat::list() shows the rules there; each is needed once")
+}
+
+/// A new link's name is taken, when the caller cannot tell whose the link is (EEXIST).
+pub fn link_exists(dev: &str, ns: Option<&str>) -> NetError {
+    NetError::new(format!("link {dev} already exists in {}", place(ns))).with_help(
+        "pick another name, or remove the old link (`nslab destroy LAB` if a lab made it)",
+    )
+}
+
+/// EBUSY on a link.
+pub fn link_busy(dev: &str, ns: Option<&str>) -> NetError {
+    NetError::new(format!("link {dev} in {} is busy", place(ns)))
+        .with_help("it may be enslaved to another master or in use; check `nslab show`")
+}
+
+/// `link::set_master` on a link that has a master already (EBUSY).
+pub fn already_enslaved(dev: &str) -> NetError {
+    NetError::new(format!("{dev} is already enslaved or busy"))
+        .with_help("release it first with link::set_master(dev, ())")
+}
+
+/// `probe::ping` of a link-local IPv6 address without its link (the kernel refuses fe80::
+/// without a scope id: which link would it leave by?).
+pub fn ping_needs_link(a: std::net::Ipv6Addr) -> NetError {
+    NetError::new(format!("cannot ping link-local address {a} without its link"))
+        .with_errno(libc::EINVAL)
+        .with_help(format!("name the link after a %: \"{a}%eth0\""))
+}
