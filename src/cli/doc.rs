@@ -510,7 +510,7 @@ mod tests {
             of("netns", "exec"),
             ["exec(name, args [, opts]) -> map", "exec(name, cmd [, opts]) -> map"]
         );
-        assert_eq!(of("probe", "ping"), ["ping([ns,] addr) -> map", "ping(ns, addr, opts) -> map"]);
+        assert_eq!(of("probe", "ping"), ["ping([ns,] addr [, opts]) -> map"]);
         assert_eq!(of("nat", "port_forward"), ["port_forward([ns,] port, target [, opts])"]);
     }
 }

@@ -118,7 +118,7 @@ type Tables = (Vec<LinkInfo>, Vec<AddrInfo>, Vec<RouteInfo>);
 
 fn read_ns(kernel: &Kernel, ns: Option<&str>) -> Option<Raw> {
     let read = || -> Result<Tables, NetError> {
-        Ok((kernel.links(ns)?, kernel.addrs(ns)?, kernel.routes(ns)?))
+        Ok((kernel.links(ns)?, kernel.addrs(ns)?, kernel.routes(ns, None)?))
     };
     let r = read();
     if let Some(n) = ns {

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use crate::net::exec::ExecOutput;
 use crate::net::info::{AddrInfo, FdbEntry, LinkInfo, NeighInfo, RouteInfo};
+use crate::net::probe::Flavour;
 use crate::net::probe::{Echoes, PingResult, TcpResult};
-use crate::net::probe_measure::{Throughput, UdpResult};
-use crate::net::probe_serve::Flavour;
+use crate::net::probe::{Throughput, UdpResult};
 use crate::net::{NetResult, Op};
 
 pub trait Backend {
@@ -20,7 +20,10 @@ pub trait Backend {
     fn netns_exists(&self, name: &str) -> NetResult<bool>;
     fn links(&self, ns: Option<&str>) -> NetResult<Vec<LinkInfo>>;
     fn addrs(&self, ns: Option<&str>) -> NetResult<Vec<AddrInfo>>;
-    fn routes(&self, ns: Option<&str>) -> NetResult<Vec<RouteInfo>>;
+    /// Routes of `table` (None: every table but local).
+    fn routes(&self, ns: Option<&str>, table: Option<u32>) -> NetResult<Vec<RouteInfo>>;
+    /// Policy routing rules, IPv4 then IPv6, each in the kernel's order.
+    fn rules(&self, ns: Option<&str>) -> NetResult<Vec<crate::net::rule::RuleInfo>>;
     fn neighbours(&self, ns: Option<&str>) -> NetResult<Vec<NeighInfo>>;
     fn fdb(&self, ns: Option<&str>, bridge: &str) -> NetResult<Vec<FdbEntry>>;
     fn bridge_ports(&self, ns: Option<&str>, bridge: &str) -> NetResult<Vec<LinkInfo>>;

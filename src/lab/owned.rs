@@ -108,14 +108,42 @@ impl Owned {
             Op::AddrDel { ns, dev, cidr } => {
                 self.forget(|c| matches!(c, Op::AddrAdd { ns: n, dev: d, cidr: x } if n == ns && d == dev && x == cidr));
             }
-            Op::RouteDel { ns, dest, via, dev } => self.forget(|c| {
-                matches!(c, Op::RouteAdd { ns: n, dest: de, via: v, dev: d }
-                    if n == ns && de == dest && (via.is_none() || v == via) && (dev.is_none() || d == dev))
+            Op::RouteDel { .. } => self.forget(|c| op.route_del_names(c)),
+            Op::RuleAdd { .. } => self.changes.push(op.clone()),
+            Op::RuleDel { ns, rule } => self.forget(|c| {
+                matches!(c, Op::RuleAdd { ns: n, rule: r } if n == ns && r.matches(rule))
             }),
             Op::IptDelete { ns, table, chain, rule } => self.forget(|c| {
                 matches!(c, Op::IptAppend { ns: n, table: t, chain: ch, rule: r } if n == ns && t == table && ch == chain && r == rule)
             }),
             Op::LinkUp { .. } | Op::LinkDown { .. } | Op::LinkSetMaster { .. } => {}
+        }
+    }
+
+    /// A delete the recipe wrote loosely (a route without its metric, a rule without its
+    /// priority) made exact from the lab's own change it names, so that only that object
+    /// goes and not an equal one someone else made. Left as it is when it names none.
+    pub fn complete_del(&self, op: &mut Op) {
+        let found = match &*op {
+            Op::RouteDel { .. } => self
+                .changes
+                .iter()
+                .rev()
+                .find(|c| op.route_del_names(c))
+                .and_then(Op::exact_route_del),
+            Op::RuleDel { ns, rule } => self
+                .changes
+                .iter()
+                .rev()
+                .find(|c| matches!(c, Op::RuleAdd { ns: n, rule: r } if n == ns && r.matches(rule)))
+                .map(|c| match c {
+                    Op::RuleAdd { ns, rule } => Op::RuleDel { ns: ns.clone(), rule: rule.clone() },
+                    _ => unreachable!("matched a RuleAdd"),
+                }),
+            _ => None,
+        };
+        if let Some(exact) = found {
+            *op = exact;
         }
     }
 
@@ -165,6 +193,7 @@ impl Owned {
             match op {
                 Op::AddrAdd { .. } => c.addrs += 1,
                 Op::RouteAdd { .. } => c.routes += 1,
+                Op::RuleAdd { .. } => c.rules += 1,
                 Op::IptAppend { .. } => c.rules += 1,
                 Op::SysctlSet { ns, key, .. } => {
                     keys.insert((ns, key));

@@ -87,13 +87,21 @@ pub fn check(lab: &str, owned: &Owned, op: &Op, world: &dyn World) -> NetResult<
                 not_ours(format!("address {cidr} on {dev} in {}", place(ns)))
             }
         }
-        Op::RouteDel { ns, dest, via, dev } if !owned.in_owned_ns(ns.as_deref()) => {
-            let ours = owned.has_change(|c| {
-                matches!(c, Op::RouteAdd { ns: n, dest: de, via: v, dev: d }
-                    if n == ns && de == dest && (via.is_none() || v == via) && (dev.is_none() || d == dev))
-            });
+        Op::RouteDel { ns, dest, .. } if !owned.in_owned_ns(ns.as_deref()) => {
+            let ours = owned.has_change(|c| op.route_del_names(c));
             let d = dest.map(|d| d.to_string()).unwrap_or_else(|| "default".into());
             if ours { Ok(()) } else { not_ours(format!("route {d} in {}", place(ns))) }
+        }
+        // Rules carry no owner tag: only one the lab added, named exactly, may go.
+        Op::RuleDel { ns, rule } if !owned.in_owned_ns(ns.as_deref()) => {
+            let ours = owned.has_change(
+                |c| matches!(c, Op::RuleAdd { ns: n, rule: r } if n == ns && r.matches(rule)),
+            );
+            if ours {
+                Ok(())
+            } else {
+                not_ours(format!("rule `{}` in {}", crate::net::rule::rule_words(rule), place(ns)))
+            }
         }
         Op::IptDelete { ns, table, chain, rule } if !owned.in_owned_ns(ns.as_deref()) => {
             let ours = owned.has_change(|c| {

@@ -108,7 +108,6 @@ impl Session {
         // The lab's probe servers go with it, also those listening outside its namespaces
         // (say in the sandbox's `internet`): a rebuilt lab wants their ports again.
         crate::net::probe::stop_all();
-        crate::net::probe_serve::stop_all();
         let mut errors = teardown(&self.kernel, &self.lab, &ops);
         *self.owned.borrow_mut() = Owned::default();
         if errors.is_empty()
@@ -212,6 +211,14 @@ impl Backend for Session {
         // A veth the kernel layer holds back must exist before anything looks (Kernel::set_defer_veth).
         self.kernel.flush_unless_merges(&op)?;
         self.check_owner(&op)?;
+        // Exactly one object: a loose delete names the lab's own, a rule gets the priority
+        // the kernel would pick (rules have no owner tag; the journal must name this one).
+        self.owned.borrow().complete_del(&mut op);
+        if let Op::RuleAdd { ns, rule } = &mut op
+            && rule.priority.is_none()
+        {
+            rule.priority = Some(self.kernel.next_rule_priority(ns.as_deref(), rule)?);
+        }
         // Every sysctl a lab sets is claimed, in its own namespaces too: another lab must not
         // flip a value this one relies on.
         let mut claimed = None;
@@ -262,8 +269,12 @@ impl Backend for Session {
         self.kernel.addrs(ns)
     }
 
-    fn routes(&self, ns: Option<&str>) -> NetResult<Vec<RouteInfo>> {
-        self.kernel.routes(ns)
+    fn routes(&self, ns: Option<&str>, table: Option<u32>) -> NetResult<Vec<RouteInfo>> {
+        self.kernel.routes(ns, table)
+    }
+
+    fn rules(&self, ns: Option<&str>) -> NetResult<Vec<crate::net::rule::RuleInfo>> {
+        self.kernel.rules(ns)
     }
 
     fn neighbours(&self, ns: Option<&str>) -> NetResult<Vec<NeighInfo>> {
@@ -339,17 +350,17 @@ impl Backend for Session {
 
     fn serve(&self, ns: Option<&str>, port: u16) -> NetResult<u16> {
         self.kernel.flush()?;
-        crate::net::probe_serve::serve(ns, port, crate::net::probe_serve::Flavour::Tcp)
+        crate::net::probe::serve(ns, port, crate::net::probe::Flavour::Tcp)
     }
 
     fn serve_flavour(
         &self,
         ns: Option<&str>,
         port: u16,
-        flavour: crate::net::probe_serve::Flavour,
+        flavour: crate::net::probe::Flavour,
     ) -> NetResult<u16> {
         self.kernel.flush()?;
-        crate::net::probe_serve::serve(ns, port, flavour)
+        crate::net::probe::serve(ns, port, flavour)
     }
 
     fn udp(
@@ -358,9 +369,9 @@ impl Backend for Session {
         target: SocketAddr,
         timeout: Duration,
         payload: Vec<u8>,
-    ) -> NetResult<Option<crate::net::probe_measure::UdpResult>> {
+    ) -> NetResult<Option<crate::net::probe::UdpResult>> {
         self.kernel.flush()?;
-        crate::net::probe_measure::udp(ns, target, timeout, payload).map(Some)
+        crate::net::probe::udp(ns, target, timeout, payload).map(Some)
     }
 
     fn throughput(
@@ -368,9 +379,9 @@ impl Backend for Session {
         ns: Option<&str>,
         target: SocketAddr,
         duration: Duration,
-    ) -> NetResult<Option<crate::net::probe_measure::Throughput>> {
+    ) -> NetResult<Option<crate::net::probe::Throughput>> {
         self.kernel.flush()?;
         let stop = || INTERRUPTED.load(Ordering::Relaxed);
-        crate::net::probe_measure::throughput(ns, target, duration, Some(stop)).map(Some)
+        crate::net::probe::throughput(ns, target, duration, Some(stop)).map(Some)
     }
 }

@@ -56,16 +56,19 @@ pub fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Vec<NetError> {
             Op::AddrAdd { ns, dev, cidr } if !owned.link_goes(ns.as_deref(), dev) => {
                 keep(kernel.apply(&Op::AddrDel { ns: ns.clone(), dev: dev.clone(), cidr: *cidr }));
             }
-            Op::RouteAdd { ns, dest, via, dev }
+            // Exactly the lab's route (table, metric, type, gateways): a foreign one with the
+            // same destination survives.
+            Op::RouteAdd { ns, dev, .. }
                 if !owned.in_owned_ns(ns.as_deref())
                     && !dev.as_deref().is_some_and(|d| owned.has_link(ns.as_deref(), d)) =>
             {
-                keep(kernel.apply(&Op::RouteDel {
-                    ns: ns.clone(),
-                    dest: *dest,
-                    via: *via,
-                    dev: dev.clone(),
-                }));
+                if let Some(del) = op.exact_route_del() {
+                    keep(kernel.apply(&del));
+                }
+            }
+            // The executor recorded the rule with its priority: this deletes that one only.
+            Op::RuleAdd { ns, rule } if !owned.in_owned_ns(ns.as_deref()) => {
+                keep(kernel.apply(&Op::RuleDel { ns: ns.clone(), rule: rule.clone() }));
             }
             _ => {}
         }

@@ -10,11 +10,9 @@ pub mod netns;
 pub mod nl;
 pub mod op;
 pub mod probe;
-pub mod probe_measure;
-pub mod probe_serve;
+pub mod refusal;
 pub mod routing;
 pub mod rule;
-pub mod refusal;
 
 pub use error::{NetError, NetResult};
 pub use kernel::Kernel;

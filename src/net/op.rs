@@ -8,6 +8,8 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use super::error::{NetError, NetResult};
+use super::routing::{self, RouteOpts};
+use super::rule::{RuleSpec, rule_command};
 
 /// Where an Op acts: None is the namespace nslab runs in (the host or the sandbox).
 pub type Ns = Option<String>;
@@ -65,18 +67,33 @@ pub enum Op {
         dev: String,
         cidr: IpNet,
     },
-    /// `dest: None` is the default route.
+    /// `dest: None` is the default route. `opts` holds the rest (type, multipath, table,
+    /// metric, source, onlink); absent from the journal when plain.
     RouteAdd {
         ns: Ns,
         dest: Option<IpNet>,
         via: Option<std::net::IpAddr>,
         dev: Option<String>,
+        #[serde(default, skip_serializing_if = "RouteOpts::is_plain")]
+        opts: RouteOpts,
     },
     RouteDel {
         ns: Ns,
         dest: Option<IpNet>,
         via: Option<std::net::IpAddr>,
         dev: Option<String>,
+        #[serde(default, skip_serializing_if = "RouteOpts::is_plain")]
+        opts: RouteOpts,
+    },
+    /// A policy routing rule (`ip rule add`); the executor fills in the priority the kernel
+    /// would pick when the recipe gave none, so that the journal names exactly this rule.
+    RuleAdd {
+        ns: Ns,
+        rule: RuleSpec,
+    },
+    RuleDel {
+        ns: Ns,
+        rule: RuleSpec,
     },
     /// `old` is the value before the change, filled in by the executor before it applies.
     SysctlSet {
@@ -115,6 +132,8 @@ impl Op {
             | Op::AddrDel { ns, .. }
             | Op::RouteAdd { ns, .. }
             | Op::RouteDel { ns, .. }
+            | Op::RuleAdd { ns, .. }
+            | Op::RuleDel { ns, .. }
             | Op::SysctlSet { ns, .. }
             | Op::IptAppend { ns, .. }
             | Op::IptDelete { ns, .. } => ns.as_deref(),
@@ -200,25 +219,20 @@ impl Op {
             Op::AddrDel { ns, dev, cidr } => {
                 write!(s, "{}addr del {} dev {}", n(ns), q(&cidr.to_string()), q(dev))
             }
-            Op::RouteAdd { ns, dest, via, dev } | Op::RouteDel { ns, dest, via, dev } => {
+            Op::RouteAdd { ns, dest, via, dev, opts }
+            | Op::RouteDel { ns, dest, via, dev, opts } => {
                 let verb = if matches!(self, Op::RouteAdd { .. }) { "add" } else { "del" };
-                let family = match (dest, via) {
-                    (None, Some(std::net::IpAddr::V6(_))) => "-6 ",
+                // `ip` takes the family from the first address it reads; a default route
+                // has none, so say it when the route is IPv6.
+                let family = match dest {
+                    None if routing::family_v6(*dest, *via, opts) => "-6 ",
                     _ => "",
                 };
-                write!(s, "{}{family}route {verb} ", n(ns))?;
-                match dest {
-                    Some(d) => write!(s, "{}", q(&d.to_string()))?,
-                    None => write!(s, "default")?,
-                }
-                if let Some(v) = via {
-                    write!(s, " via {}", q(&v.to_string()))?;
-                }
-                if let Some(d) = dev {
-                    write!(s, " dev {}", q(d))?;
-                }
-                Ok(())
+                let words = routing::route_words(*dest, *via, dev.as_deref(), opts);
+                write!(s, "{}{family}route {verb} {words}", n(ns))
             }
+            Op::RuleAdd { ns, rule } => write!(s, "{}", rule_command(ns.as_deref(), true, rule)),
+            Op::RuleDel { ns, rule } => write!(s, "{}", rule_command(ns.as_deref(), false, rule)),
             Op::SysctlSet { ns, key, value, .. } => {
                 // One word: a value with a space (`ping_group_range`) must stay one.
                 let kv = q(&format!("{key}={value}"));
@@ -235,6 +249,39 @@ impl Op {
                 write!(s, "iptables -t {} {flag} {} {}", q(table), q(chain), shell_words(rule))
             }
         }
+    }
+}
+
+impl Op {
+    /// For a `RouteDel` (as a recipe wrote it, maybe without metric or table): does it name
+    /// the `RouteAdd` `add`? Unnamed details match anything, as with `ip route del`.
+    pub fn route_del_names(&self, add: &Op) -> bool {
+        let (
+            Op::RouteDel { ns, dest, via, dev, opts },
+            Op::RouteAdd { ns: n, dest: de, via: v, dev: d, opts: o },
+        ) = (self, add)
+        else {
+            return false;
+        };
+        n == ns
+            && de == dest
+            && (via.is_none() || v == via)
+            && (dev.is_none() || d == dev)
+            && opts.kind == o.kind
+            && opts.table() == o.table()
+            && (opts.metric.is_none() || opts.metric == o.metric)
+            && (opts.src.is_none() || opts.src == o.src)
+            && (opts.nexthops.is_empty() || opts.nexthops == o.nexthops)
+    }
+
+    /// The `RouteDel` that removes exactly what this `RouteAdd` made: every field, and the
+    /// metric the kernel gave it when the recipe gave none.
+    pub fn exact_route_del(&self) -> Option<Op> {
+        let Op::RouteAdd { ns, dest, via, dev, opts } = self else { return None };
+        let v6 = routing::family_v6(*dest, *via, opts);
+        let mut opts = opts.clone();
+        opts.metric = Some(opts.metric_for(v6));
+        Some(Op::RouteDel { ns: ns.clone(), dest: *dest, via: *via, dev: dev.clone(), opts })
     }
 }
 
@@ -460,6 +507,7 @@ mod tests {
             dest: None,
             via: Some("192.168.24.1".parse().unwrap()),
             dev: None,
+            opts: Default::default(),
         };
         assert_eq!(op.command(), "ip -n red route add default via 192.168.24.1");
         let op = Op::IptAppend {
@@ -515,6 +563,7 @@ mod tests {
             dest: None,
             via: Some("fe80::1".parse().unwrap()),
             dev: Some("e'x".into()),
+            opts: Default::default(),
         };
         assert_eq!(op.command(), r"ip -6 route add default via fe80::1 dev 'e'\''x'");
     }
@@ -556,6 +605,7 @@ mod tests {
             dest: Some("10.0.0.0/8".parse().unwrap()),
             via: None,
             dev: Some("br0".into()),
+            opts: Default::default(),
         };
         let j = serde_json::to_string(&op).unwrap();
         assert_eq!(serde_json::from_str::<Op>(&j).unwrap(), op);

@@ -20,6 +20,7 @@ use rtnetlink::packet_route::route::{
 use serde::{Deserialize, Serialize};
 
 use super::error::{NetError, NetResult};
+use super::info::{NexthopInfo, RouteInfo};
 use super::op::q;
 
 /// The kernel's table numbers with names (`/etc/iproute2/rt_tables`).
@@ -270,6 +271,22 @@ pub fn route_words(
     s
 }
 
+/// A route in messages: its destination, plus the table and metric when not the default
+/// ("10.0.0.0/8 table 100 metric 5").
+pub fn route_label(dest: Option<IpNet>, o: &RouteOpts) -> String {
+    let mut s = dest.map(|d| d.to_string()).unwrap_or_else(|| "default".into());
+    if o.kind != RouteKind::Unicast {
+        s = format!("{} {s}", o.kind.word());
+    }
+    if let Some(t) = o.table {
+        let _ = write!(s, " table {}", table_name(t));
+    }
+    if let Some(m) = o.metric {
+        let _ = write!(s, " metric {m}");
+    }
+    s
+}
+
 fn route_address(ip: IpAddr) -> RouteAddress {
     match ip {
         IpAddr::V4(a) => RouteAddress::Inet(a),
@@ -278,9 +295,8 @@ fn route_address(ip: IpAddr) -> RouteAddress {
 }
 
 /// The RTM_NEWROUTE / RTM_DELROUTE for a route. `index` resolves a link name in the route's
-/// netns. `add` false makes the delete request, which names the metric the kernel gave the
-/// route (see the module comment) and leaves the scope open (RT_SCOPE_NOWHERE), as `ip route
-/// del` does.
+/// netns. `add` false makes the delete request, which leaves the scope open
+/// (RT_SCOPE_NOWHERE), as `ip route del` does.
 pub fn route_message(
     dest: Option<IpNet>,
     via: Option<IpAddr>,
@@ -343,44 +359,15 @@ pub fn route_message(
         }
         m.attributes.push(RouteAttribute::MultiPath(hops));
     }
-    if add {
-        if let Some(metric) = o.metric {
-            m.attributes.push(RouteAttribute::Priority(metric));
-        }
-    } else {
-        m.attributes.push(RouteAttribute::Priority(o.metric_for(v6)));
+    // A delete without a metric matches any (fib_nh_match and ip6_route_del skip 0), like
+    // `ip route del`; teardown names the exact one (`Op::exact_route_del`).
+    if let Some(metric) = o.metric {
+        m.attributes.push(RouteAttribute::Priority(metric));
     }
     if let Some(s) = o.src {
         m.attributes.push(RouteAttribute::PrefSource(route_address(s)));
     }
     Ok(m)
-}
-
-/// One gateway of a multipath route, as `route::list` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NexthopInfo {
-    pub via: Option<String>,
-    pub dev: Option<String>,
-    pub weight: u16,
-}
-
-/// A route as the kernel reports it, with everything `ip route show table all` prints.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RouteDetail {
-    /// "default" or a prefix.
-    pub dest: String,
-    pub via: Option<String>,
-    pub dev: Option<String>,
-    /// "inet" or "inet6".
-    pub family: String,
-    pub proto: String,
-    pub scope: String,
-    pub table: u32,
-    pub metric: Option<u32>,
-    /// "unicast", "blackhole", "unreachable", "prohibit", "local", "broadcast", ...
-    pub kind: String,
-    pub src: Option<String>,
-    pub nexthops: Vec<NexthopInfo>,
 }
 
 fn address_string(r: &RouteAddress) -> Option<String> {
@@ -417,7 +404,7 @@ fn type_word(t: RouteType) -> String {
 
 /// Describes one dumped route; None for what is not a route of IPv4/IPv6 (or malformed).
 /// `names` maps ifindex to link name in that netns.
-pub fn route_detail(m: &RouteMessage, names: &HashMap<u32, String>) -> Option<RouteDetail> {
+pub fn route_detail(m: &RouteMessage, names: &HashMap<u32, String>) -> Option<RouteInfo> {
     let v6 = match m.header.address_family {
         AddressFamily::Inet => false,
         AddressFamily::Inet6 => true,
@@ -455,7 +442,7 @@ pub fn route_detail(m: &RouteMessage, names: &HashMap<u32, String>) -> Option<Ro
         None if m.header.destination_prefix_length == 0 => "default".into(),
         None => return None,
     };
-    Some(RouteDetail {
+    Some(RouteInfo {
         dest,
         via,
         dev,
@@ -558,15 +545,16 @@ mod tests {
     }
 
     #[test]
-    fn delete_names_the_metric_the_kernel_gave() {
+    fn delete_names_the_metric_only_when_given() {
         let dest = Some(net("fd00:9::/64"));
         let o = RouteOpts::default();
-        let m = route_message(dest, Some(ip("fd00::1")), None, &o, false, &idx).unwrap();
+        let exact = RouteOpts { metric: Some(o.metric_for(true)), ..RouteOpts::default() };
+        let m = route_message(dest, Some(ip("fd00::1")), None, &exact, false, &idx).unwrap();
         assert!(m.attributes.contains(&RouteAttribute::Priority(IPV6_DEFAULT_METRIC)));
         assert_eq!(m.header.scope, RouteScope::NoWhere);
         let v4 =
             route_message(Some(net("10.0.0.0/8")), None, Some("eth0"), &o, false, &idx).unwrap();
-        assert!(v4.attributes.contains(&RouteAttribute::Priority(0)));
+        assert!(!v4.attributes.iter().any(|a| matches!(a, RouteAttribute::Priority(_))));
         assert!(v4.attributes.contains(&RouteAttribute::Oif(2)));
         // An add without a metric leaves the choice to the kernel.
         let add = route_message(dest, Some(ip("fd00::1")), None, &o, true, &idx).unwrap();

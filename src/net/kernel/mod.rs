@@ -16,6 +16,7 @@ mod dump;
 mod link;
 mod namespace;
 mod route;
+mod rule;
 mod sysctl;
 mod veth;
 
@@ -214,12 +215,14 @@ impl Kernel {
             Op::LinkDel { ns, dev } => self.link_del(ns.as_deref(), dev),
             Op::AddrAdd { ns, dev, cidr } => self.addr_add(ns.as_deref(), dev, cidr),
             Op::AddrDel { ns, dev, cidr } => self.addr_del(ns.as_deref(), dev, cidr),
-            Op::RouteAdd { ns, dest, via, dev } => {
-                self.route(ns.as_deref(), true, *dest, *via, dev.as_deref())
+            Op::RouteAdd { ns, dest, via, dev, opts } => {
+                self.route(ns.as_deref(), true, *dest, *via, dev.as_deref(), opts)
             }
-            Op::RouteDel { ns, dest, via, dev } => {
-                self.route(ns.as_deref(), false, *dest, *via, dev.as_deref())
+            Op::RouteDel { ns, dest, via, dev, opts } => {
+                self.route(ns.as_deref(), false, *dest, *via, dev.as_deref(), opts)
             }
+            Op::RuleAdd { ns, rule } => self.rule(ns.as_deref(), true, rule),
+            Op::RuleDel { ns, rule } => self.rule(ns.as_deref(), false, rule),
             Op::SysctlSet { ns, key, value, .. } => sysctl_set(ns.as_deref(), key, value),
             Op::IptAppend { ns, table, chain, rule } => {
                 nat::append(ns.as_deref(), table, chain, rule)

@@ -11,6 +11,7 @@ pub mod netns;
 pub mod probe;
 pub mod route;
 pub mod route_args;
+pub mod rule;
 pub mod sandbox;
 pub mod sysctl;
 pub mod veth;
@@ -32,6 +33,7 @@ pub fn all() -> Vec<(&'static str, rhai::Module)> {
         ("link", exported_module!(link::link_mod)),
         ("addr", exported_module!(addr::addr_mod)),
         ("route", exported_module!(route::route_mod)),
+        ("rule", exported_module!(rule::rule_mod)),
         ("sysctl", exported_module!(sysctl::sysctl_mod)),
         ("nat", exported_module!(nat::nat_mod)),
         ("neigh", exported_module!(neigh::neigh_mod)),

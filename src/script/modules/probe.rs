@@ -2,9 +2,9 @@ use std::time::Duration;
 
 use rhai::plugin::*;
 
-use crate::net::probe::Echoes;
-use crate::net::probe_measure::UDP_PAYLOAD;
-use crate::net::probe_serve::Flavour;
+use crate::net::probe::Flavour;
+use crate::net::probe::UDP_PAYLOAD;
+use crate::net::probe::{Echoes, ping_stats};
 use crate::script::modules::{check_opts, ifname, parse_ip, parse_target, port};
 use crate::script::{RhaiResultOf, fail, invalid, query};
 
@@ -64,6 +64,21 @@ pub fn do_ping(
     m.insert("sent".into(), (r.sent as rhai::INT).into());
     m.insert("received".into(), (r.received as rhai::INT).into());
     m.insert("rtt_ms".into(), round_ms(r.rtt_ms).into());
+    // ping(8)'s summary. The RTTs are `()` when no reply came back, or when they were not
+    // measured (`nslab plan`): never a made-up number.
+    let measured = r.rtts_ms.len() as u32 == r.received;
+    let s = ping_stats(r.sent, if measured { &r.rtts_ms } else { &[] });
+    let loss = if r.sent == 0 {
+        0.0
+    } else {
+        100.0 * f64::from(r.sent - r.received.min(r.sent)) / f64::from(r.sent)
+    };
+    m.insert("loss_pct".into(), ((loss * 100.0).round() / 100.0).into());
+    let stat = |v: Option<f64>| v.map(|x| Dynamic::from(round_ms(x))).unwrap_or(Dynamic::UNIT);
+    m.insert("rtt_min_ms".into(), stat(s.min));
+    m.insert("rtt_avg_ms".into(), stat(s.avg));
+    m.insert("rtt_max_ms".into(), stat(s.max));
+    m.insert("rtt_mdev_ms".into(), stat(s.mdev));
     Ok(m)
 }
 
@@ -244,7 +259,7 @@ pub mod probe_mod {
     use crate::script::modules::nsname;
 
     /// Pings `addr` from inside netns `ns` (ICMP echo from a socket in the netns; no `ping`
-    /// binary needed). Returns `#{ok, sent, received, rtt_ms}`. `"ADDR%DEV"` sends out of
+    /// binary needed). Returns `#{ok, sent, received, rtt_ms, loss_pct, rtt_min_ms, rtt_avg_ms, rtt_max_ms, rtt_mdev_ms}`. `"ADDR%DEV"` sends out of
     /// link DEV only, as a link-local IPv6 address needs: `"fe80::1%veth-red"`.
     ///
     /// ```rhai
@@ -255,7 +270,9 @@ pub mod probe_mod {
         do_ping(&ctx, nsname(&ctx, ns)?, addr, rhai::Map::new())
     }
 
-    /// Ping with options `#{count: 3, timeout_ms: 2000}`. With `count`, exactly that many
+    /// Ping with options `#{count: 3, timeout_ms: 2000}`. The result also has ping(8)'s
+    /// summary: `loss_pct`, and `rtt_min_ms`, `rtt_avg_ms`, `rtt_max_ms`, `rtt_mdev_ms` (`()`
+    /// when no reply came back, and in `nslab plan`, which cannot measure). With `count`, exactly that many
     /// echoes go out a second apart, and the probe waits `timeout_ms` (default 2000) after the
     /// last one; an answer counts whenever it arrives. Without `count`, up to 3 echoes are
     /// sent and the first answer ends the probe, which gives up `timeout_ms` (default 1000)
