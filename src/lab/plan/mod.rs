@@ -307,12 +307,12 @@ impl Backend for Plan {
         let client_port = 40000;
         let r = match trace {
             Some(t) => {
-                let served = self
-                    .model
-                    .borrow()
-                    .spaces
-                    .get(&t.server)
-                    .is_some_and(|s| s.served.contains(&t.port.unwrap_or(port)));
+                let dport = t.port.unwrap_or(port);
+                // An HTTP server waits for a request: a bare connection reads nothing.
+                let served =
+                    self.model.borrow().spaces.get(&t.server).is_some_and(|s| {
+                        s.served.contains(&dport) && !s.served_http.contains(&dport)
+                    });
                 let local = SocketAddr::new(t.local, client_port);
                 let reply = if served {
                     serve_line(
@@ -362,6 +362,9 @@ impl Backend for Plan {
             Flavour::Udp => space.served_udp.insert(port),
             Flavour::Tcp | Flavour::Http => space.served.insert(port),
         };
+        if flavour == Flavour::Http {
+            space.served_http.insert(port);
+        }
         if !fresh {
             return Err(match flavour {
                 Flavour::Udp => udp_port_in_use(port, ns),

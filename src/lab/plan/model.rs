@@ -66,6 +66,8 @@ pub(super) struct Space {
     pub(super) fdb: Vec<(String, FdbEntry)>,
     /// TCP ports a `probe::serve` listens on.
     pub(super) served: BTreeSet<u16>,
+    /// TCP ports of those servers that speak HTTP: they greet no one, they answer requests.
+    pub(super) served_http: BTreeSet<u16>,
     /// UDP ports a `probe::serve(…, #{proto: "udp"})` listens on.
     pub(super) served_udp: BTreeSet<u16>,
     /// Policy routing rules the recipe added (each with its priority), in the kernel's order.
