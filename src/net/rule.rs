@@ -189,6 +189,34 @@ pub struct RuleInfo {
     pub action: String,
 }
 
+impl RuleInfo {
+    /// As `ip rule` prints it: `PRIORITY: from X [to Y] [iif I] [oif O] [fwmark M] lookup T`.
+    pub fn describe(&self) -> String {
+        let mut s = format!("{}: from {}", self.priority, self.from);
+        if let Some(t) = &self.to {
+            let _ = write!(s, " to {t}");
+        }
+        if let Some(i) = &self.iif {
+            let _ = write!(s, " iif {i}");
+        }
+        if let Some(o) = &self.oif {
+            let _ = write!(s, " oif {o}");
+        }
+        if let Some(m) = self.fwmark {
+            let _ = write!(s, " fwmark {m:#x}");
+            if let Some(mask) = self.fwmask {
+                let _ = write!(s, "/{mask:#x}");
+            }
+        }
+        if self.action == "lookup" {
+            let _ = write!(s, " lookup {}", table_name(self.table));
+        } else {
+            let _ = write!(s, " {}", self.action);
+        }
+        s
+    }
+}
+
 /// Describes one dumped rule; None for another family.
 pub fn rule_info(m: &RuleMessage) -> Option<RuleInfo> {
     let v6 = match m.header.family {

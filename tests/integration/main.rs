@@ -8,5 +8,6 @@ mod doc;
 mod lifecycle;
 mod plan;
 mod repl;
+mod routing;
 mod run;
 mod script;

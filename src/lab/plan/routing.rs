@@ -94,7 +94,10 @@ impl Model {
             }
             String::new()
         };
+        // IPv4 checks the source of a route with a gateway or link (a blackhole has
+        // neither); IPv6 checks every route's.
         if let Some(src) = opts.src
+            && (is_v6 || opts.kind == RouteKind::Unicast)
             && !self.space(ns)?.addrs.iter().any(|(_, a)| a.addr() == src)
         {
             return Err(bad_route_src(src, ns));

@@ -11,7 +11,7 @@ use super::Kernel;
 use crate::net::error::{NetResult, from_nl};
 use crate::net::op::is_link_local;
 use crate::net::refusal::{
-    gateway_needs_link, gateway_unreachable, no_route, route_dev_down, route_exists,
+    bad_route_src, gateway_needs_link, gateway_unreachable, no_route, route_dev_down, route_exists,
 };
 use crate::net::routing::{RouteOpts, route_label, route_message};
 
@@ -49,6 +49,10 @@ impl Kernel {
                     libc::ESRCH => Some(no_route(nsr, &d, via, dev)),
                     libc::EINVAL if add && dev.is_none() && gw.is_some_and(is_link_local) => {
                         Some(gateway_needs_link(gw.expect("checked")))
+                    }
+                    // "Invalid prefsrc address" / "Invalid source address".
+                    libc::EINVAL if add && opts.src.is_some() => {
+                        Some(bad_route_src(opts.src.expect("checked"), nsr))
                     }
                     libc::ENETDOWN if add && dev.is_some() => {
                         Some(route_dev_down(&d, dev.unwrap_or("?"), nsr))
