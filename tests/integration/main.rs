@@ -7,6 +7,7 @@ mod common;
 mod doc;
 mod lifecycle;
 mod plan;
+mod probes;
 mod repl;
 mod routing;
 mod run;
