@@ -341,7 +341,9 @@ pub mod probe_mod {
     }
 
     /// Starts a built-in TCP server inside netns `ns` on `port` that tells every client which
-    /// address it saw (`nslab-serve ns=red seen=IP:PORT ...`). It runs until nslab exits.
+    /// address it saw (`nslab-serve ns=red seen=IP:PORT ...`), and swallows what a client
+    /// sends (the sink of `probe::throughput`); `#{proto: "udp"}` and `#{http: true}` start
+    /// a UDP or HTTP server instead. It runs until nslab exits or the lab is rolled back.
     /// Returns the port.
     ///
     /// ```rhai
@@ -352,7 +354,7 @@ pub mod probe_mod {
         do_serve(&ctx, nsname(&ctx, ns)?, p, rhai::Map::new())
     }
 
-    /// Starts a built-in server with options: `#{proto: "udp"}` answers each datagram with
+    /// Starts a built-in server with options. `#{proto: "udp"}` answers each datagram with
     /// the same `nslab-serve … seen=…` line (from the address it was sent to), and
     /// `#{http: true}` answers each HTTP request with `200 OK` and that line as the body, so
     /// `curl` works against it. The plain TCP server is also the sink `probe::throughput`

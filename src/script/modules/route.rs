@@ -55,7 +55,9 @@ pub mod route_mod {
     use crate::script::modules::nsname;
     use crate::script::{RhaiResultOf, apply};
 
-    /// Adds a route, like `ip route add DEST via GATEWAY`. `dest` is a prefix or `"default"`.
+    /// Adds a route, like `ip route add DEST via GATEWAY`, `ip route add DEST dev NAME`, `ip
+    /// route add blackhole DEST` or `ip route add DEST nexthop via A nexthop via B`, with
+    /// `table`, `metric`, `src` and `onlink` as options. `dest` is a prefix or `"default"`.
     /// `via` is one of:
     /// - a gateway address, or `"ADDR%DEV"` for a gateway reached out of link DEV (a
     ///   link-local IPv6 gateway needs it: `"fe80::1%eth0"`);
@@ -91,7 +93,7 @@ pub mod route_mod {
         apply(&ctx, op)
     }
 
-    /// Adds a route with options, like `ip route add DEST via GW table T metric M src S
+    /// Adds a route with options. Like `ip route add DEST via GW table T metric M src S
     /// onlink`: `table` (a number from 1, or `"main"`), `metric`, `src` (the source address
     /// the route gives packets sent from here) and `onlink` (the gateway is on the link even
     /// if no subnet says so).
@@ -188,8 +190,8 @@ pub mod route_mod {
         apply(&ctx, op)
     }
 
-    /// Deletes a route, like `ip route del DEST via GATEWAY`; `via` takes the forms of
-    /// `route::add`. A route this lab added is deleted exactly (its metric and table too),
+    /// Deletes a route, like `ip route del DEST via GATEWAY`, with `via` and the options in
+    /// the forms of `route::add`. A route this lab added is deleted exactly (its metric and table too),
     /// so an equal route someone else added survives.
     ///
     /// ```rhai
@@ -305,9 +307,10 @@ pub mod route_mod {
         apply(&ctx, op)
     }
 
-    /// The main routing table here (IPv4 and IPv6), like `ip route`: maps `#{dest, via,
-    /// dev, family, proto, scope, table, metric, type, src, nexthops}` (`nexthops`: the
-    /// gateways of a multipath route, each `#{via, dev, weight}`).
+    /// The main routing table here (IPv4 and IPv6), like `ip route`, or another one with
+    /// `#{table: T}` (`"all"`: every table but local): maps `#{dest, via, dev, family, proto,
+    /// scope, table, metric, type, src, nexthops}` (`nexthops`: the gateways of a multipath
+    /// route, each `#{via, dev, weight}`).
     ///
     /// ```rhai
     /// for r in route::list() { print(`${r.dest} via ${r.via} metric ${r.metric}`); }
