@@ -19,7 +19,8 @@ pub struct Args {
 #[derive(Debug, Serialize)]
 pub struct LabRow {
     pub lab: String,
-    /// "up", or "running" while a process (a run, a REPL) still holds it.
+    /// "up", "damaged (N bad lines)" or "unreadable" (its journal: `nslab destroy` cleans
+    /// up from its tags), or "running" while a process (a run, a REPL) still holds it.
     pub state: String,
     pub pid: Option<u32>,
     pub recipe: Option<String>,
@@ -34,11 +35,16 @@ pub fn rows() -> Result<Vec<LabRow>, crate::net::NetError> {
     let now = now_secs();
     let mut rows = Vec::new();
     for lab in journal::labs() {
-        let ops = journal::read(&lab)?;
+        // One lab's damaged or unreadable journal is that lab's row, not every lab's error.
+        let (ops, state) = match journal::read_all(&lab) {
+            Ok(c) if c.damage.is_empty() => (c.ops, "up".to_string()),
+            Ok(c) => (c.ops, format!("damaged ({} bad lines)", c.damage.len())),
+            Err(_) => (vec![], "unreadable".to_string()),
+        };
         let meta = journal::read_meta(&lab);
         let pid = journal::running_pid(&lab);
         rows.push(LabRow {
-            state: if pid.is_some() { "running".into() } else { "up".into() },
+            state,
             pid,
             recipe: meta.as_ref().and_then(|m| m.recipe.as_deref()).map(shown_path),
             params: meta.as_ref().map(|m| m.params.clone()).unwrap_or_default(),

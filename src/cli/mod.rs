@@ -102,7 +102,9 @@ fn install_report_hook() {
 
 /// Prints a diagnostic to stderr.
 pub fn report(d: Diag) {
-    eprintln!("{:?}", miette::Report::new(d));
+    use std::io::Write;
+    // Not eprintln!: a closed stderr (`2>&1 | head -0`) must not panic mid-rollback.
+    let _ = writeln!(std::io::stderr(), "{:?}", miette::Report::new(d));
 }
 
 /// Prints a diagnostic and fails with exit code 1.

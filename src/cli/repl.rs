@@ -356,7 +356,7 @@ impl Repl {
             return self.command(t);
         }
         self.entries += 1;
-        let src = Source { name: format!("<repl:{}>", self.entries), text: text.to_string() };
+        let src = Source::new(format!("<repl:{}>", self.entries), text);
         match self.eval(&src, None) {
             Ok(v) => {
                 let shown = print::render(&v, &print::Style { color: self.color });
@@ -554,7 +554,7 @@ impl Repl {
             }
         };
         let engine = recipe::engine_for(&path, Overrides::new());
-        let src = Source { name: path.display().to_string(), text };
+        let src = Source::new(path.display().to_string(), text);
         let before = self.session.applied();
         match self.eval(&src, Some(&engine)) {
             Ok(_) => {

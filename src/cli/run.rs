@@ -1,6 +1,8 @@
 //! `nslab run RECIPE`: build a lab; roll it back if anything fails.
 
+use std::io::Write;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 
 use super::recipe_args::{Loaded, RecipeArgs};
 use super::{Failed, fail, ops, report};
@@ -56,7 +58,7 @@ pub fn run(a: Args) -> Result<(), Failed> {
                 "could not remove the old lab {lab}; nothing new was built"
             ))));
         }
-        println!("destroyed the old lab {lab} (--replace)");
+        say(format_args!("destroyed the old lab {lab} (--replace)"));
     }
     // Every parameter the lab was built with (`nslab ls`), as set or as declared.
     let params: Vec<(String, String)> = r
@@ -95,13 +97,23 @@ pub fn run(a: Args) -> Result<(), Failed> {
     let result = r.run(&engine, &mut scope);
     // A veth still held back is created now; if that fails, the run fails and rolls back.
     let result = result.and_then(|()| session.kernel().flush().map_err(|e| Diag::plain(&e)));
+    // A signal during the last Op (say iptables for the last nat rule) finds no next Op to
+    // stop at: without this check the run said "lab is up" and exited 0 (issue 14).
+    let result = result.and_then(|()| match lab::INTERRUPTED.load(Ordering::Relaxed) {
+        true => Err(Diag::plain(
+            &NetError::new("interrupted").with_errno(libc::EINTR).with_help(
+                "a signal (Ctrl-C, SIGTERM, SIGHUP) came while the last operation ran: the lab is rolled back",
+            ),
+        )),
+        false => Ok(()),
+    });
     if a.interactive {
         let failed = result.is_err();
         if let Err(d) = result {
             report(d);
-            eprintln!(
+            warn(format_args!(
                 "what lab {lab} built before the failure is kept for you to explore (`:destroy` removes it)"
-            );
+            ));
         }
         super::repl::after_recipe(engine, scope, &r, session, a.sandbox, a.explain)?;
         // Exit code 0 means the recipe succeeded, also when a REPL came after it.
@@ -119,12 +131,15 @@ pub fn run(a: Args) -> Result<(), Failed> {
             let n = session.applied();
             if n > 0 {
                 if a.sandbox {
-                    println!(
+                    say(format_args!(
                         "lab {lab} is up ({}); the sandbox vanishes now that nslab exits",
                         ops(n)
-                    );
+                    ));
                 } else {
-                    println!("lab {lab} is up ({}); remove it with `nslab destroy {lab}`", ops(n));
+                    say(format_args!(
+                        "lab {lab} is up ({}); remove it with `nslab destroy {lab}`",
+                        ops(n)
+                    ));
                 }
             }
             Ok(())
@@ -133,24 +148,38 @@ pub fn run(a: Args) -> Result<(), Failed> {
             report(d);
             let n = session.applied();
             if a.keep_on_error {
-                eprintln!(
+                warn(format_args!(
                     "kept {} of lab {lab} for debugging; remove them with `nslab destroy {lab}`",
                     ops(n)
-                );
+                ));
             } else {
                 let errors = session.rollback();
                 if errors.is_empty() && n > 0 {
-                    eprintln!("rolled back {} of lab {lab}: nothing is left behind", ops(n));
+                    warn(format_args!(
+                        "rolled back {} of lab {lab}: nothing is left behind",
+                        ops(n)
+                    ));
                 } else if !errors.is_empty() {
                     for e in errors {
                         report(Diag::plain(&e));
                     }
-                    eprintln!(
+                    warn(format_args!(
                         "rollback of lab {lab} was incomplete; `nslab destroy {lab}` retries it"
-                    );
+                    ));
                 }
             }
             Err(Failed(1))
         }
     }
+}
+
+/// A line on stdout, whatever became of it: `nslab run r.rhai | head -0` closed the pipe, and
+/// `println!` panicked (exit 101) after the lab was built (issue 14).
+fn say(line: std::fmt::Arguments) {
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
+/// A line on stderr, whatever became of it (see [`say`]).
+fn warn(line: std::fmt::Arguments) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }

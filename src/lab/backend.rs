@@ -4,6 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use crate::net::bridge_vlan::VlanInfo;
 use crate::net::exec::ExecOutput;
 use crate::net::info::{AddrInfo, FdbEntry, LinkInfo, NeighInfo, RouteInfo};
 use crate::net::probe::Flavour;
@@ -27,6 +28,8 @@ pub trait Backend {
     fn neighbours(&self, ns: Option<&str>) -> NetResult<Vec<NeighInfo>>;
     fn fdb(&self, ns: Option<&str>, bridge: &str) -> NetResult<Vec<FdbEntry>>;
     fn bridge_ports(&self, ns: Option<&str>, bridge: &str) -> NetResult<Vec<LinkInfo>>;
+    /// `bridge vlan show dev PORT`.
+    fn bridge_vlans(&self, ns: Option<&str>, port: &str) -> NetResult<Vec<VlanInfo>>;
     fn sysctl_get(&self, ns: Option<&str>, key: &str) -> NetResult<String>;
     /// `iptables -t nat -S` rule lines.
     fn nat_list(&self, ns: Option<&str>) -> NetResult<Vec<String>>;

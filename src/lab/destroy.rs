@@ -41,8 +41,11 @@ pub fn destroy_with(lab: &str, force: bool) -> Vec<crate::net::NetError> {
             "stop that run first; `nslab destroy --force {lab}` removes the lab under it"
         ))];
     }
-    let ops = match journal::read(lab) {
-        Ok(ops) => ops,
+    // A journal that cannot be read at all (a directory, no permission) is damage too: what
+    // the lab made is then found by its marks alone.
+    let (ops, damage) = match journal::read_all(lab) {
+        Ok(c) => (c.ops, c.damage),
+        Err(e) if journal::lab_dir(lab).exists() => (vec![], vec![e.message]),
         Err(e) => return vec![e],
     };
     let kernel = match crate::net::Kernel::new(None) {
@@ -50,12 +53,44 @@ pub fn destroy_with(lab: &str, force: bool) -> Vec<crate::net::NetError> {
         Err(e) => return vec![e],
     };
     let mut errors = teardown::teardown(&kernel, lab, &ops);
-    if errors.is_empty()
+    // What the journal lost (damaged lines, a journal cut short or emptied), found again by
+    // the lab's marks; rules only when the journal says it lost something (one iptables
+    // run per namespace).
+    let swept = super::sweep::sweep(&kernel, lab, !damage.is_empty() || ops.is_empty());
+    errors.extend(swept.errors);
+    // Marks the journal did not name are damage too: a journal cut short (or emptied)
+    // reads as intact.
+    let incomplete = !damage.is_empty() || !swept.removed.is_empty();
+    if errors.is_empty() && incomplete {
+        errors.push(damaged(lab, &damage, &swept.removed));
+    }
+    if (errors.is_empty() || incomplete)
         && let Err(e) = journal::remove(lab)
     {
         errors.push(e);
     }
     errors
+}
+
+/// A destroy from a damaged journal is never reported as a plain success: what the damaged
+/// lines described and carries no mark of the lab may still be there.
+fn damaged(lab: &str, damage: &[String], removed: &[String]) -> NetError {
+    let shown: Vec<&str> = damage.iter().take(3).map(String::as_str).collect();
+    let more = match damage.len() {
+        0 => "it reads as intact, but does not name everything the lab made: cut short?".into(),
+        n if n > 3 => format!(" and {} more", n - 3),
+        _ => String::new(),
+    };
+    let found = match removed.len() {
+        0 => "nothing more was found by the lab's marks".to_string(),
+        _ => format!("removed by the lab's marks: {}", removed.join(", ")),
+    };
+    NetError::new(format!(
+        "the journal of lab {lab} was damaged ({}{more}); undid what its intact lines name, {found}",
+        shown.join("; ")
+    ))
+    .with_errno(libc::EIO)
+    .with_help("addresses, routes and sysctls the damaged lines described carry no mark and may remain: check `nslab show` and `nslab doctor`; the lab's journal is removed")
 }
 
 /// Stops what lab `lab`'s `netns::exec` commands left running in the background (see

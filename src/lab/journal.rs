@@ -50,8 +50,10 @@ pub struct Background {
 
 /// The process groups lab `lab` left running, for teardown to stop.
 pub fn backgrounds(lab: &str) -> Vec<Background> {
-    let text = std::fs::read_to_string(lab_dir(lab).join("journal")).unwrap_or_default();
-    text.lines()
+    let bytes = std::fs::read(lab_dir(lab).join("journal")).unwrap_or_default();
+    bytes
+        .split(|b| *b == b'\n')
+        .filter_map(|raw| unseal(raw).ok())
         .filter_map(|l| match serde_json::from_str::<Line>(l) {
             Ok(Line::Background { background, members, netns, net_ino }) => {
                 Some(Background { pgid: background, members, netns, net_ino })
@@ -133,32 +135,110 @@ pub fn read_meta(lab: &str) -> Option<Meta> {
     serde_json::from_str(&std::fs::read_to_string(lab_dir(lab).join("meta.json")).ok()?).ok()
 }
 
-/// The Ops a lab applied successfully, in order.
+/// The Ops a lab applied successfully, in order (lines found damaged are left out: see
+/// [`read_all`] for those who must know).
 pub fn read(lab: &str) -> NetResult<Vec<Op>> {
-    let text = std::fs::read_to_string(lab_dir(lab).join("journal")).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            NetError::new(format!("no lab named {lab}"))
-                .with_help("`nslab ls` lists the labs that are up")
-        } else {
-            e.into()
-        }
-    })?;
-    parse(&text)
+    read_all(lab).map(|c| c.ops)
 }
 
-fn parse(text: &str) -> NetResult<Vec<Op>> {
+/// What a journal says, and where it is damaged.
+#[derive(Debug, Default)]
+pub struct Contents {
+    /// The Ops from the lines that read back intact, in order.
+    pub ops: Vec<Op>,
+    /// Each damaged line: "line N: why". Never acted on (a damaged line may say anything).
+    pub damage: Vec<String>,
+}
+
+/// Reads lab `lab`'s journal as bytes, line by line: one bad byte (`\xff`) spoils its line,
+/// not the journal (it made `nslab ls` fail for every lab, issue 14).
+pub fn read_all(lab: &str) -> NetResult<Contents> {
+    let path = lab_dir(lab).join("journal");
+    let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => NetError::new(format!("no lab named {lab}"))
+            .with_help("`nslab ls` lists the labs that are up"),
+        _ => NetError::new(format!("cannot read the journal of lab {lab} ({}): {e}", path.display()))
+            .with_errno(e.raw_os_error().unwrap_or(libc::EIO))
+            .with_help(format!(
+                "it should be a file nslab wrote; if it is not, remove {} and what the lab made by hand (`nslab doctor` lists objects tagged nslab:{lab})",
+                lab_dir(lab).display()
+            )),
+    })?;
+    Ok(parse(&bytes))
+}
+
+fn parse(bytes: &[u8]) -> Contents {
     let mut ops: Vec<(u64, Op)> = Vec::new();
-    for line in text.lines() {
-        match serde_json::from_str::<Line>(line) {
-            Ok(Line::Op { seq, op }) => ops.push((seq, op)),
-            Ok(Line::Failed { failed }) => ops.retain(|(s, _)| *s != failed),
-            Ok(Line::Forget { forget }) => ops.push((u64::MAX, Op::NetnsDel { name: forget })),
-            Ok(Line::Background { .. }) => {}
-            // A line cut short by a crash mid-write is the last one; it was never applied.
-            Err(_) => {}
+    let mut damage = Vec::new();
+    let mut lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
+    // The last piece has no newline: empty, or a line cut short by a crash mid-write. The
+    // Op it announced was never applied (the line is written first).
+    lines.pop();
+    let mut last_seq = 0;
+    let mut after_damage = false;
+    for (i, raw) in lines.into_iter().enumerate() {
+        let n = i + 1;
+        let parsed = unseal(raw)
+            .map_err(str::to_string)
+            .and_then(|l| serde_json::from_str::<Line>(l).map_err(|e| e.to_string()));
+        let line = match parsed {
+            Ok(l) => l,
+            Err(why) => {
+                damage.push(format!("line {n}: {why}"));
+                after_damage = true;
+                continue;
+            }
+        };
+        match line {
+            Line::Op { seq, op } => {
+                // A line deleted from the middle leaves a gap in the numbers (one after a
+                // damaged line is that line's, already counted).
+                if seq != last_seq + 1 && !after_damage {
+                    damage.push(format!("line {n}: operation {seq} follows {last_seq}"));
+                }
+                last_seq = seq;
+                ops.push((seq, op))
+            }
+            Line::Failed { failed } => ops.retain(|(s, _)| *s != failed),
+            Line::Forget { forget } => ops.push((u64::MAX, Op::NetnsDel { name: forget })),
+            Line::Background { .. } => {}
+        }
+        after_damage = false;
+    }
+    Contents { ops: ops.into_iter().map(|(_, op)| op).collect(), damage }
+}
+
+/// A line is `JSON<TAB>CRC32` (hex): the checksum tells a line nslab wrote from one damaged
+/// on disk or edited by hand. It is no signature: whoever can write /run/nslab (root) can
+/// compute it; ownership checks at teardown do not rest on it alone.
+fn seal(json: &[u8]) -> Vec<u8> {
+    let mut out = json.to_vec();
+    out.extend_from_slice(format!("\t{:08x}\n", crc32(json)).as_bytes());
+    out
+}
+
+fn unseal(raw: &[u8]) -> Result<&str, &'static str> {
+    let Some(tab) = raw.iter().rposition(|b| *b == b'\t') else {
+        return Err("no checksum (damaged, or not written by nslab)");
+    };
+    let (json, sum) = (&raw[..tab], &raw[tab + 1..]);
+    let sum = std::str::from_utf8(sum).ok().and_then(|s| u32::from_str_radix(s, 16).ok());
+    if sum != Some(crc32(json)) {
+        return Err("checksum mismatch (damaged, or edited by hand)");
+    }
+    std::str::from_utf8(json).map_err(|_| "not UTF-8")
+}
+
+/// CRC-32 (IEEE), bitwise: journals are small and written one line at a time.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
         }
     }
-    Ok(ops.into_iter().map(|(_, op)| op).collect())
+    !crc
 }
 
 pub struct Journal {
@@ -203,12 +283,21 @@ impl Journal {
                 .with_errno(libc::EBUSY)
                 .with_help("leave that REPL or let that run end first"));
         }
-        let text = std::fs::read_to_string(&path)?;
+        let text = std::fs::read(&path)?;
         // A line torn by a crash mid-write must not swallow the next entry.
-        if !text.is_empty() && !text.ends_with('\n') {
+        if !text.is_empty() && !text.ends_with(b"\n") {
             file.write_all(b"\n")?;
         }
-        let seq = text.lines().count() as u64;
+        // Numbers go on from the last Op's (a gap would read as a lost line).
+        let seq = text
+            .split(|b| *b == b'\n')
+            .filter_map(|raw| unseal(raw).ok())
+            .filter_map(|l| match serde_json::from_str::<Line>(l) {
+                Ok(Line::Op { seq, .. }) => Some(seq),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
         if let Some(mut m) = read_meta(lab) {
             m.pid = std::process::id();
             write_meta(&m)?;
@@ -256,8 +345,7 @@ impl Journal {
     }
 
     fn write(&mut self, line: &Line) -> NetResult<()> {
-        let mut buf = serde_json::to_vec(line).expect("ops serialise");
-        buf.push(b'\n');
+        let buf = seal(&serde_json::to_vec(line).expect("ops serialise"));
         self.file.write_all(&buf).map_err(NetError::from)
     }
 }
@@ -297,14 +385,55 @@ pub fn group_of(lab: &str) -> u32 {
 mod tests {
     use super::*;
 
+    fn sealed(lines: &[&str]) -> Vec<u8> {
+        lines.iter().flat_map(|l| seal(l.as_bytes())).collect()
+    }
+
     #[test]
     fn failed_entries_are_dropped_and_torn_lines_ignored() {
-        let text = r#"{"seq":1,"op":{"op":"netns_add","name":"red"}}
-{"seq":2,"op":{"op":"netns_add","name":"green"}}
-{"failed":2}
-{"seq":3,"op":{"op":"netns_add","name":"bl"#;
-        let ops = parse(text).unwrap();
-        assert_eq!(ops, vec![Op::NetnsAdd { name: "red".into() }]);
+        let mut text = sealed(&[
+            r#"{"seq":1,"op":{"op":"netns_add","name":"red"}}"#,
+            r#"{"seq":2,"op":{"op":"netns_add","name":"green"}}"#,
+            r#"{"failed":2}"#,
+        ]);
+        text.extend_from_slice(br#"{"seq":3,"op":{"op":"netns_add","name":"bl"#);
+        let c = parse(&text);
+        assert_eq!(c.ops, vec![Op::NetnsAdd { name: "red".into() }]);
+        assert!(c.damage.is_empty(), "{:?}", c.damage);
+    }
+
+    #[test]
+    fn damaged_injected_and_missing_lines_are_reported() {
+        let mut text = sealed(&[
+            r#"{"seq":1,"op":{"op":"netns_add","name":"red"}}"#,
+            r#"{"seq":2,"op":{"op":"netns_add","name":"green"}}"#,
+            r#"{"seq":4,"op":{"op":"netns_add","name":"blue"}}"#,
+        ]);
+        // One bad byte in line 2.
+        let at = text.windows(5).position(|w| w == b"green").unwrap();
+        text[at] = 0xff;
+        // A valid line without a checksum, as if injected by hand.
+        text.extend_from_slice(
+            b"{\"op\":\"addr_add\",\"dev\":\"uplink\",\"cidr\":\"203.0.113.2/24\"}\n",
+        );
+        let c = parse(&text);
+        assert_eq!(
+            c.ops,
+            vec![Op::NetnsAdd { name: "red".into() }, Op::NetnsAdd { name: "blue".into() }]
+        );
+        assert_eq!(
+            c.damage,
+            vec![
+                "line 2: checksum mismatch (damaged, or edited by hand)".to_string(),
+                "line 4: no checksum (damaged, or not written by nslab)".to_string(),
+            ]
+        );
+        let gap = sealed(&[
+            r#"{"seq":1,"op":{"op":"netns_add","name":"red"}}"#,
+            r#"{"seq":3,"op":{"op":"netns_add","name":"blue"}}"#,
+        ]);
+        assert_eq!(parse(&gap).damage, vec!["line 2: operation 3 follows 1".to_string()]);
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod owner;
 pub mod plan;
 pub mod sandbox;
 pub mod session;
+pub mod sweep;
 pub mod sysctl_claims;
 pub mod teardown;
 

@@ -52,7 +52,7 @@ impl Owned {
     /// Updates the ownership picture after `op` was applied.
     pub fn note(&mut self, op: &Op) {
         let pair = self.next_pair;
-        if matches!(op, Op::BridgeAdd { .. } | Op::VethAdd { .. }) {
+        if matches!(op, Op::BridgeAdd { .. } | Op::VethAdd { .. } | Op::LinkAdd { .. }) {
             self.next_pair += 1;
         }
         match op {
@@ -77,7 +77,7 @@ impl Owned {
                     !matches!(c, Op::AddrAdd { ns: n, dev: d, .. } if lost.iter().any(|g| &g.ns == n && &g.name == d))
                 });
             }
-            Op::BridgeAdd { ns, name } => self.links.push(OwnedLink { ns: ns.clone(), name: name.clone(), pair }),
+            Op::BridgeAdd { ns, name } | Op::LinkAdd { ns, name, .. } => self.links.push(OwnedLink { ns: ns.clone(), name: name.clone(), pair }),
             Op::VethAdd { ns, name, peer, peer_ns } => {
                 self.links.push(OwnedLink { ns: ns.clone(), name: name.clone(), pair });
                 self.links.push(OwnedLink { ns: peer_ns.clone().or(ns.clone()), name: peer.clone(), pair });
@@ -116,7 +116,15 @@ impl Owned {
             Op::IptDelete { ns, table, chain, rule } => self.forget(|c| {
                 matches!(c, Op::IptAppend { ns: n, table: t, chain: ch, rule: r } if n == ns && t == table && ch == chain && r == rule)
             }),
-            Op::LinkUp { .. } | Op::LinkDown { .. } | Op::LinkSetMaster { .. } => {}
+            // Bridge settings, VLANs and WireGuard settings are allowed on the lab's own
+            // links only (lab/owner.rs): they go with the link.
+            Op::LinkUp { .. }
+            | Op::LinkDown { .. }
+            | Op::LinkSetMaster { .. }
+            | Op::BridgeSet { .. }
+            | Op::BridgeVlanAdd { .. }
+            | Op::BridgeVlanDel { .. }
+            | Op::WireguardSet { .. } => {}
         }
     }
 
@@ -297,6 +305,7 @@ mod tests {
             alias: Some("nslab:t".into()),
             group: crate::lab::journal::group_of("t"),
             peer_index: None,
+            detail: Default::default(),
         };
         assert!(o.is_mine(None, &l, "t"));
         l.alias = None; // killed between creation and tagging

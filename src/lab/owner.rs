@@ -110,6 +110,18 @@ pub fn check(lab: &str, owned: &Owned, op: &Op, world: &dyn World) -> NetResult<
             });
             if ours { Ok(()) } else { not_ours(format!("iptables rule in {}", place(ns))) }
         }
+        // Settings teardown does not undo: only on links the lab made, which take them along.
+        Op::BridgeSet { ns, name: dev, .. }
+        | Op::BridgeVlanAdd { ns, port: dev, .. }
+        | Op::BridgeVlanDel { ns, port: dev, .. }
+        | Op::WireguardSet { ns, dev, .. }
+            if !owned.link_goes(ns.as_deref(), dev) =>
+        {
+            if world.link(ns.as_deref(), dev)?.is_none() {
+                return Err(no_link(dev, ns.as_deref()));
+            }
+            not_ours(format!("link {dev} in {}", place(ns)))
+        }
         _ => Ok(()),
     }
 }

@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::net::bridge_vlan::VlanInfo;
 use crate::net::exec::ExecOutput;
 use crate::net::info::{AddrInfo, FdbEntry, LinkInfo, NeighInfo, RouteInfo};
 use crate::net::kernel::LinkTag;
@@ -17,6 +18,10 @@ use super::journal::{self, Journal, Meta};
 use super::teardown::{Owned, teardown};
 use super::{INTERRUPTED, sysctl_claims};
 
+// Declared here, not in lab/mod.rs, until the issue-9 restructuring lands (HELPERS.md).
+#[path = "fault.rs"]
+mod fault;
+
 pub struct Session {
     kernel: Kernel,
     lab: String,
@@ -27,7 +32,13 @@ pub struct Session {
     /// by hand under the same name.
     netns_ids: RefCell<std::collections::HashMap<String, crate::net::netns::NetnsId>>,
     explain: bool,
+    /// `probe::serve` servers started (each holds a thread), at most [`MAX_SERVERS`].
+    servers: std::cell::Cell<usize>,
 }
+
+/// Most `probe::serve` servers one lab may run: each is a thread and a socket. 500 of them
+/// under a pids limit made nslab panic (issue 14); a clear error rolls the lab back instead.
+pub const MAX_SERVERS: usize = 128;
 
 fn tag(lab: &str) -> LinkTag {
     LinkTag { alias: format!("nslab:{lab}"), group: journal::group_of(lab) }
@@ -67,6 +78,7 @@ impl Session {
             owned: RefCell::new(Owned::default()),
             netns_ids: RefCell::new(Default::default()),
             explain,
+            servers: Default::default(),
         })
     }
 
@@ -90,6 +102,7 @@ impl Session {
             applied: RefCell::new(ops),
             netns_ids: RefCell::new(journal::netns_ids(lab)),
             explain,
+            servers: Default::default(),
         })
     }
 
@@ -108,6 +121,7 @@ impl Session {
         // The lab's probe servers go with it, also those listening outside its namespaces
         // (say in the sandbox's `internet`): a rebuilt lab wants their ports again.
         crate::net::probe::stop_all();
+        self.servers.set(0);
         let mut errors = teardown(&self.kernel, &self.lab, &ops);
         *self.owned.borrow_mut() = Owned::default();
         if errors.is_empty()
@@ -180,6 +194,21 @@ impl super::owner::World for Session {
     }
 }
 
+/// A sysctl reads back as written (compared as the kernel prints it), or is put back as it
+/// was and refused: destroy restores a value only while it is still the lab's, so a value
+/// the kernel stores differently would stay for good.
+fn stored_as_written(op: &Op) -> NetResult<()> {
+    let Op::SysctlSet { ns, key, value, old: Some(old) } = op else { return Ok(()) };
+    let now = kernel::sysctl_get(ns.as_deref(), key)?;
+    if sysctl_claims::same(&now, value) {
+        return Ok(());
+    }
+    kernel::sysctl_set(ns.as_deref(), key, old)?;
+    Err(NetError::new(format!("the kernel stores {key} = {value:?} as {now:?}"))
+        .with_errno(libc::EINVAL)
+        .with_help(format!("write {now:?}, the value as the kernel keeps it")))
+}
+
 fn already_up(lab: &str) -> NetError {
     let e = NetError::new(format!("lab {lab} is already up")).with_errno(libc::EEXIST);
     match (journal::running_pid(lab), journal::read_meta(lab)) {
@@ -223,18 +252,23 @@ impl Backend for Session {
         // flip a value this one relies on.
         let mut claimed = None;
         if let Op::SysctlSet { ns, key, value, old } = &mut op {
+            let now = kernel::sysctl_get(ns.as_deref(), key)?;
+            *value = sysctl_claims::normalise(key, value, &now)?;
             let (current, before) = sysctl_claims::claim(&self.lab, ns.as_deref(), key, value)?;
             claimed = Some(before);
             *old = Some(current);
         }
         if self.explain {
-            println!("+ {}", op.command());
+            // Not println!: a closed stdout (`| head`) must not panic half-way through a lab.
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "+ {}", op.command());
             for w in self.kernel.no_ipv6_writes(&op) {
-                println!("+ {}", w.command());
+                let _ = writeln!(out, "+ {}", w.command());
             }
         }
         let seq = self.journal.borrow_mut().record(&op)?;
-        if let Err(e) = self.kernel.apply(&op) {
+        if let Err(e) = self.kernel.apply(&op).and_then(|()| stored_as_written(&op)) {
             self.journal.borrow_mut().failed(seq)?;
             if let (Some(before), Op::SysctlSet { ns, key, .. }) = (&claimed, &op) {
                 // Best effort: a claim left behind is recognised as stale by the next one.
@@ -248,8 +282,12 @@ impl Backend for Session {
             self.journal.borrow_mut().netns_made(&self.lab, name, id)?;
             self.netns_ids.borrow_mut().insert(name.clone(), id);
         }
+        if let Op::WireguardSet { ns, dev, private_key: Some(k), .. } = &op {
+            save_key(&self.lab, ns.as_deref(), dev, k)?;
+        }
         self.owned.borrow_mut().note(&op);
         self.applied.borrow_mut().push(op);
+        fault::after_op(self.applied.borrow().len());
         Ok(())
     }
 
@@ -287,6 +325,10 @@ impl Backend for Session {
 
     fn bridge_ports(&self, ns: Option<&str>, bridge: &str) -> NetResult<Vec<LinkInfo>> {
         self.kernel.bridge_ports(ns, bridge)
+    }
+
+    fn bridge_vlans(&self, ns: Option<&str>, port: &str) -> NetResult<Vec<VlanInfo>> {
+        self.kernel.bridge_vlans(ns, port)
     }
 
     fn sysctl_get(&self, ns: Option<&str>, key: &str) -> NetResult<String> {
@@ -350,7 +392,7 @@ impl Backend for Session {
 
     fn serve(&self, ns: Option<&str>, port: u16) -> NetResult<u16> {
         self.kernel.flush()?;
-        crate::net::probe::serve(ns, port, crate::net::probe::Flavour::Tcp)
+        self.serve_flavour(ns, port, crate::net::probe::Flavour::Tcp)
     }
 
     fn serve_flavour(
@@ -360,7 +402,16 @@ impl Backend for Session {
         flavour: crate::net::probe::Flavour,
     ) -> NetResult<u16> {
         self.kernel.flush()?;
-        crate::net::probe::serve(ns, port, flavour)
+        if self.servers.get() >= MAX_SERVERS {
+            return Err(NetError::new(format!(
+                "too many probe::serve servers: a lab runs at most {MAX_SERVERS}"
+            ))
+            .with_errno(libc::EMFILE)
+            .with_help("serve one port per host you test; a probe::tcp to the same server works as often as you like"));
+        }
+        let port = probe::serve(ns, port, flavour)?;
+        self.servers.set(self.servers.get() + 1);
+        Ok(port)
     }
 
     fn udp(
@@ -384,4 +435,29 @@ impl Backend for Session {
         let stop = || INTERRUPTED.load(Ordering::Relaxed);
         crate::net::probe::throughput(ns, target, duration, Some(stop)).map(Some)
     }
+}
+
+/// Keeps a WireGuard private key the lab set where only root reads it, beside the journal
+/// (`/run/nslab/LAB/wg-NETNS-DEV.key`, mode 0600, base64 like `wg genkey`): the journal,
+/// `--explain`, `plan`, `ls` and `show` print `<private key>` instead.
+fn save_key(
+    lab: &str,
+    ns: Option<&str>,
+    dev: &str,
+    key: &crate::net::wireguard::Secret,
+) -> NetResult<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let Some(b64) = key.to_base64() else { return Ok(()) };
+    let path = journal::lab_dir(lab).join(format!("wg-{}-{dev}.key", ns.unwrap_or("host")));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| {
+            NetError::new(format!("cannot keep the private key in {}: {e}", path.display()))
+        })?;
+    writeln!(f, "{b64}").map_err(NetError::from)
 }

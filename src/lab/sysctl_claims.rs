@@ -96,8 +96,30 @@ pub fn all() -> Vec<(Option<String>, String, Claim)> {
     out
 }
 
+/// `value` as the kernel will store it, for the integer values it normalises: "01", "00001"
+/// and " 1" are stored as 1, so a journal that kept "01" made destroy think someone changed
+/// the value since, and leave it (issue 14). Integer lists have as many items as the key
+/// holds now: the kernel keeps the first of "1 0" for ip_forward and drops the rest, so
+/// that is refused. Other values are checked after the write (`Session::apply` reads back).
+pub fn normalise(key: &str, value: &str, current: &str) -> NetResult<String> {
+    let items: Vec<&str> = value.split_whitespace().collect();
+    let ints: Option<Vec<i64>> = items.iter().map(|t| t.parse::<i64>().ok()).collect();
+    let Some(ints) = ints.filter(|i| !i.is_empty()) else { return Ok(value.to_string()) };
+    let now = current.split_whitespace().count();
+    let now_ints = current.split_whitespace().all(|t| t.parse::<i64>().is_ok());
+    if now_ints && now > 0 && ints.len() != now {
+        let shape = if now == 1 { "one integer".to_string() } else { format!("{now} integers") };
+        return Err(NetError::new(format!("{key} holds {shape}, not {value:?}"))
+            .with_errno(libc::EINVAL)
+            .with_help(format!(
+                "it is {current:?} now; the kernel would keep part of {value:?} and drop the rest"
+            )));
+    }
+    Ok(ints.iter().map(i64::to_string).collect::<Vec<_>>().join(" "))
+}
+
 /// The kernel reads some values back normalised ("0 2147483647" comes back tab-separated).
-fn same(a: &str, b: &str) -> bool {
+pub fn same(a: &str, b: &str) -> bool {
     a.split_whitespace().eq(b.split_whitespace())
 }
 
@@ -227,4 +249,23 @@ pub fn release(
         let _ = std::fs::remove_file(path(ns, key));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integer_values_are_normalised_like_the_kernel_does() {
+        let k = "net.ipv4.ip_forward";
+        assert_eq!(normalise(k, "01", "0").unwrap(), "1");
+        assert_eq!(normalise(k, "00001", "0").unwrap(), "1");
+        assert_eq!(normalise(k, " 1\n", "0").unwrap(), "1");
+        assert!(normalise(k, "1 0", "0").is_err());
+        assert!(normalise(k, "1\n0", "0").is_err());
+        let r = "net.ipv4.ping_group_range";
+        assert_eq!(normalise(r, "00 010", "1\t0").unwrap(), "0 10");
+        assert!(normalise(r, "5", "1\t0").is_err());
+        assert_eq!(normalise("net.ipv4.tcp_congestion_control", "reno", "cubic").unwrap(), "reno");
+    }
 }

@@ -126,11 +126,52 @@ fn kill(child: &mut Child, pgid: libc::pid_t) {
     let _ = child.wait();
 }
 
+/// Most bytes of each output stream (stdout, stderr) a command hands back: the last ones,
+/// after a line saying how much was cut. `head -c 3000000000 /dev/zero` grew nslab to
+/// gigabytes (issue 14); a recipe's strings are bounded too (`engine::MAX_STRING`).
+pub const MAX_OUTPUT: usize = 1 << 20;
+
+/// What a pipe gave so far: its last [`MAX_OUTPUT`] bytes, and how many came before them.
+#[derive(Default)]
+struct Tail {
+    bytes: Vec<u8>,
+    cut: u64,
+}
+
+impl Tail {
+    fn push(&mut self, chunk: &[u8]) {
+        self.bytes.extend_from_slice(chunk);
+        // Trimmed at twice the cap, so that a long stream costs amortised O(1) per byte.
+        if self.bytes.len() > 2 * MAX_OUTPUT {
+            let extra = self.bytes.len() - MAX_OUTPUT;
+            self.bytes.drain(..extra);
+            self.cut += extra as u64;
+        }
+    }
+
+    fn into_string(mut self) -> String {
+        if self.bytes.len() > MAX_OUTPUT {
+            let extra = self.bytes.len() - MAX_OUTPUT;
+            self.bytes.drain(..extra);
+            self.cut += extra as u64;
+        }
+        let text = String::from_utf8_lossy(&self.bytes).into_owned();
+        if self.cut == 0 {
+            return text;
+        }
+        format!(
+            "[nslab: output cut: the first {} bytes are not kept, only the last {}]\n{text}",
+            self.cut,
+            self.bytes.len()
+        )
+    }
+}
+
 /// One output pipe, read to its end on a thread of its own into a shared buffer.
 struct Drain {
     /// None once taken: what a background process writes afterwards is read and dropped
     /// (it must not fill nslab's memory, nor get SIGPIPE for writing).
-    buf: std::sync::Arc<std::sync::Mutex<Option<Vec<u8>>>>,
+    buf: std::sync::Arc<std::sync::Mutex<Option<Tail>>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -139,15 +180,16 @@ impl Drain {
         self.thread.as_ref().is_none_or(|t| t.is_finished())
     }
 
-    /// What was read so far (all of it once `done`); later output is dropped.
+    /// What was read so far (all of it once `done`, up to [`MAX_OUTPUT`]); later output is
+    /// dropped.
     fn take(&self) -> String {
         let buf = self.buf.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default();
-        String::from_utf8_lossy(&buf).into_owned()
+        buf.into_string()
     }
 }
 
 fn drain<R: Read + Send + 'static>(r: Option<R>) -> Drain {
-    let buf = std::sync::Arc::new(std::sync::Mutex::new(Some(Vec::new())));
+    let buf = std::sync::Arc::new(std::sync::Mutex::new(Some(Tail::default())));
     let thread = r.map(|mut r| {
         let buf = buf.clone();
         std::thread::spawn(move || {
@@ -157,7 +199,7 @@ fn drain<R: Read + Send + 'static>(r: Option<R>) -> Drain {
                     Ok(0) => break,
                     Ok(n) => {
                         if let Some(b) = buf.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-                            b.extend_from_slice(&chunk[..n]);
+                            b.push(&chunk[..n]);
                         }
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -214,4 +256,32 @@ pub fn kill_group_in(pgid: i32, members: &[(i32, u64)], net_ino: u64) -> usize {
         }
     }
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_keeps_its_tail_and_says_it_was_cut() {
+        let mut t = Tail::default();
+        for i in 0..(3 * MAX_OUTPUT / 1000) {
+            t.push(format!("{:0999}\n", i).as_bytes());
+        }
+        let total = (3 * MAX_OUTPUT / 1000) * 1000;
+        let s = t.into_string();
+        let (note, rest) = s.split_once('\n').unwrap();
+        assert_eq!(rest.len(), MAX_OUTPUT);
+        assert_eq!(
+            note,
+            format!(
+                "[nslab: output cut: the first {} bytes are not kept, only the last {MAX_OUTPUT}]",
+                total - MAX_OUTPUT
+            )
+        );
+        assert!(rest.ends_with(&format!("{:0999}\n", 3 * MAX_OUTPUT / 1000 - 1)));
+        let mut t = Tail::default();
+        t.push(b"hi");
+        assert_eq!(t.into_string(), "hi");
+    }
 }

@@ -20,6 +20,9 @@ pub struct LinkInfo {
     pub group: u32,
     /// For a veth, the ifindex of its peer (which may live in another netns).
     pub peer_index: Option<u32>,
+    /// Kind-specific fields (`vlan_id`, `vxlan_id`, `parent`, `mode`, ...), like `ip -d link`.
+    #[serde(flatten)]
+    pub detail: super::link_detail::LinkDetail,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

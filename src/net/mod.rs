@@ -1,9 +1,12 @@
 //! The kernel side: typed operations named after iproute2 verbs. Knows nothing of Rhai.
 
+pub mod bridge_vlan;
 pub mod error;
 pub mod exec;
 pub mod info;
 pub mod kernel;
+pub mod link_detail;
+pub mod link_kind;
 pub mod nat;
 pub mod nat_syntax;
 pub mod netns;
@@ -13,6 +16,8 @@ pub mod probe;
 pub mod refusal;
 pub mod routing;
 pub mod rule;
+pub mod tap;
+pub mod wireguard;
 
 pub use error::{NetError, NetResult};
 pub use kernel::Kernel;

@@ -235,13 +235,20 @@ pub fn run_in<T: Send + 'static>(
         Some(n) => Some(open(n)?),
         None => None,
     };
-    std::thread::spawn(move || -> NetResult<T> {
-        if let Some(file) = file {
-            setns(file.as_fd(), CloneFlags::CLONE_NEWNET)
-                .map_err(|e| super::error::generic(e as i32, "cannot enter netns"))?;
-        }
-        Ok(f())
-    })
-    .join()
+    // Builder, not thread::spawn: out of threads (a pids limit) is an error, not a panic.
+    std::thread::Builder::new()
+        .spawn(move || -> NetResult<T> {
+            if let Some(file) = file {
+                setns(file.as_fd(), CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| super::error::generic(e as i32, "cannot enter netns"))?;
+            }
+            Ok(f())
+        })
+        .map_err(|e| {
+            NetError::new(format!("cannot start a thread: {e}"))
+                .with_errno(e.raw_os_error().unwrap_or(libc::EAGAIN))
+                .with_help("the process limit (ulimit -u, a cgroup's pids.max) is reached: start fewer servers or commands")
+        })?
+        .join()
     .map_err(|_| NetError::new("a netns worker thread panicked"))?
 }

@@ -23,7 +23,8 @@ use std::num::NonZeroI32;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use rtnetlink::packet_core::{
-    ErrorMessage, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
+    ErrorMessage, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkDeserializable, NetlinkHeader,
+    NetlinkMessage, NetlinkPayload, NetlinkSerializable,
 };
 use rtnetlink::packet_route::RouteNetlinkMessage;
 
@@ -41,7 +42,8 @@ const NLMSGERR_ATTR_MSG: u16 = 1;
 /// Big enough for one dump skb (the kernel caps them at 32 KiB).
 const RX: usize = 64 * 1024;
 
-/// A NETLINK_ROUTE socket. It stays bound to the netns of the thread that opened it.
+/// A NETLINK_ROUTE (or, from [`NlSocket::open_protocol`], another netlink family's)
+/// socket. It stays bound to the netns of the thread that opened it.
 pub struct NlSocket {
     fd: OwnedFd,
     seq: Cell<u32>,
@@ -114,9 +116,15 @@ pub fn kernel_message(e: &rtnetlink::Error) -> Option<String> {
 impl NlSocket {
     /// Opens a socket in the netns of the calling thread.
     pub fn open() -> io::Result<NlSocket> {
+        Self::open_protocol(libc::NETLINK_ROUTE)
+    }
+
+    /// Opens a socket of netlink protocol `protocol` (NETLINK_GENERIC for WireGuard) in the
+    /// netns of the calling thread.
+    pub fn open_protocol(protocol: libc::c_int) -> io::Result<NlSocket> {
         // SAFETY: plain syscall; the fd is owned right away.
         let fd = unsafe {
-            libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_ROUTE)
+            libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, protocol)
         };
         if fd < 0 {
             return Err(io::Error::last_os_error());
@@ -147,10 +155,11 @@ impl NlSocket {
         })
     }
 
-    fn send(&self, msg: RouteNetlinkMessage, flags: u16) -> NlResult<u32> {
+    fn send<M: NetlinkSerializable>(&self, msg: M, flags: u16) -> NlResult<u32> {
         let seq = self.seq.get().wrapping_add(1);
         self.seq.set(seq);
-        let mut m = NetlinkMessage::from(msg);
+        let mut m =
+            NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::InnerMessage(msg));
         m.header.flags = NLM_F_REQUEST | flags;
         m.header.sequence_number = seq;
         m.finalize();
@@ -199,13 +208,22 @@ impl NlSocket {
 
     /// Sends one request and waits for its ACK: Ok, or the kernel's error.
     pub fn ack(&self, msg: RouteNetlinkMessage, flags: u16) -> NlResult<()> {
+        self.ack_any(msg, flags)
+    }
+
+    /// [`NlSocket::ack`] for a message of any netlink family.
+    pub fn ack_any<M: NetlinkSerializable + NetlinkDeserializable>(
+        &self,
+        msg: M,
+        flags: u16,
+    ) -> NlResult<()> {
         let seq = self.send(msg, flags | NLM_F_ACK)?;
         let mut rx = self.rx.borrow_mut();
         loop {
             let n = self.recv(&mut rx)?;
             for (kind, mseq, raw) in messages(&rx[..n]) {
                 if mseq == seq && kind == NLMSG_ERROR {
-                    return match NetlinkMessage::<RouteNetlinkMessage>::deserialize(raw) {
+                    return match NetlinkMessage::<M>::deserialize(raw) {
                         Ok(NetlinkMessage {
                             payload: NetlinkPayload::Error(e), header, ..
                         }) if e.code.is_some() => {
@@ -221,7 +239,18 @@ impl NlSocket {
 
     /// Sends a dump request and collects every answer until NLMSG_DONE.
     pub fn dump(&self, msg: RouteNetlinkMessage) -> NlResult<Vec<RouteNetlinkMessage>> {
-        let seq = self.send(msg, NLM_F_DUMP)?;
+        self.request(msg, NLM_F_DUMP)
+    }
+
+    /// Sends a request and collects every answer until NLMSG_DONE (a dump) or the first
+    /// answer (a plain request such as generic netlink's CTRL_CMD_GETFAMILY, `flags` 0).
+    pub fn request<M: NetlinkSerializable + NetlinkDeserializable>(
+        &self,
+        msg: M,
+        flags: u16,
+    ) -> NlResult<Vec<M>> {
+        let dump = flags & NLM_F_DUMP != 0;
+        let seq = self.send(msg, flags)?;
         let mut rx = self.rx.borrow_mut();
         let mut out = Vec::new();
         loop {
@@ -233,9 +262,12 @@ impl NlSocket {
                 if kind == NLMSG_DONE {
                     return Ok(out);
                 }
-                match NetlinkMessage::<RouteNetlinkMessage>::deserialize(raw) {
+                match NetlinkMessage::<M>::deserialize(raw) {
                     Ok(NetlinkMessage { payload: NetlinkPayload::InnerMessage(m), .. }) => {
-                        out.push(m)
+                        out.push(m);
+                        if !dump {
+                            return Ok(out);
+                        }
                     }
                     Ok(NetlinkMessage { payload: NetlinkPayload::Error(e), header, .. })
                         if e.code.is_some() =>

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use super::error::{NetError, NetResult};
 use super::routing::{self, RouteOpts};
 use super::rule::{RuleSpec, rule_command};
+use super::link_kind::LinkKind;
+use super::wireguard::{Secret, WgPeer};
 
 /// Where an Op acts: None is the namespace nslab runs in (the host or the sandbox).
 pub type Ns = Option<String>;
@@ -115,6 +117,50 @@ pub enum Op {
         chain: String,
         rule: Vec<String>,
     },
+    /// A link of another kind than bridge or veth (`ip link add NAME type KIND ...`).
+    LinkAdd {
+        ns: Ns,
+        name: String,
+        kind: LinkKind,
+    },
+    /// `ip link set NAME type bridge vlan_filtering 0|1 stp_state 0|1`, on the lab's own
+    /// bridges only (they take the setting with them).
+    BridgeSet {
+        ns: Ns,
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vlan_filtering: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stp: Option<bool>,
+    },
+    /// `bridge vlan add dev PORT vid VID [pvid] [untagged] [self]`; `on_bridge` is `self`
+    /// (the port is the bridge itself).
+    BridgeVlanAdd {
+        ns: Ns,
+        port: String,
+        vid: u16,
+        pvid: bool,
+        untagged: bool,
+        on_bridge: bool,
+    },
+    BridgeVlanDel {
+        ns: Ns,
+        port: String,
+        vid: u16,
+        on_bridge: bool,
+    },
+    /// `wg set DEV ...` on the lab's own WireGuard link. The private key is a
+    /// [`Secret`]: it prints and journals as `<private key>`.
+    WireguardSet {
+        ns: Ns,
+        dev: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        private_key: Option<Secret>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        listen_port: Option<u16>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peers: Option<Vec<WgPeer>>,
+    },
 }
 
 impl Op {
@@ -136,7 +182,12 @@ impl Op {
             | Op::RuleDel { ns, .. }
             | Op::SysctlSet { ns, .. }
             | Op::IptAppend { ns, .. }
-            | Op::IptDelete { ns, .. } => ns.as_deref(),
+            | Op::IptDelete { ns, .. }
+            | Op::LinkAdd { ns, .. }
+            | Op::BridgeSet { ns, .. }
+            | Op::BridgeVlanAdd { ns, .. }
+            | Op::BridgeVlanDel { ns, .. }
+            | Op::WireguardSet { ns, .. } => ns.as_deref(),
         }
     }
 
@@ -165,6 +216,7 @@ impl Op {
                 let peer_at = peer_ns.as_deref().or(ns.as_deref());
                 link(ns.as_deref(), name).into_iter().chain(link(peer_at, peer)).collect()
             }
+            Op::LinkAdd { ns, name, .. } => link(ns.as_deref(), name).into_iter().collect(),
             _ => Vec::new(),
         }
     }
@@ -241,6 +293,50 @@ impl Op {
                     None => write!(s, "sysctl -qw {kv}"),
                 }
             }
+            Op::LinkAdd { ns, name, kind } => {
+                let name = match kind {
+                    LinkKind::Tap => q(name),
+                    _ => link_arg("name", name),
+                };
+                write!(s, "{}{}", n(ns), kind.command(&name))
+            }
+            Op::BridgeSet { ns, name, vlan_filtering, stp } => {
+                write!(s, "{}link set {} type bridge", n(ns), link_arg("dev", name))?;
+                if let Some(v) = vlan_filtering {
+                    write!(s, " vlan_filtering {}", u8::from(*v))?;
+                }
+                if let Some(v) = stp {
+                    write!(s, " stp_state {}", u8::from(*v))?;
+                }
+                Ok(())
+            }
+            Op::BridgeVlanAdd { ns, port, vid, pvid, untagged, on_bridge } => {
+                write!(s, "bridge {}vlan add dev {} vid {vid}", bridge_n(ns), q(port))?;
+                for (on, word) in
+                    [(*pvid, " pvid"), (*untagged, " untagged"), (*on_bridge, " self")]
+                {
+                    if on {
+                        s.push_str(word);
+                    }
+                }
+                Ok(())
+            }
+            Op::BridgeVlanDel { ns, port, vid, on_bridge } => {
+                let own = if *on_bridge { " self" } else { "" };
+                write!(s, "bridge {}vlan del dev {} vid {vid}{own}", bridge_n(ns), q(port))
+            }
+            Op::WireguardSet { ns, dev, private_key, listen_port, peers } => {
+                if let Some(ns) = ns {
+                    write!(s, "ip netns exec {} ", q(ns))?;
+                }
+                let args = super::wireguard::command_args(
+                    dev,
+                    private_key.as_ref(),
+                    *listen_port,
+                    peers.as_deref(),
+                );
+                write!(s, "wg set {args}")
+            }
             Op::IptAppend { ns, table, chain, rule } | Op::IptDelete { ns, table, chain, rule } => {
                 let flag = if matches!(self, Op::IptAppend { .. }) { "-A" } else { "-D" };
                 if let Some(ns) = ns {
@@ -283,6 +379,11 @@ impl Op {
         opts.metric = Some(opts.metric_for(v6));
         Some(Op::RouteDel { ns: ns.clone(), dest: *dest, via: *via, dev: dev.clone(), opts })
     }
+}
+
+/// `bridge`'s netns option (`-n NS `), empty where nslab runs.
+fn bridge_n(ns: &Ns) -> String {
+    ns.as_ref().map(|n| format!("-n {} ", q(n))).unwrap_or_default()
 }
 
 /// One word for a shell: as it is when it needs no quotes, else in single quotes.

@@ -16,9 +16,15 @@ pub fn no_bridge<'a>(
     ns: Option<&str>,
     bridges: impl IntoIterator<Item = &'a str>,
 ) -> NetError {
+    // The bridge goes where the port is: `bridge::add("brx")` would make it on the host,
+    // and the port in netns a could still not join it (issue 14).
+    let add = match ns {
+        Some(n) => format!("bridge::add({n:?}, {m:?})"),
+        None => format!("bridge::add({m:?})"),
+    };
     let help = match super::error::closest(m, bridges) {
-        Some(b) => format!("did you mean {b}? (bridge::add(\"{m}\") creates {m})"),
-        None => format!("create it first with bridge::add(\"{m}\")"),
+        Some(b) => format!("did you mean {b}? ({add} creates {m})"),
+        None => format!("create it first with {add}; a port and its bridge are in one netns"),
     };
     NetError::new(format!("no bridge {m} in {}", place(ns)))
         .with_errno(libc::ENODEV)
@@ -322,4 +328,65 @@ pub fn onlink_needs_dev() -> NetError {
     NetError::new("an onlink gateway needs its link")
         .with_errno(libc::EINVAL)
         .with_help("name it after a %: \"10.9.9.1%eth0\" (or #{via: \"10.9.9.1\", dev: \"eth0\"} in a multipath route)")
+}
+
+/// The 1024th port of a bridge: br_add_if answers EXFULL ("Exchange full").
+pub fn bridge_full(dev: &str, bridge: &str) -> NetError {
+    NetError::new(format!("cannot plug {dev} into bridge {bridge}: the bridge is full"))
+        .with_errno(libc::EXFULL)
+        .with_help(
+            "a bridge holds at most 1023 ports: spread hosts over several bridges joined by a veth, or route between them",
+        )
+}
+
+/// `bridge::vlan_add` on a bridge without VLAN filtering, or a kernel without it
+/// (CONFIG_BRIDGE_VLAN_FILTERING): the kernel answers EOPNOTSUPP.
+pub fn no_vlan_filtering(port: &str) -> NetError {
+    NetError::new(format!("cannot add a VLAN on {port}: no bridge VLAN filtering here"))
+        .with_errno(libc::EOPNOTSUPP)
+        .with_help("the port must be on a bridge, and this kernel needs CONFIG_BRIDGE_VLAN_FILTERING (bridge::set(br, #{vlan_filtering: true}) turns it on per bridge)")
+}
+
+/// `link::add` of a kind that sits on a parent link that is not there.
+pub fn no_parent(parent: &str, kind: &str, ns: Option<&str>) -> NetError {
+    let help = no_link(parent, ns).help.unwrap_or_default();
+    NetError::new(format!("no link {parent} in {} for the {kind} to sit on", place(ns)))
+        .with_errno(libc::ENODEV)
+        .with_help(help)
+}
+
+/// `bridge::set` on a link that is not a bridge.
+pub fn bridge_set_not_bridge(name: &str, ns: Option<&str>, errno: i32) -> NetError {
+    NetError::new(format!("{name} in {} is not a bridge", place(ns)))
+        .with_errno(errno)
+        .with_help("bridge::set works on bridges made with bridge::add")
+}
+
+/// `bridge::set(br, #{vlan_filtering: true})` on a kernel without
+/// CONFIG_BRIDGE_VLAN_FILTERING (EOPNOTSUPP).
+pub fn no_bridge_vlan_filtering(name: &str) -> NetError {
+    NetError::new(format!("cannot turn VLAN filtering on {name}: this kernel's bridge has none"))
+        .with_errno(libc::EOPNOTSUPP)
+        .with_help("it needs a kernel built with CONFIG_BRIDGE_VLAN_FILTERING")
+}
+
+/// `bridge::vlan_del` of a VLAN the port does not have (ENOENT).
+pub fn no_port_vlan(port: &str, ns: Option<&str>, vid: u16) -> NetError {
+    NetError::new(format!("{port} in {} has no VLAN {vid}", place(ns)))
+        .with_errno(libc::ENOENT)
+        .with_help("bridge::vlans shows the port's VLANs")
+}
+
+/// `wireguard::set` on a link of another kind (the family answers EOPNOTSUPP).
+pub fn not_wireguard(dev: &str, ns: Option<&str>) -> NetError {
+    NetError::new(format!("{dev} in {} is not a WireGuard link", place(ns)))
+        .with_errno(libc::EOPNOTSUPP)
+        .with_help(format!("make it with link::add(\"{dev}\", \"wireguard\")"))
+}
+
+/// Two WireGuard devices of one netns on one listen port (EADDRINUSE).
+pub fn wg_port_taken(port: u16, ns: Option<&str>) -> NetError {
+    NetError::new(format!("listen port {port} is taken in {}", place(ns)))
+        .with_errno(libc::EADDRINUSE)
+        .with_help("pick another listen_port: each WireGuard device in a netns needs its own")
 }

@@ -4,7 +4,9 @@
 
 use std::fmt;
 
-use miette::{Diagnostic, LabeledSpan, NamedSource, SourceCode};
+use miette::{
+    Diagnostic, LabeledSpan, MietteError, MietteSpanContents, SourceCode, SourceSpan, SpanContents,
+};
 use rhai::{EvalAltResult, ParseError, Position};
 
 use crate::net::NetError;
@@ -14,13 +16,23 @@ use crate::net::NetError;
 pub struct Source {
     pub name: String,
     pub text: String,
+    /// Whether a diagnostic may show the lines around the one it points at: the recipe and
+    /// the stdlib, not a file a recipe imported (it may be any file, through a symlink too:
+    /// its content is echoed no further than the offending line).
+    pub context: bool,
+}
+
+impl Source {
+    pub fn new(name: impl Into<String>, text: impl Into<String>) -> Source {
+        Source { name: name.into(), text: text.into(), context: true }
+    }
 }
 
 #[derive(Debug)]
 pub struct Diag {
     pub message: String,
     pub help: Option<String>,
-    pub src: Option<Box<NamedSource<String>>>,
+    pub src: Option<Box<Excerpt>>,
     pub span: Option<(usize, usize)>,
     pub label: Option<String>,
     pub related: Vec<Diag>,
@@ -60,8 +72,8 @@ impl Diagnostic for Diag {
 impl Diag {
     pub fn plain(e: &NetError) -> Diag {
         Diag {
-            message: e.message.clone(),
-            help: e.help.clone(),
+            message: bounded(&e.message),
+            help: e.help.as_deref().map(bounded),
             src: None,
             span: None,
             label: None,
@@ -77,12 +89,14 @@ impl Diag {
         pos: Position,
         label: Option<String>,
     ) -> Diag {
+        let message = bounded(&message);
+        let help = help.as_deref().map(bounded);
         let (src, span) = match offset(&source.text, pos).map(|o| qualified_start(&source.text, o))
         {
-            Some(o) => (
-                Some(Box::new(NamedSource::new(&source.name, source.text.clone()))),
-                Some((o, call_len(&source.text, o))),
-            ),
+            Some(o) => {
+                let (excerpt, span) = Excerpt::of(source, o, call_len(&source.text, o));
+                (Some(Box::new(excerpt)), Some(span))
+            }
             None => (None, None),
         };
         // Without a snippet, the location goes into the message itself.
@@ -91,6 +105,102 @@ impl Diag {
             _ => message,
         };
         Diag { message, help, src, span, label, related: vec![], severity: None }
+    }
+}
+
+/// Longest message or help a diagnostic prints, in bytes: a 4 MB name in a recipe made a
+/// 22 MB diagnostic (issue 14).
+const MAX_WORDS: usize = 1000;
+/// Longest source line a diagnostic shows, in bytes; a longer one is cut around the span.
+const MAX_LINE: usize = 160;
+
+fn floor_char(s: &str, mut i: usize) -> usize {
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// `s`, cut to [`MAX_WORDS`] bytes with a note of how much was cut.
+pub fn bounded(s: &str) -> String {
+    if s.len() <= MAX_WORDS {
+        return s.to_string();
+    }
+    let end = floor_char(s, MAX_WORDS);
+    format!("{}… ({} more bytes not shown)", &s[..end], s.len() - end)
+}
+
+/// The lines of a source a diagnostic shows, with their real line numbers: the offending
+/// line (cut to [`MAX_LINE`] around the span) and, where the source allows context, one line
+/// on each side (cut too).
+#[derive(Debug)]
+pub struct Excerpt {
+    name: String,
+    text: String,
+    /// 0-based number of `text`'s first line in the source.
+    first_line: usize,
+}
+
+impl Excerpt {
+    /// The excerpt of `source` for a span at byte `o` of length `len`, and the span within it.
+    fn of(source: &Source, o: usize, len: usize) -> (Excerpt, (usize, usize)) {
+        let text = &source.text;
+        let line_start = text[..o].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = text[o..].find('\n').map_or(text.len(), |i| o + i);
+        let line_no = text[..line_start].matches('\n').count();
+        // The window of the offending line: from a little before the span.
+        let mut from = line_start;
+        if line_end - line_start > MAX_LINE && o - line_start > MAX_LINE / 4 {
+            from = floor_char(text, o - MAX_LINE / 4);
+        }
+        let to = floor_char(text, line_end.min(from + MAX_LINE));
+        let mut out = String::new();
+        let mut first_line = line_no;
+        if source.context && line_start > 0 {
+            let prev_start = text[..line_start - 1].rfind('\n').map_or(0, |i| i + 1);
+            out.push_str(cut_line(&text[prev_start..line_start - 1]));
+            out.push('\n');
+            first_line -= 1;
+        }
+        if from > line_start {
+            out.push('…');
+        }
+        let span_start = out.len() + (o - from);
+        out.push_str(&text[from..to]);
+        let span_len = len.min(to.saturating_sub(o)).max(1);
+        if to < line_end {
+            out.push('…');
+        }
+        if source.context && line_end < text.len() {
+            let rest = &text[line_end + 1..];
+            let next = &rest[..rest.find('\n').unwrap_or(rest.len())];
+            out.push('\n');
+            out.push_str(cut_line(next));
+        }
+        (Excerpt { name: source.name.clone(), text: out, first_line }, (span_start, span_len))
+    }
+}
+
+fn cut_line(l: &str) -> &str {
+    &l[..floor_char(l, l.len().min(MAX_LINE))]
+}
+
+impl SourceCode for Excerpt {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        before: usize,
+        after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let c = self.text.read_span(span, before, after)?;
+        Ok(Box::new(MietteSpanContents::new_named(
+            self.name.clone(),
+            c.data(),
+            *c.span(),
+            c.line() + self.first_line,
+            c.column(),
+            c.line_count(),
+        )))
     }
 }
 
@@ -166,7 +276,7 @@ pub fn call_len(text: &str, o: usize) -> usize {
 }
 
 /// The message and help of a Rhai error, without its position.
-fn words(err: &EvalAltResult) -> (String, Option<String>) {
+pub(crate) fn words(err: &EvalAltResult) -> (String, Option<String>) {
     match err {
         EvalAltResult::ErrorRuntime(v, _) => match v.clone().try_cast::<NetError>() {
             Some(e) => (e.message, e.help),
@@ -185,6 +295,26 @@ fn words(err: &EvalAltResult) -> (String, Option<String>) {
             Some("the stdlib has \"lab\"; other paths are .rhai files next to the recipe".into()),
         ),
         EvalAltResult::ErrorTerminated(..) => ("interrupted".into(), None),
+        EvalAltResult::ErrorDataTooLarge(what, _) => {
+            use crate::script::engine::{MAX_ITEMS, MAX_STRING};
+            let (what, limit) = match what.as_str() {
+                w if w.contains("string") => ("a string", format!("{} MiB", MAX_STRING >> 20)),
+                w if w.contains("map") => ("a map", format!("{MAX_ITEMS} entries")),
+                _ => ("an array", format!("{MAX_ITEMS} items")),
+            };
+            (
+                format!("{what} grew past the limit a recipe may use ({limit})"),
+                Some("a recipe's memory is bounded (nested values count too): build smaller values, or write big data to a file with netns::exec".into()),
+            )
+        }
+        EvalAltResult::ErrorStackOverflow(_) => (
+            format!("function calls nest too deep (more than {})", rhai::Engine::new().max_call_levels()),
+            Some("a function that calls itself needs a case that stops; use a loop for long repetitions".into()),
+        ),
+        EvalAltResult::ErrorTooManyOperations(_) => (
+            "the recipe ran too many operations".into(),
+            Some("look for a loop that never ends".into()),
+        ),
         EvalAltResult::ErrorParsing(p, _) => (format!("syntax error: {p}"), None),
         other => (without_position(&other.to_string()), None),
     }
@@ -404,8 +534,14 @@ pub fn eval_error(
             related.push(d);
         }
         chain.push(name.clone());
-        if let Some(s) = src.as_deref().and_then(lookup) {
-            here = s;
+        match src.as_deref() {
+            Some(s) if s == main.name => here = main.clone(),
+            Some(s) => {
+                if let Some(s) = lookup(s) {
+                    here = s;
+                }
+            }
+            None => {}
         }
     }
     let (message, help) = mistyped_module(e, &here).unwrap_or((message, help));

@@ -15,11 +15,12 @@ use crate::net::NetError;
 /// relative to `base`), and a progress hook that stops a script on Ctrl-C / SIGTERM.
 pub fn build(overrides: Overrides, base: Option<&Path>) -> Engine {
     let mut engine = Engine::new();
-    engine.set_max_expr_depths(128, 64);
+    limit(&mut engine);
     modules::register(&mut engine);
     param::register(&mut engine, Rc::new(overrides));
     engine.set_module_resolver(stdlib::Resolver::new(base.map(Path::to_path_buf)));
     register_error(&mut engine);
+    super::catch::register(&mut engine);
     engine.register_fn("assert", assert_msg);
     engine.register_fn("assert", assert_plain);
     // Rhai's default `print` panics when stdout is a closed pipe (`nslab run ... | head`).
@@ -33,6 +34,28 @@ pub fn build(overrides: Overrides, base: Option<&Path>) -> Engine {
     engine
 }
 
+/// A recipe is untrusted input (DESIGN §6): its memory is bounded, and `eval` is gone.
+/// Hitting a limit is an error at the recipe line, followed by the normal rollback
+/// (`diagnostic::words` says which limit and how big). Without them `a.pad(1e11, 0)` aborted
+/// nslab (no rollback) and `loop { s += s }` grew to gigabytes (issue 14).
+pub(crate) fn limit(engine: &mut Engine) {
+    engine.set_max_expr_depths(128, 64);
+    engine.set_max_string_size(MAX_STRING);
+    engine.set_max_array_size(MAX_ITEMS);
+    engine.set_max_map_size(MAX_ITEMS);
+    // Code built from strings at run time is code no one reviewed; recipes have no use for
+    // it (and `--set` values are parsed as data, see `literal`).
+    engine.disable_symbol("eval");
+    // Function calls nest at most Rhai's default (64; 8 in debug builds, where frames are
+    // large): deeper recursion is an error, not a stack overflow.
+}
+
+/// Largest string a recipe may build, in bytes (also the total of the strings in one array
+/// or map). `netns::exec` output is capped well below it (`exec::MAX_OUTPUT`).
+pub(crate) const MAX_STRING: usize = 16 << 20;
+/// Most items in arrays (and entries in maps) one value may hold, nested ones included.
+pub(crate) const MAX_ITEMS: usize = 1_000_000;
+
 fn assert_msg(ctx: NativeCallContext, cond: bool, msg: &str) -> RhaiResultOf<()> {
     if cond { Ok(()) } else { Err(fail(&ctx, NetError::new(format!("assertion failed: {msg}")))) }
 }
@@ -44,7 +67,7 @@ fn assert_plain(ctx: NativeCallContext, cond: bool) -> RhaiResultOf<()> {
 /// Errors nslab throws are [`NetError`]s, so the diagnostic of an uncaught one keeps its help.
 /// A script that catches one (`try { .. } catch (e) { .. }`) reads it as a value of type
 /// `error`: `${e}` is its message, `e.message`, `e.help` and `e.errno` its parts.
-fn register_error(engine: &mut Engine) {
+pub(crate) fn register_error(engine: &mut Engine) {
     engine.register_type_with_name::<NetError>("error");
     engine.register_fn("to_string", |e: &mut NetError| e.message.clone());
     engine.register_fn("to_debug", |e: &mut NetError| format!("error({:?})", e.message));

@@ -2,8 +2,10 @@
 //! per script module. Script functions build [`Op`]s and hand them to the current
 //! [`Backend`]; they never talk to the kernel themselves.
 
+mod catch;
 pub mod diagnostic;
 pub mod engine;
+mod literal;
 pub mod modules;
 pub mod param;
 pub mod recipe;

@@ -71,7 +71,7 @@ pub fn register(engine: &mut Engine, overrides: Rc<Overrides>) {
 
 /// Turns a `--set` string into a value of the default's type.
 pub fn convert(
-    engine: &Engine,
+    _engine: &Engine,
     name: &str,
     raw: &str,
     default: &Dynamic,
@@ -109,7 +109,11 @@ pub fn convert(
         };
         let t = raw.trim();
         let items: Vec<Dynamic> = if t.starts_with('[') {
-            let items = engine.eval_expression::<rhai::Array>(t).map_err(|_| wrong("an array"))?;
+            // Data, never code: evaluating the value ran whatever it held (issue 14).
+            let items = super::literal::parse(t)
+                .ok()
+                .and_then(|v| v.try_cast::<rhai::Array>())
+                .ok_or_else(|| wrong("an array of literals"))?;
             // An int where the default has floats is the number the user meant.
             let items: Vec<Dynamic> = items
                 .into_iter()
@@ -130,7 +134,7 @@ pub fn convert(
             // "red,green,blue": each item typed like the default's items.
             t.split(',')
                 .map(|s| match proto {
-                    Some(p) if !p.is_string() => convert(engine, name, s, p)
+                    Some(p) if !p.is_string() => convert(_engine, name, s, p)
                         .map_err(|_| wrong_item(&Dynamic::from(s.trim().to_string()))),
                     _ => Ok(Dynamic::from(s.trim().to_string())),
                 })
@@ -138,7 +142,10 @@ pub fn convert(
         };
         Ok(items.into())
     } else if default.is_map() {
-        engine.parse_json(raw, true).map(Dynamic::from).map_err(|_| wrong("a JSON object"))
+        super::literal::parse(raw)
+            .ok()
+            .filter(Dynamic::is_map)
+            .ok_or_else(|| wrong("a map of literals (#{a: 1} or {\"a\": 1})"))
     } else {
         Ok(raw.to_string().into())
     }

@@ -19,7 +19,7 @@ pub struct Recipe {
 
 /// Reads and compiles `path` with `engine`.
 pub fn load(engine: &Engine, path: &Path) -> Result<Recipe, Diag> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = read_source(path).map_err(|e| {
         Diag::plain(
             &NetError::new(format!("cannot read recipe {}: {e}", path.display()))
                 .with_help("check the path; recipes are .rhai files, e.g. scripts/tutorial.rhai"),
@@ -29,7 +29,7 @@ pub fn load(engine: &Engine, path: &Path) -> Result<Recipe, Diag> {
 }
 
 pub fn compile(engine: &Engine, path: &Path, text: String) -> Result<Recipe, Diag> {
-    let source = Source { name: path.display().to_string(), text };
+    let source = Source::new(path.display().to_string(), text);
     let mut ast = engine.compile(&source.text).map_err(|e| diagnostic::parse_error(&e, &source))?;
     ast.set_source(source.name.clone());
     let params = param::declared(&ast, &source.text);
@@ -60,9 +60,40 @@ pub fn engine_for(path: &Path, overrides: Overrides) -> Engine {
 /// Finds the text of a source named in an error (stdlib modules and imported files).
 pub fn lookup(name: &str) -> Option<Source> {
     if let Some(t) = stdlib::source_of(name) {
-        return Some(Source { name: name.to_string(), text: t.to_string() });
+        return Some(Source::new(name, t));
     }
-    std::fs::read_to_string(name).ok().map(|text| Source { name: name.to_string(), text })
+    // An imported file: a diagnostic shows its offending line only (see Source::context).
+    read_source(Path::new(name))
+        .ok()
+        .map(|text| Source { context: false, ..Source::new(name, text) })
+}
+
+/// The text of a recipe or module file. Only a regular file (after symlinks): opening a FIFO
+/// named `x.rhai` blocked nslab for good, deaf to Ctrl-C (issue 14); a directory, a device or
+/// a socket is no recipe either. Opened without blocking, then checked, then read.
+pub fn read_source(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+    let kind = f.metadata()?.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_dir() {
+            "a directory"
+        } else {
+            use std::os::unix::fs::FileTypeExt;
+            if kind.is_fifo() {
+                "a FIFO"
+            } else if kind.is_socket() {
+                "a socket"
+            } else {
+                "a device"
+            }
+        };
+        return Err(std::io::Error::other(format!("it is {what}, not a regular file")));
+    }
+    let mut text = String::new();
+    f.read_to_string(&mut text)?;
+    Ok(text)
 }
 
 impl Recipe {

@@ -122,7 +122,7 @@ impl ModuleResolver for Resolver {
         if let Some(m) = self.cache.borrow().get(&name) {
             return Ok(m.clone());
         }
-        let text = std::fs::read_to_string(&file).map_err(|e| {
+        let text = super::recipe::read_source(&file).map_err(|e| {
             Box::new(match e.kind() {
                 std::io::ErrorKind::NotFound => {
                     EvalAltResult::ErrorModuleNotFound(path.to_string(), pos)
@@ -130,7 +130,7 @@ impl ModuleResolver for Resolver {
                 _ => EvalAltResult::ErrorRuntime(
                     Dynamic::from(
                         NetError::new(format!("cannot read module {name}: {e}"))
-                            .with_help("check the file's permissions"),
+                            .with_help("import a regular .rhai file you can read (check the path and its permissions)"),
                     ),
                     pos,
                 ),

@@ -5,7 +5,9 @@
 mod bench;
 mod common;
 mod doc;
+mod hardening;
 mod lifecycle;
+mod links;
 mod plan;
 mod probes;
 mod repl;

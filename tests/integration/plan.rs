@@ -73,8 +73,15 @@ fn norm_links(j: &Value) -> Vec<String> {
         .iter()
         .map(|l| {
             let up = l["flags"].as_array().unwrap().iter().any(|f| f == "UP");
+            // The settings of the link kinds `link::add` makes (`ip -d link`).
+            let data = &l["linkinfo"]["info_data"];
+            let detail: String = ["id", "port", "remote", "local", "group", "mode"]
+                .iter()
+                .filter(|k| !data[**k].is_null())
+                .map(|k| format!(" {k}={}", str_of(data, k)))
+                .collect();
             format!(
-                "{} kind={} up={up} mtu={} master={} peer={}",
+                "{} kind={} up={up} mtu={} master={} peer={}{detail}",
                 str_of(l, "ifname"),
                 l["linkinfo"]["info_kind"].as_str().unwrap_or("-"),
                 str_of(l, "mtu"),

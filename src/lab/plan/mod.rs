@@ -15,6 +15,7 @@
 //! probe always reports success: a plan predicts what the recipe builds, not whether the
 //! network works.
 
+mod links;
 mod model;
 mod routing;
 mod rules;
@@ -32,6 +33,7 @@ use model::Model;
 
 use super::backend::Backend;
 use super::teardown::Owned;
+use crate::net::bridge_vlan::VlanInfo;
 use crate::net::exec::ExecOutput;
 use crate::net::info::{AddrInfo, FdbEntry, LinkInfo, NeighInfo, RouteInfo};
 use crate::net::op::{is_link_local, q, shell_words};
@@ -222,6 +224,10 @@ impl Backend for Plan {
             return Err(not_a_bridge_kind(bridge, b.kind));
         }
         Ok(m.links_of(ns)?.into_iter().filter(|l| l.master.as_deref() == Some(bridge)).collect())
+    }
+
+    fn bridge_vlans(&self, ns: Option<&str>, port: &str) -> NetResult<Vec<VlanInfo>> {
+        self.model.borrow().vlans_of(ns, port)
     }
 
     fn sysctl_get(&self, ns: Option<&str>, key: &str) -> NetResult<String> {

@@ -33,6 +33,8 @@ pub(super) struct Link {
     pub(super) tagged: bool,
     /// `net.ipv6.conf.NAME.disable_ipv6` is on: no IPv6 address can be added.
     pub(super) v6_off: bool,
+    /// Kind settings, bridge VLANs, WireGuard (plan/links.rs).
+    pub(super) ext: super::links::LinkExt,
 }
 
 /// A route added by the recipe; connected routes are derived from addresses and link state.
@@ -175,6 +177,7 @@ impl Model {
             peer: None,
             tagged,
             v6_off,
+            ext: Default::default(),
         });
         uid
     }
@@ -230,10 +233,14 @@ impl Model {
     /// Deletes a link; a veth takes its peer along.
     pub(super) fn remove_link(&mut self, uid: usize) {
         let Some(i) = self.pos_of(uid) else { return };
+        let children = self.children(uid);
         let l = self.links.remove(i);
         self.detach(l.ns.as_deref(), &l.name);
         if let Some(p) = l.peer {
             self.remove_link(p);
+        }
+        for c in children {
+            self.remove_link(c);
         }
     }
 
@@ -266,7 +273,9 @@ impl Model {
                     return Err(self.taken(ns, name));
                 }
                 // A new bridge starts down, as with `ip link add NAME type bridge`.
-                self.new_link(key(ns), name, "bridge", true);
+                let uid = self.new_link(key(ns), name, "bridge", true);
+                let i = self.pos_of(uid).expect("just made");
+                self.links[i].ext.vlans = super::links::default_vlans();
             }
             Op::VethAdd { ns, name, peer, peer_ns } => {
                 // The order `Kernel::apply` meets them in: the peer's netns is opened first.
@@ -311,7 +320,7 @@ impl Model {
                     };
                     let i = self.lookup(ns, dev)?;
                     // The kernel's order: do_set_master, then br_add_if's checks.
-                    if self.links[mi].kind != "bridge" {
+                    if !matches!(self.links[mi].kind, "bridge" | "bond") {
                         return Err(not_a_bridge(Some(m), dev));
                     }
                     if self.links[i].kind == "bridge" {
@@ -321,6 +330,9 @@ impl Model {
                         return Err(cannot_join_bridge(dev));
                     }
                     self.links[i].master = Some(m.clone());
+                    if self.links[mi].kind == "bridge" {
+                        self.links[i].ext.vlans = super::links::default_vlans();
+                    }
                 } else {
                     let i = self.lookup(ns, dev)?;
                     self.links[i].master = None;
@@ -431,6 +443,23 @@ impl Model {
                     space.rules.remove(i);
                 }
             }
+            Op::LinkAdd { ns, name, kind } => self.link_add(ns.as_deref(), name, kind)?,
+            Op::BridgeSet { ns, name, vlan_filtering, stp } => {
+                self.bridge_set(ns.as_deref(), name, *vlan_filtering, *stp)?
+            }
+            Op::BridgeVlanAdd { ns, port, vid, pvid, untagged, on_bridge } => {
+                self.bridge_vlan(ns.as_deref(), port, *vid, Some((*pvid, *untagged)), *on_bridge)?
+            }
+            Op::BridgeVlanDel { ns, port, vid, on_bridge } => {
+                self.bridge_vlan(ns.as_deref(), port, *vid, None, *on_bridge)?
+            }
+            Op::WireguardSet { ns, dev, private_key, listen_port, peers } => self.wireguard_set(
+                ns.as_deref(),
+                dev,
+                private_key.as_ref(),
+                *listen_port,
+                peers.as_deref(),
+            )?,
         }
         Ok(())
     }
@@ -467,6 +496,7 @@ impl Model {
             alias: l.tagged.then(|| self.alias.clone()),
             group: if l.tagged { self.group } else { 0 },
             peer_index: l.peer.and_then(|p| self.by_uid(p)).map(|p| p.index),
+            detail: self.detail(l),
         }
     }
 

@@ -272,6 +272,7 @@ fn link_info(m: &LinkMessage, names: &HashMap<u32, String>) -> LinkInfo {
         alias: None,
         group: 0,
         peer_index: None,
+        detail: crate::net::link_detail::link_detail(m, names),
     };
     if m.header.flags.contains(LinkFlags::Loopback) {
         l.kind = "loopback".into();

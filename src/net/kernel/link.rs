@@ -12,8 +12,8 @@ use super::Kernel;
 use crate::net::error::{NetError, NetResult, errno_of, from_nl, place};
 use crate::net::netns;
 use crate::net::refusal::{
-    already_enslaved, bridges_do_not_nest, cannot_join_bridge, link_busy, link_exists, link_taken,
-    netns_has_link, no_bridge, no_link, not_a_bridge, pinned_to_netns,
+    already_enslaved, bridge_full, bridges_do_not_nest, cannot_join_bridge, link_busy, link_exists,
+    link_taken, netns_has_link, no_bridge, no_link, not_a_bridge, pinned_to_netns,
 };
 
 pub(super) fn link_error(e: rtnetlink::Error, dev: &str, ns: Option<&str>, what: &str) -> NetError {
@@ -109,6 +109,8 @@ impl Kernel {
                 libc::EINVAL => Some(cannot_join_bridge(dev)),
                 libc::ELOOP => Some(bridges_do_not_nest(dev, master)),
                 libc::EBUSY => Some(already_enslaved(dev)),
+                // br_add_if: the 1024th port (BR_MAX_PORTS).
+                libc::EXFULL => Some(bridge_full(dev, master.unwrap_or("?"))),
                 _ => None,
             })
         })

@@ -14,6 +14,7 @@
 mod addr;
 mod dump;
 mod link;
+mod link_kinds;
 mod namespace;
 mod route;
 mod rule;
@@ -230,6 +231,23 @@ impl Kernel {
             Op::IptDelete { ns, table, chain, rule } => {
                 nat::delete(ns.as_deref(), table, chain, rule)
             }
+            Op::LinkAdd { ns, name, kind } => self.link_add(ns.as_deref(), name, kind),
+            Op::BridgeSet { ns, name, vlan_filtering, stp } => {
+                self.bridge_set(ns.as_deref(), name, *vlan_filtering, *stp)
+            }
+            Op::BridgeVlanAdd { ns, port, vid, pvid, untagged, on_bridge } => {
+                self.bridge_vlan(ns.as_deref(), port, *vid, Some((*pvid, *untagged)), *on_bridge)
+            }
+            Op::BridgeVlanDel { ns, port, vid, on_bridge } => {
+                self.bridge_vlan(ns.as_deref(), port, *vid, None, *on_bridge)
+            }
+            Op::WireguardSet { ns, dev, private_key, listen_port, peers } => self.wireguard_set(
+                ns.as_deref(),
+                dev,
+                private_key.as_ref(),
+                *listen_port,
+                peers.as_deref(),
+            ),
         }
     }
 }

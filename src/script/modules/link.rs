@@ -46,7 +46,7 @@ pub mod link_mod {
         apply(&ctx, Op::LinkDown { ns: nsname(&ctx, ns)?, dev: ifname(&ctx, dev)? })
     }
 
-    /// Plugs a link into a bridge, like `ip link set DEV master BRIDGE`.
+    /// Plugs a link into a bridge (or a bond), like `ip link set DEV master BRIDGE`.
     ///
     /// ```rhai
     /// link::set_master("veth-red-br", "linux-bridge");
@@ -164,7 +164,72 @@ pub mod link_mod {
         apply(&ctx, Op::LinkDel { ns: nsname(&ctx, ns)?, dev: ifname(&ctx, dev)? })
     }
 
-    /// The links here, like `ip link`: `#{name, index, kind, state, mac, mtu, master, ...}` each.
+    /// Creates a link of another kind than bridge or veth, like `ip link add NAME type KIND`:
+    /// `"dummy"`, `"ifb"`, `"tap"`, `"wireguard"` (no options), or one of these with options:
+    /// `"vxlan"` `#{id, remote | group, local, dev, port}` (port 4789, the IANA port, unless
+    /// given), `"macvlan"` `#{parent, mode}` (mode `bridge` unless given), `"ipvlan"`
+    /// `#{parent, mode}` (`l2`), `"vlan"` `#{parent, id}`, `"bond"` `#{mode}`
+    /// (`balance-rr`). A parent (or a VXLAN's `dev`) is a link in the same place. The link
+    /// starts down and carries the lab's tag; `link::list` shows its settings (`vxlan_id`,
+    /// `vlan_id`, `parent`, `mode`, ...).
+    ///
+    /// ```rhai
+    /// link::add("ifb0", "ifb");
+    /// ```
+    #[rhai_fn(name = "add", return_raw)]
+    pub fn add(ctx: NativeCallContext, name: &str, kind: &str) -> RhaiResultOf<()> {
+        super::add_link(&ctx, None, name, kind, rhai::Map::new())
+    }
+
+    /// `link::add` with options, e.g. a VXLAN to one other node or a macvlan on `eth0`.
+    ///
+    /// ```rhai
+    /// link::add("vx0", "vxlan", #{id: 42, remote: "192.168.50.2", dev: "eth0"});
+    /// link::add("mv0", "macvlan", #{parent: "eth0", mode: "bridge"});
+    /// ```
+    #[rhai_fn(name = "add", return_raw)]
+    pub fn add_opts(
+        ctx: NativeCallContext,
+        name: &str,
+        kind: &str,
+        opts: rhai::Map,
+    ) -> RhaiResultOf<()> {
+        super::add_link(&ctx, None, name, kind, opts)
+    }
+
+    /// `link::add` inside a netns, like `ip -n NS link add NAME type KIND`.
+    ///
+    /// ```rhai
+    /// link::add("red", "tap0", "tap");
+    /// ```
+    #[rhai_fn(name = "add", return_raw)]
+    pub fn add_ns(ctx: NativeCallContext, ns: &str, name: &str, kind: &str) -> RhaiResultOf<()> {
+        let ns = nsname(&ctx, ns)?;
+        super::add_link(&ctx, ns, name, kind, rhai::Map::new())
+    }
+
+    /// `link::add` inside a netns with options; the parent is a link of that netns.
+    ///
+    /// ```rhai
+    /// link::add("node1", "vx0", "vxlan", #{id: 42, remote: "192.168.50.2", dev: "eth0"});
+    /// link::add("node1", "eth0.10", "vlan", #{parent: "eth0", id: 10});
+    /// ```
+    #[rhai_fn(name = "add", return_raw)]
+    pub fn add_ns_opts(
+        ctx: NativeCallContext,
+        ns: &str,
+        name: &str,
+        kind: &str,
+        opts: rhai::Map,
+    ) -> RhaiResultOf<()> {
+        let ns = nsname(&ctx, ns)?;
+        super::add_link(&ctx, ns, name, kind, opts)
+    }
+
+    /// The links here, like `ip -d link`: `#{name, index, kind, state, mac, mtu, master,
+    /// ...}` each, with the kind's settings where they apply: `vxlan_id`, `remote`, `group`,
+    /// `local`, `port` (VXLAN), `vlan_id` (VLAN), `mode` (macvlan, ipvlan, bond) and `parent`
+    /// (the link it sits on).
     ///
     /// ```rhai
     /// for l in link::list() { print(`${l.name} ${l.state}`); }
@@ -184,4 +249,18 @@ pub mod link_mod {
         let ns = nsname(&ctx, ns)?;
         query(&ctx, |b| b.links(ns.as_deref())).map(|v| v.iter().map(to_dyn).collect())
     }
+}
+
+/// `link::add` in all its forms: the options checked, then one Op.
+fn add_link(
+    ctx: &NativeCallContext,
+    ns: Option<String>,
+    name: &str,
+    kind: &str,
+    opts: rhai::Map,
+) -> crate::script::RhaiResultOf<()> {
+    let name = crate::script::modules::ifname(ctx, name)?;
+    let kind =
+        crate::script::check(ctx, crate::script::modules::link_opts::link_kind(kind, &opts))?;
+    crate::script::apply(ctx, crate::net::Op::LinkAdd { ns, name, kind })
 }

@@ -5,6 +5,7 @@ pub mod bridge;
 pub mod cidr;
 pub mod host;
 pub mod link;
+pub mod link_opts;
 pub mod nat;
 pub mod neigh;
 pub mod netns;
@@ -15,6 +16,7 @@ pub mod rule;
 pub mod sandbox;
 pub mod sysctl;
 pub mod veth;
+pub mod wireguard;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -41,6 +43,7 @@ pub fn all() -> Vec<(&'static str, rhai::Module)> {
         ("probe", exported_module!(probe::probe_mod)),
         ("sandbox", exported_module!(sandbox::sandbox_mod)),
         ("cidr", exported_module!(cidr::cidr_mod)),
+        ("wireguard", exported_module!(wireguard::wireguard_mod)),
     ]
 }
 

@@ -1,0 +1,397 @@
+//! Issue 14: a hostile recipe, a crash at any moment, a corrupted journal. Each test here
+//! fails without its fix. Kernel tests run in sandboxes.
+
+use crate::common::{kernel_tests_possible, nslab, recipe, sandboxed};
+
+/// The exact exploit of the issue: an array `--set` value evaluated with the full engine.
+const EXPLOIT: &str = r#"hosts=[eval("try { netns::exec(\"internet\", [\"touch\", \"/tmp/PWNED\"]); netns::add(\"pwn\"); } catch(e) {} \"a\"")]"#;
+
+#[test]
+fn set_values_are_data_not_code() {
+    // No root needed: `plan` parses --set the same way, and refuses the value before anything.
+    let r = nslab(&["plan", "scripts/01-namespaces.rhai", "--set", EXPLOIT]);
+    r.failed();
+    assert!(r.stderr.contains("expected an array of literals"), "{}", r.stderr);
+    // Literal arrays and maps still work.
+    nslab(&["plan", "scripts/01-namespaces.rhai", "--set", r#"hosts=["a", "b"]"#]).ok();
+    if !kernel_tests_possible() {
+        return;
+    }
+    let r = sandboxed(&format!(
+        r#"rm -f /tmp/PWNED-absent-check
+[ ! -e /tmp/PWNED ] || {{ echo "/tmp/PWNED exists before the test"; exit 3; }}
+if nslab run scripts/01-namespaces.rhai --set '{}' 2>err; then echo "run succeeded"; exit 1; fi
+cat err >&2
+[ ! -e /tmp/PWNED ] || {{ echo "the exploit created /tmp/PWNED"; exit 1; }}
+[ -z "$(ip netns list | grep -v '^internet')" ] || {{ ip netns list; echo "a netns was created"; exit 1; }}
+echo clean"#,
+        EXPLOIT.replace('\'', r"'\''")
+    ));
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("clean"), "{}", r.stdout);
+}
+
+#[test]
+fn eval_is_disabled() {
+    let path = recipe("hard-eval.rhai", "let x = eval(\"1 + 1\");\n");
+    let r = nslab(&["plan", &path]);
+    r.failed();
+    assert!(r.stderr.contains("'eval' is disabled"), "{}", r.stderr);
+}
+
+/// Each limit is a diagnostic at the recipe line, then the normal rollback.
+#[test]
+fn limits_are_diagnostics_followed_by_a_rollback() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let cases = [
+        ("hard-pad.rhai", "let a = []; a.pad(100000000000, 0);", "an array grew past the limit"),
+        ("hard-grow.rhai", "let s = \"x\"; loop { s += s; }", "a string grew past the limit"),
+        ("hard-spad.rhai", "let s = \"x\"; s.pad(100000000000, \"y\");", "a string grew past"),
+        ("hard-deep.rhai", "fn f(n) { f(n + 1) }\nf(1);", "function calls nest too deep"),
+    ];
+    for (name, body, words) in cases {
+        let path = recipe(name, &format!("netns::add(\"lim\");\n{body}\n"));
+        let r = sandboxed(&format!(
+            "if nslab run {path}; then exit 1; fi; [ -z \"$(ip netns list | grep lim)\" ]"
+        ));
+        assert_eq!(r.status, 0, "{name}: {}", r.stderr);
+        assert!(r.stderr.contains(words), "{name}: {}", r.stderr);
+        assert!(r.stderr.contains("rolled back 1 operation"), "{name}: {}", r.stderr);
+        assert!(!r.stderr.contains("panicked"), "{name}: {}", r.stderr);
+    }
+}
+
+#[test]
+fn exec_output_keeps_its_tail() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe(
+        "hard-exec-out.rhai",
+        r#"let r = netns::exec("internet", ["sh", "-c", "head -c 30000000 /dev/zero | tr '\\0' x; echo END"]);
+print(r.stdout.len());
+print(r.stdout.sub_string(0, 40));
+print(r.stdout.ends_with("xEND\n"));
+"#,
+    );
+    let r = nslab(&["run", "--sandbox", &path]);
+    r.ok();
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    let len: usize = lines[0].parse().unwrap();
+    assert!(len < 1_100_000, "{}", r.stdout);
+    assert_eq!(lines[1], "[nslab: output cut: the first 28951428 b");
+    assert_eq!(lines[2], "true");
+}
+
+#[test]
+fn servers_are_bounded() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe(
+        "hard-serve.rhai",
+        "netns::add(\"srv\");\nlink::up(\"srv\", \"lo\");\nfor i in 0..500 { probe::serve(\"srv\", 0); }\n",
+    );
+    let r = nslab(&["run", "--sandbox", &path]);
+    r.failed();
+    assert!(
+        r.stderr.contains("too many probe::serve servers: a lab runs at most 128"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("rolled back"), "{}", r.stderr);
+}
+
+#[test]
+fn imports_refuse_what_is_not_a_regular_file() {
+    let dir = crate::common::root().join("target/test-recipes/fifo");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    nix::unistd::mkfifo(&dir.join("x.rhai"), nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .unwrap();
+    std::fs::write(dir.join("a.rhai"), "import \"x\" as x;\n").unwrap();
+    let started = std::time::Instant::now();
+    let r = nslab(&["plan", "target/test-recipes/fifo/a.rhai"]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    r.failed();
+    assert!(r.stderr.contains("cannot read module"), "{}", r.stderr);
+    assert!(r.stderr.contains("it is a FIFO, not a regular file"), "{}", r.stderr);
+    let r = nslab(&["plan", "target/test-recipes/fifo/x.rhai"]);
+    r.failed();
+    assert!(r.stderr.contains("it is a FIFO, not a regular file"), "{}", r.stderr);
+}
+
+/// A syntax error in an imported file (here a symlink to a file of secrets) shows its
+/// offending line only.
+#[test]
+fn imported_files_are_echoed_no_further_than_the_offending_line() {
+    let dir = crate::common::root().join("target/test-recipes/leak");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("secret.txt"), "SECRET-ONE\nbad line [1, 2;\nSECRET-THREE\n").unwrap();
+    std::os::unix::fs::symlink("secret.txt", dir.join("y.rhai")).unwrap();
+    std::fs::write(dir.join("b.rhai"), "import \"y\" as y;\n").unwrap();
+    let r = nslab(&["plan", "target/test-recipes/leak/b.rhai"]);
+    r.failed();
+    assert!(!r.stderr.contains("SECRET"), "{}", r.stderr);
+}
+
+#[test]
+fn diagnostics_are_bounded() {
+    let big = "x".repeat(4 << 20);
+    let path = recipe("hard-big-name.rhai", &format!("netns::add(\"{big}\");\n"));
+    let r = nslab(&["plan", &path]);
+    r.failed();
+    assert!(r.stderr.len() < 10_000, "{} bytes of diagnostic", r.stderr.len());
+    assert!(r.stderr.contains("more bytes not shown"), "{}", &r.stderr[..2000.min(r.stderr.len())]);
+}
+
+#[test]
+fn caught_errors_read_like_uncaught_ones() {
+    let path = recipe(
+        "hard-catch.rhai",
+        "try { nat::masquerade(\"10.0.0.0/24\", 1, 2); } catch (e) { print(`${e}`); print(e.help); }\n",
+    );
+    let r = nslab(&["plan", &path]);
+    r.ok();
+    // The plan shows what the recipe prints as comments.
+    assert!(
+        r.stdout.contains("\n# unknown function nat::masquerade(string, int, int)\n# nat::masquerade exists, but not for these argument types"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("ImmutableString"), "{}", r.stdout);
+}
+
+#[test]
+fn a_closed_stdout_does_not_panic() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe("hard-pipe.rhai", "netns::add(\"p\");\nprint(\"hello\");\n");
+    let r = sandboxed(&format!(
+        "nslab run --explain {path} | head -c0; echo \"rc=${{PIPESTATUS[0]}}\" >&2"
+    ));
+    assert!(r.stderr.contains("rc=0"), "{}", r.stderr);
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+}
+
+/// `sysctl::set` with a value the kernel stores otherwise ("01" is 1): destroy restores it.
+#[test]
+fn sysctl_values_are_compared_as_the_kernel_stores_them() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let ok = recipe("hard-sysctl.rhai", "sysctl::set(\"net.ipv4.ip_forward\", \"01\");\n");
+    let bad = recipe("hard-sysctl-bad.rhai", "sysctl::set(\"net.ipv4.ip_forward\", \"1 0\");\n");
+    let r = sandboxed(&format!(
+        r#"echo 0 > /proc/sys/net/ipv4/ip_forward
+nslab run {ok}
+[ "$(cat /proc/sys/net/ipv4/ip_forward)" = 1 ]
+nslab destroy hard-sysctl
+[ "$(cat /proc/sys/net/ipv4/ip_forward)" = 0 ] || {{ echo "ip_forward left at 1"; exit 1; }}
+printf '1\n0' > /tmp/v
+if nslab run {bad} 2>&1; then echo "1 0 accepted"; exit 1; fi
+[ "$(cat /proc/sys/net/ipv4/ip_forward)" = 0 ]
+echo clean"#
+    ));
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("net.ipv4.ip_forward holds one integer, not \"1 0\""),
+        "{}",
+        r.stdout
+    );
+}
+
+/// A signal while the last operation runs: the run rolls back and fails, it does not exit 0
+/// with the lab up (`NSLAB_FAULT=int:N` raises SIGINT right after the Nth operation).
+#[test]
+fn a_signal_during_the_last_op_rolls_back() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe("hard-last.rhai", "netns::add(\"s1\");\nnat::masquerade(\"10.9.0.0/24\");\n");
+    let r = sandboxed(&format!(
+        r#"if NSLAB_FAULT=int:2 nslab run {path}; then echo "exit 0"; exit 1; fi
+[ -z "$(ip netns list | grep s1)" ] || {{ echo "netns s1 left"; exit 1; }}
+! iptables -t nat -S | grep -q nslab: || {{ echo "rule left"; exit 1; }}
+[ ! -e /run/nslab/hard-last ] || {{ echo "journal left"; exit 1; }}"#
+    ));
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("interrupted"), "{}", r.stderr);
+    assert!(r.stderr.contains("rolled back 2 operations"), "{}", r.stderr);
+}
+
+/// What a small lab leaves in the kernel, as a text to compare (not link states nor IPv6
+/// link-local addresses: the sandbox's `uplink` settles on its own meanwhile).
+const STATE: &str = r#"state() {
+  { ip netns list | sort; ip -o link | awk '{print $2}' | sort;
+    ip -o addr | awk '{print $2, $4}' | grep -v ' fe80:' | sort; ip route | sort;
+    iptables-save -t nat | grep -v '^[#:]' ; iptables-save -t filter | grep -v '^[#:]';
+    cat /proc/sys/net/ipv4/ip_forward; } 2>&1
+}"#;
+
+const SMALL_LAB: &str = r#"netns::add("f1");
+netns::add("f2");
+bridge::add("fbr");
+veth::add("fv1", "eth0", "f1");
+veth::add("fv2", "eth0", "f2");
+link::set_master("fv1", "fbr");
+link::set_master("fv2", "fbr");
+link::up("fbr");
+link::up("fv1");
+link::up("fv2");
+addr::add("fbr", "10.77.0.1/24");
+addr::add("f1", "eth0", "10.77.0.2/24");
+link::up("f1", "eth0");
+route::add("f1", "default", "10.77.0.1");
+route::add("10.78.0.0/24", "10.77.0.2");
+sysctl::ip_forward(true);
+nat::masquerade("10.77.0.0/24");
+nat::port_forward(8080, "10.77.0.2:80");
+"#;
+
+/// Fault injection: nslab is killed (SIGKILL) right after each operation of a small lab in
+/// turn, then `nslab destroy` must leave the sandbox exactly as it was.
+#[test]
+fn kill_at_every_op_then_destroy_leaves_nothing() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe("hard-kill.rhai", SMALL_LAB);
+    let n = SMALL_LAB.lines().count();
+    let r = sandboxed(&format!(
+        r#"{STATE}
+before=$(state)
+for i in $(seq 1 {n}); do
+  if NSLAB_FAULT=kill:$i nslab run {path} >/dev/null 2>&1; then echo "op $i: run was not killed"; exit 1; fi
+  nslab destroy hard-kill >/dev/null
+  after=$(state)
+  if [ "$before" != "$after" ]; then echo "killed after op $i: destroy left"; diff <(echo "$before") <(echo "$after"); exit 1; fi
+done
+echo "all {n} points clean""#
+    ));
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains(&format!("all {n} points clean")), "{}", r.stdout);
+}
+
+/// One bad byte in one lab's journal: `ls` still lists every lab (that one as damaged), and
+/// destroy removes it by its marks, without saying a plain "destroyed".
+#[test]
+fn a_damaged_journal_breaks_neither_ls_nor_destroy() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let a = recipe(
+        "hard-j1.rhai",
+        "netns::add(\"j1a\");\nnetns::add(\"j1b\");\nbridge::add(\"j1br\");\n",
+    );
+    let b = recipe("hard-j2.rhai", "netns::add(\"j2a\");\n");
+    let r = sandboxed(&format!(
+        r#"{STATE}
+before=$(state)
+nslab run {a} >/dev/null; nslab run {b} >/dev/null
+# one \xff in the middle line of lab hard-j1's journal
+python3 - <<'PY'
+p = "/run/nslab/hard-j1/journal"
+b = bytearray(open(p, "rb").read())
+i = b.index(b"j1b")
+b[i] = 0xff
+open(p, "wb").write(bytes(b))
+PY
+nslab ls
+if nslab destroy hard-j1 2>err; then echo "destroy said success"; exit 1; fi
+cat err
+nslab destroy hard-j2
+after=$(state)
+[ "$before" = "$after" ] || {{ diff <(echo "$before") <(echo "$after"); exit 1; }}
+echo clean"#
+    ));
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("damaged (1 bad lines)"), "{}", r.stdout);
+    assert!(!r.stdout.contains("destroyed lab hard-j1"), "{}", r.stdout);
+    assert!(r.stdout.contains("hard-j2"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("the journal of lab hard-j1 was damaged (line 2: checksum mismatch"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("netns j1b"), "{}", r.stdout);
+    assert!(r.stdout.contains("clean"), "{}", r.stdout);
+}
+
+/// A journal cut to 0 bytes: destroy finds the lab's netns, links, rules and sysctl by
+/// their marks.
+#[test]
+fn a_truncated_journal_still_destroys_everything() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe("hard-trunc.rhai", SMALL_LAB);
+    let r = sandboxed(&format!(
+        r#"{STATE}
+before=$(state)
+nslab run {path} >/dev/null
+: > /run/nslab/hard-trunc/journal
+nslab destroy hard-trunc || true
+after=$(state)
+[ "$before" = "$after" ] || {{ echo LEFT; diff <(echo "$before") <(echo "$after"); exit 1; }}
+echo clean"#
+    ));
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(!r.stdout.contains("destroyed lab hard-trunc"), "{}", r.stdout);
+}
+
+/// A valid line injected into a journal (no checksum) is not acted on: the sandbox's
+/// `uplink` address and its default route stay.
+#[test]
+fn an_injected_journal_line_deletes_nothing_foreign() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe("hard-inject.rhai", "netns::add(\"inj\");\n");
+    let r = sandboxed(&format!(
+        r#"nslab run {path} >/dev/null
+echo '{{"seq":2,"op":{{"op":"addr_add","ns":null,"dev":"uplink","cidr":"203.0.113.2/24"}}}}' >> /run/nslab/hard-inject/journal
+nslab destroy hard-inject || true
+ip -o addr show uplink | grep -q 203.0.113.2/24 || {{ echo "uplink address deleted"; exit 1; }}
+ip route | grep -q '^default' || {{ echo "default route gone"; exit 1; }}
+[ -z "$(ip netns list | grep inj)" ]
+echo clean"#
+    ));
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("clean"), "{}", r.stdout);
+}
+
+/// A journal that is a directory: the error names the file and what to do.
+#[test]
+fn an_unreadable_journal_is_named() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let r = sandboxed(
+        r#"mkdir -p /run/nslab/weird/journal
+nslab ls
+if nslab destroy weird 2>&1; then echo "said success"; exit 1; fi
+[ ! -e /run/nslab/weird ]"#,
+    );
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("unreadable"), "{}", r.stdout);
+    // miette wraps long messages: read them unwrapped.
+    let text = r.stdout.replace("\n  │ ", "");
+    assert!(text.contains("(/run/nslab/weird/journal): Is a directory"), "{}", r.stdout);
+}
+
+/// A port in netns a and its missing bridge: the help makes the bridge where the port is.
+#[test]
+fn a_missing_bridge_is_suggested_in_the_ports_netns() {
+    let path = recipe(
+        "hard-master.rhai",
+        "netns::add(\"a\");\nnetns::add(\"b\");\nbridge::add(\"b\", \"brx\");\nveth::add(\"x\", \"va\", \"a\");\nlink::set_master(\"a\", \"va\", \"brx\");\n",
+    );
+    let r = nslab(&["plan", &path]);
+    r.failed();
+    assert!(r.stderr.contains(r#"bridge::add("a", "brx")"#), "{}", r.stderr);
+}
