@@ -8,9 +8,9 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use super::error::{NetError, NetResult};
+use super::link_kind::LinkKind;
 use super::routing::{self, RouteOpts};
 use super::rule::{RuleSpec, rule_command};
-use super::link_kind::LinkKind;
 use super::wireguard::{Secret, WgPeer};
 
 /// Where an Op acts: None is the namespace nslab runs in (the host or the sandbox).

@@ -17,6 +17,9 @@ use crate::net::refusal::{
 };
 use crate::net::routing::{RouteKind, RouteOpts, TABLE_MAIN, family_v6, route_label};
 
+/// Where a lookup sends a packet: the link it leaves by and the gateway, if any.
+type Hop = (String, Option<IpAddr>);
+
 /// The metric the kernel gives its own connected IPv6 routes.
 const IPV6_CONNECTED_METRIC: u32 = 256;
 
@@ -277,11 +280,11 @@ impl Model {
         ns: Option<&str>,
         table: u32,
         dst: IpAddr,
-    ) -> Option<Option<(String, Option<IpAddr>)>> {
+    ) -> Option<Option<Hop>> {
         let space = self.space(ns).ok()?;
         let up = |dev: &str| self.find(ns, dev).is_some_and(|i| self.links[i].up);
-        let mut best: Option<(u8, u32, Option<(String, Option<IpAddr>)>)> = None;
-        let mut offer = |len: u8, metric: u32, hit: Option<(String, Option<IpAddr>)>| {
+        let mut best: Option<(u8, u32, Option<Hop>)> = None;
+        let mut offer = |len: u8, metric: u32, hit: Option<Hop>| {
             if best.as_ref().is_none_or(|(b, m, _)| len > *b || (len == *b && metric < *m)) {
                 best = Some((len, metric, hit));
             }
