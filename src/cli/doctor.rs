@@ -77,7 +77,7 @@ fn missing_caps() -> Vec<&'static str> {
 fn privileges_error(missing: &[&str]) -> NetError {
     NetError::new(format!("nslab needs root: this process lacks {}", missing.join(" and ")))
         .with_errno(libc::EPERM)
-        .with_help("run it with sudo (links, routes and NAT need CAP_NET_ADMIN; named namespaces are mounts, CAP_SYS_ADMIN); `nslab plan RECIPE` shows the commands without root")
+        .with_help("run it with sudo (links, routes and NAT need CAP_NET_ADMIN; named namespaces are mounts, CAP_SYS_ADMIN); `--sandbox` builds the lab in a throwaway sandbox without root where user namespaces are allowed; `nslab plan RECIPE` shows the commands without root")
 }
 
 /// The run-time check: root, or the two capabilities nslab needs.
@@ -169,6 +169,27 @@ fn check_privileges() -> Check {
         let e = privileges_error(&missing);
         bad(e.message, e.help.unwrap_or_default())
     }
+}
+
+/// Without root: whether the kernel lets `--sandbox` make a user namespace of its own.
+fn check_rootless() -> Option<Check> {
+    if missing_caps().is_empty() {
+        return None;
+    }
+    let forbidding = crate::lab::sandbox::forbidding_settings();
+    Some(if forbidding.is_empty() {
+        ok(
+            "rootless sandbox: user namespaces are allowed, so `nslab run --sandbox`, `nslab repl --sandbox` and `nslab sandbox` work without root",
+        )
+    } else {
+        warn(
+            format!(
+                "rootless sandbox: this kernel forbids unprivileged user namespaces ({})",
+                forbidding.join(", ")
+            ),
+            "use sudo for --sandbox too",
+        )
+    })
 }
 
 /// The iptables command, and which backend it drives ("nf_tables" or "legacy").
@@ -396,6 +417,7 @@ fn check_leftovers(kernel: &Kernel, checks: &mut Vec<Check>, have_iptables: bool
 
 pub fn run(_: Args) -> Result<(), Failed> {
     let mut checks = vec![check_privileges()];
+    checks.extend(check_rootless());
     let backend = check_iptables(&mut checks);
     checks.push(check_br_netfilter());
     if backend.is_some()

@@ -13,4 +13,5 @@ mod probes;
 mod repl;
 mod routing;
 mod run;
+mod sandbox;
 mod script;
