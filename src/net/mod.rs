@@ -3,6 +3,7 @@
 pub mod bridge_vlan;
 pub mod error;
 pub mod exec;
+pub mod fw;
 pub mod info;
 pub mod kernel;
 pub mod link_detail;
@@ -17,6 +18,7 @@ pub mod refusal;
 pub mod routing;
 pub mod rule;
 pub mod tap;
+pub mod tc;
 pub mod wireguard;
 
 pub use error::{NetError, NetResult};

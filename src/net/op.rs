@@ -11,6 +11,7 @@ use super::error::{NetError, NetResult};
 use super::link_kind::LinkKind;
 use super::routing::{self, RouteOpts};
 use super::rule::{RuleSpec, rule_command};
+use super::tc::Qdisc;
 use super::wireguard::{Secret, WgPeer};
 
 /// Where an Op acts: None is the namespace nslab runs in (the host or the sandbox).
@@ -117,6 +118,15 @@ pub enum Op {
         chain: String,
         rule: Vec<String>,
     },
+    /// The root qdisc of `dev` becomes `qdisc` (`Qdisc::Default` removes the one there).
+    /// `old` is the root qdisc before the change, filled in by the executor before it
+    /// applies: the undo sets it back.
+    TcSet {
+        ns: Ns,
+        dev: String,
+        qdisc: Qdisc,
+        old: Option<Qdisc>,
+    },
     /// A link of another kind than bridge or veth (`ip link add NAME type KIND ...`).
     LinkAdd {
         ns: Ns,
@@ -183,6 +193,7 @@ impl Op {
             | Op::SysctlSet { ns, .. }
             | Op::IptAppend { ns, .. }
             | Op::IptDelete { ns, .. }
+            | Op::TcSet { ns, .. }
             | Op::LinkAdd { ns, .. }
             | Op::BridgeSet { ns, .. }
             | Op::BridgeVlanAdd { ns, .. }
@@ -343,6 +354,9 @@ impl Op {
                     write!(s, "ip netns exec {} ", q(ns))?;
                 }
                 write!(s, "iptables -t {} {flag} {} {}", q(table), q(chain), shell_words(rule))
+            }
+            Op::TcSet { ns, dev, qdisc, .. } => {
+                write!(s, "{}", qdisc.command(ns.as_deref().map(q).as_deref(), &q(dev)))
             }
         }
     }

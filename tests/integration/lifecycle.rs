@@ -320,7 +320,7 @@ fn keep_on_error_keeps_the_lab_until_destroy() {
     r.ok();
     assert!(
         r.stdout.contains(
-            "kept 25 operations of lab kept for debugging; remove them with `nslab destroy kept`"
+            "kept 26 operations of lab kept for debugging; remove them with `nslab destroy kept`"
         ),
         "{}",
         r.stdout
@@ -815,7 +815,7 @@ fn show_json_parses() {
         host["nat"].as_array().unwrap().iter().all(|r| r.as_str().unwrap().contains("nslab:snap")),
         "{host}"
     );
-    assert_eq!(host["nat"].as_array().unwrap().len(), 2);
+    assert_eq!(host["nat"].as_array().unwrap().len(), 3);
     let routes: Vec<&str> = host["routes"]
         .as_array()
         .unwrap()
@@ -830,7 +830,7 @@ fn show_json_parses() {
     assert_eq!(ls[0]["state"], "up");
     assert_eq!(
         ls[0]["objects"],
-        serde_json::json!({"netns": 2, "links": 5, "addrs": 4, "routes": 3, "rules": 2, "sysctls": 1})
+        serde_json::json!({"netns": 2, "links": 5, "addrs": 4, "routes": 3, "rules": 3, "sysctls": 1})
     );
     assert_eq!(ls[0]["params"][2], serde_json::json!(["port", "9090"]));
 }

@@ -5,6 +5,7 @@
 mod bench;
 mod common;
 mod doc;
+mod fw;
 mod hardening;
 mod lifecycle;
 mod links;
@@ -15,3 +16,4 @@ mod routing;
 mod run;
 mod sandbox;
 mod script;
+mod tc;

@@ -28,6 +28,7 @@ dump_state() {
         echo "## sysctl"; "${x[@]}" sysctl net.ipv4.ip_forward net.ipv6.conf.all.forwarding $EXTRA_KEYS 2>/dev/null || true
         echo "## nat";    "${x[@]}" iptables -t nat -S
         echo "## filter"; "${x[@]}" iptables -t filter -S
+        echo "## tc";     tc "${n[@]}" -j qdisc show
     done
 }
 "####;
@@ -145,6 +146,26 @@ fn norm_routes(j: &Value) -> Vec<String> {
     v
 }
 
+/// Qdiscs without what the kernel picks (handle numbers, reference counts).
+fn norm_qdiscs(j: &Value) -> Vec<String> {
+    let mut v: Vec<String> = j
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| {
+            format!(
+                "{} {} root={} {}",
+                str_of(q, "dev"),
+                str_of(q, "kind"),
+                str_of(q, "root"),
+                q["options"]
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 /// The dump as `ns -> section -> normalised lines`, rendered for a readable diff.
 fn normalise(dump: &str) -> String {
     let mut out: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
@@ -166,6 +187,7 @@ fn normalise(dump: &str) -> String {
                 .iter()
                 .map(|r| serde_json::to_string(r).unwrap())
                 .collect(),
+            "tc" => norm_qdiscs(&common::json(&text)),
             _ => body.iter().map(|s| s.to_string()).collect(),
         };
         out.entry(ns.to_string()).or_default().insert(section.to_string(), lines);
@@ -366,7 +388,7 @@ assert(r.seen == "10.7.0.10", `seen ${r.seen}`);
 netns::exec(hosts[0], "ip -br addr");
 assert(bridge::ports("br7").len() == 2);
 assert(neigh::list(hosts[0]).len() > 0);
-assert(nat::list().len() == 2);
+assert(nat::list().len() == 3);
 assert(sysctl::get("net.ipv4.ip_forward") == "1");
 assert(link::list(hosts[0]).len() == 2);
 link::del("v-b");

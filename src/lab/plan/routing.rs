@@ -275,12 +275,7 @@ impl Model {
     /// lookup goes on with the next rule); Some(None): a route that drops the packet
     /// (blackhole, unreachable, prohibit). A multipath route answers with its first gateway:
     /// which one a flow takes depends on the kernel's hash.
-    fn table_lookup(
-        &self,
-        ns: Option<&str>,
-        table: u32,
-        dst: IpAddr,
-    ) -> Option<Option<Hop>> {
+    fn table_lookup(&self, ns: Option<&str>, table: u32, dst: IpAddr) -> Option<Option<Hop>> {
         let space = self.space(ns).ok()?;
         let up = |dev: &str| self.find(ns, dev).is_some_and(|i| self.links[i].up);
         let mut best: Option<(u8, u32, Option<Hop>)> = None;

@@ -19,6 +19,7 @@ mod namespace;
 mod route;
 mod rule;
 mod sysctl;
+mod tc;
 mod veth;
 
 use std::cell::{Cell, RefCell};
@@ -248,6 +249,7 @@ impl Kernel {
                 *listen_port,
                 peers.as_deref(),
             ),
+            Op::TcSet { ns, dev, qdisc, .. } => self.tc_set(ns.as_deref(), dev, qdisc),
         }
     }
 }

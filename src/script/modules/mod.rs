@@ -3,6 +3,7 @@
 pub mod addr;
 pub mod bridge;
 pub mod cidr;
+pub mod fw;
 pub mod host;
 pub mod link;
 pub mod link_opts;
@@ -15,6 +16,7 @@ pub mod route_args;
 pub mod rule;
 pub mod sandbox;
 pub mod sysctl;
+pub mod tc;
 pub mod veth;
 pub mod wireguard;
 
@@ -38,6 +40,8 @@ pub fn all() -> Vec<(&'static str, rhai::Module)> {
         ("rule", exported_module!(rule::rule_mod)),
         ("sysctl", exported_module!(sysctl::sysctl_mod)),
         ("nat", exported_module!(nat::nat_mod)),
+        ("fw", exported_module!(fw::fw_mod)),
+        ("tc", exported_module!(tc::tc_mod)),
         ("neigh", exported_module!(neigh::neigh_mod)),
         ("host", exported_module!(host::host_mod)),
         ("probe", exported_module!(probe::probe_mod)),
