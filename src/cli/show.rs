@@ -475,6 +475,9 @@ pub fn render(state: &State) -> String {
                 } else if let Some(i) = l.info.peer_index {
                     let _ = write!(line, "  peer #{i} (in a namespace without a name)");
                 }
+                if !l.info.detail.is_empty() {
+                    let _ = write!(line, "  {}", l.info.detail.words());
+                }
                 if let Some(o) = &l.owner {
                     let _ = write!(line, "  [nslab:{o}]");
                 }

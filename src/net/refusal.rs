@@ -330,6 +330,23 @@ pub fn onlink_needs_dev() -> NetError {
         .with_help("name it after a %: \"10.9.9.1%eth0\" (or #{via: \"10.9.9.1\", dev: \"eth0\"} in a multipath route)")
 }
 
+/// `link::set` with an MTU the link does not take (EINVAL; 68 to 65535 for veth and bridge).
+pub fn mtu_out_of_range(dev: &str, mtu: u32) -> NetError {
+    NetError::new(format!("{dev} cannot take mtu {mtu}")).with_errno(libc::EINVAL).with_help(
+        "an Ethernet link takes an mtu from 68 to its maximum (65535 for veth and bridge)",
+    )
+}
+
+/// `ip link del lo`: the kernel keeps a netns's loopback (EOPNOTSUPP).
+pub fn loopback_stays(dev: &str, ns: Option<&str>) -> NetError {
+    super::error::generic(libc::EOPNOTSUPP, &format!("cannot delete link {dev} in {}", place(ns)))
+}
+
+/// A route with neither a gateway nor a link (EINVAL).
+pub fn route_needs_way(dest: &str) -> NetError {
+    super::error::generic(libc::EINVAL, &format!("cannot add route {dest}"))
+}
+
 /// The 1024th port of a bridge: br_add_if answers EXFULL ("Exchange full").
 pub fn bridge_full(dev: &str, bridge: &str) -> NetError {
     NetError::new(format!("cannot plug {dev} into bridge {bridge}: the bridge is full"))

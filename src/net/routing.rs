@@ -360,7 +360,7 @@ pub fn route_message(
         m.attributes.push(RouteAttribute::MultiPath(hops));
     }
     // A delete without a metric matches any (fib_nh_match and ip6_route_del skip 0), like
-    // `ip route del`; teardown names the exact one (`Op::exact_route_del`).
+    // `ip route del`; teardown names the exact one (`Op::inverse`).
     if let Some(metric) = o.metric {
         m.attributes.push(RouteAttribute::Priority(metric));
     }

@@ -8,12 +8,11 @@ use ipnet::IpNet;
 
 use super::model::{Model, Route, v6};
 use crate::net::NetResult;
-use crate::net::error::generic;
 use crate::net::info::{NexthopInfo, RouteInfo};
 use crate::net::op::is_link_local;
 use crate::net::refusal::{
     bad_route_src, gateway_needs_link, gateway_unreachable, no_route, onlink_needs_dev,
-    route_dev_down, route_exists,
+    route_dev_down, route_exists, route_needs_way,
 };
 use crate::net::routing::{RouteKind, RouteOpts, TABLE_MAIN, family_v6, route_label};
 
@@ -61,7 +60,7 @@ impl Model {
                 }
                 None => Err(gateway_unreachable(&gw.to_string(), ns)),
             },
-            (None, None) => Err(generic(libc::EINVAL, &format!("cannot add route {d}"))),
+            (None, None) => Err(route_needs_way(d)),
         }
     }
 
