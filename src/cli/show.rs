@@ -358,28 +358,25 @@ fn added_addr(o: &Owned, ns: Option<&str>, dev: &str, cidr: &str) -> bool {
 }
 
 fn added_route(o: &Owned, ns: Option<&str>, r: &RouteInfo) -> bool {
-    o.has_change(|c| match c {
-        Op::RouteAdd { ns: n, dest, via, opts, .. } if n.as_deref() == ns => {
-            let d = dest.map(|d| d.trunc().to_string()).unwrap_or_else(|| "default".into());
-            let hops: Vec<String> = opts.nexthops.iter().map(|h| h.via.to_string()).collect();
-            let seen: Vec<String> = r.nexthops.iter().filter_map(|h| h.via.clone()).collect();
-            d == r.dest
-                && via.map(|v| v.to_string()) == r.via
-                && opts.table() == r.table
-                && opts.kind.word() == r.kind
-                && opts.metric.is_none_or(|m| r.metric.unwrap_or(0) == m)
-                && hops == seen
-        }
-        _ => false,
+    o.has_change(|c| {
+        let Op::RouteAdd { ns: n, dest, via, opts, .. } = c else { return false };
+        let d = dest.map(|d| d.trunc().to_string()).unwrap_or_else(|| "default".into());
+        let hops: Vec<String> = opts.nexthops.iter().map(|h| h.via.to_string()).collect();
+        let seen: Vec<String> = r.nexthops.iter().filter_map(|h| h.via.clone()).collect();
+        n.as_deref() == ns
+            && d == r.dest
+            && via.map(|v| v.to_string()) == r.via
+            && opts.table() == r.table
+            && opts.kind.word() == r.kind
+            && opts.metric.is_none_or(|m| r.metric.unwrap_or(0) == m)
+            && hops == seen
     })
 }
 
 fn added_rule(o: &Owned, ns: Option<&str>, r: &RuleInfo) -> bool {
-    o.has_change(|c| match c {
-        Op::RuleAdd { ns: n, rule } if n.as_deref() == ns => {
-            rule_info(&rule_message(rule)).is_some_and(|mine| mine == *r)
-        }
-        _ => false,
+    o.has_change(|c| {
+        let Op::RuleAdd { ns: n, rule } = c else { return false };
+        n.as_deref() == ns && rule_info(&rule_message(rule)).is_some_and(|mine| mine == *r)
     })
 }
 

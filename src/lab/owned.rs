@@ -159,12 +159,10 @@ impl Owned {
     /// priority) made exact from the lab's own change it names, so that only that object
     /// goes and not an equal one someone else made. Left as it is when it names none.
     pub fn complete_del(&self, op: &mut Op) {
-        let found = match &*op {
-            Op::RouteDel { .. } | Op::RuleDel { .. } => {
-                self.changes.iter().rev().find(|c| op.cancels(c)).and_then(Op::inverse)
-            }
-            _ => None,
-        };
+        if !matches!(op, Op::RouteDel { .. } | Op::RuleDel { .. }) {
+            return;
+        }
+        let found = self.changes.iter().rev().find(|c| op.cancels(c)).and_then(Op::inverse);
         if let Some(exact) = found {
             *op = exact;
         }
