@@ -79,6 +79,9 @@ assert(probe::udp(`${i}:7001`).seen == "203.0.113.2", "udp");
 assert(probe::udp(`${i}:7001`, #{payload: "x"}).ok, "udp with options");
 assert(probe::throughput(`${i}:7000`, #{seconds: 0.3}).ok, "throughput");
 probe::serve(7002, #{http: true});
+let twice = false;
+try { probe::serve("internet", 7001, #{proto: "udp"}); } catch (e) { twice = `${e}`.contains("udp port 7001 is already in use"); }
+assert(twice, "a second UDP server on one port must be refused");
 let r = host::exec("curl -s -m 3 http://127.0.0.1:7002/");
 assert(r.status == 0 && r.stdout.contains("seen=127.0.0.1"), `host::exec curl: ${r}`);
 print("HERE OK");

@@ -60,6 +60,9 @@ const TICK: Duration = Duration::from_millis(100);
 struct Running {
     ns: Option<String>,
     stop: Arc<AtomicBool>,
+    /// Joined by `stop`: when it returns, the server's socket is closed and its port free
+    /// (a rebuilt lab wants it again at once).
+    thread: std::thread::JoinHandle<()>,
 }
 
 static RUNNING: Mutex<Vec<Running>> = Mutex::new(Vec::new());
@@ -92,45 +95,52 @@ pub fn serve(ns: Option<&str>, port: u16, flavour: Flavour) -> NetResult<u16> {
             let t = std::thread::Builder::new()
                 .name(format!("nslab-serve-{port}"))
                 .spawn(move || accept_loop(l, label, flavour, flag));
-            (port, t.map(drop))
+            (port, t)
         }
         Bound::Udp(s) => {
             let port = s.local_addr()?.port();
             let t = std::thread::Builder::new()
                 .name(format!("nslab-serve-udp-{port}"))
                 .spawn(move || udp_loop(s, label, flag));
-            (port, t.map(drop))
+            (port, t)
         }
     };
-    spawned?;
-    RUNNING
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push(Running { ns: ns.map(str::to_string), stop });
+    let thread = spawned?;
+    RUNNING.lock().unwrap_or_else(|p| p.into_inner()).push(Running {
+        ns: ns.map(str::to_string),
+        stop,
+        thread,
+    });
     Ok(port)
 }
 
 /// Stops the servers in netns `ns` (None: on the host); returns how many.
 pub fn stop(ns: Option<&str>) -> usize {
-    let mut running = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
-    let before = running.len();
-    running.retain(|r| {
-        let hit = r.ns.as_deref() == ns;
-        if hit {
-            r.stop.store(true, Ordering::Relaxed);
-        }
-        !hit
-    });
-    before - running.len()
+    let gone: Vec<Running> = {
+        let mut running = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
+        let (gone, keep) =
+            std::mem::take(&mut *running).into_iter().partition(|r| r.ns.as_deref() == ns);
+        *running = keep;
+        gone
+    };
+    end(gone)
 }
 
 /// Stops every server this module started; returns how many.
 pub fn stop_all() -> usize {
-    let all = std::mem::take(&mut *RUNNING.lock().unwrap_or_else(|p| p.into_inner()));
-    for r in &all {
+    end(std::mem::take(&mut *RUNNING.lock().unwrap_or_else(|p| p.into_inner())))
+}
+
+/// Tells the servers to stop, then waits for them (each notices within one TICK).
+fn end(servers: Vec<Running>) -> usize {
+    for r in &servers {
         r.stop.store(true, Ordering::Relaxed);
     }
-    all.len()
+    let n = servers.len();
+    for r in servers {
+        let _ = r.thread.join();
+    }
+    n
 }
 
 enum Bound {
@@ -162,8 +172,11 @@ fn bind(port: u16, flavour: Flavour) -> io::Result<Bound> {
     // SAFETY: `raw` is a fresh descriptor nobody else owns.
     let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
     setsockopt(&fd, sockopt::Ipv6V6Only, &false).map_err(io::Error::from)?;
-    // A restarted server may reuse a port in TIME_WAIT; one that is listening still fails.
-    setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(io::Error::from)?;
+    if !udp {
+        // A restarted server may reuse a port in TIME_WAIT; one that is listening still
+        // fails. (Not for UDP: there it would let two servers share a port silently.)
+        setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(io::Error::from)?;
+    }
     let addr = nix::sys::socket::SockaddrIn6::from(std::net::SocketAddrV6::new(
         Ipv6Addr::UNSPECIFIED,
         port,
