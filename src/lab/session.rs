@@ -307,6 +307,10 @@ impl Backend for Session {
         crate::net::op::bracketed(temp, op, |op| self.apply_one(op))
     }
 
+    fn settle(&self) -> NetResult<()> {
+        self.kernel.flush()
+    }
+
     fn netns_list(&self) -> NetResult<Vec<String>> {
         netns::list()
     }
@@ -348,17 +352,14 @@ impl Backend for Session {
     }
 
     fn sysctl_get(&self, ns: Option<&str>, key: &str) -> NetResult<String> {
-        self.kernel.flush()?;
         kernel::sysctl_get(ns, key)
     }
 
     fn nat_list(&self, ns: Option<&str>) -> NetResult<Vec<String>> {
-        self.kernel.flush()?;
         nat::list(ns, "nat")
     }
 
     fn ipt_list(&self, ns: Option<&str>, table: &str) -> NetResult<Vec<String>> {
-        self.kernel.flush()?;
         nat::list(ns, table)
     }
 
@@ -372,7 +373,6 @@ impl Backend for Session {
         argv: Vec<String>,
         timeout: Option<std::time::Duration>,
     ) -> NetResult<ExecOutput> {
-        self.kernel.flush()?;
         let stop = || INTERRUPTED.load(Ordering::Relaxed);
         let out = exec::exec(ns, argv, exec::ExecLimits { timeout, stop: Some(stop) })?;
         if let Some(pgid) = out.background {
@@ -405,18 +405,15 @@ impl Backend for Session {
         dev: Option<&str>,
         echoes: Echoes,
     ) -> NetResult<PingResult> {
-        self.kernel.flush()?;
         let stop = || INTERRUPTED.load(Ordering::Relaxed);
         probe::ping(ns, addr, dev, probe::Echoes { stop: Some(stop), ..echoes })
     }
 
     fn tcp(&self, ns: Option<&str>, target: SocketAddr, timeout: Duration) -> NetResult<TcpResult> {
-        self.kernel.flush()?;
         probe::tcp(ns, target, timeout)
     }
 
     fn serve(&self, ns: Option<&str>, port: u16) -> NetResult<u16> {
-        self.kernel.flush()?;
         self.serve_flavour(ns, port, crate::net::probe::Flavour::Tcp)
     }
 
@@ -426,7 +423,6 @@ impl Backend for Session {
         port: u16,
         flavour: crate::net::probe::Flavour,
     ) -> NetResult<u16> {
-        self.kernel.flush()?;
         if self.servers.get() >= MAX_SERVERS {
             return Err(NetError::new(format!(
                 "too many probe::serve servers: a lab runs at most {MAX_SERVERS}"
@@ -446,7 +442,6 @@ impl Backend for Session {
         timeout: Duration,
         payload: Vec<u8>,
     ) -> NetResult<Option<crate::net::probe::UdpResult>> {
-        self.kernel.flush()?;
         crate::net::probe::udp(ns, target, timeout, payload).map(Some)
     }
 
@@ -456,7 +451,6 @@ impl Backend for Session {
         target: SocketAddr,
         duration: Duration,
     ) -> NetResult<Option<crate::net::probe::Throughput>> {
-        self.kernel.flush()?;
         let stop = || INTERRUPTED.load(Ordering::Relaxed);
         crate::net::probe::throughput(ns, target, duration, Some(stop)).map(Some)
     }

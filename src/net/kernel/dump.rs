@@ -54,7 +54,6 @@ impl Kernel {
     }
 
     fn links_inner(&self, ns: Option<&str>) -> NetResult<Vec<LinkInfo>> {
-        self.flush()?;
         // Without the statistics (`ip` asks the same way unless -s): a third of the bytes
         // per link for the kernel to render and for us to parse.
         let mut req = LinkMessage::default();
@@ -79,7 +78,6 @@ impl Kernel {
     }
 
     pub fn addrs(&self, ns: Option<&str>) -> NetResult<Vec<AddrInfo>> {
-        self.flush()?;
         let names = self.link_names(ns)?;
         let msgs: Vec<AddressMessage> = self
             .sock(ns)?
@@ -124,7 +122,6 @@ impl Kernel {
     /// local/broadcast routes). Only the route types a recipe can make (and the kernel's
     /// connected unicast routes) are listed.
     pub fn routes(&self, ns: Option<&str>, table: Option<u32>) -> NetResult<Vec<RouteInfo>> {
-        self.flush()?;
         let names = self.link_names(ns)?;
         let sock = self.sock(ns)?;
         let mut out = Vec::new();
@@ -163,7 +160,6 @@ impl Kernel {
 
     /// The ARP / NDP table (`ip neigh`, `arp -n`).
     pub fn neighbours(&self, ns: Option<&str>) -> NetResult<Vec<NeighInfo>> {
-        self.flush()?;
         let names = self.link_names(ns)?;
         let msgs = self.neighbour_dump(
             ns,
@@ -203,7 +199,6 @@ impl Kernel {
 
     /// The bridge's forwarding database (`bridge fdb show br BR`, `brctl showmacs BR`).
     pub fn fdb(&self, ns: Option<&str>, bridge: &str) -> NetResult<Vec<FdbEntry>> {
-        self.flush()?;
         let links = self.links(ns)?;
         let br = links.iter().find(|l| l.name == bridge).ok_or_else(|| no_link(bridge, ns))?;
         if br.kind != "bridge" {
@@ -278,7 +273,6 @@ impl Kernel {
 
     /// Links enslaved to `bridge` (`brctl show`, `bridge link`).
     pub fn bridge_ports(&self, ns: Option<&str>, bridge: &str) -> NetResult<Vec<LinkInfo>> {
-        self.flush()?;
         let links = self.links(ns)?;
         let br = links.iter().find(|l| l.name == bridge).ok_or_else(|| no_link(bridge, ns))?;
         if br.kind != "bridge" {

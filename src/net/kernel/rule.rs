@@ -37,7 +37,6 @@ impl Kernel {
 
     /// The rules of one family (`ip rule`, `ip -6 rule`), in the kernel's order.
     pub fn rules(&self, ns: Option<&str>) -> NetResult<Vec<RuleInfo>> {
-        self.flush()?;
         let sock = self.sock(ns)?;
         let mut out = Vec::new();
         for v6 in [false, true] {

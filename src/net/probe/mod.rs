@@ -14,7 +14,6 @@ mod tcp;
 mod throughput;
 mod udp;
 
-pub use icmp::*;
 pub use ping::*;
 pub use serve::*;
 pub use tcp::*;
