@@ -6,19 +6,19 @@ use crate::net::NetError;
 
 /// The refusal for touching lab `lab` while process `pid` runs it (EBUSY); each caller adds
 /// the help that fits what was asked.
-pub fn lab_busy(lab: &str, pid: u32) -> NetError {
+pub(crate) fn lab_busy(lab: &str, pid: u32) -> NetError {
     NetError::new(format!("lab {lab} is being run by process {pid}")).with_errno(libc::EBUSY)
 }
 
 /// Destroys lab `lab` from its journal. Returns every error met; the journal is removed only
 /// when the teardown was complete. Refuses a lab that a live nslab process is still building
 /// or holding (a REPL): it would go on adding to a lab that no longer exists.
-pub fn destroy(lab: &str) -> Vec<crate::net::NetError> {
+pub(crate) fn destroy(lab: &str) -> Vec<crate::net::NetError> {
     destroy_with(lab, false)
 }
 
 /// [`destroy`]; with `force` even while another nslab process holds the lab.
-pub fn destroy_with(lab: &str, force: bool) -> Vec<crate::net::NetError> {
+pub(crate) fn destroy_with(lab: &str, force: bool) -> Vec<crate::net::NetError> {
     if !force && let Some(pid) = journal::running_pid(lab) {
         return vec![lab_busy(lab, pid).with_help(format!(
             "stop that run first (Ctrl-C rolls it back, `kill {pid}` too); `nslab destroy --force {lab}` removes the lab under it"
@@ -96,7 +96,7 @@ fn damaged(lab: &str, damage: &[String], removed: &[String]) -> NetError {
 /// Stops what lab `lab`'s `netns::exec` commands left running in the background (see
 /// `journal::Background`): at teardown, and when a sandbox ends, which those processes would
 /// otherwise outlive (holding its network namespaces).
-pub fn stop_backgrounds(lab: &str) {
+pub(crate) fn stop_backgrounds(lab: &str) {
     for bg in journal::backgrounds(lab) {
         crate::net::exec::kill_group_in(bg.pgid, &bg.members, bg.net_ino);
     }

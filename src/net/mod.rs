@@ -22,5 +22,5 @@ pub mod tc;
 pub mod wireguard;
 
 pub use error::{NetError, NetResult};
-pub use kernel::Kernel;
-pub use op::{Ns, Op};
+pub(crate) use kernel::Kernel;
+pub(crate) use op::{Ns, Op};

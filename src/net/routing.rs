@@ -24,18 +24,18 @@ use super::info::{NexthopInfo, RouteInfo};
 use super::op::q;
 
 /// The kernel's table numbers with names (`/etc/iproute2/rt_tables`).
-pub const TABLE_DEFAULT: u32 = 253;
-pub const TABLE_MAIN: u32 = 254;
-pub const TABLE_LOCAL: u32 = 255;
+pub(crate) const TABLE_DEFAULT: u32 = 253;
+pub(crate) const TABLE_MAIN: u32 = 254;
+pub(crate) const TABLE_LOCAL: u32 = 255;
 /// IPv6 routes added without a metric get this one (IP6_RT_PRIO_USER); IPv4 ones get 0.
-pub const IPV6_DEFAULT_METRIC: u32 = 1024;
+pub(crate) const IPV6_DEFAULT_METRIC: u32 = 1024;
 
 /// What a route does with a packet: forward it (`unicast`), or drop it silently
 /// (`blackhole`), with ICMP "host unreachable" (`unreachable`) or "administratively
 /// prohibited" (`prohibit`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum RouteKind {
+pub(crate) enum RouteKind {
     #[default]
     Unicast,
     Blackhole,
@@ -44,7 +44,7 @@ pub enum RouteKind {
 }
 
 impl RouteKind {
-    pub fn parse(word: &str) -> Option<RouteKind> {
+    pub(crate) fn parse(word: &str) -> Option<RouteKind> {
         match word {
             "blackhole" => Some(RouteKind::Blackhole),
             "unreachable" => Some(RouteKind::Unreachable),
@@ -53,7 +53,7 @@ impl RouteKind {
         }
     }
 
-    pub fn word(self) -> &'static str {
+    pub(crate) fn word(self) -> &'static str {
         match self {
             RouteKind::Unicast => "unicast",
             RouteKind::Blackhole => "blackhole",
@@ -78,52 +78,52 @@ fn is_default<T: Default + PartialEq>(t: &T) -> bool {
 
 /// One gateway of a multipath route (`nexthop via GW [dev DEV] weight W`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Nexthop {
-    pub via: IpAddr,
+pub(crate) struct Nexthop {
+    pub(crate) via: IpAddr,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dev: Option<String>,
+    pub(crate) dev: Option<String>,
     /// 1..=256, as `ip route` takes it (the kernel stores weight - 1).
-    pub weight: u16,
+    pub(crate) weight: u16,
 }
 
 /// Everything about a route besides its destination and single gateway/link. The default is
 /// a plain unicast route in the main table, as `ip route add DEST via GW` makes.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct RouteOpts {
+pub(crate) struct RouteOpts {
     #[serde(default, skip_serializing_if = "is_default")]
-    pub kind: RouteKind,
+    pub(crate) kind: RouteKind,
     /// Two or more gateways (the Op's own `via`/`dev` are then None).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub nexthops: Vec<Nexthop>,
+    pub(crate) nexthops: Vec<Nexthop>,
     /// None: main.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub table: Option<u32>,
+    pub(crate) table: Option<u32>,
     /// None: the kernel's default (0 for IPv4, 1024 for IPv6).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metric: Option<u32>,
+    pub(crate) metric: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub src: Option<IpAddr>,
+    pub(crate) src: Option<IpAddr>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub onlink: bool,
+    pub(crate) onlink: bool,
 }
 
 impl RouteOpts {
-    pub fn is_plain(&self) -> bool {
+    pub(crate) fn is_plain(&self) -> bool {
         *self == RouteOpts::default()
     }
 
-    pub fn table(&self) -> u32 {
+    pub(crate) fn table(&self) -> u32 {
         self.table.unwrap_or(TABLE_MAIN)
     }
 
     /// The metric the kernel gives the route (what deleting it exactly must name).
-    pub fn metric_for(&self, v6: bool) -> u32 {
+    pub(crate) fn metric_for(&self, v6: bool) -> u32 {
         self.metric.unwrap_or(if v6 { IPV6_DEFAULT_METRIC } else { 0 })
     }
 }
 
 /// A table as `ip route` writes it.
-pub fn table_name(t: u32) -> String {
+pub(crate) fn table_name(t: u32) -> String {
     match t {
         TABLE_DEFAULT => "default".into(),
         TABLE_MAIN => "main".into(),
@@ -134,7 +134,7 @@ pub fn table_name(t: u32) -> String {
 
 /// A table a recipe names: a number 1..=2^32-1 or `main`/`default`/`local`. Table 0 is the
 /// kernel's "unspecified" (it would silently mean main), so it is refused.
-pub fn parse_table(word: &str) -> NetResult<u32> {
+pub(crate) fn parse_table(word: &str) -> NetResult<u32> {
     let t = match word {
         "main" => TABLE_MAIN,
         "default" => TABLE_DEFAULT,
@@ -157,7 +157,11 @@ fn bad_table(word: &str) -> NetError {
 
 /// Checks a route as a whole before it reaches the kernel, in words the kernel does not
 /// have (it answers most of these with a bare EINVAL).
-pub fn check_route(dest: Option<IpNet>, via: Option<IpAddr>, o: &RouteOpts) -> NetResult<()> {
+pub(crate) fn check_route(
+    dest: Option<IpNet>,
+    via: Option<IpAddr>,
+    o: &RouteOpts,
+) -> NetResult<()> {
     let bad = |m: String, h: &str| Err(NetError::new(m).with_errno(libc::EINVAL).with_help(h));
     let v6 = family_v6(dest, via, o);
     let fam = |v6: bool| if v6 { "IPv6" } else { "IPv4" };
@@ -215,7 +219,7 @@ pub fn check_route(dest: Option<IpNet>, via: Option<IpAddr>, o: &RouteOpts) -> N
 }
 
 /// IPv6 when the destination, a gateway or the source says so; else IPv4 (as `ip route`).
-pub fn family_v6(dest: Option<IpNet>, via: Option<IpAddr>, o: &RouteOpts) -> bool {
+pub(crate) fn family_v6(dest: Option<IpNet>, via: Option<IpAddr>, o: &RouteOpts) -> bool {
     dest.map(|d| d.addr().is_ipv6())
         .or(via.map(|v| v.is_ipv6()))
         .or(o.nexthops.first().map(|h| h.via.is_ipv6()))
@@ -225,7 +229,7 @@ pub fn family_v6(dest: Option<IpNet>, via: Option<IpAddr>, o: &RouteOpts) -> boo
 
 /// `ip route add|del` after the verb: `[TYPE] DEST [via GW] [dev DEV] [nexthop ...]
 /// [table T] [metric M] [src S] [onlink]`, every recipe word quoted for the shell.
-pub fn route_words(
+pub(crate) fn route_words(
     dest: Option<IpNet>,
     via: Option<IpAddr>,
     dev: Option<&str>,
@@ -273,7 +277,7 @@ pub fn route_words(
 
 /// A route in messages: its destination, plus the table and metric when not the default
 /// ("10.0.0.0/8 table 100 metric 5").
-pub fn route_label(dest: Option<IpNet>, o: &RouteOpts) -> String {
+pub(crate) fn route_label(dest: Option<IpNet>, o: &RouteOpts) -> String {
     let mut s = dest.map(|d| d.to_string()).unwrap_or_else(|| "default".into());
     if o.kind != RouteKind::Unicast {
         s = format!("{} {s}", o.kind.word());
@@ -297,7 +301,7 @@ fn route_address(ip: IpAddr) -> RouteAddress {
 /// The RTM_NEWROUTE / RTM_DELROUTE for a route. `index` resolves a link name in the route's
 /// netns. `add` false makes the delete request, which leaves the scope open
 /// (RT_SCOPE_NOWHERE), as `ip route del` does.
-pub fn route_message(
+pub(crate) fn route_message(
     dest: Option<IpNet>,
     via: Option<IpAddr>,
     dev: Option<&str>,
@@ -404,7 +408,7 @@ fn type_word(t: RouteType) -> String {
 
 /// Describes one dumped route; None for what is not a route of IPv4/IPv6 (or malformed).
 /// `names` maps ifindex to link name in that netns.
-pub fn route_detail(m: &RouteMessage, names: &HashMap<u32, String>) -> Option<RouteInfo> {
+pub(crate) fn route_detail(m: &RouteMessage, names: &HashMap<u32, String>) -> Option<RouteInfo> {
     let v6 = match m.header.address_family {
         AddressFamily::Inet => false,
         AddressFamily::Inet6 => true,

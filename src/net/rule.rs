@@ -21,35 +21,35 @@ use super::routing::table_name;
 
 /// One rule: its selectors, the table it sends matching packets to, and its priority.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct RuleSpec {
-    pub v6: bool,
+pub(crate) struct RuleSpec {
+    pub(crate) v6: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<IpNet>,
+    pub(crate) from: Option<IpNet>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<IpNet>,
+    pub(crate) to: Option<IpNet>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iif: Option<String>,
+    pub(crate) iif: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub oif: Option<String>,
+    pub(crate) oif: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fwmark: Option<u32>,
+    pub(crate) fwmark: Option<u32>,
     /// With `fwmark`: which bits count (None: all of them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fwmask: Option<u32>,
-    pub table: u32,
+    pub(crate) fwmask: Option<u32>,
+    pub(crate) table: u32,
     /// None only until the executor fills it in (the kernel's choice, made explicit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub priority: Option<u32>,
+    pub(crate) priority: Option<u32>,
 }
 
 impl RuleSpec {
     /// The selectors agree (what `rule::del` without a priority means by "this rule").
-    pub fn same_selectors(&self, o: &RuleSpec) -> bool {
+    pub(crate) fn same_selectors(&self, o: &RuleSpec) -> bool {
         RuleSpec { priority: None, ..self.clone() } == RuleSpec { priority: None, ..o.clone() }
     }
 
     /// `o` (a rule to delete, maybe without priority) names this rule.
-    pub fn matches(&self, o: &RuleSpec) -> bool {
+    pub(crate) fn matches(&self, o: &RuleSpec) -> bool {
         self.same_selectors(o) && o.priority.is_none_or(|p| self.priority == Some(p))
     }
 }
@@ -57,7 +57,7 @@ impl RuleSpec {
 /// Checks a rule before it reaches the kernel. A rule with no selector would match every
 /// packet (`ip rule add table 100` sends all traffic to table 100, above main): refused,
 /// since it is nearly always a mistake in a recipe; `from: "0.0.0.0/0"` says it on purpose.
-pub fn check_rule(r: &RuleSpec) -> NetResult<()> {
+pub(crate) fn check_rule(r: &RuleSpec) -> NetResult<()> {
     let bad = |m: String, h: &str| Err(NetError::new(m).with_errno(libc::EINVAL).with_help(h));
     if r.from.is_none()
         && r.to.is_none()
@@ -94,7 +94,7 @@ pub fn check_rule(r: &RuleSpec) -> NetResult<()> {
 
 /// `ip rule add|del` after the verb, every recipe word quoted for the shell (`-6` goes
 /// before `rule`: see [`rule_command`]).
-pub fn rule_words(r: &RuleSpec) -> String {
+pub(crate) fn rule_words(r: &RuleSpec) -> String {
     let mut s = String::new();
     let mut word = |k: &str, v: String| {
         if !s.is_empty() {
@@ -128,7 +128,7 @@ pub fn rule_words(r: &RuleSpec) -> String {
 }
 
 /// The whole `ip rule` command.
-pub fn rule_command(ns: Option<&str>, add: bool, r: &RuleSpec) -> String {
+pub(crate) fn rule_command(ns: Option<&str>, add: bool, r: &RuleSpec) -> String {
     let n = match ns {
         Some(ns) => format!("ip -n {} ", q(ns)),
         None => "ip ".into(),
@@ -139,7 +139,7 @@ pub fn rule_command(ns: Option<&str>, add: bool, r: &RuleSpec) -> String {
 }
 
 /// The RTM_NEWRULE / RTM_DELRULE for a rule.
-pub fn rule_message(r: &RuleSpec) -> RuleMessage {
+pub(crate) fn rule_message(r: &RuleSpec) -> RuleMessage {
     let mut m = RuleMessage::default();
     m.header.family = if r.v6 { AddressFamily::Inet6 } else { AddressFamily::Inet };
     m.header.action = RuleAction::ToTable;
@@ -173,25 +173,25 @@ pub fn rule_message(r: &RuleSpec) -> RuleMessage {
 
 /// A rule as `rule::list` and `nslab show` report it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RuleInfo {
-    pub priority: u32,
+pub(crate) struct RuleInfo {
+    pub(crate) priority: u32,
     /// "inet" or "inet6".
-    pub family: String,
+    pub(crate) family: String,
     /// "all" when the rule has no source selector, as `ip rule` prints it.
-    pub from: String,
-    pub to: Option<String>,
-    pub iif: Option<String>,
-    pub oif: Option<String>,
-    pub fwmark: Option<u32>,
-    pub fwmask: Option<u32>,
-    pub table: u32,
+    pub(crate) from: String,
+    pub(crate) to: Option<String>,
+    pub(crate) iif: Option<String>,
+    pub(crate) oif: Option<String>,
+    pub(crate) fwmark: Option<u32>,
+    pub(crate) fwmask: Option<u32>,
+    pub(crate) table: u32,
     /// "lookup" for a table lookup; "blackhole", "unreachable", "prohibit", "goto", "nop".
-    pub action: String,
+    pub(crate) action: String,
 }
 
 impl RuleInfo {
     /// As `ip rule` prints it: `PRIORITY: from X [to Y] [iif I] [oif O] [fwmark M] lookup T`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let mut s = format!("{}: from {}", self.priority, self.from);
         if let Some(t) = &self.to {
             let _ = write!(s, " to {t}");
@@ -218,7 +218,7 @@ impl RuleInfo {
 }
 
 /// Describes one dumped rule; None for another family.
-pub fn rule_info(m: &RuleMessage) -> Option<RuleInfo> {
+pub(crate) fn rule_info(m: &RuleMessage) -> Option<RuleInfo> {
     let v6 = match m.header.family {
         AddressFamily::Inet => false,
         AddressFamily::Inet6 => true,
@@ -268,7 +268,7 @@ pub fn rule_info(m: &RuleMessage) -> Option<RuleInfo> {
 /// The priority the kernel gives a rule added without one (fib_default_rule_pref): one
 /// below the second rule's, i.e. just above `main` (32766) in a fresh netns; 0 when there is
 /// no such rule. `prios` are the priorities of the family's rules, in the kernel's order.
-pub fn default_priority(prios: &[u32]) -> u32 {
+pub(crate) fn default_priority(prios: &[u32]) -> u32 {
     match prios.get(1) {
         Some(&p) if p > 0 => p - 1,
         _ => 0,

@@ -36,7 +36,7 @@ impl Kernel {
     }
 
     /// The rules of one family (`ip rule`, `ip -6 rule`), in the kernel's order.
-    pub fn rules(&self, ns: Option<&str>) -> NetResult<Vec<RuleInfo>> {
+    pub(crate) fn rules(&self, ns: Option<&str>) -> NetResult<Vec<RuleInfo>> {
         let sock = self.sock(ns)?;
         let mut out = Vec::new();
         for v6 in [false, true] {
@@ -58,7 +58,7 @@ impl Kernel {
     }
 
     /// The priority the kernel would give `r` if added now without one.
-    pub fn next_rule_priority(&self, ns: Option<&str>, r: &RuleSpec) -> NetResult<u32> {
+    pub(crate) fn next_rule_priority(&self, ns: Option<&str>, r: &RuleSpec) -> NetResult<u32> {
         let fam = if r.v6 { "inet6" } else { "inet" };
         let prios: Vec<u32> =
             self.rules(ns)?.iter().filter(|i| i.family == fam).map(|i| i.priority).collect();

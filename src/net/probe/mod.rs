@@ -14,8 +14,8 @@ mod tcp;
 mod throughput;
 mod udp;
 
-pub use ping::*;
-pub use serve::*;
-pub use tcp::*;
-pub use throughput::*;
-pub use udp::*;
+pub(crate) use ping::*;
+pub(crate) use serve::*;
+pub(crate) use tcp::*;
+pub(crate) use throughput::*;
+pub(crate) use udp::*;

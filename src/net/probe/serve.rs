@@ -30,14 +30,14 @@ use crate::net::refusal::{port_in_use, udp_port_in_use};
 
 /// Which server `serve` starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flavour {
+pub(crate) enum Flavour {
     Tcp,
     Udp,
     Http,
 }
 
 impl Flavour {
-    pub fn proto(self) -> &'static str {
+    pub(crate) fn proto(self) -> &'static str {
         match self {
             Flavour::Udp => "udp",
             Flavour::Tcp | Flavour::Http => "tcp",
@@ -45,13 +45,13 @@ impl Flavour {
     }
 }
 
-pub const MAX_SERVERS: usize = 256;
-pub const MAX_CLIENTS: usize = 64;
+pub(crate) const MAX_SERVERS: usize = 256;
+pub(crate) const MAX_CLIENTS: usize = 64;
 /// How long the TCP server swallows one client's data at most (a throughput run lasts at
 /// most 60 s).
-pub const SINK_LIMIT: Duration = Duration::from_secs(75);
+pub(crate) const SINK_LIMIT: Duration = Duration::from_secs(75);
 /// A client that sends nothing for this long is dropped.
-pub const IDLE: Duration = Duration::from_secs(2);
+pub(crate) const IDLE: Duration = Duration::from_secs(2);
 /// An HTTP request head longer than this gets `431` and the connection closed.
 const MAX_HEAD: usize = 8192;
 /// How often a server looks at its stop flag.
@@ -68,7 +68,7 @@ struct Running {
 static RUNNING: Mutex<Vec<Running>> = Mutex::new(Vec::new());
 
 /// Starts a server of `flavour` in netns `ns` on `port` (0: a free one); returns the port.
-pub fn serve(ns: Option<&str>, port: u16, flavour: Flavour) -> NetResult<u16> {
+pub(crate) fn serve(ns: Option<&str>, port: u16, flavour: Flavour) -> NetResult<u16> {
     if RUNNING.lock().unwrap_or_else(|p| p.into_inner()).len() >= MAX_SERVERS {
         return Err(NetError::new(format!("too many probe servers (at most {MAX_SERVERS})"))
             .with_errno(libc::EMFILE)
@@ -115,7 +115,7 @@ pub fn serve(ns: Option<&str>, port: u16, flavour: Flavour) -> NetResult<u16> {
 }
 
 /// Stops the servers in netns `ns` (None: on the host); returns how many.
-pub fn stop(ns: Option<&str>) -> usize {
+pub(crate) fn stop(ns: Option<&str>) -> usize {
     let gone: Vec<Running> = {
         let mut running = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
         let (gone, keep) =
@@ -127,7 +127,7 @@ pub fn stop(ns: Option<&str>) -> usize {
 }
 
 /// Stops every server this module started; returns how many.
-pub fn stop_all() -> usize {
+pub(crate) fn stop_all() -> usize {
     end(std::mem::take(&mut *RUNNING.lock().unwrap_or_else(|p| p.into_inner())))
 }
 
@@ -248,7 +248,7 @@ fn accept_loop(l: TcpListener, ns: Option<String>, flavour: Flavour, stop: Arc<A
 /// Sends the greeting, half-closes, then reads until the client closes: a client that sent
 /// a request gets its greeting intact (closing with unread input would make the kernel send
 /// a RST that can destroy it), and a throughput client gets a sink.
-pub fn greet_and_sink(mut stream: TcpStream, line: &str, stop: &AtomicBool) {
+pub(crate) fn greet_and_sink(mut stream: TcpStream, line: &str, stop: &AtomicBool) {
     let _ = stream.set_write_timeout(Some(IDLE));
     if stream.write_all(line.as_bytes()).is_err() {
         return;
@@ -268,7 +268,7 @@ pub fn greet_and_sink(mut stream: TcpStream, line: &str, stop: &AtomicBool) {
 }
 
 /// The end of an HTTP request head, if `buf` holds one.
-pub fn head_end(buf: &[u8]) -> Option<usize> {
+pub(crate) fn head_end(buf: &[u8]) -> Option<usize> {
     buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4).or_else(|| {
         // Some hand-typed clients (`printf 'GET /\n\n' | nc`) end lines with a bare LF.
         buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2)
@@ -277,7 +277,7 @@ pub fn head_end(buf: &[u8]) -> Option<usize> {
 
 /// The response to an HTTP request head: `200` with the greeting as a plain-text body (no
 /// body for HEAD), `400` for what is not HTTP, `431` for a head that never ended.
-pub fn http_response(head: Option<&[u8]>, line: &str) -> String {
+pub(crate) fn http_response(head: Option<&[u8]>, line: &str) -> String {
     let reply = |status: &str, body: &str, with_body: bool| {
         format!(
             "HTTP/1.0 {status}\r\nServer: nslab\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",

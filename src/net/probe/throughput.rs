@@ -13,14 +13,14 @@ use crate::net::netns::run_in;
 // ---------------------------------------------------------------------------------------------
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Throughput {
-    pub ok: bool,
+pub(crate) struct Throughput {
+    pub(crate) ok: bool,
     /// Bytes the server's side acknowledged.
-    pub bytes: u64,
+    pub(crate) bytes: u64,
     /// From the first byte sent to the last one acknowledged.
-    pub seconds: f64,
-    pub mbit_s: f64,
-    pub error: Option<String>,
+    pub(crate) seconds: f64,
+    pub(crate) mbit_s: f64,
+    pub(crate) error: Option<String>,
 }
 
 /// What one write hands the kernel: iperf3's default TCP block.
@@ -34,7 +34,7 @@ const STALL: Duration = Duration::from_secs(3);
 /// acknowledged, over the time from the first byte to the last acknowledgement: what the
 /// link carried, not what the local socket buffer swallowed. `stop` (the Ctrl-C flag) ends
 /// it early, as an error.
-pub fn throughput(
+pub(crate) fn throughput(
     ns: Option<&str>,
     target: SocketAddr,
     duration: Duration,

@@ -11,28 +11,28 @@ use crate::net::netns::run_in;
 // ---------------------------------------------------------------------------------------------
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct UdpResult {
+pub(crate) struct UdpResult {
     /// A reply came back.
-    pub ok: bool,
+    pub(crate) ok: bool,
     /// The reply (at most 2 KiB, lossy UTF-8).
-    pub reply: String,
+    pub(crate) reply: String,
     /// Against `probe::serve(…, #{proto: "udp"})`: the address the server saw.
-    pub seen: Option<String>,
-    pub local: Option<String>,
+    pub(crate) seen: Option<String>,
+    pub(crate) local: Option<String>,
     /// From the first datagram to the reply.
-    pub rtt_ms: f64,
-    pub error: Option<String>,
+    pub(crate) rtt_ms: f64,
+    pub(crate) error: Option<String>,
 }
 
 /// What the UDP probe sends when the recipe gives nothing.
-pub const UDP_PAYLOAD: &str = "nslab-probe\n";
+pub(crate) const UDP_PAYLOAD: &str = "nslab-probe\n";
 /// A lost datagram is sent again this often, until the timeout.
 const UDP_RESEND: Duration = Duration::from_millis(500);
 
 /// Sends `payload` to `target` from inside netns `ns` and waits up to `timeout` for a reply,
 /// sending again every 500 ms (a datagram sent while a new link's queue is still inactive
 /// is lost). An ICMP port unreachable ends the probe at once: nothing listens there.
-pub fn udp(
+pub(crate) fn udp(
     ns: Option<&str>,
     target: SocketAddr,
     timeout: Duration,

@@ -5,7 +5,7 @@ use crate::script::modules::route_args;
 use crate::script::{RhaiResultOf, check, query, to_dyn};
 
 /// The Op for `route::add/del(…)` as the recipe wrote it.
-pub fn build(
+pub(crate) fn build(
     ctx: &NativeCallContext,
     ns: Option<String>,
     dest: &str,
@@ -24,7 +24,7 @@ pub fn build(
 
 /// `route::list([ns] [, #{table}])`: `table` is a number, a name (`main`, `local`,
 /// `default`) or `"all"` (every table but local); main without it.
-pub fn list(
+pub(crate) fn list(
     ctx: &NativeCallContext,
     ns: Option<String>,
     opts: Option<rhai::Map>,

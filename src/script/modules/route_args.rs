@@ -14,15 +14,15 @@ use crate::script::invalid;
 
 /// A route as the recipe gave it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RouteArgs {
-    pub dest: Option<IpNet>,
-    pub via: Option<IpAddr>,
-    pub dev: Option<String>,
-    pub opts: RouteOpts,
+pub(crate) struct RouteArgs {
+    pub(crate) dest: Option<IpNet>,
+    pub(crate) via: Option<IpAddr>,
+    pub(crate) dev: Option<String>,
+    pub(crate) opts: RouteOpts,
 }
 
-pub const ROUTE_OPTS: &[&str] = &["table", "metric", "src", "onlink"];
-pub const RULE_KEYS: &[&str] = &["from", "to", "iif", "oif", "fwmark", "table", "priority"];
+pub(crate) const ROUTE_OPTS: &[&str] = &["table", "metric", "src", "onlink"];
+pub(crate) const RULE_KEYS: &[&str] = &["from", "to", "iif", "oif", "fwmark", "table", "priority"];
 const HOP_KEYS: &[&str] = &["via", "weight", "dev"];
 
 fn known(keys: &rhai::Map, allowed: &[&str], what: &str) -> NetResult<()> {
@@ -40,18 +40,18 @@ fn known(keys: &rhai::Map, allowed: &[&str], what: &str) -> NetResult<()> {
     Ok(())
 }
 
-pub fn ifname(name: &str) -> NetResult<String> {
+pub(crate) fn ifname(name: &str) -> NetResult<String> {
     crate::net::op::check_ifname(name).map(|_| name.to_string())
 }
 
-pub fn ip(s: &str) -> NetResult<IpAddr> {
+pub(crate) fn ip(s: &str) -> NetResult<IpAddr> {
     s.trim().parse::<IpAddr>().map_err(|_| {
         invalid(format!("invalid IP address {s:?}"), "write a plain address, e.g. \"192.168.24.1\"")
     })
 }
 
 /// A prefix, or a plain address meaning just that host (`/32`, `/128`).
-pub fn prefix(s: &str) -> NetResult<IpNet> {
+pub(crate) fn prefix(s: &str) -> NetResult<IpNet> {
     if let Ok(a) = s.trim().parse::<IpAddr>() {
         return Ok(IpNet::from(a));
     }
@@ -121,7 +121,7 @@ fn hop(v: &Dynamic) -> NetResult<Nexthop> {
 }
 
 /// `route::add/del(dest, via [, opts])`.
-pub fn route(dest: &str, via: &Dynamic, opts: Option<&rhai::Map>) -> NetResult<RouteArgs> {
+pub(crate) fn route(dest: &str, via: &Dynamic, opts: Option<&rhai::Map>) -> NetResult<RouteArgs> {
     let dest = if dest == "default" {
         None
     } else {
@@ -207,7 +207,7 @@ pub fn route(dest: &str, via: &Dynamic, opts: Option<&rhai::Map>) -> NetResult<R
 
 /// `rule::add/del(#{from, to, iif, oif, fwmark, table, priority})`. `table` defaults to main
 /// (as with `ip rule`); `fwmark` is a number or `"MARK/MASK"`.
-pub fn rule(m: &rhai::Map) -> NetResult<RuleSpec> {
+pub(crate) fn rule(m: &rhai::Map) -> NetResult<RuleSpec> {
     known(m, RULE_KEYS, "rule key")?;
     let mut r = RuleSpec { table: crate::net::routing::TABLE_MAIN, ..Default::default() };
     let s = |k: &str, ex: &str| m.get(k).map(|v| string(v, &format!("`{k}`"), ex)).transpose();
