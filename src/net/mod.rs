@@ -6,6 +6,7 @@ pub mod exec;
 pub mod fw;
 pub mod info;
 pub mod kernel;
+pub mod kernel_version;
 pub mod link_detail;
 pub mod link_kind;
 pub mod nat;
