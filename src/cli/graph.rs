@@ -53,8 +53,11 @@ pub fn topology(lab: Option<&str>) -> NetResult<Topology> {
     let mut t = from_state(&gather(&kernel, lab)?);
     for s in t.spaces.iter_mut().filter(|s| !s.nat.is_empty() && s.uplink.is_none()) {
         let ns = s.netns.as_deref();
-        let Some(dev) =
-            kernel.routes(ns)?.into_iter().find(|r| r.dest == "default").and_then(|r| r.dev)
+        let Some(dev) = kernel
+            .routes(ns, Some(254))?
+            .into_iter()
+            .find(|r| r.dest == "default")
+            .and_then(|r| r.dev)
         else {
             continue;
         };
