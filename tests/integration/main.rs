@@ -3,16 +3,20 @@
 //! to look at the lab with independent tools while it exists): never on the host.
 
 mod bench;
+mod capture;
 mod common;
 mod doc;
 mod features;
 mod fw;
+mod graph;
 mod hardening;
 mod lifecycle;
 mod links;
 mod ops;
 mod plan;
+mod probes;
 mod repl;
+mod routing;
 mod run;
 mod sandbox;
 mod script;

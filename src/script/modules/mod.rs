@@ -2,8 +2,10 @@
 
 pub mod addr;
 pub mod bridge;
+pub mod capture;
 pub mod cidr;
 pub mod fw;
+pub mod host;
 pub mod link;
 pub mod link_opts;
 pub mod nat;
@@ -11,6 +13,8 @@ pub mod neigh;
 pub mod netns;
 pub mod probe;
 pub mod route;
+pub mod route_args;
+pub mod rule;
 pub mod sandbox;
 pub mod sysctl;
 pub mod tc;
@@ -34,12 +38,15 @@ pub fn all() -> Vec<(&'static str, rhai::Module)> {
         ("link", exported_module!(link::link_mod)),
         ("addr", exported_module!(addr::addr_mod)),
         ("route", exported_module!(route::route_mod)),
+        ("rule", exported_module!(rule::rule_mod)),
         ("sysctl", exported_module!(sysctl::sysctl_mod)),
         ("nat", exported_module!(nat::nat_mod)),
         ("fw", exported_module!(fw::fw_mod)),
         ("tc", exported_module!(tc::tc_mod)),
         ("neigh", exported_module!(neigh::neigh_mod)),
+        ("host", exported_module!(host::host_mod)),
         ("probe", exported_module!(probe::probe_mod)),
+        ("capture", exported_module!(capture::capture_mod)),
         ("sandbox", exported_module!(sandbox::sandbox_mod)),
         ("cidr", exported_module!(cidr::cidr_mod)),
         ("wireguard", exported_module!(wireguard::wireguard_mod)),
@@ -50,6 +57,7 @@ pub fn register(engine: &mut Engine) {
     for (name, m) in all() {
         engine.register_static_module(name, m.into());
     }
+    capture::register_type(engine);
 }
 
 pub fn ifname(ctx: &NativeCallContext, name: &str) -> RhaiResultOf<String> {
