@@ -395,3 +395,136 @@ fn a_missing_bridge_is_suggested_in_the_ports_netns() {
     r.failed();
     assert!(r.stderr.contains(r#"bridge::add("a", "brx")"#), "{}", r.stderr);
 }
+
+/// `kill -9` of nslab while a foreground `netns::exec` runs: destroy stops the command
+/// (it was journaled before nslab waited on it), and the lab's netns goes.
+#[test]
+fn a_foreground_command_does_not_outlive_destroy() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe(
+        "hard-fg.rhai",
+        "netns::add(\"x1\");\nnetns::exec(\"x1\", [\"sh\", \"-c\", \"sleep 31\"]);\n",
+    );
+    let r = sandboxed(&format!(
+        r#"cmds() {{ for p in /proc/[0-9]*; do tr '\0' ' ' < $p/cmdline 2>/dev/null; echo; done; }}
+nslab run {path} & pid=$!
+for i in $(seq 200); do cmds | grep -q '^sleep 31' && break; sleep 0.05; done
+cmds | grep -q '^sleep 31' || {{ echo "the command never started"; exit 1; }}
+kill -9 $pid; wait $pid || true
+nslab destroy hard-fg
+sleep 0.2
+if cmds | grep -q '^sleep 31'; then echo "sleep 31 outlived destroy"; exit 1; fi
+[ -z "$(ip netns list | grep x1)" ] || {{ echo "netns x1 left"; exit 1; }}
+echo clean"#
+    ));
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("clean"), "{}", r.stdout);
+}
+
+/// A /run/netns/NAME with no netns mounted on it (nslab killed between the unmount and the
+/// unlink of a rollback): doctor names it, destroy removes it, the lab runs again.
+#[test]
+fn a_dead_netns_mount_point_is_cleaned_up() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe("hard-dead.rhai", "netns::add(\"h25\");\n");
+    let r = sandboxed(&format!(
+        r#"nslab run {path} >/dev/null
+umount /run/netns/h25
+[ -e /run/netns/h25 ]
+nslab doctor | grep -F '/run/netns/h25 holds no netns' || {{ echo "doctor is silent"; exit 1; }}
+nslab destroy hard-dead
+[ ! -e /run/netns/h25 ] || {{ echo "dead mount point left"; exit 1; }}
+nslab run {path} >/dev/null
+nslab destroy hard-dead >/dev/null
+echo clean"#
+    ));
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("clean"), "{}", r.stdout);
+}
+
+/// `nslab destroy --force` while a run builds the lab: the run is stopped first (and rolls
+/// back), nothing leaks, and the run does not say "lab is up".
+#[test]
+fn a_forced_destroy_stops_the_run_first() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe(
+        "hard-force.rhai",
+        "bridge::add(\"fbusy\");\nnetns::add(\"fb1\");\nnat::masquerade(\"10.66.0.0/24\");\nlet x = 0;\nloop { x += 1; }\n",
+    );
+    let r = sandboxed(&format!(
+        r#"nslab run {path} > out 2>&1 & pid=$!
+for i in $(seq 200); do [ "$(wc -l < /run/nslab/hard-force/journal 2>/dev/null || echo 0)" -ge 3 ] && break; sleep 0.05; done
+nslab destroy --force hard-force
+for i in $(seq 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+if kill -0 $pid 2>/dev/null; then kill -9 $pid; echo "the run goes on after a forced destroy"; exit 1; fi
+if wait $pid; then echo "the run exited 0"; exit 1; fi
+cat out
+grep -q "is up" out && {{ echo "the run said the lab is up"; exit 1; }}
+ip link show fbusy 2>/dev/null && {{ echo "bridge left"; exit 1; }}
+[ -z "$(ip netns list | grep fb1)" ] || {{ echo "netns left"; exit 1; }}
+! iptables -t nat -S | grep -q nslab: || {{ echo "rule left"; exit 1; }}
+[ ! -e /run/nslab/hard-force ] || {{ echo "journal left"; exit 1; }}
+echo clean"#
+    ));
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("clean"), "{}", r.stdout);
+}
+
+/// An `iptables` child orphaned by `kill -9` that adds the lab's rule late: destroy waits
+/// for it, then removes the rule. Meanwhile a run of the lab is refused with the destroy's
+/// pid and no advice to `kill` a run.
+#[test]
+fn destroy_waits_for_an_orphaned_iptables_child() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe("hard-orphan.rhai", "nat::masquerade(\"10.67.0.0/24\");\n");
+    let r = sandboxed(&format!(
+        r#"nslab run {path} >/dev/null
+rule=$(iptables -t nat -S POSTROUTING | grep nslab:hard-orphan)
+eval "set -- $rule"; shift 2
+iptables -t nat -D POSTROUTING "$@"
+# what iptables does when nslab was killed while it ran: it adds the rule a moment later
+d=$(mktemp -d); printf '#!/bin/sh\nsleep 1.5\nexec iptables "$@"\n' > $d/iptables; chmod +x $d/iptables
+$d/iptables -t nat -A POSTROUTING "$@" &
+nslab destroy hard-orphan > dout 2>&1 & dpid=$!
+sleep 0.5
+if nslab run {path} 2> rout; then echo "run during destroy succeeded"; exit 1; fi
+cat rout
+grep -q "lab hard-orphan is being destroyed by process $dpid" <(tr -d '\n│' < rout | tr -s ' ') || {{ echo "not the destroy's pid $dpid"; exit 1; }}
+grep -q "kill" rout && {{ echo "advises kill"; exit 1; }}
+wait $dpid
+sleep 0.3
+! iptables -t nat -S | grep -q nslab: || {{ iptables -t nat -S; echo "the orphan's rule stayed"; exit 1; }}
+echo clean"#
+    ));
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("clean"), "{}", r.stdout);
+}
+
+/// Two runs of one lab at once: the loser never names "process 0".
+#[test]
+fn the_loser_of_a_race_names_the_winner() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe("hard-race.rhai", "netns::add(\"race1\");\n");
+    let r = sandboxed(&format!(
+        r#"for i in $(seq 15); do
+  nslab run {path} > a 2>&1 & a=$!
+  nslab run {path} > b 2>&1 & b=$!
+  wait $a || true; wait $b || true
+  if grep -h "process 0" a b; then exit 1; fi
+  nslab destroy hard-race >/dev/null 2>&1 || true
+done
+echo clean"#
+    ));
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("clean"), "{}", r.stdout);
+}
