@@ -9,6 +9,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/lib/common.sh"
 lab_require_sandbox
 op=$1 n=$2
+lab_setup "$n"
 dir=$(mktemp -d /tmp/labbatch.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 

@@ -1,8 +1,15 @@
 # Helpers shared by the adapters and benches/one.sh. Hot-path helpers set REPLY instead of
 # printing, so callers need no command substitution (which would fork and skew timings).
 
-# Address of host i (1-based): 10.0.(i/250).(i%250+2), as in benches/lab.rhai.
-lab_addr() { REPLY="10.0.$(( $1 / 250 )).$(( $1 % 250 + 2 ))"; }
+# Address of host i (1-based): 10.0.(i/250).(i%250+2), as in benches/lab.rhai; with
+# LAB_PER_BRIDGE (the fabric, lab::fabric) the (i+1)th address of 10.0.0.0/16.
+lab_addr() {
+    if [[ -n ${LAB_PER_BRIDGE:-} ]]; then
+        REPLY="10.0.$(( ($1 + 1) / 256 )).$(( ($1 + 1) % 256 ))"
+    else
+        REPLY="10.0.$(( $1 / 250 )).$(( $1 % 250 + 2 ))"
+    fi
+}
 
 # Wall clock in microseconds into REPLY (bash 5 builtin, no fork).
 now_us() { REPLY=${EPOCHREALTIME/[.,]/}; }
@@ -24,7 +31,7 @@ lab_links_left() {
     mapfile -t lines < /proc/net/dev
     for l in "${lines[@]:2}"; do
         name=${l%%:*}; name=${name// /}
-        [[ $name == br0 || $name == v*-br ]] && n=$((n + 1))
+        [[ $name == br[0-9]* || $name == v*-br || $name == t[0-9]*-[ab] ]] && n=$((n + 1))
     done
     REPLY=$n
 }
@@ -53,20 +60,21 @@ LAB_ROOT_PRE=(
     "addr add 10.0.0.1/16 dev br0"
 )
 lab_host_root() {
-    local i=$1
+    local i=$1 br
+    lab_bridge_of "$i"; br=$REPLY
     if [[ ${LAB_STYLE:-direct} == move ]]; then
         LAB_HR=(
             "netns add h$i"
             "link add v$i-br type veth peer name v$i"
             "link set v$i netns h$i"
-            "link set v$i-br master br0"
+            "link set v$i-br master $br"
             "link set v$i-br up"
         )
     else
         LAB_HR=(
             "netns add h$i"
             "link add v$i-br type veth peer name v$i netns h$i"
-            "link set v$i-br master br0"
+            "link set v$i-br master $br"
             "link set v$i-br up"
         )
     fi
@@ -82,3 +90,33 @@ lab_host_ns() {
     )
 }
 LAB_TEARDOWN_POST=("link del br0")
+
+# The fabric (LAB_PER_BRIDGE=P, what lab::fabric builds): hosts spread over bridges br0..brK
+# of at most P hosts each (a bridge holds at most 1023 ports), every brK (K > 0) joined to
+# br0 by a veth trunk tK-a/tK-b; one subnet 10.0.0.0/16. Adapters call `lab_setup N` first.
+lab_bridges() { REPLY=$(( ${LAB_PER_BRIDGE:+($1 + LAB_PER_BRIDGE - 1) / LAB_PER_BRIDGE}${LAB_PER_BRIDGE:-1} )); }
+lab_setup() {
+    [[ -n ${LAB_PER_BRIDGE:-} ]] || return 0
+    local n=$1 k b
+    lab_bridges "$n"; b=$REPLY
+    LAB_ROOT_PRE=()
+    LAB_TEARDOWN_POST=()
+    for ((k = 0; k < b; k++)); do
+        LAB_ROOT_PRE+=("link add br$k type bridge" "link set br$k up")
+        if ((k == 0)); then
+            LAB_ROOT_PRE+=("addr add 10.0.0.1/16 dev br0")
+        else
+            LAB_ROOT_PRE+=(
+                "link add t$k-a type veth peer name t$k-b"
+                "link set t$k-a master br0"
+                "link set t$k-b master br$k"
+                "link set t$k-a up"
+                "link set t$k-b up"
+            )
+            LAB_TEARDOWN_POST+=("link del t$k-a")
+        fi
+        LAB_TEARDOWN_POST+=("link del br$k")
+    done
+}
+# The bridge host i is plugged into.
+lab_bridge_of() { REPLY=br$(( ${LAB_PER_BRIDGE:+($1 - 1) / LAB_PER_BRIDGE}${LAB_PER_BRIDGE:-0} )); }

@@ -11,8 +11,14 @@ err() { echo "VERIFY: $*" >&2; bad=1; }
 
 ip -o -4 addr show dev br0 | grep -q ' 10.0.0.1/16 ' || err "br0 address"
 ip -o link show dev br0 | grep -q 'state UP\|,UP' || err "br0 not up"
-ports=$(ip -o link show master br0 | grep -c 'state UP')
-(( ports == n )) || err "br0 has $ports UP ports, want $n"
+# Host ports (vI-br) up on the lab's bridges: br0, and with LAB_PER_BRIDGE br1..brK too.
+lab_bridges "$n"
+ports=0
+for ((k = 0; k < REPLY; k++)); do
+    p=$(ip -o link show master "br$k" | grep 'state UP' | grep -c ': v[0-9]*-br@')
+    ports=$((ports + p))
+done
+(( ports == n )) || err "the bridges have $ports UP host ports, want $n"
 nns=$(ip netns list | grep -c '^h[0-9]')
 (( nns == n )) || err "$nns netns hI, want $n"
 for ((i = 1; i <= n; i++)); do

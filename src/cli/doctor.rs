@@ -77,7 +77,7 @@ fn missing_caps() -> Vec<&'static str> {
 fn privileges_error(missing: &[&str]) -> NetError {
     NetError::new(format!("nslab needs root: this process lacks {}", missing.join(" and ")))
         .with_errno(libc::EPERM)
-        .with_help("run it with sudo (links, routes and NAT need CAP_NET_ADMIN; named namespaces are mounts, CAP_SYS_ADMIN); `nslab plan RECIPE` shows the commands without root")
+        .with_help("run it with sudo (links, routes and NAT need CAP_NET_ADMIN; named namespaces are mounts, CAP_SYS_ADMIN); `--sandbox` builds the lab in a throwaway sandbox without root where user namespaces are allowed; `nslab plan RECIPE` shows the commands without root")
 }
 
 /// The run-time check: root, or the two capabilities nslab needs.
@@ -97,17 +97,17 @@ fn which(name: &str) -> Option<PathBuf> {
 
 fn iptables_missing() -> NetError {
     NetError::new("this recipe sets up NAT, and the iptables command is not installed")
-        .with_help("install it (Debian/Ubuntu: apt-get install iptables; Fedora: dnf install iptables-nft); nslab runs `iptables` for its nat:: functions")
+        .with_help("install it (Debian/Ubuntu: apt-get install iptables; Fedora: dnf install iptables-nft); nslab runs `iptables` for its nat:: and fw:: functions")
 }
 
-/// Does the recipe (or a module it imports) call `nat::`? A textual look, cheap and on the
+/// Does the recipe (or a module it imports) call `nat::` or `fw::` (iptables)? A textual look, cheap and on the
 /// safe side: a mention in a comment counts too.
 fn uses_nat(r: &Recipe) -> bool {
     let base = r.path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut seen = BTreeSet::new();
     let mut todo = vec![r.source.text.clone()];
     while let Some(text) = todo.pop() {
-        if text.contains("nat::") {
+        if text.contains("nat::") || text.contains("fw::") {
             return true;
         }
         for name in imports(&text) {
@@ -171,11 +171,32 @@ fn check_privileges() -> Check {
     }
 }
 
+/// Without root: whether the kernel lets `--sandbox` make a user namespace of its own.
+fn check_rootless() -> Option<Check> {
+    if missing_caps().is_empty() {
+        return None;
+    }
+    let forbidding = crate::lab::sandbox::forbidding_settings();
+    Some(if forbidding.is_empty() {
+        ok(
+            "rootless sandbox: user namespaces are allowed, so `nslab run --sandbox`, `nslab repl --sandbox` and `nslab sandbox` work without root",
+        )
+    } else {
+        warn(
+            format!(
+                "rootless sandbox: this kernel forbids unprivileged user namespaces ({})",
+                forbidding.join(", ")
+            ),
+            "use sudo for --sandbox too",
+        )
+    })
+}
+
 /// The iptables command, and which backend it drives ("nf_tables" or "legacy").
 fn check_iptables(checks: &mut Vec<Check>) -> Option<String> {
     let Some(path) = which("iptables") else {
         checks.push(warn(
-            "iptables: the command is not installed; recipes that call nat:: cannot run",
+            "iptables: the command is not installed; recipes that call nat:: or fw:: cannot run",
             "install it (Debian/Ubuntu: apt-get install iptables; Fedora: dnf install iptables-nft)",
         ));
         return None;
@@ -362,32 +383,34 @@ fn check_leftovers(kernel: &Kernel, checks: &mut Vec<Check>, have_iptables: bool
         }
     }
     if have_iptables {
-        for (listed, ns) in super::show::nat_lists(&spaces).into_iter().zip(spaces.iter().cloned())
-        {
-            let Ok(rules) = listed else { continue };
-            for r in rules {
-                let Some(c) = super::show::rule_comment(&r) else { continue };
-                let Some(lab) = c.strip_prefix("nslab:") else { continue };
-                let in_journal = owned.iter().any(|(name, o)| {
-                    name == lab
-                        && o.has_change(
-                            |op| matches!(op, crate::net::Op::IptAppend { ns: n, .. } if n == &ns),
-                        )
-                });
-                if !in_journal {
-                    let del = r.replacen("-A ", "-D ", 1);
-                    let cmd = match &ns {
-                        Some(n) => format!("ip netns exec {n} iptables -t nat {del}"),
-                        None => format!("iptables -t nat {del}"),
-                    };
-                    orphans.push((
-                        format!(
-                            "nat rule in {} tagged {}",
-                            crate::net::error::place(ns.as_deref()),
-                            owner_tag(lab)
-                        ),
-                        cmd,
-                    ));
+        for table in ["nat", "filter"] {
+            let lists = super::show::ipt_lists(&spaces, table);
+            for (listed, ns) in lists.into_iter().zip(spaces.iter().cloned()) {
+                let Ok(rules) = listed else { continue };
+                for r in rules {
+                    let Some(c) = super::show::rule_comment(&r) else { continue };
+                    let Some(lab) = c.strip_prefix("nslab:") else { continue };
+                    let in_journal = owned.iter().any(|(name, o)| {
+                        name == lab
+                            && o.has_change(|op| {
+                                matches!(op, crate::net::Op::IptAppend { ns: n, table: t, .. } if n == &ns && t == table)
+                            })
+                    });
+                    if !in_journal {
+                        let del = r.replacen("-A ", "-D ", 1);
+                        let cmd = match &ns {
+                            Some(n) => format!("ip netns exec {n} iptables -t {table} {del}"),
+                            None => format!("iptables -t {table} {del}"),
+                        };
+                        orphans.push((
+                            format!(
+                                "{table} rule in {} tagged {}",
+                                crate::net::error::place(ns.as_deref()),
+                                owner_tag(lab)
+                            ),
+                            cmd,
+                        ));
+                    }
                 }
             }
         }
@@ -409,6 +432,7 @@ fn check_leftovers(kernel: &Kernel, checks: &mut Vec<Check>, have_iptables: bool
 
 pub fn run(_: Args) -> Result<(), Failed> {
     let mut checks = vec![check_privileges()];
+    checks.extend(check_rootless());
     let backend = check_iptables(&mut checks);
     checks.push(check_br_netfilter());
     if backend.is_some()

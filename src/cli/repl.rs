@@ -56,6 +56,7 @@ pub fn run(a: Args) -> Result<(), Failed> {
     if a.sandbox {
         lab::sandbox::enter().map_err(fail)?;
     }
+    super::doctor::preflight_privileges().map_err(fail)?;
     journal::check_lab_name(&a.lab).map_err(fail)?;
     let resumed = journal::exists(&a.lab);
     let session = Rc::new(Session::resume_or_start(&a.lab, a.explain).map_err(fail)?);
@@ -132,6 +133,9 @@ extern "C" fn on_term(sig: libc::c_int) {
         }
         libc::signal(sig, libc::SIG_DFL);
         libc::raise(sig);
+        // Still here: nslab is PID 1 of its sandbox, which a signal's default action
+        // does not end (see lab::sandbox's init).
+        libc::_exit(128 + sig);
     }
 }
 

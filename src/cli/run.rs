@@ -39,12 +39,14 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<(), Failed> {
-    // What would make the run fail, said before anything is touched (cheap: no process).
-    super::doctor::preflight_privileges().map_err(fail)?;
-    // Before anything can start a thread (see DESIGN §3).
+    // Before anything can start a thread (see DESIGN §3). Without root the sandbox makes a
+    // user namespace of its own, in which nslab has the capabilities the check below asks
+    // for (or says why it cannot).
     if a.sandbox {
         lab::sandbox::enter().map_err(fail)?;
     }
+    // What would make the run fail, said before anything is touched (cheap: no process).
+    super::doctor::preflight_privileges().map_err(fail)?;
     let Loaded { lab, overrides, engine, recipe: r } = a.recipe.load()?;
     super::doctor::preflight_iptables(&r).map_err(fail)?;
 

@@ -48,6 +48,8 @@ pub struct NsView {
     pub nat: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nat_error: Option<String>,
+    /// `iptables -S` rules of the filter table (`fw::`); empty when they could not be listed.
+    pub filter: Vec<String>,
     pub sysctls: BTreeMap<String, SysctlView>,
     /// What could not be read in this namespace.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -166,11 +168,17 @@ pub fn collect(kernel: &Kernel, filter: Option<(&str, &Owned)>) -> Result<State,
         spaces.iter().cloned().zip(nat_lists(&spaces)).collect();
     let nats: Vec<Result<Vec<String>, NetError>> =
         raws.iter().map(|r| listed.remove(&r.ns).unwrap_or(Ok(Vec::new()))).collect();
+    let mut listed: std::collections::HashMap<Option<String>, Result<Vec<String>, NetError>> =
+        spaces.iter().cloned().zip(ipt_lists(&spaces, "filter")).collect();
+    let filters: Vec<Vec<String>> = raws
+        .iter()
+        .map(|r| listed.remove(&r.ns).and_then(Result::ok).unwrap_or_default())
+        .collect();
 
     let creators = netns_creators();
     let claims = sysctl_claims::all();
     let mut out = Vec::new();
-    for (raw, nat) in raws.iter().zip(nats) {
+    for ((raw, nat), filter_rules) in raws.iter().zip(nats).zip(filters) {
         let ns = raw.ns.as_deref();
         let whole = filter.is_none_or(|(_, o)| o.in_owned_ns(ns));
         let mut links = Vec::new();
@@ -225,22 +233,21 @@ pub fn collect(kernel: &Kernel, filter: Option<(&str, &Owned)>) -> Result<State,
             })
             .cloned()
             .collect();
-        let (nat, nat_error) = match nat {
-            Ok(rules) => {
-                let rules = match filter {
-                    Some((lab, _)) if !whole => {
-                        let tag = owner_tag(lab);
-                        rules
-                            .into_iter()
-                            .filter(|r| rule_comment(r).as_deref() == Some(tag.as_str()))
-                            .collect()
-                    }
-                    _ => rules,
-                };
-                (Some(rules), None)
+        let labs_only = |rules: Vec<String>| match filter {
+            Some((lab, _)) if !whole => {
+                let tag = owner_tag(lab);
+                rules
+                    .into_iter()
+                    .filter(|r| rule_comment(r).as_deref() == Some(tag.as_str()))
+                    .collect()
             }
+            _ => rules,
+        };
+        let (nat, nat_error) = match nat {
+            Ok(rules) => (Some(labs_only(rules)), None),
             Err(e) => (None, Some(e.message)),
         };
+        let filter_rules = labs_only(filter_rules);
         let mut sysctls = BTreeMap::new();
         let mut keys: Vec<String> = Vec::new();
         if whole {
@@ -272,6 +279,7 @@ pub fn collect(kernel: &Kernel, filter: Option<(&str, &Owned)>) -> Result<State,
         let empty = links.is_empty()
             && routes.is_empty()
             && nat.as_ref().is_none_or(Vec::is_empty)
+            && filter_rules.is_empty()
             && sysctls.is_empty();
         if filter.is_some() && !whole && empty {
             continue;
@@ -287,6 +295,7 @@ pub fn collect(kernel: &Kernel, filter: Option<(&str, &Owned)>) -> Result<State,
             // table it could not read.
             nat_error: if whole { nat_error } else { None },
             nat: if whole { nat } else { nat.or(Some(vec![])) },
+            filter: filter_rules,
             sysctls,
             errors: raw.errors.clone(),
         });
@@ -294,16 +303,22 @@ pub fn collect(kernel: &Kernel, filter: Option<(&str, &Owned)>) -> Result<State,
     Ok(State { lab: filter.map(|(l, _)| l.to_string()), namespaces: out })
 }
 
-/// `iptables -t nat -S` of each namespace. iptables is a process (~3 ms): run up to 16 side
-/// by side, so a lab of hundreds of namespaces is listed in a fraction of the time.
+/// `iptables -t nat -S` of each namespace.
 pub fn nat_lists(spaces: &[Option<String>]) -> Vec<Result<Vec<String>, NetError>> {
+    ipt_lists(spaces, "nat")
+}
+
+/// `iptables -t TABLE -S` of each namespace. iptables is a process (~3 ms): run up to 16 side
+/// by side, so a lab of hundreds of namespaces is listed in a fraction of the time.
+pub fn ipt_lists(spaces: &[Option<String>], table: &str) -> Vec<Result<Vec<String>, NetError>> {
     let mut out = Vec::with_capacity(spaces.len());
     for chunk in spaces.chunks(16) {
         let threads: Vec<_> = chunk
             .iter()
             .map(|ns| {
                 let ns = ns.clone();
-                std::thread::spawn(move || nat::list(ns.as_deref(), "nat"))
+                let table = table.to_string();
+                std::thread::spawn(move || nat::list(ns.as_deref(), &table))
             })
             .collect();
         out.extend(
@@ -466,6 +481,12 @@ pub fn render(state: &State) -> String {
                 let _ = writeln!(s, "  nat: cannot list: {e}");
             }
             _ => {}
+        }
+        if !ns.filter.is_empty() {
+            let _ = writeln!(s, "  filter");
+            for r in &ns.filter {
+                let _ = writeln!(s, "    {r}");
+            }
         }
         if !ns.sysctls.is_empty() {
             let _ = writeln!(s, "  sysctl");

@@ -28,6 +28,10 @@ pub trait Backend {
     fn sysctl_get(&self, ns: Option<&str>, key: &str) -> NetResult<String>;
     /// `iptables -t nat -S` rule lines.
     fn nat_list(&self, ns: Option<&str>) -> NetResult<Vec<String>>;
+    /// `iptables -t TABLE -S` rule lines (nat or filter).
+    fn ipt_list(&self, ns: Option<&str>, table: &str) -> NetResult<Vec<String>>;
+    /// The qdiscs in `ns`, like `tc qdisc show`.
+    fn qdiscs(&self, ns: Option<&str>) -> NetResult<Vec<crate::net::tc::QdiscInfo>>;
     /// Runs a command; `timeout` kills it and fails. An interruption (Ctrl-C) kills it too.
     fn exec(
         &self,

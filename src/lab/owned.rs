@@ -74,7 +74,7 @@ impl Owned {
                 self.links.retain(|l| !gone.contains(&l.pair));
                 self.changes.retain(|c| c.ns() != Some(name));
                 self.changes.retain(|c| {
-                    !matches!(c, Op::AddrAdd { ns: n, dev: d, .. } if lost.iter().any(|g| &g.ns == n && &g.name == d))
+                    !matches!(c, Op::AddrAdd { ns: n, dev: d, .. } | Op::TcSet { ns: n, dev: d, .. } if lost.iter().any(|g| &g.ns == n && &g.name == d))
                 });
             }
             Op::BridgeAdd { ns, name } | Op::LinkAdd { ns, name, .. } => self.links.push(OwnedLink { ns: ns.clone(), name: name.clone(), pair }),
@@ -86,8 +86,8 @@ impl Owned {
                 if let Some(l) = self.links.iter_mut().find(|l| &l.ns == ns && &l.name == dev) {
                     l.ns = Some(to.clone());
                 }
-                // Moving a link flushes its addresses.
-                self.changes.retain(|c| !matches!(c, Op::AddrAdd { ns: n, dev: d, .. } if n == ns && d == dev));
+                // Moving a link flushes its addresses, and its qdiscs (dev_shutdown).
+                self.changes.retain(|c| !matches!(c, Op::AddrAdd { ns: n, dev: d, .. } | Op::TcSet { ns: n, dev: d, .. } if n == ns && d == dev));
             }
             Op::LinkDel { ns, dev } => {
                 let gone: Vec<OwnedLink> = match self.links.iter().find(|l| &l.ns == ns && &l.name == dev) {
@@ -99,10 +99,14 @@ impl Owned {
                 };
                 self.links.retain(|l| !gone.contains(l));
                 self.changes.retain(|c| {
-                    !matches!(c, Op::AddrAdd { ns: n, dev: d, .. } if gone.iter().any(|g| &g.ns == n && &g.name == d))
+                    !matches!(c, Op::AddrAdd { ns: n, dev: d, .. } | Op::TcSet { ns: n, dev: d, .. } if gone.iter().any(|g| &g.ns == n && &g.name == d))
                 });
             }
-            Op::AddrAdd { .. } | Op::RouteAdd { .. } | Op::IptAppend { .. } | Op::SysctlSet { .. } => {
+            Op::AddrAdd { .. }
+            | Op::RouteAdd { .. }
+            | Op::IptAppend { .. }
+            | Op::SysctlSet { .. }
+            | Op::TcSet { .. } => {
                 self.changes.push(op.clone());
             }
             Op::AddrDel { ns, dev, cidr } => {

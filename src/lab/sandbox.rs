@@ -1,13 +1,19 @@
-//! `--sandbox`: a private network + mount namespace that looks like a host with an internet
-//! uplink, so labs (and tests) never touch the real host and vanish at exit.
+//! `--sandbox`: private network, mount and PID namespaces (and a user namespace without
+//! root) that look like a host with an internet uplink, so labs (and tests) never touch the
+//! real host's network and vanish at exit, with everything started in them.
 //!
 //!   sandbox root: lo, `uplink` 203.0.113.2/24, default via 203.0.113.1
 //!   netns `internet`: lo, `eth0` 203.0.113.1/24 (a documentation range: no path leaves)
 
-use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, unshare};
 
 use crate::net::{Kernel, NetError, NetResult, Op};
+
+mod init;
+mod mounts;
+mod userns;
+
+pub(crate) use userns::{forbidding_settings, privileged};
 
 pub const UPLINK: &str = "uplink";
 pub const UPLINK_CIDR: &str = "203.0.113.2/24";
@@ -20,29 +26,28 @@ pub fn active() -> bool {
     std::env::var_os(ENV).is_some_and(|v| v == "1")
 }
 
-/// Enters a fresh sandbox. Must run on the main thread before any other thread exists:
-/// threads started later inherit the sandbox, threads started earlier stay on the host —
-/// and a netlink socket opened on one of those would rewire the host.
+/// Enters a fresh sandbox: network, mount and PID namespaces of its own (and a user
+/// namespace when nslab runs without root, see `userns`), a fresh /proc, /sys and /run,
+/// its own /etc/resolv.conf and /etc/hosts (see `mounts`), and the simulated internet.
+///
+/// Must run on the main thread before any other thread exists: threads started later
+/// inherit the sandbox, threads started earlier stay on the host — and a netlink socket
+/// opened on one of those would rewire the host. It forks (see `init`): what returns is
+/// PID 1 of the sandbox; the process that called it waits outside and exits with it.
 pub fn enter() -> NetResult<()> {
-    let fail = |what: &str, e: nix::errno::Errno| {
-        NetError::new(format!("cannot create the sandbox: {what}: {}", e.desc()))
-            .with_errno(e as i32)
-            .with_help("the sandbox needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN): run with sudo")
-    };
-    unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS).map_err(|e| fail("unshare", e))?;
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-        .map_err(|e| fail("make / private", e))?;
-    for dir in [crate::net::netns::NETNS_DIR, super::journal::STATE_DIR] {
-        std::fs::create_dir_all(dir)?;
-        mount(
-            Some("tmpfs"),
-            dir,
-            Some("tmpfs"),
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-            Some("mode=0755"),
-        )
-        .map_err(|e| fail(&format!("mount tmpfs on {dir}"), e))?;
+    let flags = CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID;
+    if privileged() {
+        unshare(flags).map_err(|e| {
+            NetError::new(format!("cannot create the sandbox: unshare: {}", e.desc()))
+                .with_errno(e as i32)
+                .with_help("the sandbox needs CAP_SYS_ADMIN and CAP_NET_ADMIN, or user namespaces (run as an ordinary user)")
+        })?;
+    } else {
+        userns::unshare_rootless(flags)?;
     }
+    mounts::make_private()?;
+    init::fork_init()?;
+    mounts::mount_all(INTERNET_ADDR, UPLINK_CIDR.split('/').next().unwrap_or_default())?;
     // SAFETY: no other thread exists yet (see above), so nothing reads the environment
     // concurrently.
     unsafe { std::env::set_var(ENV, "1") };

@@ -11,6 +11,7 @@ use crate::net::exec::ExecOutput;
 use crate::net::info::{AddrInfo, FdbEntry, LinkInfo, NeighInfo, RouteInfo};
 use crate::net::kernel::LinkTag;
 use crate::net::probe::{Echoes, PingResult, TcpResult};
+use crate::net::refusal::qdisc_not_restorable;
 use crate::net::{Kernel, NetError, NetResult, Op, exec, kernel, nat, netns, probe};
 
 use super::backend::Backend;
@@ -276,6 +277,16 @@ impl Backend for Session {
             claimed = Some(before);
             *old = Some(current);
         }
+        if let Op::TcSet { ns, dev, old, .. } = &mut op {
+            // What was there comes back at teardown; a qdisc nslab cannot rebuild (htb with
+            // its classes, say) is refused rather than lost, unless the link dies with the lab.
+            let root = self.kernel.root_qdisc(ns.as_deref(), dev)?;
+            *old = match root.restorable() {
+                Ok(q) => Some(q),
+                Err(_) if self.owned.borrow().link_goes(ns.as_deref(), dev) => None,
+                Err(kind) => return Err(qdisc_not_restorable(dev, ns.as_deref(), &kind)),
+            };
+        }
         if self.explain {
             // Not println!: a closed stdout (`| head`) must not panic half-way through a lab.
             use std::io::Write;
@@ -353,6 +364,15 @@ impl Backend for Session {
     fn nat_list(&self, ns: Option<&str>) -> NetResult<Vec<String>> {
         self.kernel.flush()?;
         nat::list(ns, "nat")
+    }
+
+    fn ipt_list(&self, ns: Option<&str>, table: &str) -> NetResult<Vec<String>> {
+        self.kernel.flush()?;
+        nat::list(ns, table)
+    }
+
+    fn qdiscs(&self, ns: Option<&str>) -> NetResult<Vec<crate::net::tc::QdiscInfo>> {
+        self.kernel.qdiscs(ns)
     }
 
     fn exec(

@@ -53,6 +53,11 @@ pub fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Vec<NetError> {
             Op::SysctlSet { ns, key, .. } => {
                 keep(sysctl_claims::drop_holder(lab, ns.as_deref(), key))
             }
+            Op::TcSet { ns, dev, qdisc, old: Some(old) }
+                if !owned.link_goes(ns.as_deref(), dev) =>
+            {
+                keep(restore_qdisc(kernel, ns, dev, qdisc, old));
+            }
             Op::AddrAdd { ns, dev, cidr } if !owned.link_goes(ns.as_deref(), dev) => {
                 keep(kernel.apply(&Op::AddrDel { ns: ns.clone(), dev: dev.clone(), cidr: *cidr }));
             }
@@ -106,6 +111,27 @@ pub fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Vec<NetError> {
         keep(delete_links(kernel, ns.as_deref(), lab, &owned));
     }
     errors
+}
+
+/// Puts back the root qdisc `old` of a foreign link, unless someone changed it since the lab
+/// set `ours` (then it is theirs now, and stays).
+fn restore_qdisc(
+    kernel: &Kernel,
+    ns: &Ns,
+    dev: &str,
+    ours: &crate::net::tc::Qdisc,
+    old: &crate::net::tc::Qdisc,
+) -> Result<(), NetError> {
+    let now = kernel.root_qdisc(ns.as_deref(), dev)?;
+    if !now.restorable().is_ok_and(|q| ours.same_as(&q)) {
+        return Ok(());
+    }
+    kernel.apply(&Op::TcSet {
+        ns: ns.clone(),
+        dev: dev.to_string(),
+        qdisc: old.clone(),
+        old: Some(ours.clone()),
+    })
 }
 
 /// Whether netns `name` is still the one the lab made (see `journal::netns_ids`): a netns

@@ -1,6 +1,8 @@
 //! A command run inside a netns (`ip netns exec NAME CMD`).
 
+use std::ffi::CString;
 use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
@@ -54,9 +56,15 @@ pub fn exec_watched(
             .with_help("pass a string like \"ip -br addr\" or an array of arguments"));
     };
     let where_ = place(ns);
+    let view = ns.map(NetnsView::new);
     let child = netns::run_in(ns, move || {
-        Command::new(&argv[0])
-            .args(&argv[1..])
+        let mut cmd = Command::new(&argv[0]);
+        if let Some(view) = view {
+            // SAFETY: `NetnsView::enter` makes only system calls (no allocation, no lock),
+            // which is what may run between fork and exec.
+            unsafe { cmd.pre_exec(move || view.enter()) };
+        }
+        cmd.args(&argv[1..])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -67,8 +75,12 @@ pub fn exec_watched(
             .spawn()
     })?;
     let mut child = child.map_err(|e| {
-        NetError::new(format!("cannot run {prog} in {where_}: {e}"))
-            .with_help("is the program installed and on PATH?")
+        let help = if e.kind() == std::io::ErrorKind::NotFound || ns.is_none() {
+            "is the program installed and on PATH?"
+        } else {
+            "is the program installed and on PATH? (the command also gets a fresh /sys of the netns, like `ip netns exec`, which needs CAP_SYS_ADMIN)"
+        };
+        NetError::new(format!("cannot run {prog} in {where_}: {e}")).with_help(help)
     })?;
     // Drained on threads of their own: a command that fills one pipe while nslab waits
     // would otherwise never finish.
@@ -126,6 +138,83 @@ pub fn exec_watched(
             .with_help("it was killed; raise timeout_ms, or catch the error with try/catch"));
         }
         std::thread::sleep(POLL);
+    }
+}
+
+/// What `ip netns exec NAME` gives a command besides the netns: a mount namespace of its
+/// own (a slave of nslab's, so nothing it mounts is seen outside) with a sysfs of the netns
+/// on /sys (`/sys/class/net` lists the netns's links, not the host's) and the files of
+/// `/etc/netns/NAME/` bind-mounted over those of `/etc`. Everything that allocates is done
+/// here, before the fork; [`NetnsView::enter`] only makes system calls.
+struct NetnsView {
+    /// The netns's name, which sysfs shows as the mount's source (`ip netns exec` does so).
+    name: CString,
+    sys_flags: libc::c_ulong,
+    /// (source, target) of each `/etc/netns/NAME/FILE` → `/etc/FILE` bind mount.
+    etc: Vec<(CString, CString)>,
+}
+
+impl NetnsView {
+    fn new(name: &str) -> NetnsView {
+        let ro = nix::sys::statvfs::statvfs("/sys")
+            .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY));
+        let mut sys_flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+        if ro {
+            sys_flags |= libc::MS_RDONLY;
+        }
+        let cstr = |p: &std::path::Path| CString::new(p.as_os_str().as_bytes()).ok();
+        let etc = std::fs::read_dir(std::path::Path::new("/etc/netns").join(name))
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .filter_map(|e| {
+                        Some((
+                            cstr(&e.path())?,
+                            cstr(&std::path::Path::new("/etc").join(e.file_name()))?,
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        NetnsView { name: CString::new(name).unwrap_or_default(), sys_flags, etc }
+    }
+
+    /// In the child, between fork and exec.
+    fn enter(&self) -> std::io::Result<()> {
+        let check =
+            |r: libc::c_int| if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) };
+        let null = std::ptr::null::<libc::c_char>();
+        // SAFETY: plain system calls on valid C strings that live as long as `self`.
+        unsafe {
+            check(libc::unshare(libc::CLONE_NEWNS))?;
+            // Unlike `ip netns exec` (which makes every mount a slave), only the mounts
+            // this covers stop passing mounts back: `/run/netns` stays shared, so a
+            // command that runs `ip netns add` (a recipe replacing a netns by hand) makes
+            // a netns nslab sees. `/` and `/etc` hold the /etc/netns binds; /sys the sysfs.
+            let slave = |path: &std::ffi::CStr, flags: libc::c_ulong| {
+                libc::mount(null, path.as_ptr(), null, libc::MS_SLAVE | flags, null.cast())
+            };
+            check(slave(c"/", 0))?;
+            slave(c"/sys", libc::MS_REC);
+            // Mounted over the /sys there is (a user namespace may not unmount what it
+            // inherited): sysfs shows the netns of the process that mounts it.
+            check(libc::mount(
+                self.name.as_ptr(),
+                c"/sys".as_ptr(),
+                c"sysfs".as_ptr(),
+                self.sys_flags,
+                null.cast(),
+            ))?;
+            if !self.etc.is_empty() {
+                slave(c"/etc", 0);
+            }
+            for (src, dst) in &self.etc {
+                // Like `ip netns exec`: a file /etc lacks is skipped. A file that is a
+                // mount of its own (a container's /etc/resolv.conf) must not pass it on.
+                slave(dst, 0);
+                libc::mount(src.as_ptr(), dst.as_ptr(), null, libc::MS_BIND, null.cast());
+            }
+        }
+        Ok(())
     }
 }
 
@@ -266,8 +355,8 @@ pub fn kill_group_in(pgid: i32, members: &[(i32, u64)], net_ino: u64) -> usize {
     if !still_ours {
         return 0;
     }
-    let mut n = 0;
-    for (pid, pgrp, _) in now {
+    let mut killed = Vec::new();
+    for (pid, pgrp, start) in now {
         if pgrp != pgid {
             continue;
         }
@@ -275,10 +364,26 @@ pub fn kill_group_in(pgid: i32, members: &[(i32, u64)], net_ino: u64) -> usize {
             std::fs::metadata(format!("/proc/{pid}/ns/net")).is_ok_and(|m| m.ino() == net_ino);
         // SAFETY: kill(2) on a member of the recorded group, in the netns it ran in.
         if in_ns && unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
-            n += 1;
+            killed.push((pid, start));
         }
     }
-    n
+    // kill(2) only queues the signal: on a busy machine the process may still run a moment
+    // later. Wait (briefly) until each one is dead — a zombie or gone — so that destroy is
+    // done when it returns.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while killed.iter().any(|&(pid, start)| running(pid, start)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    killed.len()
+}
+
+/// Whether process `pid`, started at `start`, still runs (is not a zombie).
+fn running(pid: i32, start: u64) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    let Some((_, rest)) = stat.rsplit_once(") ") else { return false };
+    let fields: Vec<&str> = rest.split(' ').collect();
+    fields.first().is_some_and(|s| *s != "Z" && *s != "X")
+        && fields.get(19).and_then(|t| t.parse::<u64>().ok()) == Some(start)
 }
 
 #[cfg(test)]

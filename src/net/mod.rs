@@ -3,6 +3,7 @@
 pub mod bridge_vlan;
 pub mod error;
 pub mod exec;
+pub mod fw;
 pub mod info;
 pub mod kernel;
 pub mod link_detail;
@@ -15,6 +16,7 @@ pub mod op;
 pub mod probe;
 pub mod refusal;
 pub mod tap;
+pub mod tc;
 pub mod wireguard;
 
 pub use error::{NetError, NetResult};

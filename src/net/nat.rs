@@ -29,6 +29,7 @@ fn missing_binary(e: &str) -> NetError {
 }
 
 pub fn append(ns: Option<&str>, table: &str, chain: &str, rule: &[String]) -> NetResult<()> {
+    super::fw::check_words(rule)?;
     let (t, c, r) = (table.to_string(), chain.to_string(), rule_text(rule));
     let place = super::error::place(ns);
     let r = netns::run_in(ns, move || ipt().append_unique(&t, &c, &r).map_err(|e| e.to_string()))?;

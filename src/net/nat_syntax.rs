@@ -120,6 +120,10 @@ pub fn save_line(chain: &str, rule: &[String]) -> String {
         out.push(w.clone());
         k += 1;
     }
+    // iptables names REJECT's default answer.
+    if out.last().is_some_and(|w| w == "REJECT") {
+        out.extend(["--reject-with".to_string(), "icmp-port-unreachable".to_string()]);
+    }
     out.join(" ")
 }
 
@@ -145,6 +149,14 @@ mod tests {
         assert_eq!(
             save_line("PREROUTING", &r),
             "-A PREROUTING -i uplink -p udp -m udp --dport 53 -j DNAT --to-destination 10.0.0.1:53"
+        );
+        let r: Vec<String> = "-p udp --dport 5000:5010 -m comment --comment nslab:x -j REJECT"
+            .split(' ')
+            .map(String::from)
+            .collect();
+        assert_eq!(
+            save_line("INPUT", &r),
+            "-A INPUT -p udp -m udp --dport 5000:5010 -m comment --comment \"nslab:x\" -j REJECT --reject-with icmp-port-unreachable"
         );
     }
 }

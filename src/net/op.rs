@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{NetError, NetResult};
 use super::link_kind::LinkKind;
+use super::tc::Qdisc;
 use super::wireguard::{Secret, WgPeer};
 
 /// Where an Op acts: None is the namespace nslab runs in (the host or the sandbox).
@@ -100,6 +101,15 @@ pub enum Op {
         chain: String,
         rule: Vec<String>,
     },
+    /// The root qdisc of `dev` becomes `qdisc` (`Qdisc::Default` removes the one there).
+    /// `old` is the root qdisc before the change, filled in by the executor before it
+    /// applies: the undo sets it back.
+    TcSet {
+        ns: Ns,
+        dev: String,
+        qdisc: Qdisc,
+        old: Option<Qdisc>,
+    },
     /// A link of another kind than bridge or veth (`ip link add NAME type KIND ...`).
     LinkAdd {
         ns: Ns,
@@ -164,6 +174,7 @@ impl Op {
             | Op::SysctlSet { ns, .. }
             | Op::IptAppend { ns, .. }
             | Op::IptDelete { ns, .. }
+            | Op::TcSet { ns, .. }
             | Op::LinkAdd { ns, .. }
             | Op::BridgeSet { ns, .. }
             | Op::BridgeVlanAdd { ns, .. }
@@ -329,6 +340,9 @@ impl Op {
                     write!(s, "ip netns exec {} ", q(ns))?;
                 }
                 write!(s, "iptables -t {} {flag} {} {}", q(table), q(chain), shell_words(rule))
+            }
+            Op::TcSet { ns, dev, qdisc, .. } => {
+                write!(s, "{}", qdisc.command(ns.as_deref().map(q).as_deref(), &q(dev)))
             }
         }
     }

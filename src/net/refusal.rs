@@ -340,3 +340,27 @@ pub fn wg_port_taken(port: u16, ns: Option<&str>) -> NetError {
         .with_errno(libc::EADDRINUSE)
         .with_help("pick another listen_port: each WireGuard device in a netns needs its own")
 }
+
+/// A qdisc kind the kernel does not know: its module is missing (netem on this machine's
+/// kernel). The kernel says "Specified qdisc kind is unknown" (ENOENT).
+pub fn qdisc_kind_missing(kind: &str) -> NetError {
+    NetError::new(format!("this kernel has no {kind} qdisc (module sch_{kind})"))
+        .with_errno(libc::ENOENT)
+        .with_help(format!(
+            "load it (`modprobe sch_{kind}`) or use a kernel that has it; tc::rate needs only sch_tbf"
+        ))
+}
+
+/// A root qdisc nslab did not make and could not put back after the lab.
+pub fn qdisc_not_restorable(dev: &str, ns: Option<&str>, kind: &str) -> NetError {
+    let n = ns.map(|n| format!("-n {} ", q(n))).unwrap_or_default();
+    NetError::new(format!(
+        "{dev} in {} has a {kind} root qdisc, which nslab could not restore after the lab",
+        place(ns)
+    ))
+    .with_errno(libc::EBUSY)
+    .with_help(format!(
+        "nslab replaces only the default qdisc, netem or tbf; remove it by hand first if you mean it: `tc {n}qdisc del dev {} root`",
+        q(dev)
+    ))
+}

@@ -13,14 +13,89 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Kernel tests need root. In CI (root) they must run; elsewhere they are skipped loudly.
+/// Kernel tests build labs in sandboxes: as root, or as an ordinary user where the kernel
+/// allows unprivileged user namespaces (the sandbox is then rootless). In CI (root) they
+/// must run; elsewhere they are skipped loudly, with the reason.
 pub fn kernel_tests_possible() -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    if !root {
-        assert!(std::env::var_os("CI").is_none(), "CI must run kernel tests as root");
-        eprintln!("skipping: kernel tests need root");
+    use std::sync::OnceLock;
+    static WHY_NOT: OnceLock<Option<String>> = OnceLock::new();
+    if nix::unistd::geteuid().is_root() {
+        return true;
     }
-    root
+    assert!(std::env::var_os("CI").is_none(), "CI must run kernel tests as root");
+    let why_not = WHY_NOT.get_or_init(|| {
+        let r = sandboxed("true");
+        (r.status != 0).then(|| r.stderr.trim().to_string())
+    });
+    if let Some(why) = why_not {
+        eprintln!("skipping: kernel tests need root or a rootless sandbox, which failed:\n{why}");
+    }
+    why_not.is_none()
+}
+
+/// True when the tests run as root (the sandboxes then need no user namespace).
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// A copy of the nslab binary and of `scripts/` in a directory everyone may enter, for
+/// running nslab as another user (uid 65534): the checkout may lie in a directory others
+/// cannot enter (a clone in `mktemp -d`, under /root). Made once per test process.
+pub fn public_copy() -> &'static Path {
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::OnceLock;
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        // One per test process; those of test processes that ended go.
+        for e in std::fs::read_dir(std::env::temp_dir()).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("nslab-test-")
+                && pid.parse::<u32>().is_ok()
+                && !Path::new("/proc").join(pid).exists()
+            {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+        let dir = std::env::temp_dir().join(format!("nslab-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("scripts/lib")).unwrap();
+        for d in [dir.clone(), dir.join("scripts"), dir.join("scripts/lib")] {
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        std::fs::copy(bin(), dir.join("nslab")).unwrap();
+        for sub in ["scripts", "scripts/lib"] {
+            for e in std::fs::read_dir(root().join(sub)).unwrap().flatten() {
+                if e.path().is_file() {
+                    let to = dir.join(sub).join(e.file_name());
+                    std::fs::copy(e.path(), &to).unwrap();
+                    std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o644)).unwrap();
+                }
+            }
+        }
+        dir
+    })
+}
+
+/// `nslab ARGS` as an ordinary user without capabilities, from [`public_copy`]: as uid
+/// 65534 when the tests run as root, else as the user running them.
+pub fn nslab_unprivileged(args: &[&str]) -> Run {
+    let dir = public_copy();
+    let nslab = dir.join("nslab");
+    let mut c = if is_root() {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]).arg(nslab);
+        c
+    } else {
+        Command::new(nslab)
+    };
+    to_run(
+        c.args(args)
+            .current_dir(dir)
+            .env("NO_COLOR", "1")
+            .env_remove("NSLAB_SANDBOX")
+            .output()
+            .expect("nslab runs"),
+    )
 }
 
 pub struct Run {
@@ -167,4 +242,9 @@ fn report_feature(feature: &str, has: bool) -> bool {
         );
     }
     has
+}
+
+/// `p` quoted for a shell script (the checkout may live in a path with spaces).
+pub fn shq(p: &Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
 }

@@ -320,7 +320,7 @@ fn keep_on_error_keeps_the_lab_until_destroy() {
     r.ok();
     assert!(
         r.stdout.contains(
-            "kept 25 operations of lab kept for debugging; remove them with `nslab destroy kept`"
+            "kept 26 operations of lab kept for debugging; remove them with `nslab destroy kept`"
         ),
         "{}",
         r.stdout
@@ -409,10 +409,8 @@ fn sysctl_claims_survive_refusals_normalised_values_and_conflicts() {
     let bad = recipe("lc-sc-bad.rhai", "sysctl::set(\"net.ipv4.ip_forward\", \"abc\");\n");
     let on = recipe("lc-sc-on.rhai", "sysctl::ip_forward(true);\n");
     let off = recipe("lc-sc-off.rhai", "sysctl::ip_forward(false);\n");
-    let range = recipe(
-        "lc-sc-range.rhai",
-        "sysctl::set(\"net.ipv4.ping_group_range\", \"0 2147483647\");\n",
-    );
+    let range =
+        recipe("lc-sc-range.rhai", "sysctl::set(\"net.ipv4.ping_group_range\", \"0 0\");\n");
     let r = sandboxed(&format!(
         r#"
         f() {{ cat /proc/sys/net/ipv4/ip_forward; }}
@@ -424,12 +422,21 @@ fn sysctl_claims_survive_refusals_normalised_values_and_conflicts() {
         nslab run {off} 2>&1 | grep -o 'net.ipv4.ip_forward is 1 for lab lc-sc-on, which relies on it'
         echo "still: $(f)"; nslab destroy lc-sc-on > /dev/null; echo "gone: $(f)"
         g() {{ cat /proc/sys/net/ipv4/ping_group_range | tr '	' ' '; }}
+        [ {rootless} = 1 ] && exit 0
         echo "range: $(g)"; nslab run {range} > /dev/null; echo "range up: $(g)"
         nslab destroy lc-sc-range > /dev/null; echo "range gone: $(g)"
-        "#
+        "#,
+        rootless = u8::from(!crate::common::is_root())
     ));
     r.ok();
-    let want = "refused: 0 claims: 0\nset by hand: 1\nnet.ipv4.ip_forward is 1 for lab lc-sc-on, which relies on it\nstill: 1\ngone: 0\nrange: 1 0\nrange up: 0 2147483647\nrange gone: 1 0\n";
+    let mut want = "refused: 0 claims: 0\nset by hand: 1\nnet.ipv4.ip_forward is 1 for lab lc-sc-on, which relies on it\nstill: 1\ngone: 0\n".to_string();
+    if crate::common::is_root() {
+        want += "range: 1 0\nrange up: 0 0\nrange gone: 1 0\n";
+    } else {
+        // A rootless sandbox maps one gid: ping_group_range takes only "0 0" there, and its
+        // empty default "1 0" can be neither read back nor written.
+        eprintln!("NOT RUN HERE: ping_group_range's normalised value is checked as root only");
+    }
     assert_eq!(r.stdout, want);
 }
 
@@ -808,7 +815,7 @@ fn show_json_parses() {
         host["nat"].as_array().unwrap().iter().all(|r| r.as_str().unwrap().contains("nslab:snap")),
         "{host}"
     );
-    assert_eq!(host["nat"].as_array().unwrap().len(), 2);
+    assert_eq!(host["nat"].as_array().unwrap().len(), 3);
     let routes: Vec<&str> = host["routes"]
         .as_array()
         .unwrap()
@@ -823,7 +830,7 @@ fn show_json_parses() {
     assert_eq!(ls[0]["state"], "up");
     assert_eq!(
         ls[0]["objects"],
-        serde_json::json!({"netns": 2, "links": 5, "addrs": 4, "routes": 3, "rules": 2, "sysctls": 1})
+        serde_json::json!({"netns": 2, "links": 5, "addrs": 4, "routes": 3, "rules": 3, "sysctls": 1})
     );
     assert_eq!(ls[0]["params"][2], serde_json::json!(["port", "9090"]));
 }
@@ -897,6 +904,14 @@ fn doctor_warns_about_legacy_rules_beside_nft() {
         eprintln!("skipping: no iptables-legacy, or ip_tables is not in the kernel");
         return;
     }
+    if !crate::common::is_root() {
+        // /proc/net/ip_tables_names belongs to the host's root: in a rootless sandbox
+        // neither doctor nor iptables-legacy-save can list the legacy tables.
+        eprintln!(
+            "NOT RUN HERE: legacy iptables tables cannot be listed in a rootless sandbox; this test runs as root"
+        );
+        return;
+    }
     let r = sandboxed(
         r#"
         nslab doctor | grep legacy || echo "no legacy warning"
@@ -923,23 +938,11 @@ fn run_checks_privileges_and_iptables_first() {
     if !kernel_tests_possible() {
         return;
     }
-    // Not root: setpriv drops to nobody with no capabilities. It fails before any change.
-    let out = std::process::Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            crate::common::bin(),
-            "run",
-            "scripts/tutorial.rhai",
-        ])
-        .current_dir(crate::common::root())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("setpriv runs");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    // Not root: as nobody with no capabilities (or as the ordinary user running the tests).
+    // It fails before any change.
+    let out = crate::common::nslab_unprivileged(&["run", "scripts/tutorial.rhai"]);
+    let err = &out.stderr;
+    assert_eq!(out.status, 1, "{err}");
     assert!(
         err.contains("nslab needs root: this process lacks CAP_NET_ADMIN and CAP_SYS_ADMIN"),
         "{err}"

@@ -266,9 +266,10 @@ fn a_full_bridge_gets_advice() {
         "veth::add(\"last\", \"last-p\");\nlink::set_master(\"last\", \"br0\");\n",
     );
     let r = sandboxed(&format!(
-        "ip link add br0 type bridge\n\
-         for i in $(seq 1 1023); do echo \"link add v$i type veth peer name p$i\"; echo \"link set v$i master br0\"; done > /tmp/b\n\
-         ip -batch /tmp/b\n\
+        "B=$(mktemp); trap 'rm -f $B' EXIT\n\
+         ip link add br0 type bridge\n\
+         for i in $(seq 1 1023); do echo \"link add v$i type veth peer name p$i\"; echo \"link set v$i master br0\"; done > $B\n\
+         ip -batch $B\n\
          nslab run {path} 2>&1 || true"
     ));
     assert!(r.stdout.contains("the bridge is full"), "{}", r.stdout);

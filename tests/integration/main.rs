@@ -5,10 +5,13 @@
 mod bench;
 mod common;
 mod doc;
+mod fw;
 mod hardening;
 mod lifecycle;
 mod links;
 mod plan;
 mod repl;
 mod run;
+mod sandbox;
 mod script;
+mod tc;

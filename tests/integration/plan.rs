@@ -26,6 +26,7 @@ dump_state() {
         echo "## sysctl"; "${x[@]}" sysctl net.ipv4.ip_forward net.ipv6.conf.all.forwarding $EXTRA_KEYS 2>/dev/null || true
         echo "## nat";    "${x[@]}" iptables -t nat -S
         echo "## filter"; "${x[@]}" iptables -t filter -S
+        echo "## tc";     tc "${n[@]}" -j qdisc show
     done
 }
 "####;
@@ -140,6 +141,26 @@ fn norm_routes(j: &Value) -> Vec<String> {
     v
 }
 
+/// Qdiscs without what the kernel picks (handle numbers, reference counts).
+fn norm_qdiscs(j: &Value) -> Vec<String> {
+    let mut v: Vec<String> = j
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| {
+            format!(
+                "{} {} root={} {}",
+                str_of(q, "dev"),
+                str_of(q, "kind"),
+                str_of(q, "root"),
+                q["options"]
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 /// The dump as `ns -> section -> normalised lines`, rendered for a readable diff.
 fn normalise(dump: &str) -> String {
     let mut out: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
@@ -155,6 +176,7 @@ fn normalise(dump: &str) -> String {
             "link" => norm_links(&common::json(&text)),
             "addr" => norm_addrs(&common::json(&text)),
             "route4" | "route6" => norm_routes(&common::json(&text)),
+            "tc" => norm_qdiscs(&common::json(&text)),
             _ => body.iter().map(|s| s.to_string()).collect(),
         };
         out.entry(ns.to_string()).or_default().insert(section.to_string(), lines);
@@ -225,7 +247,7 @@ fn every_plan_builds_what_run_builds() {
                     let keys = sysctl_keys(&plan.stdout);
                     let by_bash = sandboxed(&format!(
                         "{STATE_DUMP}\nEXTRA_KEYS='{keys}'\nbash {} >&2\ndump_state",
-                        file.display()
+                        common::shq(&file)
                     ));
                     if by_bash.status != 0 {
                         return Err(format!(
@@ -291,16 +313,26 @@ fn plan_needs_no_root_and_touches_nothing() {
     if !kernel_tests_possible() {
         return;
     }
+    // Without any capability (as uid 65534 when the tests run as root; in a rootless
+    // sandbox, uid 0 of its user namespace with every capability dropped), from a copy
+    // anyone can read: the checkout may be in a directory 65534 cannot enter.
+    let public = crate::common::public_copy().display().to_string();
+    let drop = if crate::common::is_root() {
+        "setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all"
+    } else {
+        "setpriv --inh-caps=-all --bounding-set=-all"
+    };
     let r = sandboxed(&format!(
         r#"{STATE_DUMP}
         dump_state
         echo "@@@@"
-        setpriv --reuid=65534 --regid=65534 --clear-groups -- env -u NSLAB_SANDBOX nslab plan scripts/tutorial.rhai > /tmp/plan.sh
+        P=$(mktemp); trap 'rm -f $P' EXIT; chmod 666 $P
+        (cd '{public}' && {drop} -- env -u NSLAB_SANDBOX ./nslab plan scripts/tutorial.rhai > $P)
         dump_state
         echo "@@@@"
         ls -A /run/nslab /run/netns
         echo "@@@@"
-        head -2 /tmp/plan.sh
+        head -2 $P
         "#
     ));
     r.ok();
@@ -345,7 +377,7 @@ assert(r.seen == "10.7.0.10", `seen ${r.seen}`);
 netns::exec(hosts[0], "ip -br addr");
 assert(bridge::ports("br7").len() == 2);
 assert(neigh::list(hosts[0]).len() > 0);
-assert(nat::list().len() == 2);
+assert(nat::list().len() == 3);
 assert(sysctl::get("net.ipv4.ip_forward") == "1");
 assert(link::list(hosts[0]).len() == 2);
 link::del("v-b");
@@ -568,7 +600,7 @@ fn plan_and_run_agree(name: &str, text: &str, flags: &[&str], keys: &str) -> (St
     let file = plan_file(&format!("{name}.sh"), &plan.stdout);
     let by_bash = sandboxed(&format!(
         "{STATE_DUMP}\nEXTRA_KEYS='{keys}'\nbash {} >&2\ndump_state",
-        file.display()
+        common::shq(&file)
     ));
     assert_eq!(by_bash.status, 0, "{}\n--- stderr:\n{}", plan.stdout, by_bash.stderr);
     let by_run = sandboxed(&format!(
@@ -597,7 +629,7 @@ addr::add("h", "p>&2;id", "10.8.0.2/24");
 addr::add("b$(id>&2)", "10.8.0.1/24");
 route::add("h", "default", "10.8.0.1");
 route::add("h", "10.9.0.0/16", "dev:p>&2;id");
-sysctl::set("net.ipv4.ping_group_range", "0 2147483647");
+sysctl::set("net.ipv4.ping_group_range", "0 0");
 nat::masquerade("10.8.0.0/24", #{out: "b$(id>&2)"});
 print(`done ${note}\nid >&2`);
 netns::exec("h", "echo $(id)");
@@ -610,7 +642,7 @@ fn hostile_names_and_values_are_quoted() {
     plan.ok();
     assert!(plan.stdout.contains("ip link add 'b$(id>&2)' type bridge\n"), "{}", plan.stdout);
     assert!(
-        plan.stdout.contains("sysctl -qw 'net.ipv4.ping_group_range=0 2147483647'\n"),
+        plan.stdout.contains("sysctl -qw 'net.ipv4.ping_group_range=0 0'\n"),
         "{}",
         plan.stdout
     );

@@ -398,7 +398,7 @@ fn run_interactive_opens_the_repl_with_the_recipes_variables() {
     assert_line(&t.entry("netns::list()"), "[\"internet\", \"red\"]");
     // The recipe's imports stay usable.
     t.typed("lab::").key("Tab").key("Tab");
-    t.wait_words(&["attach", "gateway"]);
+    t.wait_words(&["attach", "fabric", "gateway"]);
     t.key_then("C-c", "repl-run-i> ");
     t.key("C-d");
     let s = t.wait("[exited 0]");

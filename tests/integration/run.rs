@@ -126,19 +126,20 @@ fn the_tutorial_works_for_real_clients() {
     }
     let script = format!(
         r#"
-        cat > /tmp/nslab-srv.py <<'PY'
+        T=$(mktemp -d); trap 'rm -rf $T' EXIT  # the sandbox shares /tmp with the host
+        cat > $T/nslab-srv.py <<'PY'
 {SERVER}PY
-        cat > /tmp/nslab-cli.py <<'PY'
+        cat > $T/nslab-cli.py <<'PY'
 {CLIENT}PY
         nslab run scripts/tutorial.rhai > /dev/null
-        serve() {{ ip netns exec $1 python3 /tmp/nslab-srv.py $2 > /tmp/srv-$1.log & for i in $(seq 50); do grep -q ready /tmp/srv-$1.log && break; sleep 0.1; done; }}
+        serve() {{ ip netns exec $1 python3 $T/nslab-srv.py $2 > $T/srv-$1.log & for i in $(seq 50); do grep -q ready $T/srv-$1.log && break; sleep 0.1; done; }}
         serve red 80; serve green 80; serve internet 80
         echo "ping: $(ip netns exec red ping -c1 -W2 192.168.24.11 >/dev/null && echo ok)"
-        echo "green-sees: $(ip netns exec red python3 /tmp/nslab-cli.py 192.168.24.11 80)"
-        echo "internet-sees: $(ip netns exec red python3 /tmp/nslab-cli.py 203.0.113.1 80)"
-        echo "forward: $(ip netns exec internet python3 /tmp/nslab-cli.py 203.0.113.2 8080)"
+        echo "green-sees: $(ip netns exec red python3 $T/nslab-cli.py 192.168.24.11 80)"
+        echo "internet-sees: $(ip netns exec red python3 $T/nslab-cli.py 203.0.113.1 80)"
+        echo "forward: $(ip netns exec internet python3 $T/nslab-cli.py 203.0.113.2 8080)"
         iptables -t nat -D POSTROUTING -s 192.168.24.0/24 ! -d 192.168.24.0/24 -m comment --comment nslab:tutorial -j MASQUERADE
-        echo "no-masquerade: $(ip netns exec red python3 /tmp/nslab-cli.py 203.0.113.1 80)"
+        echo "no-masquerade: $(ip netns exec red python3 $T/nslab-cli.py 203.0.113.1 80)"
         kill $(jobs -p)
         "#
     );
@@ -262,11 +263,12 @@ fn a_failed_run_leaves_the_host_as_it_was() {
     let r = sandboxed(&format!(
         r#"
         state() {{ ip -o link | awk -F': ' '{{print $2}}' | sort; ip netns list; iptables -t nat -S; cat /proc/sys/net/ipv4/ip_forward; }}
-        state > /tmp/before
-        if nslab run {bad} 2>/tmp/err; then echo "should have failed"; exit 1; fi
-        state > /tmp/after
-        diff /tmp/before /tmp/after && echo SAME
-        grep -q "rolled back" /tmp/err && echo ROLLED
+        T=$(mktemp -d); trap 'rm -rf $T' EXIT
+        state > $T/before
+        if nslab run {bad} 2>$T/err; then echo "should have failed"; exit 1; fi
+        state > $T/after
+        diff $T/before $T/after && echo SAME
+        grep -q "rolled back" $T/err && echo ROLLED
         "#
     ));
     r.ok();

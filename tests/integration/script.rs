@@ -152,13 +152,16 @@ fn a_signal_kills_a_running_exec_and_rolls_back() {
     if !kernel_tests_possible() {
         return;
     }
-    let pidfile = common::root().join("target/test-recipes/exec-child.pid");
+    // Relative to the project root, where nslab and its commands run (the root's path may
+    // hold spaces).
+    let pidrel = "target/test-recipes/exec-child.pid";
+    let pidfile = common::root().join(pidrel);
     let _ = std::fs::remove_file(&pidfile);
     let path = recipe(
         "exec-signal.rhai",
         &format!(
             "netns::add(\"a\");\nnetns::exec(\"a\", [\"sh\", \"-c\", \"echo $$ > {}; sleep 30; true\"]);\nnetns::add(\"b\");\n",
-            pidfile.display()
+            pidrel
         ),
     );
     for sig in ["INT", "TERM"] {
@@ -178,7 +181,7 @@ fn a_signal_kills_a_running_exec_and_rolls_back() {
             cat err
             rm -f err
             "#,
-            pid = pidfile.display()
+            pid = pidrel
         ));
         r.ok();
         let ms: u64 = r
@@ -237,12 +240,12 @@ fn background_processes_stop_with_the_lab() {
     if !kernel_tests_possible() {
         return;
     }
-    let pidfile = common::root().join("target/test-recipes/bg.pid");
+    let pidrel = "target/test-recipes/bg.pid";
     let recipe_text = |fail: bool| {
         format!(
             "netns::add(\"bgx\");\nbridge::add(\"bgx\", \"br-lab\");\n\
              netns::exec(\"bgx\", [\"sh\", \"-c\", \"sleep 31 > /dev/null 2>&1 & echo $! > {}\"]);\n{}",
-            pidfile.display(),
+            pidrel,
             if fail { "assert(false, \"boom\");\n" } else { "" }
         )
     };
@@ -256,7 +259,7 @@ fn background_processes_stop_with_the_lab() {
         nslab run {good} > /dev/null; echo "while up: $(alive)"
         nslab destroy bg-good > /dev/null; echo "after destroy: $(alive)"
         "#,
-        pid = pidfile.display()
+        pid = pidrel
     ));
     r.ok();
     assert_eq!(r.stdout, "after rollback: gone\nwhile up: alive\nafter destroy: gone\n");
@@ -266,7 +269,7 @@ fn background_processes_stop_with_the_lab() {
         "bg-only.rhai",
         &format!(
             "netns::exec(\"internet\", [\"sh\", \"-c\", \"sleep 32 > /dev/null 2>&1 & echo $! > {}\"]);\n",
-            pidfile.display()
+            pidrel
         ),
     );
     let r = common::sandboxed(&format!(
@@ -276,7 +279,7 @@ fn background_processes_stop_with_the_lab() {
         nslab destroy bg-only > /dev/null; echo "after destroy: $(alive)"
         nslab run --sandbox {only} > /dev/null; echo "after a sandbox: $(alive)"
         "#,
-        pid = pidfile.display()
+        pid = pidrel
     ));
     r.ok();
     assert_eq!(r.stdout, "bg-only alive\nafter destroy: gone\nafter a sandbox: gone\n");

@@ -28,6 +28,7 @@ sysctl -qw net.ipv4.ip_forward=1
 ip netns exec a sysctl -qw net.ipv4.conf.all.rp_filter=0
 iptables -t nat -A POSTROUTING -s 10.7.0.0/24 ! -d 10.7.0.0/24 -o uplink -m comment --comment nslab:plan-snap -j MASQUERADE
 iptables -t nat -A PREROUTING -p tcp -m addrtype --dst-type LOCAL --dport 8080 -m comment --comment nslab:plan-snap -j DNAT --to-destination 10.7.0.10:80
+iptables -t nat -A OUTPUT ! -d 127.0.0.0/8 -p tcp -m addrtype --dst-type LOCAL --dport 8080 -m comment --comment nslab:plan-snap -j DNAT --to-destination 10.7.0.10:80
 # == checks
 ip netns exec a ping -c1 -w3 10.7.0.11
 ip netns exec a ping -c2 -W2 10.7.0.1

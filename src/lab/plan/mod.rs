@@ -134,6 +134,12 @@ impl Backend for Plan {
         if let Op::SysctlSet { ns, key, old, .. } = &mut op {
             *old = Some(self.model.borrow().sysctl_get(ns.as_deref(), key)?);
         }
+        if let Op::TcSet { ns, dev, old, .. } = &mut op {
+            let m = self.model.borrow();
+            m.lookup(ns.as_deref(), dev)?;
+            let q = m.space(ns.as_deref())?.qdiscs.get(dev.as_str()).cloned();
+            *old = Some(q.unwrap_or(crate::net::tc::Qdisc::Default));
+        }
         self.model.borrow_mut().apply(&op)?;
         self.owned.borrow_mut().note(&op);
         self.out(op.command());
@@ -221,14 +227,36 @@ impl Backend for Plan {
     }
 
     fn nat_list(&self, ns: Option<&str>) -> NetResult<Vec<String>> {
+        self.ipt_list(ns, "nat")
+    }
+
+    fn ipt_list(&self, ns: Option<&str>, table: &str) -> NetResult<Vec<String>> {
         let m = self.model.borrow();
         let space = m.space(ns)?;
         // `iptables -S` lists chains in their built-in order, each chain's rules in order.
-        let chains = ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"];
+        let chains = ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"];
         let mut rules: Vec<&(String, String, Vec<String>)> =
-            space.rules.iter().filter(|(t, ..)| t == "nat").collect();
+            space.rules.iter().filter(|(t, ..)| t == table).collect();
         rules.sort_by_key(|(_, c, _)| chains.iter().position(|x| x == c).unwrap_or(chains.len()));
         Ok(rules.into_iter().map(|(_, c, r)| save_line(c, r)).collect())
+    }
+
+    fn qdiscs(&self, ns: Option<&str>) -> NetResult<Vec<crate::net::tc::QdiscInfo>> {
+        let m = self.model.borrow();
+        let space = m.space(ns)?;
+        let mut out = Vec::new();
+        for l in m.links.iter().filter(|l| l.ns.as_deref() == ns) {
+            // Every link the model knows is a software one: noqueue until a tc:: call.
+            let set = space.qdiscs.get(&l.name);
+            out.push(crate::net::tc::QdiscInfo {
+                dev: l.name.clone(),
+                kind: set.map_or("noqueue", |q| q.kind()).to_string(),
+                handle: if set.is_some() { "8001:" } else { "0:" }.to_string(),
+                parent: "root".into(),
+                qdisc: set.cloned(),
+            });
+        }
+        Ok(out)
     }
 
     fn exec(

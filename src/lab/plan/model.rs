@@ -62,6 +62,8 @@ pub(super) struct Space {
     pub(super) fdb: Vec<(String, FdbEntry)>,
     /// TCP ports a `probe::serve` listens on.
     pub(super) served: BTreeSet<u16>,
+    /// Root qdiscs set by `tc::`, by link name (the rest have the kernel's default).
+    pub(super) qdiscs: BTreeMap<String, crate::net::tc::Qdisc>,
 }
 
 /// What the plan has built so far.
@@ -210,6 +212,8 @@ impl Model {
             space.routes.retain(|r| r.dev != dev);
             space.neigh.retain(|n| n.dev != dev);
             space.fdb.retain(|(b, e)| b != dev && e.port != dev);
+            // A link leaving its netns loses its qdiscs (dev_shutdown).
+            space.qdiscs.remove(dev);
         }
         for l in self.links.iter_mut() {
             if l.ns.as_deref() == ns && l.master.as_deref() == Some(dev) {
@@ -419,6 +423,15 @@ impl Model {
                     return Err(rule_exists(ns.as_deref(), table, chain));
                 }
                 space.rules.push((table.clone(), chain.clone(), rule.clone()));
+            }
+            Op::TcSet { ns, dev, qdisc, .. } => {
+                let i = self.lookup(ns.as_deref(), dev)?;
+                let name = self.links[i].name.clone();
+                let space = self.space_mut(ns.as_deref())?;
+                match qdisc {
+                    crate::net::tc::Qdisc::Default => _ = space.qdiscs.remove(&name),
+                    q => _ = space.qdiscs.insert(name, q.clone()),
+                }
             }
             Op::IptDelete { ns, table, chain, rule } => {
                 // Like `nat::delete`: a rule that is already gone is fine.

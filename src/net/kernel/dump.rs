@@ -87,7 +87,7 @@ impl Kernel {
             .collect())
     }
 
-    fn link_names(&self, ns: Option<&str>) -> NetResult<HashMap<u32, String>> {
+    pub(super) fn link_names(&self, ns: Option<&str>) -> NetResult<HashMap<u32, String>> {
         Ok(self.links(ns)?.into_iter().map(|l| (l.index, l.name)).collect())
     }
 

@@ -18,6 +18,7 @@ mod link_kinds;
 mod namespace;
 mod route;
 mod sysctl;
+mod tc;
 mod veth;
 
 use std::cell::{Cell, RefCell};
@@ -245,6 +246,7 @@ impl Kernel {
                 *listen_port,
                 peers.as_deref(),
             ),
+            Op::TcSet { ns, dev, qdisc, .. } => self.tc_set(ns.as_deref(), dev, qdisc),
         }
     }
 }

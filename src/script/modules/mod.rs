@@ -3,6 +3,7 @@
 pub mod addr;
 pub mod bridge;
 pub mod cidr;
+pub mod fw;
 pub mod link;
 pub mod link_opts;
 pub mod nat;
@@ -12,6 +13,7 @@ pub mod probe;
 pub mod route;
 pub mod sandbox;
 pub mod sysctl;
+pub mod tc;
 pub mod veth;
 pub mod wireguard;
 
@@ -34,6 +36,8 @@ pub fn all() -> Vec<(&'static str, rhai::Module)> {
         ("route", exported_module!(route::route_mod)),
         ("sysctl", exported_module!(sysctl::sysctl_mod)),
         ("nat", exported_module!(nat::nat_mod)),
+        ("fw", exported_module!(fw::fw_mod)),
+        ("tc", exported_module!(tc::tc_mod)),
         ("neigh", exported_module!(neigh::neigh_mod)),
         ("probe", exported_module!(probe::probe_mod)),
         ("sandbox", exported_module!(sandbox::sandbox_mod)),

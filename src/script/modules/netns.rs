@@ -95,6 +95,8 @@ pub mod netns_mod {
     /// the run. Something the command leaves running in the background (`sh -c "srv &"`)
     /// keeps running until the lab is rolled back or destroyed; the call returns when the
     /// command exits (with the output so far if the background process holds it open).
+    /// As under `ip netns exec`, the command sees the netns's own sysfs
+    /// (`/sys/class/net` lists its links) and the files of `/etc/netns/NAME/` over `/etc`.
     ///
     /// ```rhai
     /// let r = netns::exec("red", "ip -br addr");
