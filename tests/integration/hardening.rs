@@ -18,10 +18,10 @@ fn set_values_are_data_not_code() {
         return;
     }
     let r = sandboxed(&format!(
-        r#"rm -f /tmp/PWNED-absent-check
+        r#"T=$(mktemp -d)
 [ ! -e /tmp/PWNED ] || {{ echo "/tmp/PWNED exists before the test"; exit 3; }}
-if nslab run scripts/01-namespaces.rhai --set '{}' 2>err; then echo "run succeeded"; exit 1; fi
-cat err >&2
+if nslab run scripts/01-namespaces.rhai --set '{}' 2>$T/err; then echo "run succeeded"; exit 1; fi
+cat $T/err >&2
 [ ! -e /tmp/PWNED ] || {{ echo "the exploit created /tmp/PWNED"; exit 1; }}
 [ -z "$(ip netns list | grep -v '^internet')" ] || {{ ip netns list; echo "a netns was created"; exit 1; }}
 echo clean"#,
@@ -301,8 +301,9 @@ b[i] = 0xff
 open(p, "wb").write(bytes(b))
 PY
 nslab ls
-if nslab destroy hard-j1 2>err; then echo "destroy said success"; exit 1; fi
-cat err
+T=$(mktemp -d)
+if nslab destroy hard-j1 2>$T/err; then echo "destroy said success"; exit 1; fi
+cat $T/err
 nslab destroy hard-j2
 after=$(state)
 [ "$before" = "$after" ] || {{ diff <(echo "$before") <(echo "$after"); exit 1; }}
@@ -457,14 +458,15 @@ fn a_forced_destroy_stops_the_run_first() {
         "bridge::add(\"fbusy\");\nnetns::add(\"fb1\");\nnat::masquerade(\"10.66.0.0/24\");\nlet x = 0;\nloop { x += 1; }\n",
     );
     let r = sandboxed(&format!(
-        r#"nslab run {path} > out 2>&1 & pid=$!
+        r#"T=$(mktemp -d)
+nslab run {path} > $T/out 2>&1 & pid=$!
 for i in $(seq 200); do [ "$(wc -l < /run/nslab/hard-force/journal 2>/dev/null || echo 0)" -ge 3 ] && break; sleep 0.05; done
 nslab destroy --force hard-force
 for i in $(seq 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
 if kill -0 $pid 2>/dev/null; then kill -9 $pid; echo "the run goes on after a forced destroy"; exit 1; fi
 if wait $pid; then echo "the run exited 0"; exit 1; fi
-cat out
-grep -q "is up" out && {{ echo "the run said the lab is up"; exit 1; }}
+cat $T/out
+grep -q "is up" $T/out && {{ echo "the run said the lab is up"; exit 1; }}
 ip link show fbusy 2>/dev/null && {{ echo "bridge left"; exit 1; }}
 [ -z "$(ip netns list | grep fb1)" ] || {{ echo "netns left"; exit 1; }}
 ! iptables -t nat -S | grep -q nslab: || {{ echo "rule left"; exit 1; }}
@@ -492,12 +494,13 @@ iptables -t nat -D POSTROUTING "$@"
 # what iptables does when nslab was killed while it ran: it adds the rule a moment later
 d=$(mktemp -d); printf '#!/bin/sh\nsleep 1.5\nexec iptables "$@"\n' > $d/iptables; chmod +x $d/iptables
 $d/iptables -t nat -A POSTROUTING "$@" &
-nslab destroy hard-orphan > dout 2>&1 & dpid=$!
+T=$(mktemp -d)
+nslab destroy hard-orphan > $T/dout 2>&1 & dpid=$!
 sleep 0.5
-if nslab run {path} 2> rout; then echo "run during destroy succeeded"; exit 1; fi
-cat rout
-grep -q "lab hard-orphan is being destroyed by process $dpid" <(tr -d '\n│' < rout | tr -s ' ') || {{ echo "not the destroy's pid $dpid"; exit 1; }}
-grep -q "kill" rout && {{ echo "advises kill"; exit 1; }}
+if nslab run {path} 2> $T/rout; then echo "run during destroy succeeded"; exit 1; fi
+cat $T/rout
+grep -q "lab hard-orphan is being destroyed by process $dpid" <(tr -d '\n│' < $T/rout | tr -s ' ') || {{ echo "not the destroy's pid $dpid"; exit 1; }}
+grep -q "kill" $T/rout && {{ echo "advises kill"; exit 1; }}
 wait $dpid
 sleep 0.3
 ! iptables -t nat -S | grep -q nslab: || {{ iptables -t nat -S; echo "the orphan's rule stayed"; exit 1; }}
@@ -515,15 +518,34 @@ fn the_loser_of_a_race_names_the_winner() {
     }
     let path = recipe("hard-race.rhai", "netns::add(\"race1\");\n");
     let r = sandboxed(&format!(
-        r#"for i in $(seq 15); do
-  nslab run {path} > a 2>&1 & a=$!
-  nslab run {path} > b 2>&1 & b=$!
+        r#"T=$(mktemp -d)
+for i in $(seq 15); do
+  nslab run {path} > $T/a 2>&1 & a=$!
+  nslab run {path} > $T/b 2>&1 & b=$!
   wait $a || true; wait $b || true
-  if grep -h "process 0" a b; then exit 1; fi
+  if grep -h "process 0" $T/a $T/b; then exit 1; fi
   nslab destroy hard-race >/dev/null 2>&1 || true
 done
 echo clean"#
     ));
     assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("clean"), "{}", r.stdout);
+}
+
+/// A 40,000-key map literal: refused at the parser in well under a second of parsing,
+/// instead of Rhai's quadratic duplicate-key scan (5.9 s). Smaller literals still parse.
+#[test]
+fn huge_map_literals_are_refused_quickly() {
+    let keys = |n: usize| (0..n).map(|i| format!("k{i}: {i}")).collect::<Vec<_>>().join(", ");
+    let big = recipe("hard-map-big.rhai", &format!("let m = #{{{}}};\n", keys(40_000)));
+    let started = std::time::Instant::now();
+    let r = nslab(&["plan", &big]);
+    r.failed();
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    assert!(r.stderr.contains("a map literal with more than 5000 entries"), "{}", &r.stderr[..500]);
+    let ok =
+        recipe("hard-map-ok.rhai", &format!("let m = #{{{}}};\nprint(m.len());\n", keys(4000)));
+    let r = nslab(&["plan", &ok]);
+    r.ok();
+    assert!(r.stdout.contains("# 4000"), "{}", r.stdout);
 }
