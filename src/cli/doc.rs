@@ -258,7 +258,7 @@ pub fn full(fns: &[&FnDoc]) -> String {
     out
 }
 
-/// The overloads of one function in the notation of DESIGN.md: an optional leading netns
+/// The overloads of one function in the notation of README's API table: an optional leading netns
 /// (`[ns,]`) and optional trailing options (`[, opts]`) folded into one form where the
 /// overloads cover both choices; other overloads listed apart.
 pub fn compact_signatures(overloads: &[&FnDoc]) -> Vec<String> {

@@ -52,7 +52,8 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<(), Failed> {
-    // Before anything can start a thread (see DESIGN §3).
+    // Before anything can start a thread: threads started earlier would stay on the host
+    // (see `sandbox::enter`).
     if a.sandbox {
         lab::sandbox::enter().map_err(fail)?;
     }

@@ -39,9 +39,9 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<(), Failed> {
-    // Before anything can start a thread (see DESIGN §3). Without root the sandbox makes a
-    // user namespace of its own, in which nslab has the capabilities the check below asks
-    // for (or says why it cannot).
+    // Before anything can start a thread: threads started earlier would stay on the host
+    // (see `sandbox::enter`). Without root the sandbox makes a user namespace of its own, in
+    // which nslab has the capabilities the check below asks for (or says why it cannot).
     if a.sandbox {
         lab::sandbox::enter().map_err(fail)?;
     }

@@ -335,12 +335,10 @@ fn added_addr(o: &Owned, ns: Option<&str>, dev: &str, cidr: &str) -> bool {
 }
 
 fn added_route(o: &Owned, ns: Option<&str>, r: &RouteInfo) -> bool {
-    o.has_change(|c| match c {
-        Op::RouteAdd { ns: n, dest, via, .. } if n.as_deref() == ns => {
-            let d = dest.map(|d| d.trunc().to_string()).unwrap_or_else(|| "default".into());
-            d == r.dest && via.map(|v| v.to_string()) == r.via
-        }
-        _ => false,
+    o.has_change(|c| {
+        let Op::RouteAdd { ns: n, dest, via, .. } = c else { return false };
+        let d = dest.map(|d| d.trunc().to_string()).unwrap_or_else(|| "default".into());
+        n.as_deref() == ns && d == r.dest && via.map(|v| v.to_string()) == r.via
     })
 }
 
@@ -435,6 +433,9 @@ pub fn render(state: &State) -> String {
                         write!(line, "  peer {}@{}", p.name, p.netns.as_deref().unwrap_or("host"));
                 } else if let Some(i) = l.info.peer_index {
                     let _ = write!(line, "  peer #{i} (in a namespace without a name)");
+                }
+                if !l.info.detail.is_empty() {
+                    let _ = write!(line, "  {}", l.info.detail.words());
                 }
                 if let Some(o) = &l.owner {
                     let _ = write!(line, "  [nslab:{o}]");

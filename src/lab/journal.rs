@@ -25,7 +25,7 @@ enum Line {
         failed: u64,
     },
     /// The lab's netns `forget` was deleted and made again by someone else: from here on it
-    /// is not the lab's (replayed as a `NetnsDel`, which is what it means to the lab).
+    /// is not the lab's. Written by nslab before `Op::NetnsForget`; read as that Op.
     Forget {
         forget: String,
     },
@@ -228,7 +228,7 @@ fn parse(bytes: &[u8]) -> Contents {
                 ops.push((seq, op))
             }
             Line::Failed { failed } => ops.retain(|(s, _)| *s != failed),
-            Line::Forget { forget } => ops.push((u64::MAX, Op::NetnsDel { name: forget })),
+            Line::Forget { forget } => ops.push((u64::MAX, Op::NetnsForget { name: forget })),
             Line::Background { .. } => {}
         }
         after_damage = false;
@@ -361,11 +361,6 @@ impl Journal {
             netns: bg.netns.clone(),
             net_ino: bg.net_ino,
         })
-    }
-
-    /// Records that the lab's netns `name` was replaced by someone else (see `Line::Forget`).
-    pub fn forget(&mut self, name: &str) -> NetResult<()> {
-        self.write(&Line::Forget { forget: name.to_string() })
     }
 
     pub fn failed(&mut self, seq: u64) -> NetResult<()> {

@@ -2,6 +2,7 @@
 
 pub mod backend;
 pub mod destroy;
+mod fault;
 pub mod journal;
 pub mod owned;
 pub mod owner;

@@ -59,7 +59,8 @@ impl Owned {
             Op::NetnsAdd { name } => {
                 self.netns.insert(name.clone());
             }
-            Op::NetnsDel { name } => {
+            // A netns replaced by someone else is as good as deleted, to the lab.
+            Op::NetnsDel { name } | Op::NetnsForget { name } => {
                 self.netns.remove(name);
                 // The kernel reaps the peer of every veth end inside too: its name is free
                 // again, and whatever takes it next is not ours.
@@ -77,10 +78,16 @@ impl Owned {
                     !matches!(c, Op::AddrAdd { ns: n, dev: d, .. } | Op::TcSet { ns: n, dev: d, .. } if lost.iter().any(|g| &g.ns == n && &g.name == d))
                 });
             }
-            Op::BridgeAdd { ns, name } | Op::LinkAdd { ns, name, .. } => self.links.push(OwnedLink { ns: ns.clone(), name: name.clone(), pair }),
+            Op::BridgeAdd { ns, name } | Op::LinkAdd { ns, name, .. } => {
+                self.links.push(OwnedLink { ns: ns.clone(), name: name.clone(), pair })
+            }
             Op::VethAdd { ns, name, peer, peer_ns } => {
                 self.links.push(OwnedLink { ns: ns.clone(), name: name.clone(), pair });
-                self.links.push(OwnedLink { ns: peer_ns.clone().or(ns.clone()), name: peer.clone(), pair });
+                self.links.push(OwnedLink {
+                    ns: peer_ns.clone().or(ns.clone()),
+                    name: peer.clone(),
+                    pair,
+                });
             }
             Op::LinkSetNetns { ns, dev, to } => {
                 if let Some(l) = self.links.iter_mut().find(|l| &l.ns == ns && &l.name == dev) {
@@ -90,13 +97,16 @@ impl Owned {
                 self.changes.retain(|c| !matches!(c, Op::AddrAdd { ns: n, dev: d, .. } | Op::TcSet { ns: n, dev: d, .. } if n == ns && d == dev));
             }
             Op::LinkDel { ns, dev } => {
-                let gone: Vec<OwnedLink> = match self.links.iter().find(|l| &l.ns == ns && &l.name == dev) {
-                    Some(l) => {
-                        let pair = l.pair;
-                        self.links.iter().filter(|l| l.pair == pair).cloned().collect()
-                    }
-                    None => vec![OwnedLink { ns: ns.clone(), name: dev.clone(), pair: usize::MAX }],
-                };
+                let gone: Vec<OwnedLink> =
+                    match self.links.iter().find(|l| &l.ns == ns && &l.name == dev) {
+                        Some(l) => {
+                            let pair = l.pair;
+                            self.links.iter().filter(|l| l.pair == pair).cloned().collect()
+                        }
+                        None => {
+                            vec![OwnedLink { ns: ns.clone(), name: dev.clone(), pair: usize::MAX }]
+                        }
+                    };
                 self.links.retain(|l| !gone.contains(l));
                 self.changes.retain(|c| {
                     !matches!(c, Op::AddrAdd { ns: n, dev: d, .. } | Op::TcSet { ns: n, dev: d, .. } if gone.iter().any(|g| &g.ns == n && &g.name == d))
@@ -109,19 +119,31 @@ impl Owned {
             | Op::TcSet { .. } => {
                 self.changes.push(op.clone());
             }
-            Op::AddrDel { ns, dev, cidr } => {
-                self.forget(|c| matches!(c, Op::AddrAdd { ns: n, dev: d, cidr: x } if n == ns && d == dev && x == cidr));
+            // Put back by the lab itself: the write it takes back is done with; a write still
+            // in force is a change teardown undoes (the lab was killed in between).
+            Op::SysctlTemp { .. } => {
+                if self.changes.iter().any(|c| op.cancels(c)) {
+                    self.forget(|c| op.cancels(c));
+                } else {
+                    self.changes.push(op.clone());
+                }
             }
-            Op::RouteDel { ns, dest, via, dev } => self.forget(|c| {
-                matches!(c, Op::RouteAdd { ns: n, dest: de, via: v, dev: d }
-                    if n == ns && de == dest && (via.is_none() || v == via) && (dev.is_none() || d == dev))
-            }),
-            Op::IptDelete { ns, table, chain, rule } => self.forget(|c| {
-                matches!(c, Op::IptAppend { ns: n, table: t, chain: ch, rule: r } if n == ns && t == table && ch == chain && r == rule)
-            }),
-            // Bridge settings, VLANs and WireGuard settings are allowed on the lab's own
-            // links only (lab/owner.rs): they go with the link.
-            Op::LinkUp { .. }
+            Op::AddrDel { .. } | Op::RouteDel { .. } | Op::IptDelete { .. } => {
+                self.forget(|c| op.cancels(c))
+            }
+            // Teardown's delete of the lab's links in one netns.
+            Op::LinkGroupDel { ns, .. } => {
+                let gone: Vec<OwnedLink> =
+                    self.links.iter().filter(|l| &l.ns == ns).cloned().collect();
+                self.links.retain(|l| &l.ns != ns);
+                self.changes.retain(|c| {
+                    !matches!(c, Op::AddrAdd { ns: n, dev: d, .. } if gone.iter().any(|g| &g.ns == n && &g.name == d))
+                });
+            }
+            // Not undone by teardown: on the lab's own links only (owner.rs), which take
+            // them along, or changing nothing on a foreign one.
+            Op::LinkSet { .. }
+            | Op::LinkUp { .. }
             | Op::LinkDown { .. }
             | Op::LinkSetMaster { .. }
             | Op::BridgeSet { .. }
@@ -178,10 +200,32 @@ impl Owned {
                 Op::AddrAdd { .. } => c.addrs += 1,
                 Op::RouteAdd { .. } => c.routes += 1,
                 Op::IptAppend { .. } => c.rules += 1,
-                Op::SysctlSet { ns, key, .. } => {
+                Op::SysctlSet { ns, key, .. } | Op::SysctlTemp { ns, key, .. } => {
                     keys.insert((ns, key));
                 }
-                _ => {}
+                // Not counted.
+                Op::TcSet { .. } => {}
+                // Never in `changes`.
+                Op::LinkAdd { .. }
+                | Op::BridgeSet { .. }
+                | Op::BridgeVlanAdd { .. }
+                | Op::BridgeVlanDel { .. }
+                | Op::WireguardSet { .. }
+                | Op::NetnsAdd { .. }
+                | Op::NetnsDel { .. }
+                | Op::NetnsForget { .. }
+                | Op::BridgeAdd { .. }
+                | Op::VethAdd { .. }
+                | Op::LinkUp { .. }
+                | Op::LinkDown { .. }
+                | Op::LinkSetMaster { .. }
+                | Op::LinkSetNetns { .. }
+                | Op::LinkDel { .. }
+                | Op::LinkSet { .. }
+                | Op::LinkGroupDel { .. }
+                | Op::AddrDel { .. }
+                | Op::RouteDel { .. }
+                | Op::IptDelete { .. } => {}
             }
         }
         c.sysctls = keys.len();

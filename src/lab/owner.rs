@@ -5,7 +5,7 @@
 
 use crate::net::error::place;
 use crate::net::info::LinkInfo;
-use crate::net::refusal::no_link;
+use crate::net::refusal::{netns_exists, no_link, no_netns};
 use crate::net::{NetError, NetResult, Op};
 
 use super::teardown::Owned;
@@ -17,11 +17,10 @@ pub trait World {
     fn link(&self, ns: Option<&str>, dev: &str) -> NetResult<Option<LinkInfo>>;
 }
 
-/// Refuses an Op that would delete or change something lab `lab` did not create (DESIGN §5).
-/// Creating is checked by the kernel (EEXIST), except for a netns, checked here *before* the
-/// Op is journaled: a `kill -9` between journaling and the kernel's refusal would otherwise
-/// leave a journal entry claiming someone else's netns. Asks `world` only about Ops on
-/// objects the lab does not own.
+/// Refuses an Op that would delete or change something lab `lab` did not create.
+/// Creating is checked by the kernel (EEXIST), except for a netns. Asks `world` only about
+/// Ops on objects the lab does not own. Exhaustive: a new Op does not compile without its
+/// rule.
 pub fn check(lab: &str, owned: &Owned, op: &Op, world: &dyn World) -> NetResult<()> {
     let not_ours = |what: String| {
         Err(NetError::new(format!("{what} was not created by lab {lab}"))
@@ -32,88 +31,113 @@ pub fn check(lab: &str, owned: &Owned, op: &Op, world: &dyn World) -> NetResult<
             )))
     };
     let place = |ns: &Option<String>| place(ns.as_deref());
-    match op {
-        Op::NetnsAdd { name } if world.netns_exists(name) => {
-            Err(crate::net::refusal::netns_exists(name))
+    let link_goes = |ns: &Option<String>, dev: &str| owned.link_goes(ns.as_deref(), dev);
+    // Up/down and enslaving are not undone by teardown, so on a foreign link they are
+    // allowed only when they change nothing — except enslaving it to the lab's own bridge,
+    // which deleting the bridge undoes. `unchanged` says so of the link as it is.
+    let harmless = |ns: &Option<String>, dev: &str, unchanged: &dyn Fn(&LinkInfo) -> bool| {
+        if link_goes(ns, dev) {
+            return Ok(());
         }
-        Op::NetnsDel { name } if !owned.netns.contains(name) => {
+        let Some(link) = world.link(ns.as_deref(), dev)? else {
+            return Ok(()); // the executor's own "no link" error says it best
+        };
+        // `dev` was another name (an altname) of one of the lab's links.
+        if link_goes(ns, &link.name) || unchanged(&link) {
+            return Ok(());
+        }
+        not_ours(format!("link {dev} in {}", place(ns)))
+    };
+    let mine = |ns: &Option<String>, m: &str| owned.has_link(ns.as_deref(), m);
+    match op {
+        // Checked here *before* the Op is journaled: a `kill -9` between journaling and the
+        // kernel's refusal would otherwise leave a journal entry claiming someone else's netns.
+        Op::NetnsAdd { name } => {
+            if world.netns_exists(name) {
+                Err(netns_exists(name))
+            } else {
+                Ok(())
+            }
+        }
+        Op::NetnsDel { name } => {
+            if owned.netns.contains(name) {
+                return Ok(());
+            }
             if !world.netns_exists(name) {
-                return Err(crate::net::refusal::no_netns(name).with_help(
+                return Err(no_netns(name).with_help(
                     "netns::list() shows the namespaces there are; there is nothing to delete",
                 ));
             }
             not_ours(format!("netns {name}"))
         }
-        Op::LinkDel { ns, dev } | Op::LinkSetNetns { ns, dev, .. }
-            if !owned.link_goes(ns.as_deref(), dev) =>
-        {
+        Op::LinkDel { ns, dev }
+        | Op::LinkSetNetns { ns, dev, .. }
+        | Op::LinkSet { ns, dev, .. } => {
+            if link_goes(ns, dev) {
+                return Ok(());
+            }
             // Report a missing link as missing, not as foreign.
             if world.link(ns.as_deref(), dev)?.is_none() {
                 return Err(no_link(dev, ns.as_deref()));
             }
             not_ours(format!("link {dev} in {}", place(ns)))
         }
-        // Up/down and enslaving are not undone by teardown, so on a foreign link they are
-        // allowed only when they change nothing — except enslaving it to the lab's own
-        // bridge, which deleting the bridge undoes.
-        Op::LinkUp { ns, dev } | Op::LinkDown { ns, dev } | Op::LinkSetMaster { ns, dev, .. }
-            if !owned.link_goes(ns.as_deref(), dev) =>
-        {
-            let Some(link) = world.link(ns.as_deref(), dev)? else {
-                return Ok(()); // the executor's own "no link" error says it best
-            };
-            // `dev` was another name (an altname) of one of the lab's links.
-            if owned.link_goes(ns.as_deref(), &link.name) {
+        Op::LinkUp { ns, dev } => harmless(ns, dev, &|l| l.state == "up"),
+        Op::LinkDown { ns, dev } => harmless(ns, dev, &|l| l.state == "down"),
+        Op::LinkSetMaster { ns, dev, master: Some(m) } => harmless(ns, dev, &|l| {
+            l.master.as_deref() == Some(m) || l.master.is_none() && mine(ns, m)
+        }),
+        Op::LinkSetMaster { ns, dev, master: None } => {
+            harmless(ns, dev, &|l| l.master.as_deref().is_none_or(|m| mine(ns, m)))
+        }
+        Op::AddrDel { ns, dev, cidr } => {
+            if link_goes(ns, dev) || owned.has_change(|c| op.cancels(c)) {
                 return Ok(());
             }
-            let mine = |m: &str| owned.has_link(ns.as_deref(), m);
-            let allowed = match op {
-                Op::LinkUp { .. } => link.state == "up",
-                Op::LinkDown { .. } => link.state == "down",
-                Op::LinkSetMaster { master: Some(m), .. } => {
-                    link.master.as_deref() == Some(m) || link.master.is_none() && mine(m)
-                }
-                _ => link.master.as_deref().is_none_or(mine),
-            };
-            if allowed { Ok(()) } else { not_ours(format!("link {dev} in {}", place(ns))) }
+            not_ours(format!("address {cidr} on {dev} in {}", place(ns)))
         }
-        Op::AddrDel { ns, dev, cidr } if !owned.link_goes(ns.as_deref(), dev) => {
-            let ours = owned.has_change(|c| {
-                matches!(c, Op::AddrAdd { ns: n, dev: d, cidr: x } if n == ns && d == dev && x == cidr)
-            });
-            if ours {
-                Ok(())
-            } else {
-                not_ours(format!("address {cidr} on {dev} in {}", place(ns)))
+        Op::RouteDel { ns, dest, .. } => {
+            if owned.in_owned_ns(ns.as_deref()) || owned.has_change(|c| op.cancels(c)) {
+                return Ok(());
             }
-        }
-        Op::RouteDel { ns, dest, via, dev } if !owned.in_owned_ns(ns.as_deref()) => {
-            let ours = owned.has_change(|c| {
-                matches!(c, Op::RouteAdd { ns: n, dest: de, via: v, dev: d }
-                    if n == ns && de == dest && (via.is_none() || v == via) && (dev.is_none() || d == dev))
-            });
             let d = dest.map(|d| d.to_string()).unwrap_or_else(|| "default".into());
-            if ours { Ok(()) } else { not_ours(format!("route {d} in {}", place(ns))) }
+            not_ours(format!("route {d} in {}", place(ns)))
         }
-        Op::IptDelete { ns, table, chain, rule } if !owned.in_owned_ns(ns.as_deref()) => {
-            let ours = owned.has_change(|c| {
-                matches!(c, Op::IptAppend { ns: n, table: t, chain: ch, rule: r }
-                    if n == ns && t == table && ch == chain && r == rule)
-            });
-            if ours { Ok(()) } else { not_ours(format!("iptables rule in {}", place(ns))) }
+        Op::IptDelete { ns, .. } => {
+            if owned.in_owned_ns(ns.as_deref()) || owned.has_change(|c| op.cancels(c)) {
+                return Ok(());
+            }
+            not_ours(format!("iptables rule in {}", place(ns)))
         }
         // Settings teardown does not undo: only on links the lab made, which take them along.
         Op::BridgeSet { ns, name: dev, .. }
         | Op::BridgeVlanAdd { ns, port: dev, .. }
         | Op::BridgeVlanDel { ns, port: dev, .. }
-        | Op::WireguardSet { ns, dev, .. }
-            if !owned.link_goes(ns.as_deref(), dev) =>
-        {
+        | Op::WireguardSet { ns, dev, .. } => {
+            if link_goes(ns, dev) {
+                return Ok(());
+            }
             if world.link(ns.as_deref(), dev)?.is_none() {
                 return Err(no_link(dev, ns.as_deref()));
             }
             not_ours(format!("link {dev} in {}", place(ns)))
         }
-        _ => Ok(()),
+        // Creating: a clash is the kernel's EEXIST (a link's name, an address, a route, a
+        // rule); a sysctl is claimed (sysctl_claims), so another lab's value is refused there.
+        Op::BridgeAdd { .. }
+        | Op::VethAdd { .. }
+        | Op::LinkAdd { .. }
+        | Op::AddrAdd { .. }
+        | Op::RouteAdd { .. }
+        | Op::SysctlSet { .. }
+        | Op::IptAppend { .. } => Ok(()),
+        // The root qdisc: teardown puts the old one back (the session refuses a qdisc it
+        // could not rebuild).
+        Op::TcSet { .. } => Ok(()),
+        // An executor's own write, put back right after the Op it serves.
+        Op::SysctlTemp { .. } => Ok(()),
+        // Teardown's, after `Owned::is_mine` checked every link in the group; and journal
+        // bookkeeping that changes nothing.
+        Op::LinkGroupDel { .. } | Op::NetnsForget { .. } => Ok(()),
     }
 }

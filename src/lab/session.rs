@@ -17,11 +17,7 @@ use crate::net::{Kernel, NetError, NetResult, Op, exec, kernel, nat, netns, prob
 use super::backend::Backend;
 use super::journal::{self, Journal, Meta};
 use super::teardown::{Owned, teardown};
-use super::{INTERRUPTED, sysctl_claims};
-
-// Declared here, not in lab/mod.rs, until the issue-9 restructuring lands (HELPERS.md).
-#[path = "fault.rs"]
-mod fault;
+use super::{INTERRUPTED, fault, sysctl_claims};
 
 pub struct Session {
     kernel: Kernel,
@@ -151,6 +147,68 @@ impl Session {
         Ok(())
     }
 
+    /// Journals and applies one Op whose ownership was checked.
+    fn apply_one(&self, mut op: Op) -> NetResult<()> {
+        // Every sysctl a lab sets is claimed, in its own namespaces too: another lab must not
+        // flip a value this one relies on.
+        let mut claimed = None;
+        if let Op::SysctlSet { ns, key, value, old } = &mut op {
+            let now = kernel::sysctl_get(ns.as_deref(), key)?;
+            *value = sysctl_claims::normalise(key, value, &now)?;
+            let (current, before) = sysctl_claims::claim(&self.lab, ns.as_deref(), key, value)?;
+            claimed = Some(before);
+            *old = Some(current);
+        }
+        if let Op::LinkSet { ns, dev, old, .. } = &mut op {
+            *old = Some(self.kernel.link_attrs(ns.as_deref(), dev)?);
+        }
+        if let Op::TcSet { ns, dev, old, .. } = &mut op {
+            // What was there comes back at teardown; a qdisc nslab cannot rebuild (htb with
+            // its classes, say) is refused rather than lost, unless the link dies with the lab.
+            let root = self.kernel.root_qdisc(ns.as_deref(), dev)?;
+            *old = match root.restorable() {
+                Ok(q) => Some(q),
+                Err(_) if self.owned.borrow().link_goes(ns.as_deref(), dev) => None,
+                Err(kind) => return Err(qdisc_not_restorable(dev, ns.as_deref(), &kind)),
+            };
+        }
+        if self.explain {
+            // Not println!: a closed stdout (`| head`) must not panic half-way through a lab.
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "+ {}", op.command());
+            for w in self.kernel.no_ipv6_writes(&op) {
+                let _ = writeln!(out, "+ {}", w.command());
+            }
+        }
+        if let Op::NetnsDel { name } = &op {
+            // A listening socket keeps its netns alive.
+            probe::stop(Some(name));
+        }
+        let seq = self.journal.borrow_mut().record(&op)?;
+        if let Err(e) = self.kernel.apply(&op).and_then(|()| stored_as_written(&self.kernel, &op)) {
+            self.journal.borrow_mut().failed(seq)?;
+            if let (Some(before), Op::SysctlSet { ns, key, .. }) = (&claimed, &op) {
+                // Best effort: a claim left behind is recognised as stale by the next one.
+                let _ = sysctl_claims::unclaim(ns.as_deref(), key, before.as_ref());
+            }
+            return Err(e);
+        }
+        if let Op::NetnsAdd { name } = &op
+            && let Some(id) = netns::identity(name)
+        {
+            self.journal.borrow_mut().netns_made(&self.lab, name, id)?;
+            self.netns_ids.borrow_mut().insert(name.clone(), id);
+        }
+        if let Op::WireguardSet { ns, dev, private_key: Some(k), .. } = &op {
+            save_key(&self.lab, ns.as_deref(), dev, k)?;
+        }
+        self.owned.borrow_mut().note(&op);
+        self.applied.borrow_mut().push(op);
+        fault::after_op(self.applied.borrow().len());
+        Ok(())
+    }
+
     /// `owner::check` against the kernel.
     fn check_owner(&self, op: &Op) -> NetResult<()> {
         self.forget_replaced(op)?;
@@ -159,25 +217,18 @@ impl Session {
 
     /// A netns of this lab that someone deleted and made again under the same name is not
     /// the lab's any more. Before any op that names it, the lab forgets it, as if it had
-    /// deleted it itself, and journals that (`Journal::forget`): what the lab made there
+    /// deleted it itself, and journals that (`Op::NetnsForget`): what the lab made there
     /// afterwards is then the lab's objects in someone else's netns, undone one by one like
     /// those on the host, and the netns itself is left alone.
     fn forget_replaced(&self, op: &Op) -> NetResult<()> {
-        let mut names: Vec<&str> = op.ns().into_iter().collect();
-        match op {
-            Op::NetnsDel { name } => names.push(name),
-            Op::LinkSetNetns { to, .. } => names.push(to),
-            Op::VethAdd { peer_ns: Some(p), .. } => names.push(p),
-            _ => {}
-        }
-        for name in names {
+        for name in op.netns_named() {
             if !self.owned.borrow().netns.contains(name)
                 || super::teardown::still_ours(name, &self.netns_ids.borrow())
             {
                 continue;
             }
-            let forget = Op::NetnsDel { name: name.to_string() };
-            self.journal.borrow_mut().forget(name)?;
+            let forget = Op::NetnsForget { name: name.to_string() };
+            self.journal.borrow_mut().record(&forget)?;
             self.owned.borrow_mut().note(&forget);
             self.applied.borrow_mut().push(forget);
             self.netns_ids.borrow_mut().remove(name);
@@ -206,13 +257,13 @@ impl super::owner::World for Session {
 /// A sysctl reads back as written (compared as the kernel prints it), or is put back as it
 /// was and refused: destroy restores a value only while it is still the lab's, so a value
 /// the kernel stores differently would stay for good.
-fn stored_as_written(op: &Op) -> NetResult<()> {
-    let Op::SysctlSet { ns, key, value, old: Some(old) } = op else { return Ok(()) };
+fn stored_as_written(kernel: &Kernel, op: &Op) -> NetResult<()> {
+    let Op::SysctlSet { ns, key, value, old: Some(_) } = op else { return Ok(()) };
     let now = kernel::sysctl_get(ns.as_deref(), key)?;
     if sysctl_claims::same(&now, value) {
         return Ok(());
     }
-    kernel::sysctl_set(ns.as_deref(), key, old)?;
+    kernel.apply(&op.inverse().expect("the old value is known"))?;
     Err(NetError::new(format!("the kernel stores {key} = {value:?} as {now:?}"))
         .with_errno(libc::EINVAL)
         .with_help(format!("write {now:?}, the value as the kernel keeps it")))
@@ -260,64 +311,18 @@ impl Backend for Session {
         &self.lab
     }
 
-    fn apply(&self, mut op: Op) -> NetResult<()> {
+    fn apply(&self, op: Op) -> NetResult<()> {
         if INTERRUPTED.load(Ordering::Relaxed) {
             return Err(NetError::new("interrupted").with_errno(libc::EINTR));
         }
         // A veth the kernel layer holds back must exist before anything looks (Kernel::set_defer_veth).
         self.kernel.flush_unless_merges(&op)?;
         self.check_owner(&op)?;
-        // Every sysctl a lab sets is claimed, in its own namespaces too: another lab must not
-        // flip a value this one relies on.
-        let mut claimed = None;
-        if let Op::SysctlSet { ns, key, value, old } = &mut op {
-            let now = kernel::sysctl_get(ns.as_deref(), key)?;
-            *value = sysctl_claims::normalise(key, value, &now)?;
-            let (current, before) = sysctl_claims::claim(&self.lab, ns.as_deref(), key, value)?;
-            claimed = Some(before);
-            *old = Some(current);
-        }
-        if let Op::TcSet { ns, dev, old, .. } = &mut op {
-            // What was there comes back at teardown; a qdisc nslab cannot rebuild (htb with
-            // its classes, say) is refused rather than lost, unless the link dies with the lab.
-            let root = self.kernel.root_qdisc(ns.as_deref(), dev)?;
-            *old = match root.restorable() {
-                Ok(q) => Some(q),
-                Err(_) if self.owned.borrow().link_goes(ns.as_deref(), dev) => None,
-                Err(kind) => return Err(qdisc_not_restorable(dev, ns.as_deref(), &kind)),
-            };
-        }
-        if self.explain {
-            // Not println!: a closed stdout (`| head`) must not panic half-way through a lab.
-            use std::io::Write;
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "+ {}", op.command());
-            for w in self.kernel.no_ipv6_writes(&op) {
-                let _ = writeln!(out, "+ {}", w.command());
-            }
-        }
-        let seq = self.journal.borrow_mut().record(&op)?;
-        if let Err(e) = self.kernel.apply(&op).and_then(|()| stored_as_written(&op)) {
-            self.journal.borrow_mut().failed(seq)?;
-            if let (Some(before), Op::SysctlSet { ns, key, .. }) = (&claimed, &op) {
-                // Best effort: a claim left behind is recognised as stale by the next one.
-                let _ = sysctl_claims::unclaim(ns.as_deref(), key, before.as_ref());
-            }
-            return Err(e);
-        }
-        if let Op::NetnsAdd { name } = &op
-            && let Some(id) = netns::identity(name)
-        {
-            self.journal.borrow_mut().netns_made(&self.lab, name, id)?;
-            self.netns_ids.borrow_mut().insert(name.clone(), id);
-        }
-        if let Op::WireguardSet { ns, dev, private_key: Some(k), .. } = &op {
-            save_key(&self.lab, ns.as_deref(), dev, k)?;
-        }
-        self.owned.borrow_mut().note(&op);
-        self.applied.borrow_mut().push(op);
-        fault::after_op(self.applied.borrow().len());
-        Ok(())
+        // An address delete that would take a foreign link's secondaries along is bracketed
+        // by a temporary `promote_secondaries` write, journaled like any Op: killed in
+        // between, destroy puts the old value back.
+        let temp = self.kernel.promote_write(&op)?;
+        crate::net::op::bracketed(temp, op, |op| self.apply_one(op))
     }
 
     fn netns_list(&self) -> NetResult<Vec<String>> {

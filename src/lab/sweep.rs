@@ -68,7 +68,9 @@ pub fn sweep(kernel: &Kernel, lab: &str, rules: bool) -> Swept {
                         )));
                         continue;
                     };
-                    match nat::delete(ns.as_deref(), table, &chain, &rule) {
+                    let op =
+                        Op::IptDelete { ns: ns.clone(), table: table.to_string(), chain, rule };
+                    match kernel.apply(&op) {
                         Ok(()) => s.removed.push(format!("{table} rule in {}: {line}", place(ns))),
                         Err(e) => s.errors.push(e),
                     }
@@ -78,7 +80,15 @@ pub fn sweep(kernel: &Kernel, lab: &str, rules: bool) -> Swept {
     }
     for (ns, key, claim) in sysctl_claims::all() {
         if claim.holders.iter().any(|h| h == lab) {
-            match sysctl_claims::release(lab, ns.as_deref(), &key, &claim.value, None) {
+            let restore = |to: &str, now: &str| {
+                kernel.apply(&Op::SysctlSet {
+                    ns: ns.clone(),
+                    key: key.clone(),
+                    value: to.to_string(),
+                    old: Some(now.to_string()),
+                })
+            };
+            match sysctl_claims::release(lab, ns.as_deref(), &key, &claim.value, None, restore) {
                 Ok(()) => s.removed.push(format!("its hold on {key} in {}", place(&ns))),
                 Err(e) => s.errors.push(e),
             }

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::net::kernel::{sysctl_get, sysctl_set};
+use crate::net::kernel::sysctl_get;
 use crate::net::{NetError, NetResult};
 
 use super::journal;
@@ -202,13 +202,15 @@ pub fn drop_holder(lab: &str, ns: Option<&str>, key: &str) -> NetResult<()> {
     save(ns, key, &c)
 }
 
-/// `lab` no longer needs its value; restores the original when nobody else holds the key.
+/// `lab` no longer needs its value; restores the original when nobody else holds the key,
+/// with `write(original, now)` (teardown makes it an Op for the kernel executor).
 pub fn release(
     lab: &str,
     ns: Option<&str>,
     key: &str,
     value: &str,
     old: Option<&str>,
+    write: impl FnOnce(&str, &str) -> NetResult<()>,
 ) -> NetResult<()> {
     let _lock = lock()?;
     let (restore_to, claimed) = match load(ns, key) {
@@ -242,7 +244,7 @@ pub fn release(
     };
     // Someone changed it after us: their value wins.
     if same(&now, value) && !same(&now, &restore_to) {
-        sysctl_set(ns, key, &restore_to)?;
+        write(&restore_to, &now)?;
     }
     // Only now: killed before the write, a second destroy still finds the original here.
     if claimed {

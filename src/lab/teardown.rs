@@ -22,7 +22,7 @@ pub fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Vec<NetError> {
     let replaced: Vec<String> =
         owned.netns.iter().filter(|n| !still_ours(n, &ids)).cloned().collect();
     for name in replaced {
-        owned.note(&Op::NetnsDel { name });
+        owned.note(&Op::NetnsForget { name });
     }
     let mut errors = Vec::new();
     let mut keep = |r: Result<(), NetError>| {
@@ -37,42 +37,76 @@ pub fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Vec<NetError> {
     //    routes on foreign links. Whatever lives on the lab's own links or in its own
     //    namespaces disappears with them.
     for op in owned.changes.iter().rev() {
+        let outlives = !owned.in_owned_ns(op.ns());
+        // An address delete is bracketed by `promote_secondaries`, as in a run: the owner's
+        // secondaries stay.
+        let mut undo = |op: &Op| {
+            let Some(inverse) = op.inverse() else { return };
+            let r = kernel
+                .promote_write(&inverse)
+                .and_then(|temp| crate::net::op::bracketed(temp, inverse, |op| kernel.apply(&op)));
+            keep(r);
+        };
         match op {
-            Op::IptAppend { ns, table, chain, rule } if !owned.in_owned_ns(ns.as_deref()) => {
-                keep(kernel.apply(&Op::IptDelete {
-                    ns: ns.clone(),
-                    table: table.clone(),
-                    chain: chain.clone(),
-                    rule: rule.clone(),
-                }));
-            }
-            Op::SysctlSet { ns, key, value, old } if !owned.in_owned_ns(ns.as_deref()) => {
-                keep(sysctl_claims::release(lab, ns.as_deref(), key, value, old.as_deref()));
+            Op::SysctlSet { ns, key, value, old } if outlives => {
+                let restore = |to: &str, now: &str| {
+                    kernel.apply(&Op::SysctlSet {
+                        ns: ns.clone(),
+                        key: key.clone(),
+                        value: to.to_string(),
+                        old: Some(now.to_string()),
+                    })
+                };
+                let ns = ns.as_deref();
+                keep(sysctl_claims::release(lab, ns, key, value, old.as_deref(), restore));
             }
             // In the lab's own netns the value dies with it; only the hold goes.
             Op::SysctlSet { ns, key, .. } => {
                 keep(sysctl_claims::drop_holder(lab, ns.as_deref(), key))
             }
-            Op::TcSet { ns, dev, qdisc, old: Some(old) }
-                if !owned.link_goes(ns.as_deref(), dev) =>
-            {
-                keep(restore_qdisc(kernel, ns, dev, qdisc, old));
+            Op::TcSet { ns, dev, qdisc, old: Some(old) } => {
+                if !owned.link_goes(ns.as_deref(), dev) {
+                    keep(restore_qdisc(kernel, ns, dev, qdisc, old));
+                }
             }
-            Op::AddrAdd { ns, dev, cidr } if !owned.link_goes(ns.as_deref(), dev) => {
-                keep(kernel.apply(&Op::AddrDel { ns: ns.clone(), dev: dev.clone(), cidr: *cidr }));
+            Op::AddrAdd { ns, dev, .. } => {
+                if !owned.link_goes(ns.as_deref(), dev) {
+                    undo(op);
+                }
             }
-            Op::RouteAdd { ns, dest, via, dev }
-                if !owned.in_owned_ns(ns.as_deref())
-                    && !dev.as_deref().is_some_and(|d| owned.has_link(ns.as_deref(), d)) =>
-            {
-                keep(kernel.apply(&Op::RouteDel {
-                    ns: ns.clone(),
-                    dest: *dest,
-                    via: *via,
-                    dev: dev.clone(),
-                }));
+            Op::RouteAdd { ns, dev, .. } => {
+                if outlives && !dev.as_deref().is_some_and(|d| owned.has_link(ns.as_deref(), d)) {
+                    undo(op);
+                }
             }
-            _ => {}
+            Op::IptAppend { .. } | Op::SysctlTemp { .. } => {
+                if outlives {
+                    undo(op);
+                }
+            }
+            // Made on a link that dies with the lab (Session: no old qdisc kept).
+            Op::TcSet { old: None, .. } => {}
+            // Never in `changes` (Owned::note).
+            Op::LinkAdd { .. }
+            | Op::BridgeSet { .. }
+            | Op::BridgeVlanAdd { .. }
+            | Op::BridgeVlanDel { .. }
+            | Op::WireguardSet { .. }
+            | Op::NetnsAdd { .. }
+            | Op::NetnsDel { .. }
+            | Op::NetnsForget { .. }
+            | Op::BridgeAdd { .. }
+            | Op::VethAdd { .. }
+            | Op::LinkUp { .. }
+            | Op::LinkDown { .. }
+            | Op::LinkSetMaster { .. }
+            | Op::LinkSetNetns { .. }
+            | Op::LinkDel { .. }
+            | Op::LinkSet { .. }
+            | Op::LinkGroupDel { .. }
+            | Op::AddrDel { .. }
+            | Op::RouteDel { .. }
+            | Op::IptDelete { .. } => {}
         }
     }
 
@@ -168,7 +202,7 @@ fn delete_links(
         return Ok(());
     }
     if in_group.iter().all(|l| owned.is_mine(ns, l, lab)) {
-        return match kernel.del_group(ns, group) {
+        return match kernel.apply(&Op::LinkGroupDel { ns: ns.map(str::to_string), group }) {
             Err(e) if e.is_gone() => Ok(()),
             r => r,
         };

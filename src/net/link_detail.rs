@@ -41,6 +41,30 @@ impl LinkDetail {
     pub fn is_empty(&self) -> bool {
         *self == LinkDetail::default()
     }
+
+    /// The settings in `ip -d link`'s words, for `nslab show`: `id 42 remote 10.0.0.2 dev
+    /// eth0 dstport 4789`, `id 10 on eth0`, `mode bridge on eth0`.
+    pub fn words(&self) -> String {
+        let mut w = Vec::new();
+        if let Some(i) = self.vxlan_id.map(u64::from).or(self.vlan_id.map(u64::from)) {
+            w.push(format!("id {i}"));
+        }
+        for (k, v) in [("remote", &self.remote), ("group", &self.group), ("local", &self.local)] {
+            if let Some(v) = v {
+                w.push(format!("{k} {v}"));
+            }
+        }
+        if let Some(m) = &self.mode {
+            w.push(format!("mode {m}"));
+        }
+        if let Some(p) = &self.parent {
+            w.push(if self.vxlan_id.is_some() { format!("dev {p}") } else { format!("on {p}") });
+        }
+        if let Some(p) = self.port {
+            w.push(format!("dstport {p}"));
+        }
+        w.join(" ")
+    }
 }
 
 fn mode_of_macvlan(m: &MacVlanMode) -> String {
@@ -187,6 +211,10 @@ mod tests {
         let b = LinkKind::Bond { mode: "802.3ad".into() };
         assert_eq!(link_detail(&b.message("b", None), &names).mode.as_deref(), Some("802.3ad"));
         assert!(link_detail(&LinkKind::Dummy.message("d", None), &names).is_empty());
+        let d = link_detail(&vx.message("vx0", Some(3)), &names);
+        assert_eq!(d.words(), "id 42 remote 10.0.0.2 local 10.0.0.1 dev eth0 dstport 4789");
+        let d = link_detail(&v.message("v", Some(3)), &names);
+        assert_eq!(d.words(), "id 10 on eth0");
     }
 
     #[test]

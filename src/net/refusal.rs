@@ -280,6 +280,23 @@ pub fn ping_needs_link(a: std::net::Ipv6Addr) -> NetError {
         .with_help(format!("name the link after a %: \"{a}%eth0\""))
 }
 
+/// `link::set` with an MTU the link does not take (EINVAL; 68 to 65535 for veth and bridge).
+pub fn mtu_out_of_range(dev: &str, mtu: u32) -> NetError {
+    NetError::new(format!("{dev} cannot take mtu {mtu}")).with_errno(libc::EINVAL).with_help(
+        "an Ethernet link takes an mtu from 68 to its maximum (65535 for veth and bridge)",
+    )
+}
+
+/// `ip link del lo`: the kernel keeps a netns's loopback (EOPNOTSUPP).
+pub fn loopback_stays(dev: &str, ns: Option<&str>) -> NetError {
+    super::error::generic(libc::EOPNOTSUPP, &format!("cannot delete link {dev} in {}", place(ns)))
+}
+
+/// A route with neither a gateway nor a link (EINVAL).
+pub fn route_needs_way(dest: &str) -> NetError {
+    super::error::generic(libc::EINVAL, &format!("cannot add route {dest}"))
+}
+
 /// The 1024th port of a bridge: br_add_if answers EXFULL ("Exchange full").
 pub fn bridge_full(dev: &str, bridge: &str) -> NetError {
     NetError::new(format!("cannot plug {dev} into bridge {bridge}: the bridge is full"))

@@ -32,12 +32,10 @@ link::add("n", "vx1", "vxlan", #{id: 43, group: "239.1.1.1", dev: "eth0", port: 
 link::add("n", "mv0", "macvlan", #{parent: "eth0"});
 link::add("n", "mv1", "macvlan", #{parent: "eth0", mode: "private"});
 link::add("ifb0", "ifb");
-link::add("n", "tap0", "tap");
 for l in link::list("n") {
     if l.name == "vx0" { print(`VX ${l.kind} ${l.vxlan_id} ${l.remote} ${l.local} ${l.port} ${l.parent}`); }
     if l.name == "vx1" { print(`VX1 ${l.group} ${l.port}`); }
     if l.name == "mv1" { print(`MV ${l.kind} ${l.mode} ${l.parent}`); }
-    if l.name == "tap0" { print(`TAP ${l.kind}`); }
     if l.name == "eth0" { print(`ETH ${l.vxlan_id ?? "none"}`); }
 }
 "#;
@@ -56,7 +54,6 @@ fn link_kinds_are_made_tagged_and_listed_with_their_details() {
     assert!(out.contains("VX vxlan 42 10.1.0.2 10.1.0.1 4789 eth0\n"), "{out}");
     assert!(out.contains("VX1 239.1.1.1 8472\n"), "{out}");
     assert!(out.contains("MV macvlan private eth0\n"), "{out}");
-    assert!(out.contains("TAP tun\n") || out.contains("TAP tap\n"), "{out}");
     assert!(out.contains("ETH none\n"), "a veth has no vxlan_id: {out}");
     let section =
         |s: &str| out.split(&format!("### {s}\n")).nth(1).unwrap().lines().next().unwrap();
@@ -69,7 +66,7 @@ fn link_kinds_are_made_tagged_and_listed_with_their_details() {
     assert_eq!(vx["info_data"]["local"], "10.1.0.1");
     assert_eq!(link(&n, "mv0")["linkinfo"]["info_data"]["mode"], "bridge");
     assert_eq!(link(&n, "mv0")["link"], "eth0");
-    for dev in ["vx0", "vx1", "mv0", "mv1", "tap0"] {
+    for dev in ["vx0", "vx1", "mv0", "mv1"] {
         assert_eq!(link(&n, dev)["ifalias"], "nslab:t", "{dev} carries the lab's tag");
         assert_ne!(link(&n, dev)["group"], "default", "{dev} is in the lab's group");
     }
@@ -78,6 +75,29 @@ fn link_kinds_are_made_tagged_and_listed_with_their_details() {
     assert_eq!(link(&host, "ifb0")["ifalias"], "nslab:t");
     assert!(out.contains("### after 0 "), "destroy left links: {out}");
     assert!(out.contains("does not exist"), "ifb0 survived destroy: {out}");
+}
+
+/// A tap is made through /dev/net/tun, like `ip tuntap add`, tagged like any link.
+#[test]
+fn a_tap_is_made_through_dev_net_tun() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    if !std::path::Path::new("/dev/net/tun").exists() {
+        // Loud, like kernel_has: the tun module is not loaded (`modprobe tun` makes the node).
+        eprintln!("NOT RUN HERE: no /dev/net/tun on this machine (modprobe tun)");
+        return;
+    }
+    let out = in_sandbox(
+        "links-tap.rhai",
+        "netns::add(\"n\");\nlink::add(\"n\", \"tap0\", \"tap\");\nprint(`TAP ${link::list(\"n\").filter(|l| l.name == \"tap0\")[0].kind}`);\n",
+        "ip -n n -d -j link show tap0; nslab destroy t > /dev/null; echo \"after $(ls /run/netns | grep -cx n)\"",
+    );
+    assert!(out.contains("TAP tun\n"), "{out}");
+    let j = json(out.lines().nth(1).unwrap());
+    assert_eq!(j[0]["linkinfo"]["info_data"]["type"], "tap");
+    assert_eq!(j[0]["ifalias"], "nslab:t");
+    assert!(out.contains("after 0"), "{out}");
 }
 
 #[test]
@@ -316,4 +336,48 @@ fn a_wireguard_tunnel_carries_a_ping_and_keeps_its_key_private() {
     assert!(!after_key.contains(key), "the private key was printed:\n{}", r.stdout);
     assert!(r.stdout.contains("private-key '<private key>'"), "{}", r.stdout);
     assert!(r.stdout.contains("600 /run/nslab/t/"), "{}", r.stdout);
+}
+
+/// The plan follows a ping over a VXLAN, macvlans on one parent and VLANs of one id (it
+/// learns the neighbour the ping would leave), as it does over veths and bridges.
+#[test]
+fn plan_traces_pings_over_the_new_kinds() {
+    let path = recipe(
+        "links-plan-trace.rhai",
+        r#"netns::add("a");
+netns::add("b");
+veth::add("a", "eth0", "b", "eth0");
+addr::add("a", "eth0", "192.168.9.1/24");
+addr::add("b", "eth0", "192.168.9.2/24");
+link::add("a", "vx0", "vxlan", #{id: 9, remote: "192.168.9.2"});
+link::add("b", "vx0", "vxlan", #{id: 9, remote: "192.168.9.1"});
+link::add("a", "mv0", "macvlan", #{parent: "eth0"});
+link::add("a", "mv1", "macvlan", #{parent: "eth0"});
+netns::add("c");
+link::set_netns("a", "mv1", "c");
+addr::add("a", "vx0", "10.9.0.1/24");
+addr::add("b", "vx0", "10.9.0.2/24");
+addr::add("a", "mv0", "10.8.0.1/24");
+addr::add("c", "mv1", "10.8.0.2/24");
+for n in ["a", "b"] { link::up(n, "eth0"); link::up(n, "vx0"); }
+link::up("a", "mv0");
+link::up("c", "mv1");
+probe::ping("a", "10.9.0.2");
+probe::ping("c", "10.8.0.1");
+let ips = neigh::list("a").map(|n| n.ip);
+ips.sort();
+print(`NEIGH ${ips}`);
+"#,
+    );
+    let plan = nslab(&["plan", &path]);
+    plan.ok();
+    // The underlay neighbour too: the VXLAN resolved its remote.
+    let want = "NEIGH [\"10.8.0.2\", \"10.9.0.2\", \"192.168.9.2\"]";
+    assert!(plan.stdout.contains(&format!("# {want}")), "{}", plan.stdout);
+    if !kernel_tests_possible() {
+        return;
+    }
+    let run = nslab(&["run", "--sandbox", &path]);
+    run.ok();
+    assert!(run.stdout.contains(want), "{}", run.stdout);
 }

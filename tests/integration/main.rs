@@ -9,6 +9,7 @@ mod fw;
 mod hardening;
 mod lifecycle;
 mod links;
+mod ops;
 mod plan;
 mod repl;
 mod run;

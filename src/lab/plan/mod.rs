@@ -24,7 +24,6 @@ mod tests;
 mod trace;
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -50,8 +49,8 @@ pub struct Plan {
     owned: RefCell<Owned>,
     lines: RefCell<Vec<String>>,
     next_port: Cell<u16>,
-    /// `--no-ipv6`: the namespaces made with IPv6 off so far, or None when it is off.
-    v6_off: RefCell<Option<HashSet<String>>>,
+    /// `--no-ipv6`.
+    no_ipv6: Cell<bool>,
 }
 
 impl Plan {
@@ -63,7 +62,7 @@ impl Plan {
             owned: RefCell::new(Owned::default()),
             lines: RefCell::new(Vec::new()),
             next_port: Cell::new(40000),
-            v6_off: RefCell::new(None),
+            no_ipv6: Cell::new(false),
         }
     }
 
@@ -86,7 +85,7 @@ impl Plan {
 
     /// Prints the sysctl writes `nslab run --no-ipv6` makes along with each operation.
     pub fn set_no_ipv6(&self, on: bool) {
-        *self.v6_off.borrow_mut() = on.then(HashSet::new);
+        self.no_ipv6.set(on);
         self.model.borrow_mut().no_ipv6 = on;
     }
 
@@ -111,6 +110,38 @@ impl Plan {
         self.lines.borrow_mut().push(line);
     }
 
+    /// Applies one Op whose ownership was checked to the model, and prints it.
+    fn apply_one(&self, mut op: Op) -> NetResult<()> {
+        if let Op::SysctlSet { ns, key, old, .. } = &mut op {
+            *old = Some(self.model.borrow().sysctl_get(ns.as_deref(), key)?);
+        }
+        if let Op::LinkSet { ns, dev, old, .. } = &mut op {
+            *old = Some(self.model.borrow().link_attrs(ns.as_deref(), dev)?);
+        }
+        if let Op::TcSet { ns, dev, old, .. } = &mut op {
+            let m = self.model.borrow();
+            m.lookup(ns.as_deref(), dev)?;
+            let q = m.space(ns.as_deref())?.qdiscs.get(dev.as_str()).cloned();
+            *old = Some(q.unwrap_or(crate::net::tc::Qdisc::Default));
+        }
+        self.model.borrow_mut().apply(&op)?;
+        self.owned.borrow_mut().note(&op);
+        self.out(op.command());
+        if self.no_ipv6.get() {
+            // The writes `nslab run --no-ipv6` makes (from the same place), and the model
+            // turns IPv6 off where they do.
+            let writes = {
+                let m = self.model.borrow();
+                op.no_ipv6_writes(|ns| ns.is_some_and(|n| m.made_v6_off(n)))
+            };
+            for w in writes {
+                self.model.borrow_mut().apply(&w)?;
+                self.out(w.command());
+            }
+        }
+        Ok(())
+    }
+
     /// `owner::check` against the model: the ownership rules of `nslab run`.
     fn check_owner(&self, op: &Op) -> NetResult<()> {
         super::owner::check(&self.lab, &self.owned.borrow(), op, &*self.model.borrow())
@@ -129,33 +160,11 @@ impl Backend for Plan {
         &self.lab
     }
 
-    fn apply(&self, mut op: Op) -> NetResult<()> {
+    fn apply(&self, op: Op) -> NetResult<()> {
         self.check_owner(&op)?;
-        if let Op::SysctlSet { ns, key, old, .. } = &mut op {
-            *old = Some(self.model.borrow().sysctl_get(ns.as_deref(), key)?);
-        }
-        if let Op::TcSet { ns, dev, old, .. } = &mut op {
-            let m = self.model.borrow();
-            m.lookup(ns.as_deref(), dev)?;
-            let q = m.space(ns.as_deref())?.qdiscs.get(dev.as_str()).cloned();
-            *old = Some(q.unwrap_or(crate::net::tc::Qdisc::Default));
-        }
-        self.model.borrow_mut().apply(&op)?;
-        self.owned.borrow_mut().note(&op);
-        self.out(op.command());
-        if let Some(off) = self.v6_off.borrow_mut().as_mut() {
-            for w in op.no_ipv6_writes(|ns| ns.is_some_and(|n| off.contains(n))) {
-                // The model turns IPv6 off where `nslab run --no-ipv6` does.
-                self.model.borrow_mut().apply(&w)?;
-                self.out(w.command());
-            }
-            match &op {
-                Op::NetnsAdd { name } => _ = off.insert(name.clone()),
-                Op::NetnsDel { name } => _ = off.remove(name),
-                _ => {}
-            }
-        }
-        Ok(())
+        // The temporary `promote_secondaries` write `nslab run` brackets the delete with.
+        let temp = self.model.borrow().promote_write(&op)?;
+        crate::net::op::bracketed(temp, op, |op| self.apply_one(op))
     }
 
     fn netns_list(&self) -> NetResult<Vec<String>> {

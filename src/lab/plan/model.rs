@@ -7,9 +7,8 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::lab::journal;
-use crate::net::error::{generic, place};
 use crate::net::info::{AddrInfo, FdbEntry, LinkInfo, NeighInfo};
-use crate::net::op::Ns;
+use crate::net::op::{LinkAttrs, Ns};
 use crate::net::refusal::*;
 use crate::net::{NetError, NetResult, Op};
 
@@ -25,6 +24,7 @@ pub(super) struct Link {
     pub(super) up: bool,
     pub(super) mac: String,
     pub(super) mtu: u32,
+    pub(super) txqueuelen: u32,
     pub(super) master: Option<String>,
     pub(super) peer: Option<usize>,
     /// Created by the plan: carries the lab's alias and group, as `nslab run` sets them.
@@ -163,6 +163,7 @@ impl Model {
             up: false,
             mac,
             mtu,
+            txqueuelen: 1000,
             master: None,
             peer: None,
             tagged,
@@ -363,10 +364,7 @@ impl Model {
             Op::LinkDel { ns, dev } => {
                 let i = self.lookup(ns.as_deref(), dev)?;
                 if self.links[i].kind == "loopback" {
-                    return Err(generic(
-                        libc::EOPNOTSUPP,
-                        &format!("cannot delete link {dev} in {}", place(ns.as_deref())),
-                    ));
+                    return Err(loopback_stays(dev, ns.as_deref()));
                 }
                 let uid = self.links[i].uid;
                 self.remove_link(uid);
@@ -424,6 +422,32 @@ impl Model {
                 }
                 space.rules.push((table.clone(), chain.clone(), rule.clone()));
             }
+            Op::LinkSet { ns, dev, set, .. } => {
+                let i = self.lookup(ns.as_deref(), dev)?;
+                if let Some(mtu) = set.mtu {
+                    check_mtu(dev, mtu)?;
+                }
+                let l = &mut self.links[i];
+                l.mtu = set.mtu.unwrap_or(l.mtu);
+                l.mac = set.mac.clone().unwrap_or_else(|| l.mac.clone());
+                l.txqueuelen = set.txqueuelen.unwrap_or(l.txqueuelen);
+            }
+            Op::SysctlTemp { ns, key, value, .. } => {
+                self.space_mut(ns.as_deref())?.sysctls.insert(key.clone(), value.clone());
+            }
+            Op::LinkGroupDel { ns, group } => {
+                let gone: Vec<usize> = self
+                    .links
+                    .iter()
+                    .filter(|l| &l.ns == ns && l.tagged && self.group == *group)
+                    .map(|l| l.uid)
+                    .collect();
+                for uid in gone {
+                    self.remove_link(uid);
+                }
+            }
+            // Journal bookkeeping of `nslab run`; a plan never replaces a netns.
+            Op::NetnsForget { .. } => {}
             Op::TcSet { ns, dev, qdisc, .. } => {
                 let i = self.lookup(ns.as_deref(), dev)?;
                 let name = self.links[i].name.clone();
@@ -550,5 +574,34 @@ impl crate::lab::owner::World for Model {
     fn link(&self, ns: Option<&str>, dev: &str) -> NetResult<Option<LinkInfo>> {
         self.space(ns)?;
         Ok(self.find(ns, dev).map(|i| self.info(&self.links[i])))
+    }
+}
+
+/// The MTU range of an Ethernet link (veth, bridge): ETH_MIN_MTU to ETH_MAX_MTU; the kernel
+/// refuses the rest with EINVAL.
+fn check_mtu(dev: &str, mtu: u32) -> NetResult<()> {
+    if (68..=65535).contains(&mtu) { Ok(()) } else { Err(mtu_out_of_range(dev, mtu)) }
+}
+
+impl Model {
+    /// The temporary `promote_secondaries` write `op` needs (see [`Op::promote_write`]).
+    pub(super) fn promote_write(&self, op: &Op) -> NetResult<Option<Op>> {
+        let Op::AddrDel { ns, dev, .. } = op else { return Ok(None) };
+        let Ok(space) = self.space(ns.as_deref()) else { return Ok(None) };
+        let on_link: Vec<IpNet> =
+            space.addrs.iter().filter(|(d, _)| d == dev).map(|(_, a)| *a).collect();
+        op.promote_write(&on_link, |key| self.sysctl_get(ns.as_deref(), key))
+    }
+
+    /// What `link::set` may change on `dev`, as it is now.
+    pub(super) fn link_attrs(&self, ns: Option<&str>, dev: &str) -> NetResult<LinkAttrs> {
+        let l = &self.links[self.lookup(ns, dev)?];
+        Ok(LinkAttrs { mtu: Some(l.mtu), mac: Some(l.mac.clone()), txqueuelen: Some(l.txqueuelen) })
+    }
+
+    /// Netns `name` was made with IPv6 off (`--no-ipv6`): links made in it need no write of
+    /// their own.
+    pub(super) fn made_v6_off(&self, name: &str) -> bool {
+        self.spaces.get(&Some(name.to_string())).is_some_and(v6_default_off)
     }
 }

@@ -7,11 +7,11 @@ use ipnet::IpNet;
 
 use super::model::{Model, Route, v6};
 use crate::net::NetResult;
-use crate::net::error::generic;
 use crate::net::info::RouteInfo;
 use crate::net::op::is_link_local;
 use crate::net::refusal::{
     gateway_needs_link, gateway_unreachable, no_route, route_dev_down, route_exists,
+    route_needs_way,
 };
 
 impl Model {
@@ -49,7 +49,7 @@ impl Model {
                 }
                 None => return Err(gateway_unreachable(&gw.to_string(), ns)),
             },
-            (None, None) => return Err(generic(libc::EINVAL, &format!("cannot add route {d}"))),
+            (None, None) => return Err(route_needs_way(&d)),
         };
         let taken = self.routes_of(ns).iter().any(|r| {
             let same_dest = r.dest == shown && (r.family == "inet6") == is_v6;

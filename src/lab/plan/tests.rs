@@ -163,3 +163,67 @@ fn masquerade_and_port_forward_are_traced() {
     assert!(!p.lines().iter().any(|l| l.contains("uplink")));
     assert_eq!(p.serve(Some("red"), 80).unwrap_err().errno, Some(libc::EADDRINUSE));
 }
+
+/// Every `.rs` file under `dir`, with its text.
+fn sources(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(sources(&p));
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push((p.clone(), std::fs::read_to_string(&p).unwrap()));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_plan_writes_no_refusal_of_its_own() {
+    // Its refusals are the kernel executor's words, from net/refusal.rs: a sentence written
+    // here would drift from what `nslab run` says.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lab/plan");
+    for (path, text) in sources(&dir) {
+        if path.ends_with("tests.rs") {
+            continue;
+        }
+        for (n, line) in text.lines().enumerate() {
+            for banned in ["NetError::new(", "NetError { message", "generic(", ".with_help("] {
+                assert!(
+                    !line.contains(banned),
+                    "{}:{}: hand-written refusal ({banned}); add it to net/refusal.rs",
+                    path.display(),
+                    n + 1
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn no_match_on_op_has_a_wildcard_arm() {
+    // A new Op must not compile until every place that gives an Op its meaning has an arm for
+    // it: a `_ =>` among `Op::` arms would take it silently.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    for (path, text) in sources(&dir) {
+        let lines: Vec<&str> = text.lines().collect();
+        let indent = |l: &str| l.len() - l.trim_start().len();
+        for (i, l) in lines.iter().enumerate() {
+            if !l.trim_start().starts_with("_ =>") {
+                continue;
+            }
+            // The other arms of this match: the lines above at the same indentation, up to
+            // the `match` line.
+            let arms = lines[..i]
+                .iter()
+                .rev()
+                .take_while(|a| a.trim().is_empty() || indent(a) >= indent(l))
+                .filter(|a| indent(a) == indent(l));
+            let on_op = arms.clone().any(|a| {
+                let a = a.trim_start().trim_start_matches("| ");
+                a.starts_with("Op::") || a.starts_with("(Op::") || a.starts_with("Some(Op::")
+            });
+            assert!(!on_op, "{}:{}: a wildcard arm in a match on Op", path.display(), i + 1);
+        }
+    }
+}

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use super::model::{Link, Model, key};
 use crate::net::info::{FdbEntry, NeighInfo};
+use crate::net::link_kind::LinkKind;
 use crate::net::nat_syntax::{Packet, dnat_target, rule_matches};
 use crate::net::op::Ns;
 
@@ -23,6 +24,7 @@ pub(super) struct Trace {
 }
 
 /// One L3 neighbour reachable from a link at layer 2, and the bridge ports on the way.
+#[derive(Clone, Copy)]
 pub(super) struct Hop {
     pub(super) target: usize,
     pub(super) bridge: Option<usize>,
@@ -72,8 +74,8 @@ impl Model {
                     }
                 }
             }
-            "veth" => {
-                let Some(q) = l.peer.and_then(|q| self.by_uid(q)).filter(|q| q.up) else {
+            "veth" | "vxlan" => {
+                let Some(q) = self.far_end(l).filter(|q| q.up) else {
                     return out;
                 };
                 let bridge = q
@@ -109,9 +111,90 @@ impl Model {
                     }
                 }
             }
+            "macvlan" | "ipvlan" => {
+                // Siblings on the same parent talk directly (bridge mode); the rest leaves
+                // through the parent, which itself never hears its macvlans.
+                let Some(p) = l.ext.parent.and_then(|p| self.by_uid(p)).filter(|p| p.up) else {
+                    return out;
+                };
+                for c in self.upper(p.uid, |c| c.uid != l.uid) {
+                    out.push(Hop { target: c, bridge: None, in_port: None, out_port: None });
+                }
+                out.extend(self.segment(p.uid));
+                return out;
+            }
+            "vlan" => {
+                // Tagged frames reach the VLAN links of the same id on the parent's segment.
+                let id = |x: &Link| match x.ext.spec {
+                    Some(LinkKind::Vlan { id, .. }) => Some(id),
+                    _ => None,
+                };
+                let Some(p) = l.ext.parent.and_then(|p| self.by_uid(p)).filter(|p| p.up) else {
+                    return out;
+                };
+                for h in self.segment(p.uid) {
+                    for c in self.upper(h.target, |c| c.kind == "vlan" && id(c) == id(l)) {
+                        out.push(Hop { target: c, ..h });
+                    }
+                }
+                return out;
+            }
             _ => {}
         }
+        // Frames for a macvlan's or ipvlan's address that reach its parent are its.
+        let mut more = Vec::new();
+        for h in &out {
+            for c in self.upper(h.target, |c| matches!(c.kind, "macvlan" | "ipvlan")) {
+                more.push(Hop { target: c, ..*h });
+            }
+        }
+        out.extend(more);
         out
+    }
+
+    /// The neighbour entries a VXLAN's first packet leaves on its underlay: its remote
+    /// resolved by its netns, and the sender as seen from the remote's side.
+    fn learn_underlay(&mut self, uid: usize) {
+        let Some(l) = self.by_uid(uid).cloned() else { return };
+        let Some(LinkKind::Vxlan { remote: Some(r), .. }) = l.ext.spec else { return };
+        let Some((dev, gw)) = self.route_lookup(l.ns.as_deref(), r) else { return };
+        let nh = gw.unwrap_or(r);
+        let Some(i) = self.find(l.ns.as_deref(), &dev) else { return };
+        let out = self.links[i].clone();
+        let Some(src) = self.source_for(l.ns.as_deref(), &dev, nh) else { return };
+        let Some(h) = self.segment(out.uid).into_iter().find(|h| self.has_addr(h.target, nh))
+        else {
+            return;
+        };
+        let Some(t) = self.by_uid(h.target).cloned() else { return };
+        self.learn_neigh(&l.ns, nh, &t.mac, &out.name, "reachable");
+        self.learn_neigh(&t.ns, src, &out.mac, &t.name, "stale");
+    }
+
+    /// The up links that sit on link `uid` and pass `f`.
+    fn upper(&self, uid: usize, f: impl Fn(&Link) -> bool) -> Vec<usize> {
+        self.links
+            .iter()
+            .filter(|c| c.ext.parent == Some(uid) && c.up && f(c))
+            .map(|c| c.uid)
+            .collect()
+    }
+
+    /// The other end of a cable at layer 2: a veth's peer, or for a VXLAN the VXLAN of the
+    /// same id and port that lives where its `remote` points (and, if it names a remote
+    /// itself, points back). The underlay between them is taken to work.
+    fn far_end(&self, l: &Link) -> Option<&Link> {
+        match &l.ext.spec {
+            Some(LinkKind::Vxlan { id, remote: Some(r), port, .. }) => self.links.iter().find(|v| {
+                v.uid != l.uid
+                    && self.is_local(v.ns.as_deref(), *r)
+                    && matches!(&v.ext.spec, Some(LinkKind::Vxlan { id: i, port: p, remote: back, .. })
+                        if i == id && p == port
+                            && back.is_none_or(|b| self.is_local(l.ns.as_deref(), b)))
+            }),
+            Some(_) => None,
+            None => l.peer.and_then(|q| self.by_uid(q)),
+        }
     }
 
     pub(super) fn has_addr(&self, uid: usize, ip: IpAddr) -> bool {
@@ -217,6 +300,11 @@ impl Model {
             let out = self.links[self.find(cur.as_deref(), &dev)?].clone();
             let h = self.segment(out.uid).into_iter().find(|h| self.has_addr(h.target, nh))?;
             let target = self.by_uid(h.target)?.clone();
+            // A VXLAN on the way (the link itself or the bridge port the frame leaves by)
+            // first resolves its remote on the underlay.
+            for v in [Some(out.uid), h.out_port].into_iter().flatten() {
+                self.learn_underlay(v);
+            }
             // ARP both ways, and the bridge learns both ends' addresses on their ports.
             self.learn_neigh(&cur, nh, &target.mac, &out.name, "reachable");
             self.learn_neigh(&target.ns, hop_src, &out.mac, &target.name, "stale");

@@ -10,8 +10,9 @@ use rtnetlink::packet_route::address::{AddressAttribute, AddressHeaderFlags, Add
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use super::Kernel;
-use super::sysctl::{sysctl_get, sysctl_set};
+use super::sysctl::sysctl_get;
 use crate::net::error::{NetError, NetResult, from_nl};
+use crate::net::op::Op;
 use crate::net::refusal::{addr_exists, ipv6_disabled, no_addr};
 
 impl Kernel {
@@ -56,12 +57,8 @@ impl Kernel {
         m.header.index = idx;
         m.attributes.push(AddressAttribute::Local(cidr.addr()));
         m.attributes.push(AddressAttribute::Address(cidr.addr()));
-        let promote = self.keep_secondaries(ns, dev, cidr)?;
-        let r = sock.ack(RouteNetlinkMessage::DelAddress(m), 0);
-        if let Some(old) = promote {
-            let _ = sysctl_set(ns, &promote_key(dev), &old);
-        }
-        r.map_err(|e| self.addr_error(e, false, ns, dev, cidr))
+        sock.ack(RouteNetlinkMessage::DelAddress(m), 0)
+            .map_err(|e| self.addr_error(e, false, ns, dev, cidr))
     }
 
     fn addr_error(
@@ -84,42 +81,20 @@ impl Kernel {
         })
     }
 
-    /// Deleting an IPv4 address deletes the secondaries of its subnet with it (other
-    /// addresses in the same prefix added after it), unless the link promotes them: a lab
-    /// address on a foreign link would take the owner's own address along (seen with
-    /// `promote_secondaries` 0, the default). When there are such addresses, promotion is
-    /// turned on for the delete; returns the value to put back.
-    fn keep_secondaries(
-        &self,
-        ns: Option<&str>,
-        dev: &str,
-        cidr: &IpNet,
-    ) -> NetResult<Option<String>> {
-        let IpNet::V4(net) = cidr else { return Ok(None) };
-        let others = self.addrs(ns)?.into_iter().any(|a| {
-            a.dev == dev
-                && a.cidr != cidr.to_string()
-                && a.cidr.parse::<ipnet::Ipv4Net>().is_ok_and(|o| {
-                    o.prefix_len() == net.prefix_len() && o.network() == net.network()
-                })
-        });
-        if !others {
-            return Ok(None);
-        }
-        let key = promote_key(dev);
-        let old = sysctl_get(ns, &key)?;
-        if old == "1" {
-            return Ok(None);
-        }
-        sysctl_set(ns, &key, "1")?;
-        Ok(Some(old))
+    /// The temporary `promote_secondaries` write `op` needs (see [`Op::promote_write`]).
+    pub fn promote_write(&self, op: &Op) -> NetResult<Option<Op>> {
+        let Op::AddrDel { ns, dev, .. } = op else { return Ok(None) };
+        let ns = ns.as_deref();
+        let on_link: Vec<IpNet> = self
+            .addrs(ns)?
+            .into_iter()
+            .filter(|a| &a.dev == dev)
+            .filter_map(|a| a.cidr.parse().ok())
+            .collect();
+        op.promote_write(&on_link, |key| sysctl_get(ns, key))
     }
 }
 
 fn family(ip: IpAddr) -> AddressFamily {
     if ip.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 }
-}
-
-fn promote_key(dev: &str) -> String {
-    format!("net.ipv4.conf.{}.promote_secondaries", crate::net::op::sysctl_component(dev))
 }

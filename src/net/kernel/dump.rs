@@ -18,9 +18,38 @@ use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use super::Kernel;
 use crate::net::error::{NetResult, from_nl, place};
 use crate::net::info::{AddrInfo, FdbEntry, LinkInfo, NeighInfo, RouteInfo, mac_string};
+use crate::net::op::LinkAttrs;
 use crate::net::refusal::{no_link, not_a_bridge_kind};
 
 impl Kernel {
+    /// What `link::set` may change on `dev`, as it is now (the Op's `old`).
+    pub fn link_attrs(&self, ns: Option<&str>, dev: &str) -> NetResult<LinkAttrs> {
+        let index = self.link_index(ns, dev)?;
+        let mut req = LinkMessage::default();
+        req.attributes.push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+        let msgs = self
+            .sock(ns)?
+            .dump(RouteNetlinkMessage::GetLink(req))
+            .map_err(|e| from_nl(e, &format!("cannot read {dev} in {}", place(ns)), |_| None))?;
+        let mut out = LinkAttrs::default();
+        for m in msgs {
+            let RouteNetlinkMessage::NewLink(m) = m else { continue };
+            if m.header.index != index {
+                continue;
+            }
+            for a in &m.attributes {
+                match a {
+                    LinkAttribute::Mtu(v) => out.mtu = Some(*v),
+                    LinkAttribute::Address(a) => out.mac = Some(mac_string(a)),
+                    LinkAttribute::TxQueueLen(v) => out.txqueuelen = Some(*v),
+                    _ => {}
+                }
+            }
+            return Ok(out);
+        }
+        Err(no_link(dev, ns))
+    }
+
     pub fn links(&self, ns: Option<&str>) -> NetResult<Vec<LinkInfo>> {
         self.timed("(links)", || self.links_inner(ns))
     }

@@ -11,9 +11,11 @@ use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec};
 use super::Kernel;
 use crate::net::error::{NetError, NetResult, errno_of, from_nl, place};
 use crate::net::netns;
+use crate::net::op::{LinkAttrs, parse_mac};
 use crate::net::refusal::{
     already_enslaved, bridge_full, bridges_do_not_nest, cannot_join_bridge, link_busy, link_exists,
-    link_taken, netns_has_link, no_bridge, no_link, not_a_bridge, pinned_to_netns,
+    link_taken, mtu_out_of_range, netns_has_link, no_bridge, no_link, not_a_bridge,
+    pinned_to_netns,
 };
 
 pub(super) fn link_error(e: rtnetlink::Error, dev: &str, ns: Option<&str>, what: &str) -> NetError {
@@ -152,18 +154,36 @@ impl Kernel {
         })
     }
 
-    /// Deletes every link of `group` in `ns` with one RTM_DELLINK: synchronous, and far
-    /// faster than deleting veths one by one (~20 ms each on this kernel).
-    pub fn del_group(&self, ns: Option<&str>, group: u32) -> NetResult<()> {
-        self.timed("(del_group)", || self.del_group_inner(ns, group))
-    }
-
-    fn del_group_inner(&self, ns: Option<&str>, group: u32) -> NetResult<()> {
-        self.flush()?;
+    /// `ip link del group N`: every link of `group` in `ns` with one RTM_DELLINK,
+    /// synchronous, and far faster than deleting veths one by one (~20 ms each on this
+    /// kernel).
+    pub(super) fn link_group_del(&self, ns: Option<&str>, group: u32) -> NetResult<()> {
         let mut m = LinkMessage::default();
         m.attributes.push(LinkAttribute::Group(group));
         self.sock(ns)?.ack(RouteNetlinkMessage::DelLink(m), 0).map_err(|e| {
             from_nl(e, &format!("cannot delete link group {group} in {}", place(ns)), |_| None)
+        })
+    }
+
+    /// `ip link set DEV mtu N address MAC txqueuelen N` (only what `set` names), in one
+    /// request: the kernel applies all of it or, refusing one, none.
+    pub(super) fn link_set(&self, ns: Option<&str>, dev: &str, set: &LinkAttrs) -> NetResult<()> {
+        let mut b = LinkUnspec::new_with_name(dev);
+        if let Some(mtu) = set.mtu {
+            b = b.mtu(mtu);
+        }
+        if let Some(mac) = &set.mac {
+            b = b.address(parse_mac(mac)?);
+        }
+        if let Some(len) = set.txqueuelen {
+            b = b.txqueuelen(len);
+        }
+        self.sock(ns)?.ack(RouteNetlinkMessage::SetLink(b.build()), 0).map_err(|e| {
+            match (errno_of(&e), set.mtu) {
+                // dev_validate_mtu: "mtu less than device minimum" / "greater than maximum".
+                (Some(libc::EINVAL), Some(mtu)) => mtu_out_of_range(dev, mtu),
+                _ => link_error(e, dev, ns, "set"),
+            }
         })
     }
 }

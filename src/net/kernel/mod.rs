@@ -223,6 +223,11 @@ impl Kernel {
                 self.route(ns.as_deref(), false, *dest, *via, dev.as_deref())
             }
             Op::SysctlSet { ns, key, value, .. } => sysctl_set(ns.as_deref(), key, value),
+            Op::SysctlTemp { ns, key, value, .. } => sysctl_set(ns.as_deref(), key, value),
+            Op::LinkSet { ns, dev, set, .. } => self.link_set(ns.as_deref(), dev, set),
+            Op::LinkGroupDel { ns, group } => self.link_group_del(ns.as_deref(), *group),
+            // Journal bookkeeping: nothing changes in the kernel.
+            Op::NetnsForget { .. } => Ok(()),
             Op::IptAppend { ns, table, chain, rule } => {
                 nat::append(ns.as_deref(), table, chain, rule)
             }

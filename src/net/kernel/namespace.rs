@@ -8,7 +8,7 @@ use super::sysctl::{sysctl_path, sysctl_set};
 use crate::net::error::{NetError, NetResult, place};
 use crate::net::netns;
 use crate::net::nl::NlSocket;
-use crate::net::op::Op;
+use crate::net::op::{Op, v6_off_link, v6_off_netns};
 
 impl Kernel {
     /// `ip netns add NAME`.
@@ -17,15 +17,18 @@ impl Kernel {
         // inside (and with --no-ipv6 turns IPv6 off there before anything else exists
         // in it), then comes back: no thread, no second trip to open the socket.
         let no_ipv6 = self.no_ipv6.get();
+        // The writes the plan and --explain print (`Op::no_ipv6_writes`), made here, inside.
+        let writes: Vec<(String, String)> = if no_ipv6 {
+            v6_off_netns(name).iter().filter_map(sysctl_write).collect()
+        } else {
+            Vec::new()
+        };
         let sock = netns::add_with(name, || -> std::io::Result<NlSocket> {
-            if no_ipv6 {
-                for key in ["net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"]
-                {
-                    match std::fs::write(sysctl_path(key), b"1") {
-                        // A kernel booted with ipv6.disable=1: nothing to turn off.
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        r => r?,
-                    }
+            for (key, value) in &writes {
+                match std::fs::write(sysctl_path(key), value) {
+                    // A kernel booted with ipv6.disable=1: nothing to turn off.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    r => r?,
                 }
             }
             NlSocket::open()
@@ -52,9 +55,8 @@ impl Kernel {
 
     /// `ip netns del NAME`.
     pub(super) fn netns_del(&self, name: &str) -> NetResult<()> {
-        // Open sockets keep a deleted netns alive: our handle and any probe server.
+        // An open socket keeps a deleted netns alive (the session stops probe servers).
         self.forget(name);
-        crate::net::probe::stop(Some(name));
         netns::del(name)
     }
 
@@ -74,12 +76,13 @@ impl Kernel {
         if !self.no_ipv6.get() || ns.is_some_and(|n| self.v6_off_ns.borrow().contains(n)) {
             return Ok(());
         }
-        let key = format!("net.ipv6.conf.{}.disable_ipv6", crate::net::op::sysctl_component(dev));
+        let owned_ns = ns.map(str::to_string);
+        let (key, value) = sysctl_write(&v6_off_link(&owned_ns, dev)).expect("a sysctl write");
         match ns {
             // /proc/sys/net resolves against the opening thread's netns, and this thread is
             // where nslab runs: no netns thread needed.
-            None => std::fs::write(sysctl_path(&key), b"1").map_err(NetError::from),
-            Some(_) => sysctl_set(ns, &key, "1"),
+            None => std::fs::write(sysctl_path(&key), &value).map_err(NetError::from),
+            Some(_) => sysctl_set(ns, &key, &value),
         }
         .map_err(|e| {
             NetError::new(format!(
@@ -88,4 +91,10 @@ impl Kernel {
             ))
         })
     }
+}
+
+/// The key and value of a sysctl-writing Op.
+fn sysctl_write(op: &Op) -> Option<(String, String)> {
+    let Op::SysctlSet { key, value, .. } = op else { return None };
+    Some((key.clone(), value.clone()))
 }

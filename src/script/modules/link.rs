@@ -1,3 +1,4 @@
+use crate::script::RhaiResultOf;
 use rhai::plugin::*;
 
 #[export_module]
@@ -144,6 +145,38 @@ pub mod link_mod {
         apply(&ctx, Op::LinkSetNetns { ns: nsname(&ctx, from)?, dev: ifname(&ctx, dev)?, to })
     }
 
+    /// Changes a link this lab created, like `ip link set DEV mtu N address MAC txqueuelen N`:
+    /// any of `mtu`, `mac` and `txqueuelen`, all at once (the kernel takes all or none).
+    /// A link the lab did not create is refused.
+    ///
+    /// ```rhai
+    /// veth::add("v-a", "v-b");
+    /// link::set("v-a", #{mtu: 9000, mac: "02:00:00:00:00:0a", txqueuelen: 500});
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn set(ctx: NativeCallContext, dev: &str, attrs: rhai::Map) -> RhaiResultOf<()> {
+        let set = super::link_attrs(&ctx, &attrs)?;
+        apply(&ctx, Op::LinkSet { ns: None, dev: ifname(&ctx, dev)?, set, old: None })
+    }
+
+    /// Changes a link inside a netns, like `ip -n NS link set DEV mtu N`.
+    ///
+    /// ```rhai
+    /// netns::add("red");
+    /// veth::add("v-red", "v-red-br", "red");
+    /// link::set("red", "v-red-br", #{mtu: 1400});
+    /// ```
+    #[rhai_fn(name = "set", return_raw)]
+    pub fn set_ns(
+        ctx: NativeCallContext,
+        ns: &str,
+        dev: &str,
+        attrs: rhai::Map,
+    ) -> RhaiResultOf<()> {
+        let set = super::link_attrs(&ctx, &attrs)?;
+        apply(&ctx, Op::LinkSet { ns: nsname(&ctx, ns)?, dev: ifname(&ctx, dev)?, set, old: None })
+    }
+
     /// Deletes a link this lab created, like `ip link del DEV` (a veth takes its peer along).
     ///
     /// ```rhai
@@ -249,6 +282,49 @@ pub mod link_mod {
         let ns = nsname(&ctx, ns)?;
         query(&ctx, |b| b.links(ns.as_deref())).map(|v| v.iter().map(to_dyn).collect())
     }
+}
+
+/// `link::set`'s map: `mtu`, `mac`, `txqueuelen`, at least one.
+fn link_attrs(ctx: &NativeCallContext, m: &rhai::Map) -> RhaiResultOf<crate::net::op::LinkAttrs> {
+    use crate::script::{check, invalid};
+    let known = ["mtu", "mac", "txqueuelen"];
+    crate::script::modules::check_opts(ctx, m, &known)?;
+    if m.is_empty() {
+        return check(
+            ctx,
+            Err(invalid(
+                "link::set has nothing to set",
+                "give #{mtu: N}, #{mac: \"02:..\"} or #{txqueuelen: N}",
+            )),
+        );
+    }
+    let int = |key: &str| -> RhaiResultOf<Option<u32>> {
+        let Some(v) = m.get(key) else { return Ok(None) };
+        let n = v.as_int().ok().and_then(|n| u32::try_from(n).ok());
+        check(
+            ctx,
+            n.map(Some).ok_or_else(|| {
+                invalid(
+                    format!("option `{key}` must be a whole number from 0 to {}", u32::MAX),
+                    format!("e.g. #{{{key}: 1500}}"),
+                )
+            }),
+        )
+    };
+    let mac = match m.get("mac") {
+        None => None,
+        Some(v) => {
+            let s = v.clone().into_string().map_err(|_| {
+                crate::script::fail(
+                    ctx,
+                    invalid("option `mac` must be a string", "e.g. #{mac: \"02:00:00:00:00:0a\"}"),
+                )
+            })?;
+            check(ctx, crate::net::op::parse_mac(&s))?;
+            Some(s.to_lowercase())
+        }
+    };
+    Ok(crate::net::op::LinkAttrs { mtu: int("mtu")?, mac, txqueuelen: int("txqueuelen")? })
 }
 
 /// `link::add` in all its forms: the options checked, then one Op.

@@ -1,0 +1,138 @@
+//! Ops that are new or newly visible: `link::set`, and the temporary `promote_secondaries`
+//! write around an address delete (printed by `--explain` and `plan`, undone by destroy when
+//! a run is killed in between).
+
+use crate::common::{json, kernel_tests_possible, nslab, recipe, sandboxed};
+
+const LINK_SET: &str = r#"
+veth::add("v-a", "v-b");
+link::set("v-a", #{mtu: 9000, mac: "02:00:00:00:00:0a", txqueuelen: 500});
+netns::add("red");
+veth::add("v-red", "v-red-br", "red");
+link::set("red", "v-red-br", #{mtu: 1400});
+"#;
+
+#[test]
+fn link_set_changes_mtu_mac_and_queue_length() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let p = recipe("ops-link-set.rhai", LINK_SET);
+    let r = sandboxed(&format!(
+        "nslab run --explain {p} | grep 'link set'\nip -j link show v-a\nip -n red -j link show v-red-br"
+    ));
+    r.ok();
+    let mut lines = r.stdout.lines();
+    assert_eq!(
+        lines.next(),
+        Some("+ ip link set v-a mtu 9000 address 02:00:00:00:00:0a txqueuelen 500")
+    );
+    assert_eq!(lines.next(), Some("+ ip -n red link set v-red-br mtu 1400"));
+    let a = &json(lines.next().unwrap())[0];
+    assert_eq!((a["mtu"].as_u64(), a["address"].as_str()), (Some(9000), Some("02:00:00:00:00:0a")));
+    assert_eq!(a["txqlen"].as_u64(), Some(500));
+    let red = &json(lines.next().unwrap())[0];
+    assert_eq!(red["mtu"].as_u64(), Some(1400));
+}
+
+#[test]
+fn link_set_is_planned_as_it_runs() {
+    let p = recipe("ops-link-set-plan.rhai", LINK_SET);
+    let r = nslab(&["plan", &p]);
+    r.ok();
+    assert!(
+        r.stdout.contains("\nip link set v-a mtu 9000 address 02:00:00:00:00:0a txqueuelen 500\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("\nip -n red link set v-red-br mtu 1400\n"), "{}", r.stdout);
+}
+
+#[test]
+fn link_set_refuses_a_foreign_link_and_bad_values() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let foreign = recipe("ops-link-set-foreign.rhai", "link::set(\"uplink\", #{mtu: 1400});\n");
+    let r = sandboxed(&format!("nslab run {foreign} 2>&1 || true\nip -j link show uplink"));
+    r.ok();
+    assert!(r.stdout.contains("link uplink in the host was not created by lab"), "{}", r.stdout);
+    let last = r.stdout.lines().last().unwrap();
+    assert_eq!(json(last)[0]["mtu"].as_u64(), Some(1500), "the foreign link is unchanged");
+
+    for (name, set, said) in [
+        ("ops-mtu.rhai", "#{mtu: 20}", "v-a cannot take mtu 20"),
+        ("ops-mac.rhai", "#{mac: \"01:00:5e:00:00:01\"}", "is a multicast address"),
+        ("ops-key.rhai", "#{mtu: 1400, speed: 10}", "unknown option `speed`"),
+        ("ops-none.rhai", "#{}", "link::set has nothing to set"),
+    ] {
+        let p =
+            recipe(name, &format!("veth::add(\"v-a\", \"v-b\");\nlink::set(\"v-a\", {set});\n"));
+        let plan = nslab(&["plan", &p]);
+        plan.failed();
+        assert!(plan.stderr.contains(said), "plan {name}: {}", plan.stderr);
+        let run = nslab(&["run", "--sandbox", &p]);
+        run.failed();
+        assert!(run.stderr.contains(said), "run {name}: {}", run.stderr);
+    }
+}
+
+/// Two addresses in one subnet on a link; deleting the first needs `promote_secondaries`.
+const SECONDARIES: &str = r#"
+bridge::add("br-p");
+addr::add("br-p", "10.79.0.1/24");
+addr::add("br-p", "10.79.0.2/24");
+addr::del("br-p", "10.79.0.1/24");
+"#;
+
+#[test]
+fn explain_and_plan_show_the_promote_secondaries_write() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let p = recipe("ops-promote.rhai", SECONDARIES);
+    let expected = [
+        "sysctl -qw net.ipv4.conf.br-p.promote_secondaries=1",
+        "ip addr del 10.79.0.1/24 dev br-p",
+        "sysctl -qw net.ipv4.conf.br-p.promote_secondaries=0",
+    ];
+    let plan = nslab(&["plan", &p]);
+    plan.ok();
+    let lines: Vec<&str> = plan.stdout.lines().collect();
+    let at = lines.iter().position(|l| *l == expected[0]).expect(&plan.stdout);
+    assert_eq!(&lines[at..at + 3], expected);
+    let r = sandboxed(&format!(
+        "nslab run --explain {p}\nip -4 -o addr show dev br-p | awk '{{print $4}}'"
+    ));
+    r.ok();
+    let explained: Vec<&str> = r.stdout.lines().filter_map(|l| l.strip_prefix("+ ")).collect();
+    let at = explained.iter().position(|l| *l == expected[0]).expect(&r.stdout);
+    assert_eq!(&explained[at..at + 3], expected);
+    assert!(r.stdout.ends_with("10.79.0.2/24\n"), "the secondary stays: {}", r.stdout);
+}
+
+/// `kill -9` right after the `promote_secondaries` write on a foreign link: destroy puts the
+/// link's setting back, and keeps its owner's address.
+#[test]
+fn a_kill_after_the_promote_write_is_undone_by_destroy() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let p = recipe(
+        "ops-promote-kill.rhai",
+        "addr::add(\"uplink\", \"10.78.0.1/24\");\naddr::del(\"uplink\", \"10.78.0.1/24\");\n",
+    );
+    let r = sandboxed(&format!(
+        r#"
+        ip addr add 10.78.0.2/24 dev uplink
+        # Op 1 adds the address, op 2 is the promote_secondaries write: killed right after it.
+        NSLAB_FAULT=kill:2 nslab run {p} > /dev/null 2>&1 && exit 9 || true
+        cat /proc/sys/net/ipv4/conf/uplink/promote_secondaries
+        nslab destroy ops-promote-kill > /dev/null
+        cat /proc/sys/net/ipv4/conf/uplink/promote_secondaries
+        ip -4 -o addr show dev uplink | awk '{{print $4}}'
+        "#
+    ));
+    r.ok();
+    assert_eq!(r.stdout, "1\n0\n203.0.113.2/24\n10.78.0.2/24\n");
+}
