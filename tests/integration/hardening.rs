@@ -549,3 +549,44 @@ fn huge_map_literals_are_refused_quickly() {
     r.ok();
     assert!(r.stdout.contains("# 4000"), "{}", r.stdout);
 }
+
+/// A recipe that makes a link with `netns::exec`: the plan says it cannot see it, not that
+/// `nslab run` would stop there too.
+#[test]
+fn the_plan_says_it_cannot_see_what_exec_makes() {
+    let path = recipe(
+        "hard-plan-exec.rhai",
+        "netns::add(\"e\");\nnetns::exec(\"e\", \"ip link add d0 type veth peer d1\");\nlink::up(\"e\", \"d0\");\n",
+    );
+    let r = nslab(&["plan", &path]);
+    r.failed();
+    assert!(
+        r.stderr.contains("the plan cannot see what `netns::exec` commands create"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("would stop (and roll back) at this error too"), "{}", r.stderr);
+}
+
+/// A probe whose result the recipe does not assert: its plan line cannot stop the script
+/// (`set -e`) where the run goes on.
+#[test]
+fn an_unasserted_probe_does_not_stop_the_plan_script() {
+    let path = recipe(
+        "hard-plan-probe.rhai",
+        "netns::add(\"p1\");\nlink::up(\"p1\", \"lo\");\nprobe::ping(\"p1\", \"10.99.0.1\");\nnetns::add(\"p2\");\n",
+    );
+    let r = nslab(&["plan", &path]);
+    r.ok();
+    let line = r.stdout.lines().find(|l| l.contains("ping ")).expect("a ping line");
+    assert!(line.contains("|| echo"), "{}", r.stdout);
+    if !kernel_tests_possible() {
+        return;
+    }
+    // The planned script runs to its end (p2 is made) although the ping fails.
+    let file = crate::common::root().join("target/test-recipes/hard-plan-probe.sh");
+    std::fs::write(&file, &r.stdout).unwrap();
+    let s =
+        sandboxed(&format!("bash {} && ip netns list | grep -q p2 && echo clean", file.display()));
+    assert!(s.stdout.contains("clean"), "{}\n{}", s.stdout, s.stderr);
+}
