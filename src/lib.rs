@@ -2,6 +2,6 @@
 //! veths, addresses, routes and NAT over netlink.
 
 pub mod cli;
-pub mod lab;
-pub mod net;
-pub mod script;
+pub(crate) mod lab;
+pub(crate) mod net;
+pub(crate) mod script;

@@ -8,7 +8,7 @@ mod info;
 mod ls;
 mod plan;
 mod recipe_args;
-pub mod repl;
+pub(crate) mod repl;
 mod run;
 mod sandbox;
 mod show;

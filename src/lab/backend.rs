@@ -15,6 +15,12 @@ pub trait Backend {
     fn lab(&self) -> &str;
     /// Applies one change.
     fn apply(&self, op: Op) -> NetResult<()>;
+    /// Makes everything applied so far real before a query looks (the kernel backend
+    /// creates a veth it held back, see `Kernel::set_defer_veth`). `script::query` calls it
+    /// before every query: the one place a script's question waits for its changes.
+    fn settle(&self) -> NetResult<()> {
+        Ok(())
+    }
     fn netns_list(&self) -> NetResult<Vec<String>>;
     fn netns_exists(&self, name: &str) -> NetResult<bool>;
     fn links(&self, ns: Option<&str>) -> NetResult<Vec<LinkInfo>>;

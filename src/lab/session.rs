@@ -325,6 +325,10 @@ impl Backend for Session {
         crate::net::op::bracketed(temp, op, |op| self.apply_one(op))
     }
 
+    fn settle(&self) -> NetResult<()> {
+        self.kernel.flush()
+    }
+
     fn netns_list(&self) -> NetResult<Vec<String>> {
         netns::list()
     }
@@ -362,17 +366,14 @@ impl Backend for Session {
     }
 
     fn sysctl_get(&self, ns: Option<&str>, key: &str) -> NetResult<String> {
-        self.kernel.flush()?;
         kernel::sysctl_get(ns, key)
     }
 
     fn nat_list(&self, ns: Option<&str>) -> NetResult<Vec<String>> {
-        self.kernel.flush()?;
         nat::list(ns, "nat")
     }
 
     fn ipt_list(&self, ns: Option<&str>, table: &str) -> NetResult<Vec<String>> {
-        self.kernel.flush()?;
         nat::list(ns, table)
     }
 
@@ -386,7 +387,6 @@ impl Backend for Session {
         argv: Vec<String>,
         timeout: Option<std::time::Duration>,
     ) -> NetResult<ExecOutput> {
-        self.kernel.flush()?;
         let stop = || INTERRUPTED.load(Ordering::Relaxed);
         let net = match ns {
             Some(n) => netns::identity(n).map(|i| i.ino),
@@ -426,18 +426,15 @@ impl Backend for Session {
         dev: Option<&str>,
         echoes: Echoes,
     ) -> NetResult<PingResult> {
-        self.kernel.flush()?;
         let stop = || INTERRUPTED.load(Ordering::Relaxed);
         probe::ping(ns, addr, dev, probe::Echoes { stop: Some(stop), ..echoes })
     }
 
     fn tcp(&self, ns: Option<&str>, target: SocketAddr, timeout: Duration) -> NetResult<TcpResult> {
-        self.kernel.flush()?;
         probe::tcp(ns, target, timeout)
     }
 
     fn serve(&self, ns: Option<&str>, port: u16) -> NetResult<u16> {
-        self.kernel.flush()?;
         if self.servers.get() >= MAX_SERVERS {
             return Err(NetError::new(format!(
                 "too many probe::serve servers: a lab runs at most {MAX_SERVERS}"

@@ -12,7 +12,6 @@ use rtnetlink::packet_route::link::{
 use serde::{Deserialize, Serialize};
 
 use super::error::{NetError, NetResult};
-pub use super::refusal::{bridge_full, no_vlan_filtering};
 
 /// One VLAN on a bridge port, as `bridge vlan show` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -53,7 +53,6 @@ pub struct Match {
     pub state: Vec<String>,
 }
 
-pub const CHAINS: &[&str] = &["input", "forward", "output"];
 pub const PROTOS: &[&str] = &["tcp", "udp", "icmp", "all"];
 pub const STATES: &[&str] = &["new", "established", "related", "invalid", "untracked"];
 

@@ -71,13 +71,6 @@ pub fn list(ns: Option<&str>, table: &str) -> NetResult<Vec<String>> {
         .map_err(|e| if e.contains("No such file") { missing_binary(&e) } else { NetError::new(e) })
 }
 
-/// The policy of a built-in chain, e.g. "ACCEPT".
-pub fn policy(ns: Option<&str>, table: &str, chain: &str) -> NetResult<String> {
-    let (t, c) = (table.to_string(), chain.to_string());
-    netns::run_in(ns, move || ipt().get_policy(&t, &c).map_err(|e| e.to_string()))?
-        .map_err(NetError::new)
-}
-
 #[cfg(test)]
 mod tests {
     #[test]

@@ -10,8 +10,6 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, setns, unshare};
 
 use super::error::{NetError, NetResult};
-/// The old name of [`no_netns`], kept for callers written before net/refusal.rs.
-pub use super::refusal::no_netns as missing;
 use super::refusal::{netns_exists, no_netns};
 
 pub const NETNS_DIR: &str = "/run/netns";
@@ -131,11 +129,6 @@ fn prepare_dir() -> NetResult<()> {
 
 fn mount_error(errno: i32) -> NetError {
     super::error::generic(errno, "cannot prepare /run/netns")
-}
-
-/// `ip netns add NAME`.
-pub fn add(name: &str) -> NetResult<()> {
-    add_with(name, || ())
 }
 
 /// `ip netns add NAME`, then runs `inside` while still inside the new netns (to open its

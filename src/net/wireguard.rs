@@ -227,20 +227,10 @@ pub fn set_device(
             match errno {
                 libc::ENODEV => Some(super::refusal::no_link(dev, ns)),
                 // The device exists but is not a WireGuard link.
-                libc::EOPNOTSUPP => Some(
-                    NetError::new(format!("{dev} in {} is not a WireGuard link", place(ns)))
-                        .with_help(format!("make it with link::add(\"{dev}\", \"wireguard\")")),
-                ),
-                libc::EADDRINUSE => Some(
-                    NetError::new(format!(
-                        "listen port {} is taken in {}",
-                        listen_port.unwrap_or(0),
-                        place(ns)
-                    ))
-                    .with_help(
-                        "pick another listen_port: each WireGuard device in a netns needs its own",
-                    ),
-                ),
+                libc::EOPNOTSUPP => Some(super::refusal::not_wireguard(dev, ns)),
+                libc::EADDRINUSE => {
+                    Some(super::refusal::wg_port_taken(listen_port.unwrap_or(0), ns))
+                }
                 _ => None,
             }
         })

@@ -1,4 +1,4 @@
-//! `try { .. } catch (e) { .. }` with errors that read like uncaught ones (DESIGN §6).
+//! `try { .. } catch (e) { .. }` with errors that read like uncaught ones.
 //!
 //! Rhai's own `try` hands a caught error that is not a thrown value (an unknown function, a
 //! wrong type, a limit) to the script as a map of its raw text: `${e}` printed `#{"message":

@@ -34,7 +34,7 @@ pub fn build(overrides: Overrides, base: Option<&Path>) -> Engine {
     engine
 }
 
-/// A recipe is untrusted input (DESIGN §6): its memory is bounded, and `eval` is gone.
+/// A recipe is untrusted input: its memory is bounded, and `eval` is gone.
 /// Hitting a limit is an error at the recipe line, followed by the normal rollback
 /// (`diagnostic::words` says which limit and how big). Without them `a.pad(1e11, 0)` aborted
 /// nslab (no rollback) and `loop { s += s }` grew to gigabytes (issue 14).

@@ -61,6 +61,7 @@ pub fn query<T>(
     f: impl FnOnce(&dyn Backend) -> NetResult<T>,
 ) -> RhaiResultOf<T> {
     let b = backend(ctx)?;
+    check(ctx, b.settle())?;
     check(ctx, f(&*b))
 }
 

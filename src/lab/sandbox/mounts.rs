@@ -1,6 +1,6 @@
 //! What the sandbox mounts in its own mount namespace, so that what runs inside sees the
-//! sandbox and not the host (DESIGN §3: "a sandbox sees the host through /sys and /etc
-//! unless it remounts them"):
+//! sandbox and not the host (a sandbox sees the host through /sys and /etc unless it
+//! remounts them):
 //!
 //! - a tmpfs on `/run`: the sandbox's `/run/netns`, `/run/nslab`, `/run/xtables.lock`; the
 //!   host's sockets there (systemd-resolved, docker, dbus) are out of reach;

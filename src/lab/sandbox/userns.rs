@@ -1,8 +1,8 @@
 //! Rootless sandboxes: without CAP_SYS_ADMIN and CAP_NET_ADMIN, the sandbox starts with a
 //! user namespace of its own in which the caller's uid and gid are 0 (what `unshare -Urnm`
 //! does). The network, mount and PID namespaces made with it belong to it, so nslab holds
-//! every capability over them and none over the host (DESIGN §3 lists what was verified
-//! to work that way: netns, bridge, veth, addresses, ping, iptables-nft, ip_forward).
+//! every capability over them and none over the host (verified to work that way on these
+//! kernels: netns, bridge, veth, addresses, ping, iptables-nft, ip_forward).
 
 use nix::sched::{CloneFlags, unshare};
 

@@ -55,7 +55,6 @@ impl Kernel {
     }
 
     fn links_inner(&self, ns: Option<&str>) -> NetResult<Vec<LinkInfo>> {
-        self.flush()?;
         // Without the statistics (`ip` asks the same way unless -s): a third of the bytes
         // per link for the kernel to render and for us to parse.
         let mut req = LinkMessage::default();
@@ -80,7 +79,6 @@ impl Kernel {
     }
 
     pub fn addrs(&self, ns: Option<&str>) -> NetResult<Vec<AddrInfo>> {
-        self.flush()?;
         let names = self.link_names(ns)?;
         let msgs: Vec<AddressMessage> = self
             .sock(ns)?
@@ -122,7 +120,6 @@ impl Kernel {
 
     /// Routes of the main table (what `ip route` and `ip -6 route` show).
     pub fn routes(&self, ns: Option<&str>) -> NetResult<Vec<RouteInfo>> {
-        self.flush()?;
         let names = self.link_names(ns)?;
         let sock = self.sock(ns)?;
         let mut out = Vec::new();
@@ -183,7 +180,6 @@ impl Kernel {
 
     /// The ARP / NDP table (`ip neigh`, `arp -n`).
     pub fn neighbours(&self, ns: Option<&str>) -> NetResult<Vec<NeighInfo>> {
-        self.flush()?;
         let names = self.link_names(ns)?;
         let msgs = self.neighbour_dump(
             ns,
@@ -223,7 +219,6 @@ impl Kernel {
 
     /// The bridge's forwarding database (`bridge fdb show br BR`, `brctl showmacs BR`).
     pub fn fdb(&self, ns: Option<&str>, bridge: &str) -> NetResult<Vec<FdbEntry>> {
-        self.flush()?;
         let links = self.links(ns)?;
         let br = links.iter().find(|l| l.name == bridge).ok_or_else(|| no_link(bridge, ns))?;
         if br.kind != "bridge" {
@@ -298,7 +293,6 @@ impl Kernel {
 
     /// Links enslaved to `bridge` (`brctl show`, `bridge link`).
     pub fn bridge_ports(&self, ns: Option<&str>, bridge: &str) -> NetResult<Vec<LinkInfo>> {
-        self.flush()?;
         let links = self.links(ns)?;
         let br = links.iter().find(|l| l.name == bridge).ok_or_else(|| no_link(bridge, ns))?;
         if br.kind != "bridge" {

@@ -141,7 +141,6 @@ impl Kernel {
         listen_port: Option<u16>,
         peers: Option<&[WgPeer]>,
     ) -> NetResult<()> {
-        self.flush()?;
         wireguard::set_device(ns, dev, key, listen_port, peers)
     }
 }

@@ -26,7 +26,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-pub use super::op::is_link_local;
 pub use super::refusal::*;
 pub use sysctl::{sysctl_get, sysctl_set};
 
@@ -99,10 +98,6 @@ impl Kernel {
         })
     }
 
-    pub fn tag(&self) -> Option<&LinkTag> {
-        self.tag.as_ref()
-    }
-
     /// `--no-ipv6`, for very large labs. Every netns created from now on gets
     /// `net.ipv6.conf.{all,default}.disable_ipv6=1` before anything is made in it (its `lo`
     /// loses `::1`, no link there gets an IPv6 address), and every bridge or veth end created
@@ -135,8 +130,16 @@ impl Kernel {
         self.defer_veth.set(on);
     }
 
-    /// The cached netlink socket of `ns`, opened on first use.
+    /// The cached netlink socket of `ns`, opened on first use. Every netlink request goes
+    /// through here, so this is where a held-back veth is created before anything else
+    /// reaches the kernel ([`Kernel::set_defer_veth`]); writes that take no socket flush in
+    /// [`Kernel::apply`], and the session's queries that take none in `Backend::settle`.
     pub(super) fn sock(&self, ns: Option<&str>) -> NetResult<Rc<NlSocket>> {
+        let pending = self.pending_veth.borrow().is_some();
+        if pending {
+            // Takes the pair before creating it: the sockets it asks for find none pending.
+            self.flush()?;
+        }
         let key: Ns = ns.map(str::to_string);
         // The netns behind a name can change under a long session (`ip netns del red; ip
         // netns add red` in another terminal): a socket of the old one would act on a dead
@@ -170,7 +173,6 @@ impl Kernel {
     }
 
     pub fn link_index(&self, ns: Option<&str>, dev: &str) -> NetResult<u32> {
-        self.flush()?;
         self.sock(ns)?.index_of(dev).map_err(|e| match e.raw_os_error() {
             Some(libc::ENODEV) => no_link(dev, ns),
             _ => NetError::from(e),

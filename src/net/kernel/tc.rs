@@ -30,7 +30,6 @@ fn raw_options(m: &TcMessage) -> Option<Vec<u8>> {
 impl Kernel {
     /// Every qdisc in `ns`, like `tc qdisc show`, with (index, info) pairs.
     fn qdisc_dump(&self, ns: Option<&str>) -> NetResult<Vec<(u32, QdiscInfo)>> {
-        self.flush()?;
         let names = self.link_names(ns)?;
         let msgs = self
             .sock(ns)?

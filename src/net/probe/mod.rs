@@ -11,7 +11,6 @@ mod ping;
 mod serve;
 mod tcp;
 
-pub use icmp::*;
 pub use ping::*;
 pub use serve::*;
 pub use tcp::*;
