@@ -37,12 +37,8 @@ const POLL: Duration = Duration::from_millis(20);
 
 /// Runs `argv` to completion, or until `limits` stop it. The child is spawned from a thread
 /// inside the netns, and a child process starts in the netns of the thread that spawns it.
-pub fn exec(ns: Option<&str>, argv: Vec<String>, limits: ExecLimits) -> NetResult<ExecOutput> {
-    exec_watched(ns, argv, limits, &mut |_| Ok(()))
-}
-
-/// [`exec`], calling `started` with the command's process group id as soon as it runs and
-/// before waiting on it: the lab journals it there, so that a `kill -9` of nslab while the
+/// `started` is called with the command's process group id as soon as it runs, before
+/// nslab waits on it: the lab journals it there, so that a `kill -9` of nslab while the
 /// command runs does not leave it behind for good (destroy stops it). An error from
 /// `started` kills the command and is returned.
 pub fn exec_watched(
