@@ -171,6 +171,23 @@ fn check_privileges() -> Check {
     }
 }
 
+/// The running kernel, against the oldest nslab supports.
+fn check_kernel() -> Check {
+    use crate::net::kernel_version::{OLDEST, at_least, release};
+    let r = release();
+    if at_least(&r, OLDEST) {
+        ok(format!("kernel: {r}"))
+    } else {
+        warn(
+            format!(
+                "kernel {r} is older than {}.{}, the oldest nslab supports: without netns cookies (SO_NETNS_COOKIE), destroy may take a netns made again by hand under a lab's name for the lab's",
+                OLDEST.0, OLDEST.1
+            ),
+            format!("use a kernel {}.{} or newer", OLDEST.0, OLDEST.1),
+        )
+    }
+}
+
 /// Without root: whether the kernel lets `--sandbox` make a user namespace of its own.
 fn check_rootless() -> Option<Check> {
     if missing_caps().is_empty() {
@@ -433,6 +450,7 @@ fn check_leftovers(kernel: &Kernel, checks: &mut Vec<Check>, have_iptables: bool
 pub fn run(_: Args) -> Result<(), Failed> {
     let mut checks = vec![check_privileges()];
     checks.extend(check_rootless());
+    checks.push(check_kernel());
     let backend = check_iptables(&mut checks);
     checks.push(check_br_netfilter());
     if backend.is_some()

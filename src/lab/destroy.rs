@@ -6,7 +6,7 @@ use crate::net::NetError;
 
 /// The refusal for touching lab `lab` while process `pid` runs it (EBUSY); each caller adds
 /// the help that fits what was asked.
-pub fn lab_busy(lab: &str, pid: u32) -> NetError {
+pub(crate) fn lab_busy(lab: &str, pid: u32) -> NetError {
     let who = match pid {
         0 => "another nslab process".to_string(),
         p => format!("process {p}"),
@@ -21,7 +21,7 @@ pub fn lab_busy(lab: &str, pid: u32) -> NetError {
 }
 
 /// [`lab_busy`] with `help` for a lab being run (a destroy in progress brings its own).
-pub fn lab_busy_help(lab: &str, pid: u32, help: String) -> NetError {
+pub(crate) fn lab_busy_help(lab: &str, pid: u32, help: String) -> NetError {
     let e = lab_busy(lab, pid);
     if e.help.is_some() { e } else { e.with_help(help) }
 }
@@ -29,12 +29,12 @@ pub fn lab_busy_help(lab: &str, pid: u32, help: String) -> NetError {
 /// Destroys lab `lab` from its journal. Returns every error met; the journal is removed only
 /// when the teardown was complete. Refuses a lab that a live nslab process is still building
 /// or holding (a REPL): it would go on adding to a lab that no longer exists.
-pub fn destroy(lab: &str) -> Vec<crate::net::NetError> {
+pub(crate) fn destroy(lab: &str) -> Vec<crate::net::NetError> {
     destroy_with(lab, false)
 }
 
 /// [`destroy`]; with `force` even while another nslab process holds the lab.
-pub fn destroy_with(lab: &str, force: bool) -> Vec<crate::net::NetError> {
+pub(crate) fn destroy_with(lab: &str, force: bool) -> Vec<crate::net::NetError> {
     if !force && let Some(pid) = journal::running_pid(lab) {
         return vec![lab_busy_help(
             lab,
@@ -184,7 +184,7 @@ fn damaged(lab: &str, damage: &[String], removed: &[String]) -> NetError {
 /// Stops what lab `lab`'s `netns::exec` commands left running in the background (see
 /// `journal::Background`): at teardown, and when a sandbox ends, which those processes would
 /// otherwise outlive (holding its network namespaces).
-pub fn stop_backgrounds(lab: &str) {
+pub(crate) fn stop_backgrounds(lab: &str) {
     for bg in journal::backgrounds(lab) {
         crate::net::exec::kill_group_in(bg.pgid, &bg.members, bg.net_ino);
     }

@@ -16,8 +16,8 @@ pub mod teardown;
 use std::sync::atomic::AtomicBool;
 
 pub use backend::Backend;
-pub use destroy::{destroy, destroy_with, stop_backgrounds};
-pub use session::Session;
+pub(crate) use destroy::{destroy, destroy_with, stop_backgrounds};
+pub(crate) use session::Session;
 
 /// Set by SIGINT/SIGTERM: the running recipe stops at its next operation and rolls back.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);

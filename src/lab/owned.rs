@@ -9,39 +9,39 @@ use crate::net::{Ns, Op};
 /// What a lab owns, replayed from its journal: the namespaces it created, where each link it
 /// created ended up, and the changes it made to things that outlive it.
 #[derive(Debug, Default, Clone)]
-pub struct Owned {
-    pub netns: BTreeSet<String>,
+pub(crate) struct Owned {
+    pub(crate) netns: BTreeSet<String>,
     /// (netns, link name) of every link the lab created and still has; a veth contributes
     /// both ends. `pair` ties veth ends together.
-    pub links: Vec<OwnedLink>,
+    pub(crate) links: Vec<OwnedLink>,
     /// Addresses, routes, iptables rules and sysctls the lab added, oldest first, minus the
     /// ones it removed again itself. Those on the lab's own links or inside its own
     /// namespaces vanish with them; the others are undone one by one.
-    pub changes: Vec<Op>,
+    pub(crate) changes: Vec<Op>,
     /// The next `pair` id: never reused, or a new link would join an old pair's survivor.
     next_pair: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OwnedLink {
-    pub ns: Ns,
-    pub name: String,
-    pub pair: usize,
+pub(crate) struct OwnedLink {
+    pub(crate) ns: Ns,
+    pub(crate) name: String,
+    pub(crate) pair: usize,
 }
 
 /// How many objects of each kind a lab has (`nslab ls`).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct Counts {
-    pub netns: usize,
-    pub links: usize,
-    pub addrs: usize,
-    pub routes: usize,
-    pub rules: usize,
-    pub sysctls: usize,
+pub(crate) struct Counts {
+    pub(crate) netns: usize,
+    pub(crate) links: usize,
+    pub(crate) addrs: usize,
+    pub(crate) routes: usize,
+    pub(crate) rules: usize,
+    pub(crate) sysctls: usize,
 }
 
 impl Owned {
-    pub fn from_ops<'a>(ops: impl IntoIterator<Item = &'a Op>) -> Owned {
+    pub(crate) fn from_ops<'a>(ops: impl IntoIterator<Item = &'a Op>) -> Owned {
         let mut o = Owned::default();
         for op in ops {
             o.note(op);
@@ -50,7 +50,7 @@ impl Owned {
     }
 
     /// Updates the ownership picture after `op` was applied.
-    pub fn note(&mut self, op: &Op) {
+    pub(crate) fn note(&mut self, op: &Op) {
         let pair = self.next_pair;
         if matches!(op, Op::BridgeAdd { .. } | Op::VethAdd { .. } | Op::LinkAdd { .. }) {
             self.next_pair += 1;
@@ -161,21 +161,21 @@ impl Owned {
     }
 
     /// True when the lab made a change `f` matches and still has it.
-    pub fn has_change(&self, f: impl Fn(&Op) -> bool) -> bool {
+    pub(crate) fn has_change(&self, f: impl Fn(&Op) -> bool) -> bool {
         self.changes.iter().any(f)
     }
 
-    pub fn has_link(&self, ns: Option<&str>, name: &str) -> bool {
+    pub(crate) fn has_link(&self, ns: Option<&str>, name: &str) -> bool {
         self.links.iter().any(|l| l.ns.as_deref() == ns && l.name == name)
     }
 
     /// True when an object in `ns` dies with the lab anyway (the netns is the lab's).
-    pub fn in_owned_ns(&self, ns: Option<&str>) -> bool {
+    pub(crate) fn in_owned_ns(&self, ns: Option<&str>) -> bool {
         ns.is_some_and(|n| self.netns.contains(n))
     }
 
     /// The link goes away with the lab: created by it, or inside one of its namespaces.
-    pub fn link_goes(&self, ns: Option<&str>, name: &str) -> bool {
+    pub(crate) fn link_goes(&self, ns: Option<&str>, name: &str) -> bool {
         self.in_owned_ns(ns) || self.has_link(ns, name)
     }
 
@@ -184,13 +184,13 @@ impl Owned {
     /// crash, say) is in group 0 or another lab's group. The alias is checked only when set,
     /// because it is set by a second request after creation (kernel.rs) and a `kill -9`
     /// can fall between the two.
-    pub fn is_mine(&self, ns: Option<&str>, l: &LinkInfo, lab: &str) -> bool {
+    pub(crate) fn is_mine(&self, ns: Option<&str>, l: &LinkInfo, lab: &str) -> bool {
         l.group == super::journal::group_of(lab)
             && self.has_link(ns, &l.name)
             && l.alias.as_deref().is_none_or(|a| a == owner_tag(lab))
     }
 
-    pub fn counts(&self) -> Counts {
+    pub(crate) fn counts(&self) -> Counts {
         let mut c =
             Counts { netns: self.netns.len(), links: self.links.len(), ..Counts::default() };
         // A key set three times is one sysctl the lab changed.
@@ -234,7 +234,7 @@ impl Owned {
 }
 
 /// The alias of a lab's links and the comment of its iptables rules.
-pub fn owner_tag(lab: &str) -> String {
+pub(crate) fn owner_tag(lab: &str) -> String {
     format!("nslab:{lab}")
 }
 

@@ -11,7 +11,7 @@ use crate::net::{NetError, NetResult, Op};
 use super::teardown::Owned;
 
 /// What the ownership check needs to know about the world as it is now.
-pub trait World {
+pub(crate) trait World {
     fn netns_exists(&self, name: &str) -> bool;
     /// The link `dev` in `ns`, or None; an error when the netns itself is missing.
     fn link(&self, ns: Option<&str>, dev: &str) -> NetResult<Option<LinkInfo>>;
@@ -21,7 +21,7 @@ pub trait World {
 /// Creating is checked by the kernel (EEXIST), except for a netns. Asks `world` only about
 /// Ops on objects the lab does not own. Exhaustive: a new Op does not compile without its
 /// rule.
-pub fn check(lab: &str, owned: &Owned, op: &Op, world: &dyn World) -> NetResult<()> {
+pub(crate) fn check(lab: &str, owned: &Owned, op: &Op, world: &dyn World) -> NetResult<()> {
     let not_ours = |what: String| {
         Err(NetError::new(format!("{what} was not created by lab {lab}"))
             .with_errno(libc::EPERM)

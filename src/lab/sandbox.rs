@@ -50,9 +50,25 @@ pub fn enter() -> NetResult<()> {
     mounts::mount_all(INTERNET_ADDR, UPLINK_CIDR.split('/').next().unwrap_or_default())?;
     // SAFETY: no other thread exists yet (see above), so nothing reads the environment
     // concurrently.
-    unsafe { std::env::set_var(ENV, "1") };
+    unsafe {
+        std::env::set_var(ENV, "1");
+        // Root inside: root's tools (`iptables`, `ip`) must be found, also when an ordinary
+        // user's PATH lacks the sbin directories (Debian's does).
+        std::env::set_var("PATH", with_sbin(&std::env::var("PATH").unwrap_or_default()));
+    }
     build_uplink()
         .map_err(|e| NetError::new(format!("cannot build the sandbox's simulated internet: {e}")))
+}
+
+/// `path` with the sbin directories it lacks appended.
+fn with_sbin(path: &str) -> String {
+    let mut dirs: Vec<&str> = path.split(':').filter(|d| !d.is_empty()).collect();
+    for d in ["/usr/local/sbin", "/usr/sbin", "/sbin"] {
+        if !dirs.contains(&d) {
+            dirs.push(d);
+        }
+    }
+    dirs.join(":")
 }
 
 /// What the sandbox's simulated internet is made of, as Ops: applied to the kernel by
@@ -93,4 +109,16 @@ fn build_uplink() -> NetResult<()> {
     }
     k.forget(INTERNET_NS);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sbin_directories_are_appended_once() {
+        assert_eq!(
+            super::with_sbin("/usr/bin:/bin:/usr/sbin"),
+            "/usr/bin:/bin:/usr/sbin:/usr/local/sbin:/sbin"
+        );
+        assert_eq!(super::with_sbin(""), "/usr/local/sbin:/usr/sbin:/sbin");
+    }
 }

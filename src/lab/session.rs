@@ -19,7 +19,7 @@ use super::journal::{self, Journal, Meta};
 use super::teardown::{Owned, teardown};
 use super::{INTERRUPTED, fault, sysctl_claims};
 
-pub struct Session {
+pub(crate) struct Session {
     kernel: Kernel,
     lab: String,
     journal: RefCell<Journal>,
@@ -35,19 +35,19 @@ pub struct Session {
 
 /// Most `probe::serve` servers one lab may run: each is a thread and a socket. 500 of them
 /// under a pids limit made nslab panic (issue 14); a clear error rolls the lab back instead.
-pub const MAX_SERVERS: usize = 128;
+pub(crate) const MAX_SERVERS: usize = 128;
 
 fn tag(lab: &str) -> LinkTag {
     LinkTag { alias: format!("nslab:{lab}"), group: journal::group_of(lab) }
 }
 
-pub fn now_secs() -> u64 {
+pub(crate) fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 impl Session {
     /// Starts lab `lab`. Refuses when it is already up: a second run must change nothing.
-    pub fn start(
+    pub(crate) fn start(
         lab: &str,
         recipe: Option<String>,
         params: Vec<(String, String)>,
@@ -82,7 +82,7 @@ impl Session {
 
     /// Continues lab `lab` if it is up (the REPL's lab survives between sessions), or
     /// starts it.
-    pub fn resume_or_start(lab: &str, explain: bool) -> NetResult<Session> {
+    pub(crate) fn resume_or_start(lab: &str, explain: bool) -> NetResult<Session> {
         journal::check_lab_name(lab)?;
         if !journal::exists(lab) {
             return Session::start(lab, None, vec![], explain);
@@ -110,16 +110,16 @@ impl Session {
         })
     }
 
-    pub fn applied(&self) -> usize {
+    pub(crate) fn applied(&self) -> usize {
         self.applied.borrow().len()
     }
 
-    pub fn kernel(&self) -> &Kernel {
+    pub(crate) fn kernel(&self) -> &Kernel {
         &self.kernel
     }
 
     /// Undoes everything this session applied and forgets the lab.
-    pub fn rollback(&self) -> Vec<NetError> {
+    pub(crate) fn rollback(&self) -> Vec<NetError> {
         let ops = std::mem::take(&mut *self.applied.borrow_mut());
         self.kernel.discard_pending();
         // The lab's probe servers go with it, also those listening outside its namespaces
@@ -137,7 +137,7 @@ impl Session {
     }
 
     /// Ends a successful run; a run that changed nothing leaves no lab behind.
-    pub fn finish(&self) -> NetResult<()> {
+    pub(crate) fn finish(&self) -> NetResult<()> {
         // A lab that only left something running in the background (netns::exec in a
         // netns it does not own) stays, so that destroy can stop it.
         let running = journal::backgrounds(&self.lab).iter().any(|b| exec::group_lives(&b.members));

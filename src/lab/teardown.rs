@@ -9,12 +9,12 @@ use std::collections::{BTreeSet, HashMap};
 use crate::net::info::LinkInfo;
 use crate::net::{Kernel, NetError, Ns, Op};
 
-pub use super::owned::{Counts, Owned, OwnedLink, owner_tag};
+pub(crate) use super::owned::{Counts, Owned, OwnedLink, owner_tag};
 use super::sysctl_claims;
 
 /// Undoes `ops` (the successfully applied Ops of lab `lab`, in order). Returns every error
 /// met on the way; an empty list means the lab is gone.
-pub fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Vec<NetError> {
+pub(crate) fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Vec<NetError> {
     let mut owned = Owned::from_ops(ops);
     // A netns of the lab replaced by hand since its last op (see Session::forget_replaced):
     // someone else's, with whatever the lab had in it gone with the old one.
@@ -170,7 +170,7 @@ fn restore_qdisc(
 
 /// Whether netns `name` is still the one the lab made (see `journal::netns_ids`): a netns
 /// replaced under the same name is left alone, as if the lab's were simply gone.
-pub fn still_ours(name: &str, ids: &HashMap<String, crate::net::netns::NetnsId>) -> bool {
+pub(crate) fn still_ours(name: &str, ids: &HashMap<String, crate::net::netns::NetnsId>) -> bool {
     // A dead mount point (nslab killed inside `ip netns del`'s two steps) is the lab's to
     // finish removing: its identity is the empty file's, not the netns it recorded.
     if crate::net::netns::is_dead(name) {

@@ -6,6 +6,7 @@ pub mod exec;
 pub mod fw;
 pub mod info;
 pub mod kernel;
+pub mod kernel_version;
 pub mod link_detail;
 pub mod link_kind;
 pub mod nat;
@@ -20,5 +21,5 @@ pub mod tc;
 pub mod wireguard;
 
 pub use error::{NetError, NetResult};
-pub use kernel::Kernel;
-pub use op::{Ns, Op};
+pub(crate) use kernel::Kernel;
+pub(crate) use op::{Ns, Op};

@@ -6,7 +6,7 @@
 
 use super::error::{NetError, NetResult};
 use super::netns;
-pub use super::refusal::rule_exists;
+pub(crate) use super::refusal::rule_exists;
 
 fn ipt() -> iptables::IPTables {
     // Built by hand: `iptables::new()` spawns `iptables --version` first, one process more

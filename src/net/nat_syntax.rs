@@ -6,18 +6,22 @@ use std::net::{IpAddr, SocketAddr};
 use ipnet::IpNet;
 
 /// What the nat rules of a hop look at.
-pub struct Packet {
-    pub src: Option<IpAddr>,
-    pub dst: IpAddr,
-    pub proto: Option<String>,
-    pub dport: Option<u16>,
-    pub in_dev: Option<String>,
-    pub out_dev: Option<String>,
+pub(crate) struct Packet {
+    pub(crate) src: Option<IpAddr>,
+    pub(crate) dst: IpAddr,
+    pub(crate) proto: Option<String>,
+    pub(crate) dport: Option<u16>,
+    pub(crate) in_dev: Option<String>,
+    pub(crate) out_dev: Option<String>,
 }
 
 /// Whether iptables rule words (as `nat::` builds them) match `pkt`. Matches the model does
 /// not know are taken as matching.
-pub fn rule_matches(rule: &[String], pkt: &Packet, is_local: impl Fn(IpAddr) -> bool) -> bool {
+pub(crate) fn rule_matches(
+    rule: &[String],
+    pkt: &Packet,
+    is_local: impl Fn(IpAddr) -> bool,
+) -> bool {
     let net =
         |s: &str| s.parse::<IpNet>().ok().or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from));
     let mut neg = false;
@@ -54,7 +58,7 @@ pub fn rule_matches(rule: &[String], pkt: &Packet, is_local: impl Fn(IpAddr) -> 
     true
 }
 
-pub fn dnat_target(rule: &[String]) -> Option<(IpAddr, Option<u16>)> {
+pub(crate) fn dnat_target(rule: &[String]) -> Option<(IpAddr, Option<u16>)> {
     if !rule.iter().any(|w| w == "DNAT") {
         return None;
     }
@@ -68,7 +72,7 @@ pub fn dnat_target(rule: &[String]) -> Option<(IpAddr, Option<u16>)> {
 
 /// A rule as `iptables -t TABLE -S` prints it: the basic matches first (`-s -d -i -o -p`),
 /// the protocol's own match module before `--dport`, the comment quoted.
-pub fn save_line(chain: &str, rule: &[String]) -> String {
+pub(crate) fn save_line(chain: &str, rule: &[String]) -> String {
     let mut basic: Vec<(usize, Vec<String>)> = Vec::new();
     let mut rest: Vec<String> = Vec::new();
     let order = ["-s", "-d", "-i", "-o", "-p"];

@@ -2,7 +2,7 @@
 //! namespace file on `/run/netns/NAME`, so `ip netns` sees ours and we see its.
 
 use std::fs::File;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -27,6 +27,12 @@ pub fn path(name: &str) -> PathBuf {
 /// mount namespace (`unshare -m`, a systemd unit with PrivateTmp). So both are kept, with
 /// the unique id of the mount namespace the mount id was read in (NS_GET_MNTNS_ID; mount
 /// namespace inodes are reused too), and [`NetnsId::same`] uses what it can.
+///
+/// Those mount ids need Linux 6.8; on older kernels (Debian 12's 6.1) a netns deleted and
+/// made again by hand often got the old inode, and destroy took it for the lab's. The netns
+/// cookie (getsockopt SO_NETNS_COOKIE on a socket opened in the netns, Linux 5.14+) is a
+/// 64-bit number the kernel gives each netns and never gives again while it is up, the
+/// same from every mount namespace: when both sides have one, it alone decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NetnsId {
     pub ino: u64,
@@ -34,12 +40,18 @@ pub struct NetnsId {
     pub mnt: Option<u64>,
     /// The unique id of the mount namespace `mnt` was read in, when the kernel has it.
     pub mntns: Option<u64>,
+    /// The netns cookie, when the kernel has it (journals written before it lack it).
+    #[serde(default)]
+    pub cookie: Option<u64>,
 }
 
 impl NetnsId {
     /// False when `now` is certainly another netns than `self`; true when it is the same, or
     /// when it cannot be told (read from another mount namespace and the inode matches).
     pub fn same(&self, now: &NetnsId) -> bool {
+        if let (Some(a), Some(b)) = (self.cookie, now.cookie) {
+            return a == b;
+        }
         if self.ino != now.ino {
             return false;
         }
@@ -49,7 +61,9 @@ impl NetnsId {
         }
     }
 
-    /// For identities read by one process in one mount namespace (the socket cache).
+    /// For identities read by one process in one mount namespace (the socket cache). The
+    /// inode suffices there: the cached socket keeps its netns alive, so no other netns
+    /// can have that inode number meanwhile.
     pub fn same_here(&self, now: &NetnsId) -> bool {
         self.ino == now.ino && self.mnt == now.mnt
     }
@@ -59,7 +73,41 @@ impl NetnsId {
 pub fn identity(name: &str) -> Option<NetnsId> {
     let mut id = identity_here(name)?;
     id.mntns = mntns_id();
+    id.cookie = cookie(name);
     Some(id)
+}
+
+/// The cookie of named netns `name` (see [`NetnsId`]); None when it does not exist or the
+/// kernel is older than 5.14. Opens a socket in the netns from the calling thread, which
+/// enters it for that moment and goes back as in [`add_with`].
+pub fn cookie(name: &str) -> Option<u64> {
+    let target = File::open(path(name)).ok()?;
+    let home = File::open("/proc/thread-self/ns/net").ok()?;
+    let sock = {
+        setns(target.as_fd(), CloneFlags::CLONE_NEWNET).ok()?;
+        let _back = GoBack(home);
+        // SAFETY: socket(2) returns a new fd or -1.
+        let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: `fd` is a fresh descriptor nobody else owns.
+        unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+    };
+    socket_cookie(sock.as_raw_fd())
+}
+
+/// SO_NETNS_COOKIE of a socket: the cookie of the netns it was opened in.
+pub fn socket_cookie(fd: std::os::fd::RawFd) -> Option<u64> {
+    // From asm-generic/socket.h (Linux 5.14); the libc crate may not name it.
+    const SO_NETNS_COOKIE: libc::c_int = 71;
+    let mut v: u64 = 0;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `v`.
+    let r = unsafe {
+        libc::getsockopt(fd, libc::SOL_SOCKET, SO_NETNS_COOKIE, (&raw mut v).cast(), &mut len)
+    };
+    (r == 0 && len as usize == std::mem::size_of::<u64>()).then_some(v)
 }
 
 /// [`identity`] without the mount namespace (one statx): for comparisons within a process.
@@ -81,7 +129,7 @@ pub fn identity_here(name: &str) -> Option<NetnsId> {
         return None;
     }
     let mnt = (st.stx_mask & libc::STATX_MNT_ID_UNIQUE != 0).then_some(st.stx_mnt_id);
-    Some(NetnsId { ino: st.stx_ino, mnt, mntns: None })
+    Some(NetnsId { ino: st.stx_ino, mnt, mntns: None, cookie: None })
 }
 
 /// The unique id of nslab's mount namespace (ioctl NS_GET_MNTNS_ID, Linux 6.8+). Read once:
@@ -258,4 +306,46 @@ pub fn run_in<T: Send + 'static>(
         })?
         .join()
     .map_err(|_| NetError::new("a netns worker thread panicked"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(ino: u64, mnt: Option<u64>, mntns: Option<u64>, cookie: Option<u64>) -> NetnsId {
+        NetnsId { ino, mnt, mntns, cookie }
+    }
+
+    #[test]
+    fn the_cookie_decides_when_both_sides_have_one() {
+        // An inode given again (6.1, no mount ids): only the cookie tells them apart.
+        assert!(!id(7, None, None, Some(1)).same(&id(7, None, None, Some(2))));
+        assert!(id(7, None, None, Some(1)).same(&id(7, None, None, Some(1))));
+        // Read from another mount namespace: other mount ids, the same netns.
+        assert!(id(7, Some(3), Some(1), Some(5)).same(&id(7, Some(9), Some(2), Some(5))));
+        // A journal from before cookies: the old rules.
+        assert!(id(7, None, None, None).same(&id(7, None, None, Some(2))));
+        assert!(!id(7, Some(3), Some(1), None).same(&id(7, Some(4), Some(1), Some(2))));
+        assert!(!id(7, None, None, None).same(&id(8, None, None, None)));
+    }
+
+    #[test]
+    fn old_journals_without_a_cookie_still_read() {
+        let old: NetnsId = serde_json::from_str(r#"{"ino":4026532,"mnt":12,"mntns":3}"#).unwrap();
+        assert_eq!(old, id(4026532, Some(12), Some(3), None));
+    }
+
+    #[test]
+    fn a_socket_tells_the_cookie_of_its_netns() {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let t = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let release = crate::net::kernel_version::release();
+        match socket_cookie(s.as_raw_fd()) {
+            Some(c) => assert_eq!(Some(c), socket_cookie(t.as_raw_fd())),
+            None => assert!(
+                !crate::net::kernel_version::at_least(&release, (5, 14)),
+                "kernel {release} should have SO_NETNS_COOKIE"
+            ),
+        }
+    }
 }

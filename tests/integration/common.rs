@@ -77,8 +77,15 @@ pub fn public_copy() -> &'static Path {
 }
 
 /// `nslab ARGS` as an ordinary user without capabilities, from [`public_copy`]: as uid
-/// 65534 when the tests run as root, else as the user running them.
+/// 65534 when the tests run as root, else as the user running them. Its PATH is an
+/// ordinary user's on Debian, without the sbin directories.
 pub fn nslab_unprivileged(args: &[&str]) -> Run {
+    nslab_unprivileged_with_input(args, "")
+}
+
+/// [`nslab_unprivileged`] with `input` on its stdin.
+pub fn nslab_unprivileged_with_input(args: &[&str], input: &str) -> Run {
+    use std::io::Write;
     let dir = public_copy();
     let nslab = dir.join("nslab");
     let mut c = if is_root() {
@@ -88,14 +95,19 @@ pub fn nslab_unprivileged(args: &[&str]) -> Run {
     } else {
         Command::new(nslab)
     };
-    to_run(
-        c.args(args)
-            .current_dir(dir)
-            .env("NO_COLOR", "1")
-            .env_remove("NSLAB_SANDBOX")
-            .output()
-            .expect("nslab runs"),
-    )
+    let mut child = c
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env_remove("NSLAB_SANDBOX")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("nslab runs");
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    to_run(child.wait_with_output().expect("nslab runs"))
 }
 
 pub struct Run {

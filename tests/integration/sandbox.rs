@@ -79,6 +79,7 @@ fn name_lookups_answer_at_once() {
     let r = sandboxed(
         r#"
         ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
+        s=$(date +%s%N); getent hosts localhost > /dev/null; echo "base: $(ms $s) ms"
         s=$(date +%s%N); getent hosts example.com && exit 9 || true; echo "root: $(ms $s) ms"
         getent hosts internet
         ip netns add red
@@ -87,19 +88,26 @@ fn name_lookups_answer_at_once() {
         ip -n red addr add 10.5.0.2/24 dev eth0; ip -n red link set eth0 up; ip -n red link set lo up
         ip -n red route add default via 10.5.0.1
         echo 1 > /proc/sys/net/ipv4/ip_forward
+        s=$(date +%s%N); ip netns exec red getent hosts localhost > /dev/null; echo "red base: $(ms $s) ms"
         s=$(date +%s%N); ip netns exec red getent hosts example.com && exit 9 || true; echo "red: $(ms $s) ms"
         ip netns exec red python3 -c 'import socket, time; t = time.time(); socket.getfqdn(); print(f"fqdn: {int((time.time() - t) * 1000)} ms")' 
         "#,
     );
     r.ok();
     assert!(r.stdout.contains("203.0.113.1     internet\n"), "{}", r.stdout);
-    for what in ["root", "red", "fqdn"] {
-        let ms: u64 = r
-            .stdout
+    let ms = |what: &str| -> u64 {
+        r.stdout
             .lines()
             .find_map(|l| l.strip_prefix(&format!("{what}: "))?.strip_suffix(" ms")?.parse().ok())
-            .unwrap_or_else(|| panic!("no time for {what}: {}", r.stdout));
-        assert!(ms < 1000, "{what} took {ms} ms: {}", r.stdout);
+            .unwrap_or_else(|| panic!("no time for {what}: {}", r.stdout))
+    };
+    // On the second kernel (emulated, ~10x slower) starting getent alone takes a while: what
+    // counts there is the time beyond a lookup /etc/hosts answers.
+    let second = std::env::var_os("NSLAB_SECOND_KERNEL").is_some();
+    for (what, base) in [("root", "base"), ("red", "red base"), ("fqdn", "")] {
+        let base = if second && !base.is_empty() { ms(base) } else { 0 };
+        let t = ms(what);
+        assert!(t < 1000 + base, "{what} took {t} ms (base {base} ms): {}", r.stdout);
     }
 }
 
@@ -208,6 +216,14 @@ fn the_walkthrough_runs_without_root() {
     let map: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(map, ["0", uid.as_str(), "1"], "{}", r.stdout);
     assert_eq!(lines.collect::<Vec<_>>(), ["lo", "uplink"], "{}", r.stdout);
+    // The REPL too.
+    let r = crate::common::nslab_unprivileged_with_input(
+        &["repl", "--sandbox"],
+        "netns::add(\"red\");\nprint(netns::list());\nprint(probe::ping(\"internet\", \"203.0.113.2\").ok);\n",
+    );
+    r.ok();
+    assert!(r.stdout.contains(r#"["internet", "red"]"#), "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("true\n"), "{}", r.stdout);
     // Without --sandbox the user gets the clear "needs root" (lifecycle tests `run`).
     let r = nslab_unprivileged(&["repl"]);
     r.failed();
@@ -224,7 +240,7 @@ fn sigterm_reaches_a_sandboxed_run() {
         "sb-forever.rhai",
         "netns::add(\"red\");\nprint(\"built\");\nlet x = 0;\nloop { x += 1; }\n",
     );
-    let child = std::process::Command::new(crate::common::bin())
+    let mut child = std::process::Command::new(crate::common::bin())
         .args(["run", "--sandbox", &rec])
         .current_dir(crate::common::root())
         .env("NO_COLOR", "1")
@@ -232,13 +248,18 @@ fn sigterm_reaches_a_sandboxed_run() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // Once the recipe runs (it prints "built"): the second kernel runs under emulation, where
+    // a fixed wait would be too short.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(line, "built\n");
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let start = Instant::now();
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(start.elapsed() < Duration::from_secs(5), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(20), "{err}");
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("rolled back"), "{err}");
 }

@@ -39,11 +39,11 @@ use crate::net::probe::{Echoes, PingResult, TcpResult, serve_line};
 use crate::net::refusal::{not_a_bridge_kind, port_in_use};
 use crate::net::{NetResult, Op};
 
-pub use crate::net::nat_syntax::save_line;
+pub(crate) use crate::net::nat_syntax::save_line;
 
 /// The plan executor. Build one per plan, install it as the script backend, run the recipe,
 /// then print [`Plan::lines`].
-pub struct Plan {
+pub(crate) struct Plan {
     lab: String,
     model: RefCell<Model>,
     owned: RefCell<Owned>,
@@ -57,7 +57,7 @@ pub struct Plan {
 
 impl Plan {
     /// A plan for lab `lab` on a fresh host.
-    pub fn new(lab: &str) -> Plan {
+    pub(crate) fn new(lab: &str) -> Plan {
         Plan {
             lab: lab.to_string(),
             model: RefCell::new(Model::new(lab)),
@@ -78,7 +78,7 @@ impl Plan {
     /// A plan for lab `lab` on a host that looks like nslab's sandbox: the `uplink` with its
     /// address and default route, and the netns `internet` behind it. They are known to the
     /// plan (recipes may probe them) but not created by it, and not part of its output.
-    pub fn new_sandboxed(lab: &str) -> Plan {
+    pub(crate) fn new_sandboxed(lab: &str) -> Plan {
         let p = Plan::new(lab);
         {
             let mut m = p.model.borrow_mut();
@@ -93,18 +93,18 @@ impl Plan {
     }
 
     /// Prints the sysctl writes `nslab run --no-ipv6` makes along with each operation.
-    pub fn set_no_ipv6(&self, on: bool) {
+    pub(crate) fn set_no_ipv6(&self, on: bool) {
         self.no_ipv6.set(on);
         self.model.borrow_mut().no_ipv6 = on;
     }
 
     /// The script lines so far: commands and comments, in order.
-    pub fn lines(&self) -> Vec<String> {
+    pub(crate) fn lines(&self) -> Vec<String> {
         self.lines.borrow().clone()
     }
 
     /// Adds a comment (each line prefixed with `# `), e.g. what the recipe prints.
-    pub fn comment(&self, text: &str) {
+    pub(crate) fn comment(&self, text: &str) {
         let mut lines = self.lines.borrow_mut();
         for l in text.lines() {
             let l = l.trim_end();

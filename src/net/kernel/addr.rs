@@ -82,7 +82,7 @@ impl Kernel {
     }
 
     /// The temporary `promote_secondaries` write `op` needs (see [`Op::promote_write`]).
-    pub fn promote_write(&self, op: &Op) -> NetResult<Option<Op>> {
+    pub(crate) fn promote_write(&self, op: &Op) -> NetResult<Option<Op>> {
         let Op::AddrDel { ns, dev, .. } = op else { return Ok(None) };
         let ns = ns.as_deref();
         let on_link: Vec<IpNet> = self

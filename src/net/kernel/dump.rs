@@ -23,7 +23,7 @@ use crate::net::refusal::{no_link, not_a_bridge_kind};
 
 impl Kernel {
     /// What `link::set` may change on `dev`, as it is now (the Op's `old`).
-    pub fn link_attrs(&self, ns: Option<&str>, dev: &str) -> NetResult<LinkAttrs> {
+    pub(crate) fn link_attrs(&self, ns: Option<&str>, dev: &str) -> NetResult<LinkAttrs> {
         let index = self.link_index(ns, dev)?;
         let mut req = LinkMessage::default();
         req.attributes.push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
@@ -50,7 +50,7 @@ impl Kernel {
         Err(no_link(dev, ns))
     }
 
-    pub fn links(&self, ns: Option<&str>) -> NetResult<Vec<LinkInfo>> {
+    pub(crate) fn links(&self, ns: Option<&str>) -> NetResult<Vec<LinkInfo>> {
         self.timed("(links)", || self.links_inner(ns))
     }
 
@@ -78,7 +78,7 @@ impl Kernel {
         Ok(msgs.iter().map(|m| link_info(m, &names)).collect())
     }
 
-    pub fn addrs(&self, ns: Option<&str>) -> NetResult<Vec<AddrInfo>> {
+    pub(crate) fn addrs(&self, ns: Option<&str>) -> NetResult<Vec<AddrInfo>> {
         let names = self.link_names(ns)?;
         let msgs: Vec<AddressMessage> = self
             .sock(ns)?
@@ -119,7 +119,7 @@ impl Kernel {
     }
 
     /// Routes of the main table (what `ip route` and `ip -6 route` show).
-    pub fn routes(&self, ns: Option<&str>) -> NetResult<Vec<RouteInfo>> {
+    pub(crate) fn routes(&self, ns: Option<&str>) -> NetResult<Vec<RouteInfo>> {
         let names = self.link_names(ns)?;
         let sock = self.sock(ns)?;
         let mut out = Vec::new();
@@ -179,7 +179,7 @@ impl Kernel {
     }
 
     /// The ARP / NDP table (`ip neigh`, `arp -n`).
-    pub fn neighbours(&self, ns: Option<&str>) -> NetResult<Vec<NeighInfo>> {
+    pub(crate) fn neighbours(&self, ns: Option<&str>) -> NetResult<Vec<NeighInfo>> {
         let names = self.link_names(ns)?;
         let msgs = self.neighbour_dump(
             ns,
@@ -218,7 +218,7 @@ impl Kernel {
     }
 
     /// The bridge's forwarding database (`bridge fdb show br BR`, `brctl showmacs BR`).
-    pub fn fdb(&self, ns: Option<&str>, bridge: &str) -> NetResult<Vec<FdbEntry>> {
+    pub(crate) fn fdb(&self, ns: Option<&str>, bridge: &str) -> NetResult<Vec<FdbEntry>> {
         let links = self.links(ns)?;
         let br = links.iter().find(|l| l.name == bridge).ok_or_else(|| no_link(bridge, ns))?;
         if br.kind != "bridge" {
@@ -292,7 +292,7 @@ impl Kernel {
     }
 
     /// Links enslaved to `bridge` (`brctl show`, `bridge link`).
-    pub fn bridge_ports(&self, ns: Option<&str>, bridge: &str) -> NetResult<Vec<LinkInfo>> {
+    pub(crate) fn bridge_ports(&self, ns: Option<&str>, bridge: &str) -> NetResult<Vec<LinkInfo>> {
         let links = self.links(ns)?;
         let br = links.iter().find(|l| l.name == bridge).ok_or_else(|| no_link(bridge, ns))?;
         if br.kind != "bridge" {

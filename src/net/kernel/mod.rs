@@ -26,8 +26,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-pub use super::refusal::*;
-pub use sysctl::{sysctl_get, sysctl_set};
+pub(crate) use super::refusal::*;
+pub(crate) use sysctl::{sysctl_get, sysctl_set};
 
 use super::error::{NetError, NetResult, place};
 use super::nl::NlSocket;
@@ -37,15 +37,15 @@ use super::{nat, netns};
 /// What every link a lab creates carries, so its owner can be seen and it can be removed in
 /// one request: the alias `nslab:LAB` and a link group.
 #[derive(Debug, Clone)]
-pub struct LinkTag {
-    pub alias: String,
-    pub group: u32,
+pub(crate) struct LinkTag {
+    pub(crate) alias: String,
+    pub(crate) group: u32,
 }
 
 /// A netns's socket and the identity of the netns it was opened in (None: the host).
 type CachedSock = (Rc<NlSocket>, Option<netns::NetnsId>);
 
-pub struct Kernel {
+pub(crate) struct Kernel {
     /// One socket per netns, with the identity of the netns it was opened in (None: the
     /// host, or gone).
     socks: RefCell<HashMap<Ns, CachedSock>>,
@@ -85,7 +85,7 @@ impl Drop for Kernel {
 }
 
 impl Kernel {
-    pub fn new(tag: Option<LinkTag>) -> NetResult<Kernel> {
+    pub(crate) fn new(tag: Option<LinkTag>) -> NetResult<Kernel> {
         let timing = std::env::var_os("NSLAB_TIMING").map(|_| RefCell::new(BTreeMap::new()));
         Ok(Kernel {
             socks: RefCell::new(HashMap::new()),
@@ -107,7 +107,7 @@ impl Kernel {
     /// them to every port, so on one bridge that background work grows as N² and competes
     /// with the build for CPU (measured: 3008 packets out of one port of lab(500) within
     /// 3 s, 1 with IPv6 off).
-    pub fn set_no_ipv6(&self, on: bool) {
+    pub(crate) fn set_no_ipv6(&self, on: bool) {
         self.no_ipv6.set(on);
     }
 
@@ -126,7 +126,7 @@ impl Kernel {
     /// (create, then move), so the kernel's answer lands on `set_netns` as before. Only an
     /// error the checks cannot foresee (out of memory) would surface one operation late.
     /// For `nslab run` only: in the REPL a veth must exist as soon as its line returns.
-    pub fn set_defer_veth(&self, on: bool) {
+    pub(crate) fn set_defer_veth(&self, on: bool) {
         self.defer_veth.set(on);
     }
 
@@ -167,19 +167,19 @@ impl Kernel {
     }
 
     /// Drops the cached socket of a netns: an open socket keeps a deleted netns alive.
-    pub fn forget(&self, ns: &str) {
+    pub(crate) fn forget(&self, ns: &str) {
         self.socks.borrow_mut().remove(&Some(ns.to_string()));
         self.v6_off_ns.borrow_mut().remove(ns);
     }
 
-    pub fn link_index(&self, ns: Option<&str>, dev: &str) -> NetResult<u32> {
+    pub(crate) fn link_index(&self, ns: Option<&str>, dev: &str) -> NetResult<u32> {
         self.sock(ns)?.index_of(dev).map_err(|e| match e.raw_os_error() {
             Some(libc::ENODEV) => no_link(dev, ns),
             _ => NetError::from(e),
         })
     }
 
-    pub fn apply(&self, op: &Op) -> NetResult<()> {
+    pub(crate) fn apply(&self, op: &Op) -> NetResult<()> {
         if self.timing.is_none() {
             return self.apply_inner(op);
         }

@@ -62,7 +62,7 @@ impl Kernel {
 
     /// The sysctl writes `--no-ipv6` makes along with `op` (none when it is off), for
     /// `--explain`. Asked before `op` is applied.
-    pub fn no_ipv6_writes(&self, op: &Op) -> Vec<Op> {
+    pub(crate) fn no_ipv6_writes(&self, op: &Op) -> Vec<Op> {
         if !self.no_ipv6.get() {
             return Vec::new();
         }

@@ -10,7 +10,7 @@ pub(super) fn sysctl_path(key: &str) -> String {
 
 /// Reads a net.* sysctl. /proc/sys/net resolves against the netns of the thread that opens
 /// the file, so it is opened on a thread inside `ns`.
-pub fn sysctl_get(ns: Option<&str>, key: &str) -> NetResult<String> {
+pub(crate) fn sysctl_get(ns: Option<&str>, key: &str) -> NetResult<String> {
     let (p, k) = (sysctl_path(key), key.to_string());
     let nsn = ns.map(str::to_string);
     netns::run_in(ns, move || std::fs::read_to_string(&p))?.map(|s| s.trim().to_string()).map_err(
@@ -21,7 +21,7 @@ pub fn sysctl_get(ns: Option<&str>, key: &str) -> NetResult<String> {
     )
 }
 
-pub fn sysctl_set(ns: Option<&str>, key: &str, value: &str) -> NetResult<()> {
+pub(crate) fn sysctl_set(ns: Option<&str>, key: &str, value: &str) -> NetResult<()> {
     let (p, v, k) = (sysctl_path(key), value.to_string(), key.to_string());
     let nsn = ns.map(str::to_string);
     netns::run_in(ns, move || std::fs::write(&p, v.as_bytes()))?.map_err(|e| {

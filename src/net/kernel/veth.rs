@@ -17,7 +17,7 @@ use crate::net::refusal::veth_same_names;
 
 impl Kernel {
     /// Creates the pending veth pair, if any (see [`Kernel::set_defer_veth`]).
-    pub fn flush(&self) -> NetResult<()> {
+    pub(crate) fn flush(&self) -> NetResult<()> {
         let Some((ns, name, peer)) = self.pending_veth.borrow_mut().take() else { return Ok(()) };
         // The error surfaces at a later script line (or after the last one): name the call
         // it belongs to.
@@ -31,7 +31,7 @@ impl Kernel {
     }
 
     /// Forgets the pending veth pair: a run being rolled back.
-    pub fn discard_pending(&self) {
+    pub(crate) fn discard_pending(&self) {
         self.pending_veth.borrow_mut().take();
     }
 
@@ -44,7 +44,7 @@ impl Kernel {
 
     /// Flushes the pending veth unless `op` is the move it waits for. Callers that do more
     /// than [`Kernel::apply`] before applying an Op (reading a sysctl first) call this.
-    pub fn flush_unless_merges(&self, op: &Op) -> NetResult<()> {
+    pub(crate) fn flush_unless_merges(&self, op: &Op) -> NetResult<()> {
         if self.merges(op) { Ok(()) } else { self.flush() }
     }
 

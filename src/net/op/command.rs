@@ -8,7 +8,7 @@ use crate::net::link_kind::LinkKind;
 
 impl Op {
     /// The equivalent iproute2 / sysctl / iptables command line, as a learner would type it.
-    pub fn command(&self) -> String {
+    pub(crate) fn command(&self) -> String {
         let mut s = String::new();
         self.write_command(&mut s).expect("writing to a String cannot fail");
         s
@@ -167,7 +167,7 @@ fn bridge_n(ns: &Ns) -> String {
 }
 
 /// One word for a shell: as it is when it needs no quotes, else in single quotes.
-pub fn q(word: &str) -> String {
+pub(crate) fn q(word: &str) -> String {
     let safe = |c: char| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c);
     if !word.is_empty() && word.chars().all(safe) {
         word.to_string()
@@ -250,7 +250,7 @@ fn link_arg(keyword: &str, name: &str) -> String {
 }
 
 /// Joins arguments for a shell, quoting only where needed.
-pub fn shell_words(args: &[String]) -> String {
+pub(crate) fn shell_words(args: &[String]) -> String {
     args.iter().map(|a| if a == "!" { a.clone() } else { q(a) }).collect::<Vec<_>>().join(" ")
 }
 

@@ -9,8 +9,8 @@ use super::link_kind::LinkKind;
 use super::tc::Qdisc;
 use super::wireguard::{Secret, WgPeer};
 
-pub use command::{q, shell_words};
-pub use names::{
+pub(crate) use command::{q, shell_words};
+pub(crate) use names::{
     check_ifname, check_netns_name, check_sysctl_key, is_link_local, parse_mac, sysctl_component,
     sysctl_path,
 };
@@ -19,11 +19,11 @@ mod command;
 mod names;
 
 /// Where an Op acts: None is the namespace nslab runs in (the host or the sandbox).
-pub type Ns = Option<String>;
+pub(crate) type Ns = Option<String>;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
-pub enum Op {
+pub(crate) enum Op {
     NetnsAdd {
         name: String,
     },
@@ -193,19 +193,19 @@ pub enum Op {
 
 /// The link attributes `link::set` changes; None leaves one as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LinkAttrs {
+pub(crate) struct LinkAttrs {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mtu: Option<u32>,
+    pub(crate) mtu: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mac: Option<String>,
+    pub(crate) mac: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub txqueuelen: Option<u32>,
+    pub(crate) txqueuelen: Option<u32>,
 }
 
 /// Applies `op` with `apply`, bracketed by the temporary write `temp` (see
 /// [`Op::promote_write`]) and its inverse when there is one: the write is put back whether
 /// `op` worked or not. One sequence for the kernel executor, the plan and teardown.
-pub fn bracketed(
+pub(crate) fn bracketed(
     temp: Option<Op>,
     op: Op,
     mut apply: impl FnMut(Op) -> super::NetResult<()>,
@@ -219,7 +219,7 @@ pub fn bracketed(
 
 /// `--no-ipv6` in a new netns: `all` (every link there now) and `default` (every link made
 /// there later).
-pub fn v6_off_netns(name: &str) -> [Op; 2] {
+pub(crate) fn v6_off_netns(name: &str) -> [Op; 2] {
     ["all", "default"].map(|c| Op::SysctlSet {
         ns: Some(name.to_string()),
         key: format!("net.ipv6.conf.{c}.disable_ipv6"),
@@ -229,7 +229,7 @@ pub fn v6_off_netns(name: &str) -> [Op; 2] {
 }
 
 /// `--no-ipv6` on link `dev` of `ns`, before it can come up.
-pub fn v6_off_link(ns: &Ns, dev: &str) -> Op {
+pub(crate) fn v6_off_link(ns: &Ns, dev: &str) -> Op {
     Op::SysctlSet {
         ns: ns.clone(),
         key: format!("net.ipv6.conf.{}.disable_ipv6", sysctl_component(dev)),
@@ -245,7 +245,7 @@ fn matches_addr_add(earlier: &Op, f: impl Fn(&Ns, &String, &IpNet) -> bool) -> b
 }
 
 impl Op {
-    pub fn ns(&self) -> Option<&str> {
+    pub(crate) fn ns(&self) -> Option<&str> {
         match self {
             Op::NetnsAdd { .. } | Op::NetnsDel { .. } | Op::NetnsForget { .. } => None,
             Op::BridgeAdd { ns, .. }
@@ -276,7 +276,7 @@ impl Op {
 
     /// Every netns this Op names: where it acts, and the netns it deletes, moves a link to or
     /// makes a veth end in.
-    pub fn netns_named(&self) -> Vec<&str> {
+    pub(crate) fn netns_named(&self) -> Vec<&str> {
         let mut names: Vec<&str> = self.ns().into_iter().collect();
         match self {
             Op::NetnsDel { name } => names.push(name),
@@ -314,7 +314,7 @@ impl Op {
     /// undone by an Op (a deleted link or netns is gone), for what is undone otherwise (a
     /// link moved into a lab netns dies with it), and for a change whose old value is not
     /// known yet (filled in by the executor).
-    pub fn inverse(&self) -> Option<Op> {
+    pub(crate) fn inverse(&self) -> Option<Op> {
         Some(match self {
             Op::NetnsAdd { name } => Op::NetnsDel { name: name.clone() },
             Op::BridgeAdd { ns, name } | Op::LinkAdd { ns, name, .. } => {
@@ -401,7 +401,7 @@ impl Op {
     /// has nothing left to undo for it): a delete of what `earlier` added, or a temporary
     /// write putting back what `earlier` changed. A route delete may leave out the gateway
     /// and the link, as `ip route del` may.
-    pub fn cancels(&self, earlier: &Op) -> bool {
+    pub(crate) fn cancels(&self, earlier: &Op) -> bool {
         match self {
             Op::AddrDel { ns, dev, cidr } => {
                 matches_addr_add(earlier, |n, d, c| n == ns && d == dev && c == cidr)
@@ -458,7 +458,7 @@ impl Op {
     /// owner's own address along (seen with `promote_secondaries` 0, the default). When the
     /// link (`on_link`: its addresses now) has such addresses, `promote_secondaries` is
     /// turned on around the delete; `current` reads its value. None for every other Op.
-    pub fn promote_write(
+    pub(crate) fn promote_write(
         &self,
         on_link: &[IpNet],
         current: impl FnOnce(&str) -> super::NetResult<String>,
@@ -484,7 +484,7 @@ impl Op {
     /// The one source of these writes: `--explain` and the plan print them, the kernel
     /// executor makes them (`Kernel::set_no_ipv6`). They need no undo: they die with their
     /// netns or link, so they are not journaled.
-    pub fn no_ipv6_writes(&self, v6_off: impl Fn(Option<&str>) -> bool) -> Vec<Op> {
+    pub(crate) fn no_ipv6_writes(&self, v6_off: impl Fn(Option<&str>) -> bool) -> Vec<Op> {
         let link = |ns: &Ns, dev: &str| (!v6_off(ns.as_deref())).then(|| v6_off_link(ns, dev));
         match self {
             Op::NetnsAdd { name } => v6_off_netns(name).to_vec(),

@@ -3,12 +3,12 @@
 use crate::net::error::{NetError, NetResult};
 
 /// An IPv6 link-local address (fe80::/10): the same on every link, so meaningless without one.
-pub fn is_link_local(a: std::net::IpAddr) -> bool {
+pub(crate) fn is_link_local(a: std::net::IpAddr) -> bool {
     matches!(a, std::net::IpAddr::V6(v) if v.is_unicast_link_local())
 }
 
 /// Interface names: at most 15 bytes (IFNAMSIZ - 1), no `/`, no white space, not `.`/`..`.
-pub fn check_ifname(name: &str) -> NetResult<()> {
+pub(crate) fn check_ifname(name: &str) -> NetResult<()> {
     let bad = |why: &str| {
         Err(NetError::new(format!("invalid interface name {name:?}: {why}"))
             .with_errno(libc::EINVAL))
@@ -41,7 +41,7 @@ pub fn check_ifname(name: &str) -> NetResult<()> {
 }
 
 /// Netns names become file names under /run/netns.
-pub fn check_netns_name(name: &str) -> NetResult<()> {
+pub(crate) fn check_netns_name(name: &str) -> NetResult<()> {
     if name.is_empty()
         || name == "."
         || name == ".."
@@ -58,18 +58,18 @@ pub fn check_netns_name(name: &str) -> NetResult<()> {
 /// The key's path under /proc/sys. As with sysctl(8), a `/` inside a dotted key stands for a
 /// `.` in that component: `net.ipv4.conf.br/10.forwarding` is the file
 /// `net/ipv4/conf/br.10/forwarding` (a link named `br.10`).
-pub fn sysctl_path(key: &str) -> String {
+pub(crate) fn sysctl_path(key: &str) -> String {
     let parts: Vec<String> = key.split('.').map(|p| p.replace('/', ".")).collect();
     format!("/proc/sys/{}", parts.join("/"))
 }
 
 /// A link name as one component of a dotted sysctl key (see [`sysctl_path`]).
-pub fn sysctl_component(dev: &str) -> String {
+pub(crate) fn sysctl_component(dev: &str) -> String {
     dev.replace('.', "/")
 }
 
 /// `net.*` sysctl keys only, as dotted names; also guards the /proc/sys path built from it.
-pub fn check_sysctl_key(key: &str) -> NetResult<()> {
+pub(crate) fn check_sysctl_key(key: &str) -> NetResult<()> {
     let ok = key.starts_with("net.")
         && key.split('.').map(|p| p.replace('/', ".")).all(|p| {
             !p.is_empty()
@@ -89,7 +89,7 @@ pub fn check_sysctl_key(key: &str) -> NetResult<()> {
 
 /// A MAC address for `link::set`: six hex octets separated by `:`, unicast (the kernel
 /// refuses a multicast address with EADDRNOTAVAIL). Returns its bytes.
-pub fn parse_mac(mac: &str) -> NetResult<Vec<u8>> {
+pub(crate) fn parse_mac(mac: &str) -> NetResult<Vec<u8>> {
     let bytes: Vec<u8> = mac
         .split(':')
         .map(|o| if o.len() == 2 { u8::from_str_radix(o, 16).ok() } else { None })

@@ -19,7 +19,7 @@ pub(super) const ICMP_FILTER: libc::c_int = 1;
 pub(super) const ICMPV6_FILTER: libc::c_int = 1;
 
 /// The echo payload: a tag, then the nonce repeated up to `PAYLOAD_LEN` bytes.
-pub fn echo_payload(nonce: u64) -> Vec<u8> {
+pub(crate) fn echo_payload(nonce: u64) -> Vec<u8> {
     let mut p = PAYLOAD_TAG.to_vec();
     let nb = nonce.to_be_bytes();
     while p.len() < PAYLOAD_LEN {
@@ -31,7 +31,7 @@ pub fn echo_payload(nonce: u64) -> Vec<u8> {
 /// The Internet checksum (RFC 1071): one's complement of the one's complement sum of 16-bit
 /// big-endian words, an odd last byte padded with zero. Over a message that already carries
 /// its checksum the result is 0.
-pub fn checksum(data: &[u8]) -> u16 {
+pub(crate) fn checksum(data: &[u8]) -> u16 {
     let mut sum: u32 = 0;
     let mut chunks = data.chunks_exact(2);
     for c in &mut chunks {
@@ -49,7 +49,7 @@ pub fn checksum(data: &[u8]) -> u16 {
 /// An ICMP (v6: ICMPv6) echo request. For IPv4 we fill in the checksum ourselves; for IPv6
 /// the kernel must (it covers a pseudo-header with the source address, which only the kernel
 /// knows) and always does on raw ICMPv6 sockets, so the field is left 0.
-pub fn echo_request(v6: bool, ident: u16, seq: u16, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn echo_request(v6: bool, ident: u16, seq: u16, payload: &[u8]) -> Vec<u8> {
     let mut p = Vec::with_capacity(8 + payload.len());
     p.push(if v6 { ICMPV6_ECHO_REQUEST } else { ICMP_ECHO_REQUEST });
     p.push(0); // code
@@ -66,7 +66,7 @@ pub fn echo_request(v6: bool, ident: u16, seq: u16, payload: &[u8]) -> Vec<u8> {
 
 /// The ICMP message inside an IPv4 packet as a raw socket delivers it, or None if it is not
 /// a well-formed IPv4 packet.
-pub fn strip_ipv4_header(packet: &[u8]) -> Option<&[u8]> {
+pub(crate) fn strip_ipv4_header(packet: &[u8]) -> Option<&[u8]> {
     let first = *packet.first()?;
     let ihl = usize::from(first & 0x0f) * 4;
     if first >> 4 != 4 || ihl < 20 || packet.len() < ihl {
@@ -78,7 +78,7 @@ pub fn strip_ipv4_header(packet: &[u8]) -> Option<&[u8]> {
 /// The sequence number if `icmp` (without IP header) is a reply to one of our requests
 /// (`ident`, our payload). Anything else is ignored by the caller: other processes' echoes,
 /// and on loopback our own echo requests, which every raw socket sees too.
-pub fn our_echo_reply(icmp: &[u8], v6: bool, ident: u16, payload: &[u8]) -> Option<u16> {
+pub(crate) fn our_echo_reply(icmp: &[u8], v6: bool, ident: u16, payload: &[u8]) -> Option<u16> {
     if icmp.len() < 8 {
         return None;
     }

@@ -11,6 +11,6 @@ mod ping;
 mod serve;
 mod tcp;
 
-pub use ping::*;
-pub use serve::*;
-pub use tcp::*;
+pub(crate) use ping::*;
+pub(crate) use serve::*;
+pub(crate) use tcp::*;

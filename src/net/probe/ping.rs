@@ -11,34 +11,34 @@ use crate::net::error::{NetError, NetResult, generic, place};
 use crate::net::netns::run_in;
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct PingResult {
-    pub ok: bool,
-    pub sent: u32,
-    pub received: u32,
+pub(crate) struct PingResult {
+    pub(crate) ok: bool,
+    pub(crate) sent: u32,
+    pub(crate) received: u32,
     /// Average round trip of the replies, in milliseconds; 0 when none came back.
-    pub rtt_ms: f64,
+    pub(crate) rtt_ms: f64,
 }
 
 /// How a ping sends its echoes and how long it waits, like ping(8)'s `-c`, `-i` and `-W`.
 #[derive(Debug, Clone, Copy)]
-pub struct Echoes {
+pub(crate) struct Echoes {
     /// At most this many echo requests.
-    pub count: u32,
+    pub(crate) count: u32,
     /// Time between two echo requests.
-    pub interval: Duration,
+    pub(crate) interval: Duration,
     /// How long to wait for answers after the last echo request.
-    pub wait: Duration,
+    pub(crate) wait: Duration,
     /// Stop at the first answer (ping's `-c1 -w DEADLINE` idiom).
-    pub until_first: bool,
+    pub(crate) until_first: bool,
     /// Polled while waiting; true ends the probe with EINTR (the lab layer's Ctrl-C flag,
     /// as for `exec`).
-    pub stop: Option<fn() -> bool>,
+    pub(crate) stop: Option<fn() -> bool>,
 }
 
 impl Echoes {
     /// `count` echoes, `wait` after the last; they go out a second apart, or every `wait` if
     /// that is shorter, so a short timeout makes the whole probe short.
-    pub fn new(count: u32, wait: Duration, until_first: bool) -> Echoes {
+    pub(crate) fn new(count: u32, wait: Duration, until_first: bool) -> Echoes {
         Echoes {
             count: count.max(1),
             interval: wait.min(Duration::from_secs(1)),
@@ -49,7 +49,7 @@ impl Echoes {
     }
 
     /// The longest the probe can take.
-    pub fn deadline(&self) -> Duration {
+    pub(crate) fn deadline(&self) -> Duration {
         self.interval * (self.count - 1) + self.wait
     }
 }
@@ -71,7 +71,7 @@ impl Echoes {
 ///
 /// `dev` sends out of that link only (`ping -I DEV`, `ping ADDR%DEV`): a link-local IPv6
 /// address (fe80::/10) means nothing without one.
-pub fn ping(
+pub(crate) fn ping(
     ns: Option<&str>,
     addr: IpAddr,
     dev: Option<&str>,

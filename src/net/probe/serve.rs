@@ -13,8 +13,8 @@ use crate::net::error::{NetError, NetResult, generic, place};
 use crate::net::netns::run_in;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ServeInfo {
-    pub port: u16,
+pub(crate) struct ServeInfo {
+    pub(crate) port: u16,
 }
 
 /// Servers started by `serve`, so `stop` can end them. The registry holds a dup of each
@@ -32,7 +32,7 @@ static NEXT_SERVER: AtomicU64 = AtomicU64::new(1);
 /// Every client gets one line — `nslab-serve ns=NS seen=PEER local=LOCAL` — and is
 /// disconnected, so `tcp` (or `nc`) shows which address the server saw, i.e. what NAT did.
 /// Runs until the process exits or `stop` is called.
-pub fn serve(ns: Option<&str>, port: u16) -> NetResult<ServeInfo> {
+pub(crate) fn serve(ns: Option<&str>, port: u16) -> NetResult<ServeInfo> {
     let where_ = place(ns);
     let listener = run_in(ns, move || listen_dual_stack(port))?.map_err(|e| {
         let errno = e.raw_os_error().unwrap_or(0);
@@ -69,7 +69,7 @@ pub fn serve(ns: Option<&str>, port: u16) -> NetResult<ServeInfo> {
 
 /// Stops the servers `serve` started in netns `ns` (None: on the host); returns how many.
 /// Call it before deleting a netns: a listening socket keeps its namespace alive.
-pub fn stop(ns: Option<&str>) -> usize {
+pub(crate) fn stop(ns: Option<&str>) -> usize {
     let stopped: Vec<Running> = {
         let mut running = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
         let (gone, keep) =
@@ -86,7 +86,7 @@ pub fn stop(ns: Option<&str>) -> usize {
 }
 
 /// Stops every server `serve` started, wherever it listens; returns how many.
-pub fn stop_all() -> usize {
+pub(crate) fn stop_all() -> usize {
     let stopped = std::mem::take(&mut *RUNNING.lock().unwrap_or_else(|p| p.into_inner()));
     for r in &stopped {
         // SAFETY: r.fd is an open socket we own.

@@ -8,19 +8,19 @@ use crate::net::error::NetResult;
 use crate::net::netns::run_in;
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct TcpResult {
+pub(crate) struct TcpResult {
     /// The connection was established (whatever happened after).
-    pub ok: bool,
+    pub(crate) ok: bool,
     /// What the server sent before closing or before the timeout, at most 4 KiB (lossy UTF-8).
-    pub reply: String,
+    pub(crate) reply: String,
     /// When the server is our own `serve`: the IP address it saw us come from (after NAT).
-    pub seen: Option<String>,
+    pub(crate) seen: Option<String>,
     /// Our side of the connection, "ip:port".
-    pub local: Option<String>,
+    pub(crate) local: Option<String>,
     /// Time to establish the connection (the TCP handshake), in milliseconds.
-    pub rtt_ms: f64,
+    pub(crate) rtt_ms: f64,
     /// Why the connection failed, in words; or a read failure after connecting.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 const MAX_REPLY: usize = 4096;
@@ -28,7 +28,7 @@ const MAX_REPLY: usize = 4096;
 /// Connects to `target` from inside netns `ns` and reads whatever the server sends until it
 /// closes, `timeout` passes, or 4 KiB arrived. A connection that fails is `ok: false` with
 /// `error` saying why; only failing to enter the netns is an `Err`.
-pub fn tcp(ns: Option<&str>, target: SocketAddr, timeout: Duration) -> NetResult<TcpResult> {
+pub(crate) fn tcp(ns: Option<&str>, target: SocketAddr, timeout: Duration) -> NetResult<TcpResult> {
     let target = SocketAddr::new(target.ip().to_canonical(), target.port());
     run_in(ns, move || tcp_here(target, timeout))
 }
@@ -84,7 +84,7 @@ fn tcp_here(target: SocketAddr, timeout: Duration) -> TcpResult {
 }
 
 /// A failed connect in the words a recipe author expects.
-pub fn describe_connect_error(e: &io::Error, timeout: Duration) -> String {
+pub(crate) fn describe_connect_error(e: &io::Error, timeout: Duration) -> String {
     if e.kind() == io::ErrorKind::TimedOut || e.raw_os_error() == Some(libc::ETIMEDOUT) {
         return format!("timed out after {} ms", timeout.as_millis());
     }
@@ -108,12 +108,12 @@ fn describe_io_error(e: &io::Error) -> String {
 
 /// `addr` as "ip:port", with IPv4-mapped IPv6 addresses (what a dual-stack socket reports for
 /// IPv4 peers) shown as plain IPv4: "203.0.113.1:5000", not "[::ffff:203.0.113.1]:5000".
-pub fn format_addr(addr: SocketAddr) -> String {
+pub(crate) fn format_addr(addr: SocketAddr) -> String {
     SocketAddr::new(addr.ip().to_canonical(), addr.port()).to_string()
 }
 
 /// The greeting `serve` sends each client.
-pub fn serve_line(ns: Option<&str>, peer: SocketAddr, local: SocketAddr) -> String {
+pub(crate) fn serve_line(ns: Option<&str>, peer: SocketAddr, local: SocketAddr) -> String {
     format!(
         "nslab-serve ns={} seen={} local={}\n",
         ns.unwrap_or("host"),
@@ -123,7 +123,7 @@ pub fn serve_line(ns: Option<&str>, peer: SocketAddr, local: SocketAddr) -> Stri
 }
 
 /// The IP address in the `seen=` field of a `serve` greeting; None for any other reply.
-pub fn parse_seen(reply: &str) -> Option<String> {
+pub(crate) fn parse_seen(reply: &str) -> Option<String> {
     let line = reply.lines().find(|l| l.starts_with("nslab-serve "))?;
     let seen = line.split_whitespace().find_map(|w| w.strip_prefix("seen="))?;
     let addr: SocketAddr = seen.parse().ok()?;
