@@ -154,3 +154,36 @@ fn the_fabric_refuses_a_bridge_too_big() {
         r.stderr
     );
 }
+
+/// A run sends a new link's owner tag with its next `up` or `master` (one request instead of
+/// two): when the kernel refuses that change, the link still gets its tag, the error is
+/// the change's own, and a query in between sees the tag already.
+#[test]
+fn a_refused_change_still_tags_the_new_link() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = crate::common::recipe(
+        "tag-merge.rhai",
+        "veth::add(\"ta\", \"tb\");\nlet l = link::list().filter(|l| l.name == \"tb\");\n\
+         print(`alias ${l[0].alias}`);\nlink::set_master(\"ta\", \"tb\");\n",
+    );
+    let r = sandboxed(&format!(
+        r#"
+        T=$(mktemp -d)
+        ! nslab run --keep-on-error --lab tm {path} > "$T/out" 2> "$T/err" || exit 1
+        cat "$T/out"
+        grep -o "tb is not a bridge" "$T/err" | head -1
+        ip -d -o link show ta | grep -o 'alias nslab:tm'
+        nslab destroy tm > /dev/null
+        test -z "$(ip -o link | grep -e ': ta@' -e ': tb@')"
+        "#
+    ));
+    r.ok();
+    assert_eq!(
+        r.stdout,
+        "alias nslab:tm\ntb is not a bridge\nalias nslab:tm\n",
+        "{}",
+        r.stderr
+    );
+}

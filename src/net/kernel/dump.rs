@@ -55,6 +55,8 @@ impl Kernel {
     }
 
     fn links_inner(&self, ns: Option<&str>) -> NetResult<Vec<LinkInfo>> {
+        // Aliases are part of what a dump shows (whose link is it?).
+        self.flush_tags()?;
         // Without the statistics (`ip` asks the same way unless -s): a third of the bytes
         // per link for the kernel to render and for us to parse.
         let mut req = LinkMessage::default();

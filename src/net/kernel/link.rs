@@ -11,6 +11,7 @@ use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec};
 use super::Kernel;
 use crate::net::error::{NetError, NetResult, errno_of, from_nl, place};
 use crate::net::netns;
+use crate::net::nl::NlSocket;
 use crate::net::op::{LinkAttrs, parse_mac};
 use crate::net::refusal::{
     already_enslaved, bridge_full, bridges_do_not_nest, cannot_join_bridge, link_busy, link_exists,
@@ -50,12 +51,77 @@ impl Kernel {
     /// The kernel ignores IFLA_IFALIAS in a link's creation request (it is only handled by
     /// do_setlink; seen on 6.18: `ip -d link` showed no alias), so the owner tag is set with
     /// a second request. The link group, used for deletion, is applied at creation.
+    ///
+    /// In a run (`set_defer_veth`) that request is held back and rides along with the next
+    /// `link::up` or `link::set_master` of the same link, which a recipe nearly always says
+    /// next (lab(N): two requests fewer per host); anything that looks at links, moves or
+    /// deletes them, and the end of the run, send it first ([`Kernel::flush`]). A run killed
+    /// meanwhile leaves a link of the lab's group without alias, which teardown already
+    /// takes as the lab's (the same as a kill between creating and tagging).
     pub(super) fn set_alias(&self, ns: Option<&str>, dev: &str) -> NetResult<()> {
+        if self.tag.is_none() {
+            return Ok(());
+        }
+        if self.defer_veth.get() {
+            self.pending_tags.borrow_mut().push((ns.map(str::to_string), dev.to_string()));
+            return Ok(());
+        }
+        self.send_alias(ns, dev)
+    }
+
+    fn send_alias(&self, ns: Option<&str>, dev: &str) -> NetResult<()> {
         let Some(t) = &self.tag else { return Ok(()) };
         let msg = LinkUnspec::new_with_name(dev).alias(t.alias.clone()).build();
         self.sock(ns)?
             .ack(RouteNetlinkMessage::SetLink(msg), 0)
             .map_err(|e| link_error(e, dev, ns, "tag"))
+    }
+
+    /// Sets the pending owner tags (see [`Kernel::set_alias`]). A link already gone needs
+    /// none.
+    pub(super) fn flush_tags(&self) -> NetResult<()> {
+        let tags = std::mem::take(&mut *self.pending_tags.borrow_mut());
+        for (ns, dev) in tags {
+            match self.send_alias(ns.as_deref(), &dev) {
+                Err(e) if e.errno == Some(libc::ENODEV) => {}
+                r => r?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes `dev`'s pending tag, if it has one: the caller's request carries it.
+    fn take_tag(&self, ns: Option<&str>, dev: &str) -> bool {
+        let mut tags = self.pending_tags.borrow_mut();
+        match tags.iter().position(|(n, d)| n.as_deref() == ns && d == dev) {
+            Some(i) => {
+                tags.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Sends a change of `dev` with its pending tag, if any, in one request. When the
+    /// kernel refuses the change, the tag goes alone (the link is the lab's either way) and
+    /// the change's own error is returned, as without the merge.
+    fn set_link_tagged(
+        &self,
+        sock: &NlSocket,
+        ns: Option<&str>,
+        dev: &str,
+        b: LinkMessageBuilder<LinkUnspec>,
+    ) -> Result<(), rtnetlink::Error> {
+        let tag = self.take_tag(ns, dev).then_some(self.tag.as_ref()).flatten();
+        let b = match tag {
+            Some(t) => b.alias(t.alias.clone()),
+            None => b,
+        };
+        let r = sock.ack(RouteNetlinkMessage::SetLink(b.build()), 0);
+        if r.is_err() && tag.is_some() {
+            let _ = self.send_alias(ns, dev);
+        }
+        r
     }
 
     /// `ip link add NAME type bridge`.
@@ -76,9 +142,8 @@ impl Kernel {
     pub(super) fn set_state(&self, ns: Option<&str>, dev: &str, up: bool) -> NetResult<()> {
         let b = LinkUnspec::new_with_name(dev);
         let b = if up { b.up() } else { b.down() };
-        self.sock(ns)?
-            .ack(RouteNetlinkMessage::SetLink(b.build()), 0)
-            .map_err(|e| link_error(e, dev, ns, "set state of"))
+        let sock = self.sock(ns)?;
+        self.set_link_tagged(&sock, ns, dev, b).map_err(|e| link_error(e, dev, ns, "set state of"))
     }
 
     /// `ip link set DEV master M` (`nomaster` for None).
@@ -104,7 +169,8 @@ impl Kernel {
             }
             None => b.nocontroller(),
         };
-        self.sock(ns)?.ack(RouteNetlinkMessage::SetLink(b.build()), 0).map_err(|e| {
+        let sock = self.sock(ns)?;
+        self.set_link_tagged(&sock, ns, dev, b).map_err(|e| {
             from_nl(e, &format!("cannot set master of {dev}"), |errno| match errno {
                 libc::ENODEV => Some(no_link(dev, ns)),
                 libc::EOPNOTSUPP => Some(not_a_bridge(master, dev)),

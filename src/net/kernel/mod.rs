@@ -56,6 +56,9 @@ pub(crate) struct Kernel {
     defer_veth: Cell<bool>,
     /// A veth pair accepted but not created yet: (netns, name, peer).
     pending_veth: RefCell<Option<(Ns, String, String)>>,
+    /// Links created by this executor whose owner tag (alias) is not set yet: it rides
+    /// along with the next `up` or `master` of the same link (see [`Kernel::set_alias`]).
+    pending_tags: RefCell<Vec<(Ns, String)>>,
     /// Namespaces this executor created with IPv6 off: links made inside them need no
     /// per-link sysctl.
     v6_off_ns: RefCell<HashSet<String>>,
@@ -93,6 +96,7 @@ impl Kernel {
             no_ipv6: Cell::new(false),
             defer_veth: Cell::new(false),
             pending_veth: RefCell::new(None),
+            pending_tags: RefCell::new(Vec::new()),
             v6_off_ns: RefCell::new(HashSet::new()),
             timing,
         })
@@ -138,7 +142,7 @@ impl Kernel {
         let pending = self.pending_veth.borrow().is_some();
         if pending {
             // Takes the pair before creating it: the sockets it asks for find none pending.
-            self.flush()?;
+            self.flush_veth()?;
         }
         let key: Ns = ns.map(str::to_string);
         // The netns behind a name can change under a long session (`ip netns del red; ip

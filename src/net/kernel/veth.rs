@@ -16,8 +16,15 @@ use crate::net::op::{Ns, Op};
 use crate::net::refusal::veth_same_names;
 
 impl Kernel {
-    /// Creates the pending veth pair, if any (see [`Kernel::set_defer_veth`]).
+    /// Creates the pending veth pair and sets the pending owner tags, if any (see
+    /// [`Kernel::set_defer_veth`]): what anyone looking at the kernel must see.
     pub(crate) fn flush(&self) -> NetResult<()> {
+        self.flush_veth()?;
+        self.flush_tags()
+    }
+
+    /// Creates the pending veth pair, if any.
+    pub(super) fn flush_veth(&self) -> NetResult<()> {
         let Some((ns, name, peer)) = self.pending_veth.borrow_mut().take() else { return Ok(()) };
         // The error surfaces at a later script line (or after the last one): name the call
         // it belongs to.
@@ -30,9 +37,12 @@ impl Kernel {
         })
     }
 
-    /// Forgets the pending veth pair: a run being rolled back.
+    /// Forgets the pending veth pair and tags: a run being rolled back (teardown takes a
+    /// link of the lab's group with no alias yet as the lab's: a run killed between
+    /// creating and tagging leaves one like that too).
     pub(crate) fn discard_pending(&self) {
         self.pending_veth.borrow_mut().take();
+        self.pending_tags.borrow_mut().clear();
     }
 
     /// True when `op` would be merged with the pending veth (so nothing must be flushed
@@ -42,10 +52,43 @@ impl Kernel {
         self.moves_pending(ns, dev)
     }
 
-    /// Flushes the pending veth unless `op` is the move it waits for. Callers that do more
-    /// than [`Kernel::apply`] before applying an Op (reading a sysctl first) call this.
+    /// Flushes the pending veth unless `op` is the move it waits for, and the pending tags
+    /// before an op that moves or deletes links (the others leave aliases alone, and an `up`
+    /// or `master` of a link with a pending tag carries it). Callers that do more than
+    /// [`Kernel::apply`] before applying an Op (reading a sysctl first) call this.
     pub(crate) fn flush_unless_merges(&self, op: &Op) -> NetResult<()> {
-        if self.merges(op) { Ok(()) } else { self.flush() }
+        if !self.merges(op) {
+            self.flush_veth()?;
+        }
+        let moves_or_deletes = match op {
+            Op::LinkSetNetns { .. }
+            | Op::LinkDel { .. }
+            | Op::LinkGroupDel { .. }
+            | Op::NetnsDel { .. }
+            | Op::NetnsForget { .. } => true,
+            Op::NetnsAdd { .. }
+            | Op::BridgeAdd { .. }
+            | Op::VethAdd { .. }
+            | Op::LinkUp { .. }
+            | Op::LinkDown { .. }
+            | Op::LinkSetMaster { .. }
+            | Op::AddrAdd { .. }
+            | Op::AddrDel { .. }
+            | Op::RouteAdd { .. }
+            | Op::RouteDel { .. }
+            | Op::SysctlSet { .. }
+            | Op::SysctlTemp { .. }
+            | Op::LinkSet { .. }
+            | Op::IptAppend { .. }
+            | Op::IptDelete { .. }
+            | Op::LinkAdd { .. }
+            | Op::BridgeSet { .. }
+            | Op::BridgeVlanAdd { .. }
+            | Op::BridgeVlanDel { .. }
+            | Op::WireguardSet { .. }
+            | Op::TcSet { .. } => false,
+        };
+        if moves_or_deletes { self.flush_tags() } else { Ok(()) }
     }
 
     /// True when moving `dev` of `ns` is the move the pending veth waits for.
