@@ -23,8 +23,8 @@ use std::num::NonZeroI32;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use rtnetlink::packet_core::{
-    ErrorMessage, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkDeserializable, NetlinkHeader,
-    NetlinkMessage, NetlinkPayload, NetlinkSerializable,
+    ErrorMessage, NLM_F_ACK, NLM_F_DUMP, NLM_F_ECHO, NLM_F_REQUEST, NetlinkDeserializable,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable,
 };
 use rtnetlink::packet_route::RouteNetlinkMessage;
 
@@ -232,6 +232,37 @@ impl NlSocket {
                         Ok(_) => Ok(()),
                         Err(e) => Err(rtnetlink::Error::InvalidNla(e.to_string())),
                     };
+                }
+            }
+        }
+    }
+
+    /// Sends a request with NLM_F_ECHO and NLM_F_ACK and collects what comes back before the
+    /// ACK: a get that the kernel answers as a notification (RTM_GETQDISC) reaches the asker
+    /// only with NLM_F_ECHO, and the ACK says when nothing more will come.
+    pub fn echo(&self, msg: RouteNetlinkMessage) -> NlResult<Vec<RouteNetlinkMessage>> {
+        let seq = self.send(msg, NLM_F_ECHO | NLM_F_ACK)?;
+        let mut rx = self.rx.borrow_mut();
+        let mut out = Vec::new();
+        loop {
+            let n = self.recv(&mut rx)?;
+            for (_, mseq, raw) in messages(&rx[..n]) {
+                if mseq != seq {
+                    continue;
+                }
+                match NetlinkMessage::<RouteNetlinkMessage>::deserialize(raw) {
+                    Ok(NetlinkMessage { payload: NetlinkPayload::InnerMessage(m), .. }) => {
+                        out.push(m)
+                    }
+                    Ok(NetlinkMessage { payload: NetlinkPayload::Error(e), header, .. }) => {
+                        return match e.code {
+                            Some(_) => {
+                                Err(rtnetlink::Error::NetlinkError(with_tlvs_only(e, header.flags)))
+                            }
+                            None => Ok(out),
+                        };
+                    }
+                    _ => {}
                 }
             }
         }

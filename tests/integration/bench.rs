@@ -180,10 +180,5 @@ fn a_refused_change_still_tags_the_new_link() {
         "#
     ));
     r.ok();
-    assert_eq!(
-        r.stdout,
-        "alias nslab:tm\ntb is not a bridge\nalias nslab:tm\n",
-        "{}",
-        r.stderr
-    );
+    assert_eq!(r.stdout, "alias nslab:tm\ntb is not a bridge\nalias nslab:tm\n", "{}", r.stderr);
 }

@@ -258,6 +258,17 @@ impl Model {
             out_dev: None,
         };
         let mut local = None;
+        // OUTPUT on the way out of the asking netns: a port forward also answers the host
+        // itself (nat::port_forward's second rule). The kernel picked the source for the
+        // original, local destination: that address is what the server sees.
+        if let Some(rule) = self.nat_match(&cur, "OUTPUT", &pkt)
+            && let Some((ip, p)) = dnat_target(&rule)
+        {
+            pkt.src = Some(pkt.dst);
+            local = Some(pkt.dst);
+            pkt.dst = ip;
+            pkt.dport = p.or(pkt.dport);
+        }
         for hop in 0..16 {
             if hop > 0 {
                 // PREROUTING on arrival: a port forward may rewrite the destination.
