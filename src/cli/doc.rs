@@ -326,13 +326,14 @@ pub fn compact_signatures(overloads: &[&FnDoc]) -> Vec<String> {
                 a == b
             }
         });
+        let head = with_core(lead_text(leads), core);
         let opt_text = match (twin, opts) {
             (Some(k), _) => {
                 used[k] = true;
-                if core.is_empty() { "[opts]".to_string() } else { " [, opts]".to_string() }
+                if head.is_empty() { "[opts]".to_string() } else { " [, opts]".to_string() }
             }
             (None, true) => {
-                if core.is_empty() {
+                if head.is_empty() {
                     "opts".to_string()
                 } else {
                     ", opts".to_string()
@@ -340,7 +341,7 @@ pub fn compact_signatures(overloads: &[&FnDoc]) -> Vec<String> {
             }
             (None, false) => String::new(),
         };
-        out.push(format!("{name}({}{opt_text}){ret}", with_core(lead_text(leads), core)));
+        out.push(format!("{name}({head}{opt_text}){ret}"));
     }
     out
 }
@@ -505,12 +506,13 @@ mod tests {
         };
         assert_eq!(of("link", "up"), ["up([ns,] dev)"]);
         assert_eq!(of("link", "list"), ["list([ns]) -> array"]);
+        assert_eq!(of("route", "list"), ["list([ns] [, opts]) -> array"]);
         assert_eq!(of("link", "set_netns"), ["set_netns([from,] dev, ns)"]);
         assert_eq!(
             of("netns", "exec"),
             ["exec(name, args [, opts]) -> map", "exec(name, cmd [, opts]) -> map"]
         );
-        assert_eq!(of("probe", "ping"), ["ping([ns,] addr) -> map", "ping(ns, addr, opts) -> map"]);
+        assert_eq!(of("probe", "ping"), ["ping([ns,] addr [, opts]) -> map"]);
         assert_eq!(of("nat", "port_forward"), ["port_forward([ns,] port, target [, opts])"]);
     }
 }

@@ -12,6 +12,7 @@ use crate::lab::journal;
 use crate::lab::sysctl_claims;
 use crate::lab::teardown::{Owned, owner_tag};
 use crate::net::info::{AddrInfo, LinkInfo, RouteInfo};
+use crate::net::rule::{RuleInfo, rule_info, rule_message};
 use crate::net::{Kernel, NetError, Op, nat, netns};
 
 #[derive(clap::Args, Debug)]
@@ -44,6 +45,8 @@ pub struct NsView {
     pub links: Vec<LinkView>,
     pub bridges: Vec<BridgeView>,
     pub routes: Vec<RouteInfo>,
+    /// Policy routing rules (`ip rule`), without the three every netns starts with.
+    pub ip_rules: Vec<RuleInfo>,
     /// `iptables -t nat -S` rules; null when they could not be listed (see `nat_error`).
     pub nat: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -113,22 +116,34 @@ struct Raw {
     links: Vec<LinkInfo>,
     addrs: Vec<AddrInfo>,
     routes: Vec<RouteInfo>,
+    ip_rules: Vec<RuleInfo>,
     errors: Vec<String>,
 }
 
-type Tables = (Vec<LinkInfo>, Vec<AddrInfo>, Vec<RouteInfo>);
+type Tables = (Vec<LinkInfo>, Vec<AddrInfo>, Vec<RouteInfo>, Vec<RuleInfo>);
+
+/// The rules every netns starts with (`local`, `main`, `default`).
+fn built_in_rule(r: &RuleInfo) -> bool {
+    r.from == "all"
+        && r.to.is_none()
+        && r.iif.is_none()
+        && r.oif.is_none()
+        && r.fwmark.is_none()
+        && matches!((r.priority, r.table), (0, 255) | (32766, 254) | (32767, 253))
+}
 
 fn read_ns(kernel: &Kernel, ns: Option<&str>) -> Option<Raw> {
     let read = || -> Result<Tables, NetError> {
-        Ok((kernel.links(ns)?, kernel.addrs(ns)?, kernel.routes(ns)?))
+        let rules = kernel.rules(ns)?.into_iter().filter(|r| !built_in_rule(r)).collect();
+        Ok((kernel.links(ns)?, kernel.addrs(ns)?, kernel.routes(ns, None)?, rules))
     };
     let r = read();
     if let Some(n) = ns {
         // The socket would keep a netns alive after someone deletes it.
         kernel.forget(n);
     }
-    let (links, addrs, routes, errors) = match r {
-        Ok((l, a, r)) => (l, a, r, vec![]),
+    let (links, addrs, routes, ip_rules, errors) = match r {
+        Ok((l, a, r, ru)) => (l, a, r, ru, vec![]),
         // Deleted while we looked: not worth a line.
         Err(e) if e.is_gone() => return None,
         Err(e) => {
@@ -137,10 +152,10 @@ fn read_ns(kernel: &Kernel, ns: Option<&str>) -> Option<Raw> {
             } else {
                 e.message
             };
-            (vec![], vec![], vec![], vec![format!("cannot read it: {why}")])
+            (vec![], vec![], vec![], vec![], vec![format!("cannot read it: {why}")])
         }
     };
-    Some(Raw { ns: ns.map(str::to_string), links, addrs, routes, errors })
+    Some(Raw { ns: ns.map(str::to_string), links, addrs, routes, ip_rules, errors })
 }
 
 /// Reads the kernel state of the host and every named netns, limited to what `filter`'s lab
@@ -233,6 +248,12 @@ pub fn collect(kernel: &Kernel, filter: Option<(&str, &Owned)>) -> Result<State,
             })
             .cloned()
             .collect();
+        let ip_rules: Vec<RuleInfo> = raw
+            .ip_rules
+            .iter()
+            .filter(|r| whole || filter.is_some_and(|(_, o)| added_rule(o, ns, r)))
+            .cloned()
+            .collect();
         let labs_only = |rules: Vec<String>| match filter {
             Some((lab, _)) if !whole => {
                 let tag = owner_tag(lab);
@@ -278,6 +299,7 @@ pub fn collect(kernel: &Kernel, filter: Option<(&str, &Owned)>) -> Result<State,
         }
         let empty = links.is_empty()
             && routes.is_empty()
+            && ip_rules.is_empty()
             && nat.as_ref().is_none_or(Vec::is_empty)
             && filter_rules.is_empty()
             && sysctls.is_empty();
@@ -291,6 +313,7 @@ pub fn collect(kernel: &Kernel, filter: Option<(&str, &Owned)>) -> Result<State,
             links,
             bridges,
             routes,
+            ip_rules,
             // A filtered view of a namespace the lab does not own says nothing about a nat
             // table it could not read.
             nat_error: if whole { nat_error } else { None },
@@ -336,9 +359,24 @@ fn added_addr(o: &Owned, ns: Option<&str>, dev: &str, cidr: &str) -> bool {
 
 fn added_route(o: &Owned, ns: Option<&str>, r: &RouteInfo) -> bool {
     o.has_change(|c| {
-        let Op::RouteAdd { ns: n, dest, via, .. } = c else { return false };
+        let Op::RouteAdd { ns: n, dest, via, opts, .. } = c else { return false };
         let d = dest.map(|d| d.trunc().to_string()).unwrap_or_else(|| "default".into());
-        n.as_deref() == ns && d == r.dest && via.map(|v| v.to_string()) == r.via
+        let hops: Vec<String> = opts.nexthops.iter().map(|h| h.via.to_string()).collect();
+        let seen: Vec<String> = r.nexthops.iter().filter_map(|h| h.via.clone()).collect();
+        n.as_deref() == ns
+            && d == r.dest
+            && via.map(|v| v.to_string()) == r.via
+            && opts.table() == r.table
+            && opts.kind.word() == r.kind
+            && opts.metric.is_none_or(|m| r.metric.unwrap_or(0) == m)
+            && hops == seen
+    })
+}
+
+fn added_rule(o: &Owned, ns: Option<&str>, r: &RuleInfo) -> bool {
+    o.has_change(|c| {
+        let Op::RuleAdd { ns: n, rule } = c else { return false };
+        n.as_deref() == ns && rule_info(&rule_message(rule)).is_some_and(|mine| mine == *r)
     })
 }
 
@@ -458,17 +496,17 @@ pub fn render(state: &State) -> String {
         if !routes.is_empty() {
             let _ = writeln!(s, "  routes");
             for r in routes {
-                let mut line = format!("    {}", r.dest);
-                if let Some(v) = &r.via {
-                    let _ = write!(line, " via {v}");
-                }
-                if let Some(d) = &r.dev {
-                    let _ = write!(line, " dev {d}");
-                }
+                let mut line = format!("    {}", r.describe());
                 if r.proto == "kernel" {
                     line.push_str("  (kernel)");
                 }
                 let _ = writeln!(s, "{line}");
+            }
+        }
+        if !ns.ip_rules.is_empty() {
+            let _ = writeln!(s, "  ip rules");
+            for r in &ns.ip_rules {
+                let _ = writeln!(s, "    {}", r.describe());
             }
         }
         match (&ns.nat, &ns.nat_error) {

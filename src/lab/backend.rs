@@ -7,7 +7,9 @@ use std::time::Duration;
 use crate::net::bridge_vlan::VlanInfo;
 use crate::net::exec::ExecOutput;
 use crate::net::info::{AddrInfo, FdbEntry, LinkInfo, NeighInfo, RouteInfo};
+use crate::net::probe::Flavour;
 use crate::net::probe::{Echoes, PingResult, TcpResult};
+use crate::net::probe::{Throughput, UdpResult};
 use crate::net::{NetResult, Op};
 
 pub trait Backend {
@@ -25,7 +27,10 @@ pub trait Backend {
     fn netns_exists(&self, name: &str) -> NetResult<bool>;
     fn links(&self, ns: Option<&str>) -> NetResult<Vec<LinkInfo>>;
     fn addrs(&self, ns: Option<&str>) -> NetResult<Vec<AddrInfo>>;
-    fn routes(&self, ns: Option<&str>) -> NetResult<Vec<RouteInfo>>;
+    /// Routes of `table` (None: every table but local).
+    fn routes(&self, ns: Option<&str>, table: Option<u32>) -> NetResult<Vec<RouteInfo>>;
+    /// Policy routing rules, IPv4 then IPv6, each in the kernel's order.
+    fn rules(&self, ns: Option<&str>) -> NetResult<Vec<crate::net::rule::RuleInfo>>;
     fn neighbours(&self, ns: Option<&str>) -> NetResult<Vec<NeighInfo>>;
     fn fdb(&self, ns: Option<&str>, bridge: &str) -> NetResult<Vec<FdbEntry>>;
     fn bridge_ports(&self, ns: Option<&str>, bridge: &str) -> NetResult<Vec<LinkInfo>>;
@@ -55,4 +60,30 @@ pub trait Backend {
     fn tcp(&self, ns: Option<&str>, target: SocketAddr, timeout: Duration) -> NetResult<TcpResult>;
     /// Starts the built-in server; returns its port.
     fn serve(&self, ns: Option<&str>, port: u16) -> NetResult<u16>;
+    /// Starts a built-in server of another flavour (UDP, HTTP); returns its port.
+    fn serve_flavour(&self, ns: Option<&str>, port: u16, flavour: Flavour) -> NetResult<u16> {
+        let _ = flavour;
+        self.serve(ns, port)
+    }
+    /// A UDP request/reply probe; None when the backend cannot know the answer.
+    fn udp(
+        &self,
+        ns: Option<&str>,
+        target: SocketAddr,
+        timeout: Duration,
+        payload: Vec<u8>,
+    ) -> NetResult<Option<UdpResult>> {
+        let _ = (ns, target, timeout, payload);
+        Ok(None)
+    }
+    /// A throughput test against a built-in server; None when the backend cannot know.
+    fn throughput(
+        &self,
+        ns: Option<&str>,
+        target: SocketAddr,
+        duration: Duration,
+    ) -> NetResult<Option<Throughput>> {
+        let _ = (ns, target, duration);
+        Ok(None)
+    }
 }

@@ -114,6 +114,7 @@ impl Owned {
             }
             Op::AddrAdd { .. }
             | Op::RouteAdd { .. }
+            | Op::RuleAdd { .. }
             | Op::IptAppend { .. }
             | Op::SysctlSet { .. }
             | Op::TcSet { .. } => {
@@ -128,9 +129,10 @@ impl Owned {
                     self.changes.push(op.clone());
                 }
             }
-            Op::AddrDel { .. } | Op::RouteDel { .. } | Op::IptDelete { .. } => {
-                self.forget(|c| op.cancels(c))
-            }
+            Op::AddrDel { .. }
+            | Op::RouteDel { .. }
+            | Op::RuleDel { .. }
+            | Op::IptDelete { .. } => self.forget(|c| op.cancels(c)),
             // Teardown's delete of the lab's links in one netns.
             Op::LinkGroupDel { ns, .. } => {
                 let gone: Vec<OwnedLink> =
@@ -150,6 +152,19 @@ impl Owned {
             | Op::BridgeVlanAdd { .. }
             | Op::BridgeVlanDel { .. }
             | Op::WireguardSet { .. } => {}
+        }
+    }
+
+    /// A delete the recipe wrote loosely (a route without its metric, a rule without its
+    /// priority) made exact from the lab's own change it names, so that only that object
+    /// goes and not an equal one someone else made. Left as it is when it names none.
+    pub fn complete_del(&self, op: &mut Op) {
+        if !matches!(op, Op::RouteDel { .. } | Op::RuleDel { .. }) {
+            return;
+        }
+        let found = self.changes.iter().rev().find(|c| op.cancels(c)).and_then(Op::inverse);
+        if let Some(exact) = found {
+            *op = exact;
         }
     }
 
@@ -199,6 +214,7 @@ impl Owned {
             match op {
                 Op::AddrAdd { .. } => c.addrs += 1,
                 Op::RouteAdd { .. } => c.routes += 1,
+                Op::RuleAdd { .. } => c.rules += 1,
                 Op::IptAppend { .. } => c.rules += 1,
                 Op::SysctlSet { ns, key, .. } | Op::SysctlTemp { ns, key, .. } => {
                     keys.insert((ns, key));
@@ -225,6 +241,7 @@ impl Owned {
                 | Op::LinkGroupDel { .. }
                 | Op::AddrDel { .. }
                 | Op::RouteDel { .. }
+                | Op::RuleDel { .. }
                 | Op::IptDelete { .. } => {}
             }
         }

@@ -109,6 +109,13 @@ pub(crate) fn check(lab: &str, owned: &Owned, op: &Op, world: &dyn World) -> Net
             }
             not_ours(format!("iptables rule in {}", place(ns)))
         }
+        // Rules carry no owner tag: only one the lab added, named exactly, may go.
+        Op::RuleDel { ns, rule } => {
+            if owned.in_owned_ns(ns.as_deref()) || owned.has_change(|c| op.cancels(c)) {
+                return Ok(());
+            }
+            not_ours(format!("rule `{}` in {}", crate::net::rule::rule_words(rule), place(ns)))
+        }
         // Settings teardown does not undo: only on links the lab made, which take them along.
         Op::BridgeSet { ns, name: dev, .. }
         | Op::BridgeVlanAdd { ns, port: dev, .. }
@@ -129,6 +136,7 @@ pub(crate) fn check(lab: &str, owned: &Owned, op: &Op, world: &dyn World) -> Net
         | Op::LinkAdd { .. }
         | Op::AddrAdd { .. }
         | Op::RouteAdd { .. }
+        | Op::RuleAdd { .. }
         | Op::SysctlSet { .. }
         | Op::IptAppend { .. } => Ok(()),
         // The root qdisc: teardown puts the old one back (the session refuses a qdisc it

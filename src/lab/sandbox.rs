@@ -97,6 +97,7 @@ pub fn uplink_ops() -> Vec<Op> {
             dest: None,
             via: Some(INTERNET_ADDR.parse().expect("valid ip")),
             dev: None,
+            opts: Default::default(),
         },
     ]
 }

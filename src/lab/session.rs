@@ -149,6 +149,14 @@ impl Session {
 
     /// Journals and applies one Op whose ownership was checked.
     fn apply_one(&self, mut op: Op) -> NetResult<()> {
+        // Exactly one object: a loose delete names the lab's own, a rule gets the priority
+        // the kernel would pick (rules have no owner tag; the journal must name this one).
+        self.owned.borrow().complete_del(&mut op);
+        if let Op::RuleAdd { ns, rule } = &mut op
+            && rule.priority.is_none()
+        {
+            rule.priority = Some(self.kernel.next_rule_priority(ns.as_deref(), rule)?);
+        }
         // Every sysctl a lab sets is claimed, in its own namespaces too: another lab must not
         // flip a value this one relies on.
         let mut claimed = None;
@@ -345,8 +353,12 @@ impl Backend for Session {
         self.kernel.addrs(ns)
     }
 
-    fn routes(&self, ns: Option<&str>) -> NetResult<Vec<RouteInfo>> {
-        self.kernel.routes(ns)
+    fn routes(&self, ns: Option<&str>, table: Option<u32>) -> NetResult<Vec<RouteInfo>> {
+        self.kernel.routes(ns, table)
+    }
+
+    fn rules(&self, ns: Option<&str>) -> NetResult<Vec<crate::net::rule::RuleInfo>> {
+        self.kernel.rules(ns)
     }
 
     fn neighbours(&self, ns: Option<&str>) -> NetResult<Vec<NeighInfo>> {
@@ -435,6 +447,15 @@ impl Backend for Session {
     }
 
     fn serve(&self, ns: Option<&str>, port: u16) -> NetResult<u16> {
+        self.serve_flavour(ns, port, crate::net::probe::Flavour::Tcp)
+    }
+
+    fn serve_flavour(
+        &self,
+        ns: Option<&str>,
+        port: u16,
+        flavour: crate::net::probe::Flavour,
+    ) -> NetResult<u16> {
         if self.servers.get() >= MAX_SERVERS {
             return Err(NetError::new(format!(
                 "too many probe::serve servers: a lab runs at most {MAX_SERVERS}"
@@ -442,9 +463,29 @@ impl Backend for Session {
             .with_errno(libc::EMFILE)
             .with_help("serve one port per host you test; a probe::tcp to the same server works as often as you like"));
         }
-        let port = probe::serve(ns, port)?.port;
+        let port = probe::serve(ns, port, flavour)?;
         self.servers.set(self.servers.get() + 1);
         Ok(port)
+    }
+
+    fn udp(
+        &self,
+        ns: Option<&str>,
+        target: SocketAddr,
+        timeout: Duration,
+        payload: Vec<u8>,
+    ) -> NetResult<Option<crate::net::probe::UdpResult>> {
+        crate::net::probe::udp(ns, target, timeout, payload).map(Some)
+    }
+
+    fn throughput(
+        &self,
+        ns: Option<&str>,
+        target: SocketAddr,
+        duration: Duration,
+    ) -> NetResult<Option<crate::net::probe::Throughput>> {
+        let stop = || INTERRUPTED.load(Ordering::Relaxed);
+        crate::net::probe::throughput(ns, target, duration, Some(stop)).map(Some)
     }
 }
 

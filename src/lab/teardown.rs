@@ -79,7 +79,9 @@ pub(crate) fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Vec<NetError> 
                     undo(op);
                 }
             }
-            Op::IptAppend { .. } | Op::SysctlTemp { .. } => {
+            // Routes and rules are undone exactly (Op::inverse names the metric, the
+            // recorded rule its priority): an equal one someone else added survives.
+            Op::IptAppend { .. } | Op::SysctlTemp { .. } | Op::RuleAdd { .. } => {
                 if outlives {
                     undo(op);
                 }
@@ -106,6 +108,7 @@ pub(crate) fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Vec<NetError> 
             | Op::LinkGroupDel { .. }
             | Op::AddrDel { .. }
             | Op::RouteDel { .. }
+            | Op::RuleDel { .. }
             | Op::IptDelete { .. } => {}
         }
     }

@@ -43,6 +43,92 @@ pub struct RouteInfo {
     pub family: String,
     pub proto: String,
     pub scope: String,
+    /// 254 is main.
+    #[serde(default = "main_table")]
+    pub table: u32,
+    /// None when the kernel reports none (IPv4 metric 0).
+    #[serde(default)]
+    pub metric: Option<u32>,
+    /// "unicast", "blackhole", "unreachable", "prohibit", "local", "broadcast", ...
+    #[serde(rename = "type", default = "unicast")]
+    pub kind: String,
+    #[serde(default)]
+    pub src: Option<String>,
+    /// The gateways of a multipath route (then `via` and `dev` are None).
+    #[serde(default)]
+    pub nexthops: Vec<NexthopInfo>,
+}
+
+fn main_table() -> u32 {
+    254
+}
+
+fn unicast() -> String {
+    "unicast".into()
+}
+
+/// One gateway of a multipath route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NexthopInfo {
+    pub via: Option<String>,
+    pub dev: Option<String>,
+    pub weight: u16,
+}
+
+impl RouteInfo {
+    /// A plain route of the main table (the plan's connected routes and the like).
+    pub fn main(dest: String, via: Option<String>, dev: Option<String>, family: &str) -> RouteInfo {
+        RouteInfo {
+            dest,
+            via,
+            dev,
+            family: family.into(),
+            proto: "boot".into(),
+            scope: "global".into(),
+            table: 254,
+            metric: None,
+            kind: "unicast".into(),
+            src: None,
+            nexthops: vec![],
+        }
+    }
+
+    /// The route as `ip route` prints it after the destination: type, gateways, table,
+    /// metric, source.
+    pub fn describe(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        if self.kind != "unicast" {
+            let _ = write!(s, "{} ", self.kind);
+        }
+        s.push_str(&self.dest);
+        if let Some(v) = &self.via {
+            let _ = write!(s, " via {v}");
+        }
+        if let Some(d) = &self.dev {
+            let _ = write!(s, " dev {d}");
+        }
+        for h in &self.nexthops {
+            s.push_str(" nexthop");
+            if let Some(v) = &h.via {
+                let _ = write!(s, " via {v}");
+            }
+            if let Some(d) = &h.dev {
+                let _ = write!(s, " dev {d}");
+            }
+            let _ = write!(s, " weight {}", h.weight);
+        }
+        if self.table != 254 {
+            let _ = write!(s, " table {}", crate::net::routing::table_name(self.table));
+        }
+        if let Some(m) = self.metric {
+            let _ = write!(s, " metric {m}");
+        }
+        if let Some(src) = &self.src {
+            let _ = write!(s, " src {src}");
+        }
+        s
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,6 +16,8 @@ pub mod nl;
 pub mod op;
 pub mod probe;
 pub mod refusal;
+pub mod routing;
+pub mod rule;
 pub mod tap;
 pub mod tc;
 pub mod wireguard;

@@ -254,6 +254,19 @@ pub(crate) fn port_in_use(port: u16, ns: Option<&str>) -> NetError {
         ))
 }
 
+/// `probe::serve(…, #{proto: "udp"})` on a UDP port something is bound to already.
+pub fn udp_port_in_use(port: u16, ns: Option<&str>) -> NetError {
+    let (where_, hint) = match ns {
+        Some(n) => (format!("in netns {n}"), format!(" (`ip netns exec {n} ss -lunp` shows it)")),
+        None => ("on the host".to_string(), " (`ss -lunp` shows it)".to_string()),
+    };
+    NetError::new(format!("udp port {port} is already in use {where_}"))
+        .with_errno(libc::EADDRINUSE)
+        .with_help(format!(
+            "pick another port (0 picks a free one), or stop what listens there{hint}"
+        ))
+}
+
 /// The same iptables rule twice: the kernel would keep both (and every packet would pass
 /// both), so a second `nat::masquerade` of one subnet, easy to type again in a REPL, is
 /// refused.
@@ -288,6 +301,43 @@ pub(crate) fn ping_needs_link(a: std::net::Ipv6Addr) -> NetError {
     NetError::new(format!("cannot ping link-local address {a} without its link"))
         .with_errno(libc::EINVAL)
         .with_help(format!("name the link after a %: \"{a}%eth0\""))
+}
+
+/// `rule::add` of a rule that is there already, at the same priority (EEXIST).
+pub fn ip_rule_exists(ns: Option<&str>, r: &crate::net::rule::RuleSpec) -> NetError {
+    NetError::new(format!(
+        "{} already has the rule `{}`",
+        place(ns),
+        crate::net::rule::rule_words(r)
+    ))
+    .with_errno(libc::EEXIST)
+    .with_help("rule::list shows the rules; give this one another priority, or delete the old one")
+}
+
+/// `rule::del` of a rule that is not there as described (ENOENT).
+pub fn no_ip_rule(ns: Option<&str>, r: &crate::net::rule::RuleSpec) -> NetError {
+    NetError::new(format!("{} has no rule `{}`", place(ns), crate::net::rule::rule_words(r)))
+        .with_errno(libc::ENOENT)
+        .with_help("rule::list shows the rules there; every selector, the table and the priority must match")
+}
+
+/// A route's `src` that is not an address of the netns (EINVAL, "Invalid prefsrc address").
+pub fn bad_route_src(src: IpAddr, ns: Option<&str>) -> NetError {
+    NetError::new(format!(
+        "{src} is not an address of {}, so it cannot be a route's source",
+        place(ns)
+    ))
+    .with_errno(libc::EINVAL)
+    .with_help(
+        "`src` names one of this netns's own addresses (addr::list shows them); add it first",
+    )
+}
+
+/// `onlink` without the link it is on (EINVAL, "Nexthop device required for onlink").
+pub fn onlink_needs_dev() -> NetError {
+    NetError::new("an onlink gateway needs its link")
+        .with_errno(libc::EINVAL)
+        .with_help("name it after a %: \"10.9.9.1%eth0\" (or #{via: \"10.9.9.1\", dev: \"eth0\"} in a multipath route)")
 }
 
 /// `link::set` with an MTU the link does not take (EINVAL; 68 to 65535 for veth and bridge).

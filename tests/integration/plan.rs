@@ -21,8 +21,10 @@ dump_state() {
         echo "### ns ${ns:-host}"
         echo "## link";   ip "${n[@]}" -d -j link show
         echo "## addr";   ip "${n[@]}" -j addr show
-        echo "## route4"; ip "${n[@]}" -j -4 route show table main
-        echo "## route6"; ip "${n[@]}" -j -6 route show table main
+        echo "## route4"; ip "${n[@]}" -j -4 route show table all
+        echo "## route6"; ip "${n[@]}" -j -6 route show table all
+        echo "## rule4";  ip "${n[@]}" -j -4 rule
+        echo "## rule6";  ip "${n[@]}" -j -6 rule
         echo "## sysctl"; "${x[@]}" sysctl net.ipv4.ip_forward net.ipv6.conf.all.forwarding $EXTRA_KEYS 2>/dev/null || true
         echo "## nat";    "${x[@]}" iptables -t nat -S
         echo "## filter"; "${x[@]}" iptables -t filter -S
@@ -126,14 +128,17 @@ fn norm_routes(j: &Value) -> Vec<String> {
         })
         .map(|r| {
             format!(
-                "{} via={} dev={} proto={} scope={} src={} metric={}",
+                "{} {} table={} via={} dev={} proto={} scope={} src={} metric={} nexthops={}",
+                str_of(r, "type"),
                 str_of(r, "dst"),
+                str_of(r, "table"),
                 str_of(r, "gateway"),
                 str_of(r, "dev"),
                 str_of(r, "protocol"),
                 str_of(r, "scope"),
                 str_of(r, "prefsrc"),
-                str_of(r, "metric")
+                str_of(r, "metric"),
+                str_of(r, "nexthops"),
             )
         })
         .collect();
@@ -176,6 +181,12 @@ fn normalise(dump: &str) -> String {
             "link" => norm_links(&common::json(&text)),
             "addr" => norm_addrs(&common::json(&text)),
             "route4" | "route6" => norm_routes(&common::json(&text)),
+            "rule4" | "rule6" => common::json(&text)
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| serde_json::to_string(r).unwrap())
+                .collect(),
             "tc" => norm_qdiscs(&common::json(&text)),
             _ => body.iter().map(|s| s.to_string()).collect(),
         };

@@ -18,6 +18,7 @@
 mod links;
 mod model;
 mod routing;
+mod rules;
 mod sysctl;
 #[cfg(test)]
 mod tests;
@@ -35,8 +36,10 @@ use crate::net::bridge_vlan::VlanInfo;
 use crate::net::exec::ExecOutput;
 use crate::net::info::{AddrInfo, FdbEntry, LinkInfo, NeighInfo, RouteInfo};
 use crate::net::op::{is_link_local, q, shell_words};
-use crate::net::probe::{Echoes, PingResult, TcpResult, serve_line};
-use crate::net::refusal::{not_a_bridge_kind, port_in_use};
+use crate::net::probe::{
+    Echoes, Flavour, PingResult, TcpResult, Throughput, UdpResult, serve_line,
+};
+use crate::net::refusal::{not_a_bridge_kind, port_in_use, udp_port_in_use};
 use crate::net::{NetResult, Op};
 
 pub(crate) use crate::net::nat_syntax::save_line;
@@ -121,6 +124,13 @@ impl Plan {
 
     /// Applies one Op whose ownership was checked to the model, and prints it.
     fn apply_one(&self, mut op: Op) -> NetResult<()> {
+        // As `nslab run` does (Session::apply_one): exact deletes, rules with their priority.
+        self.owned.borrow().complete_del(&mut op);
+        if let Op::RuleAdd { ns, rule } = &mut op
+            && rule.priority.is_none()
+        {
+            rule.priority = Some(self.model.borrow().next_rule_priority(ns.as_deref(), rule)?);
+        }
         if let Op::SysctlSet { ns, key, old, .. } = &mut op {
             *old = Some(self.model.borrow().sysctl_get(ns.as_deref(), key)?);
         }
@@ -192,10 +202,14 @@ impl Backend for Plan {
         self.model.borrow().addrs_of(ns)
     }
 
-    fn routes(&self, ns: Option<&str>) -> NetResult<Vec<RouteInfo>> {
+    fn routes(&self, ns: Option<&str>, table: Option<u32>) -> NetResult<Vec<RouteInfo>> {
         let m = self.model.borrow();
         m.space(ns)?;
-        Ok(m.routes_of(ns))
+        Ok(m.routes_of(ns, table))
+    }
+
+    fn rules(&self, ns: Option<&str>) -> NetResult<Vec<crate::net::rule::RuleInfo>> {
+        self.model.borrow().rules_of(ns)
     }
 
     fn neighbours(&self, ns: Option<&str>) -> NetResult<Vec<NeighInfo>> {
@@ -337,7 +351,7 @@ impl Backend for Plan {
             Plan::prefix(ns)
         ));
         let _ = self.model.borrow_mut().trace(ns, addr, None);
-        Ok(PingResult { ok: true, sent, received: sent, rtt_ms: 0.0 })
+        Ok(PingResult { ok: true, sent, received: sent, rtt_ms: 0.0, rtts_ms: vec![] })
     }
 
     fn tcp(&self, ns: Option<&str>, target: SocketAddr, timeout: Duration) -> NetResult<TcpResult> {
@@ -352,12 +366,12 @@ impl Backend for Plan {
         let client_port = 40000;
         let r = match trace {
             Some(t) => {
-                let served = self
-                    .model
-                    .borrow()
-                    .spaces
-                    .get(&t.server)
-                    .is_some_and(|s| s.served.contains(&t.port.unwrap_or(port)));
+                let dport = t.port.unwrap_or(port);
+                // An HTTP server waits for a request: a bare connection reads nothing.
+                let served =
+                    self.model.borrow().spaces.get(&t.server).is_some_and(|s| {
+                        s.served.contains(&dport) && !s.served_http.contains(&dport)
+                    });
                 let local = SocketAddr::new(t.local, client_port);
                 let reply = if served {
                     serve_line(
@@ -390,6 +404,10 @@ impl Backend for Plan {
     }
 
     fn serve(&self, ns: Option<&str>, port: u16) -> NetResult<u16> {
+        self.serve_flavour(ns, port, Flavour::Tcp)
+    }
+
+    fn serve_flavour(&self, ns: Option<&str>, port: u16, flavour: Flavour) -> NetResult<u16> {
         let mut m = self.model.borrow_mut();
         let space = m.space_mut(ns)?;
         let port = if port == 0 {
@@ -399,17 +417,94 @@ impl Backend for Plan {
         } else {
             port
         };
-        if !space.served.insert(port) {
-            return Err(port_in_use(port, ns));
+        let fresh = match flavour {
+            Flavour::Udp => space.served_udp.insert(port),
+            Flavour::Tcp | Flavour::Http => space.served.insert(port),
+        };
+        if flavour == Flavour::Http {
+            space.served_http.insert(port);
+        }
+        if !fresh {
+            return Err(match flavour {
+                Flavour::Udp => udp_port_in_use(port, ns),
+                _ => port_in_use(port, ns),
+            });
         }
         drop(m);
+        let what = match flavour {
+            Flavour::Tcp => "server listens on tcp port",
+            Flavour::Http => "HTTP server (GET answers with the line) listens on tcp port",
+            Flavour::Udp => "server answers datagrams on udp port",
+        };
         self.out(format!(
-            "# probe::serve: nslab's built-in server listens on tcp port {port} {} and tells each client the address it saw (no standard command does this)",
+            "# probe::serve: nslab's built-in {what} {port} {} and tells each client the address it saw (no standard command does this)",
             match ns {
                 Some(n) => format!("in netns {n}"),
                 None => "here".to_string(),
             }
         ));
         Ok(port)
+    }
+
+    /// Known only when the trace reaches nslab's own UDP server on that port: anything else
+    /// (a server `netns::exec` started, a firewall the model does not know) is `()`.
+    fn udp(
+        &self,
+        ns: Option<&str>,
+        target: SocketAddr,
+        timeout: Duration,
+        _payload: Vec<u8>,
+    ) -> NetResult<Option<UdpResult>> {
+        self.model.borrow().space(ns)?;
+        let (ip, port) = (target.ip(), target.port());
+        let secs = timeout.as_secs_f64().ceil().max(1.0) as u64;
+        self.out(format!(
+            "# probe::udp: send a datagram to {target} and wait for the reply (needs a server there): {}timeout {secs} nc -u -w1 {ip} {port} <<< nslab-probe",
+            Plan::prefix(ns)
+        ));
+        let Some(t) = self.model.borrow_mut().trace(ns, ip, Some(("udp", port))) else {
+            return Ok(None);
+        };
+        let dport = t.port.unwrap_or(port);
+        let served = self
+            .model
+            .borrow()
+            .spaces
+            .get(&t.server)
+            .is_some_and(|s| s.served_udp.contains(&dport));
+        if !served {
+            return Ok(None);
+        }
+        let client_port = 40000;
+        Ok(Some(UdpResult {
+            ok: true,
+            reply: serve_line(
+                t.server.as_deref(),
+                SocketAddr::new(t.seen, client_port),
+                SocketAddr::new(t.dst, dport),
+            ),
+            seen: Some(t.seen.to_string()),
+            local: Some(SocketAddr::new(t.local, client_port).to_string()),
+            rtt_ms: 0.0,
+            error: None,
+        }))
+    }
+
+    /// A plan cannot measure: printed as the iperf3 equivalent, answered with `()`.
+    fn throughput(
+        &self,
+        ns: Option<&str>,
+        target: SocketAddr,
+        duration: Duration,
+    ) -> NetResult<Option<Throughput>> {
+        self.model.borrow().space(ns)?;
+        self.out(format!(
+            "# probe::throughput: send to nslab's server at {target} for {} s and measure (like iperf3 -c {} -p {} -t {})",
+            duration.as_secs_f64(),
+            target.ip(),
+            target.port(),
+            duration.as_secs_f64().ceil()
+        ));
+        Ok(None)
     }
 }

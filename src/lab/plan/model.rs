@@ -10,6 +10,8 @@ use crate::lab::journal;
 use crate::net::info::{AddrInfo, FdbEntry, LinkInfo, NeighInfo};
 use crate::net::op::{LinkAttrs, Ns};
 use crate::net::refusal::*;
+use crate::net::routing::RouteOpts;
+use crate::net::rule::RuleSpec;
 use crate::net::{NetError, NetResult, Op};
 
 /// A link in the model. `uid` is stable for the plan's lifetime (ifindexes are per netns and
@@ -45,6 +47,10 @@ pub(super) struct Route {
     pub(super) dev: String,
     /// No gateway: a route straight out of a link (scope link).
     pub(super) direct: bool,
+    /// Type, table, metric, source, onlink and the multipath gateways as the recipe gave them.
+    pub(super) opts: RouteOpts,
+    /// Multipath: each gateway with the link it leaves by (resolved like `dev`) and weight.
+    pub(super) hops: Vec<(IpAddr, String, u16)>,
 }
 
 /// One network namespace (or the host).
@@ -62,6 +68,12 @@ pub(super) struct Space {
     pub(super) fdb: Vec<(String, FdbEntry)>,
     /// TCP ports a `probe::serve` listens on.
     pub(super) served: BTreeSet<u16>,
+    /// TCP ports of those servers that speak HTTP: they greet no one, they answer requests.
+    pub(super) served_http: BTreeSet<u16>,
+    /// UDP ports a `probe::serve(…, #{proto: "udp"})` listens on.
+    pub(super) served_udp: BTreeSet<u16>,
+    /// Policy routing rules the recipe added (each with its priority), in the kernel's order.
+    pub(super) ip_rules: Vec<RuleSpec>,
     /// Root qdiscs set by `tc::`, by link name (the rest have the kernel's default).
     pub(super) qdiscs: BTreeMap<String, crate::net::tc::Qdisc>,
 }
@@ -397,12 +409,14 @@ impl Model {
                     return Err(no_addr(dev, nsr, cidr));
                 }
             }
-            Op::RouteAdd { ns, dest, via, dev } => {
-                self.route_add(ns.as_deref(), *dest, *via, dev.as_deref())?
+            Op::RouteAdd { ns, dest, via, dev, opts } => {
+                self.route_add(ns.as_deref(), *dest, *via, dev.as_deref(), opts)?
             }
-            Op::RouteDel { ns, dest, via, dev } => {
-                self.route_del(ns.as_deref(), *dest, *via, dev.as_deref())?
+            Op::RouteDel { ns, dest, via, dev, opts } => {
+                self.route_del(ns.as_deref(), *dest, *via, dev.as_deref(), opts)?
             }
+            Op::RuleAdd { ns, rule } => self.rule_add(ns.as_deref(), rule)?,
+            Op::RuleDel { ns, rule } => self.rule_del(ns.as_deref(), rule)?,
             Op::SysctlSet { ns, key, value, .. } => {
                 let ns = ns.as_deref();
                 // A key whose value is numbers takes only numbers (proc_dointvec); ranges

@@ -30,6 +30,7 @@ fn walkthrough(p: &Plan) {
                 dest: None,
                 via: Some("10.0.0.1".parse().unwrap()),
                 dev: None,
+                opts: Default::default(),
             },
         ],
     );
@@ -47,7 +48,7 @@ fn ops_render_and_build_the_model() {
     assert_eq!(red[1].oper, "up");
     let ports = p.bridge_ports(None, "br").unwrap();
     assert_eq!(ports.len(), 1);
-    let routes = p.routes(Some("red")).unwrap();
+    let routes = p.routes(Some("red"), Some(254)).unwrap();
     assert_eq!(routes[0].dest, "default");
     assert_eq!(routes[0].via.as_deref(), Some("10.0.0.1"));
     assert_eq!(routes[1].dest, "10.0.0.0/24");
@@ -75,6 +76,7 @@ fn the_kernel_refusals_come_back_in_its_words() {
             dest: Some("10.9.0.0/16".parse().unwrap()),
             via: Some("10.1.0.1".parse().unwrap()),
             dev: None,
+            opts: Default::default(),
         })
         .unwrap_err();
     assert_eq!(e.errno, Some(libc::ENETUNREACH));
@@ -84,6 +86,7 @@ fn the_kernel_refusals_come_back_in_its_words() {
             dest: None,
             via: Some("10.0.0.1".parse().unwrap()),
             dev: None,
+            opts: Default::default(),
         })
         .unwrap_err();
     assert_eq!(e.message, "netns red already has a route default");

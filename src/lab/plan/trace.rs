@@ -295,7 +295,12 @@ impl Model {
             {
                 return None;
             }
-            let (dev, gw) = self.route_lookup(cur.as_deref(), pkt.dst)?;
+            let (dev, gw) = self.policy_lookup(
+                cur.as_deref(),
+                pkt.dst,
+                pkt.src.filter(|_| hop > 0),
+                pkt.in_dev.as_deref(),
+            )?;
             let nh = gw.unwrap_or(pkt.dst);
             let hop_src = self.source_for(cur.as_deref(), &dev, nh)?;
             if pkt.src.is_none() {

@@ -10,9 +10,7 @@ use rtnetlink::packet_route::link::{
 use rtnetlink::packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
 };
-use rtnetlink::packet_route::route::{
-    RouteAddress, RouteAttribute, RouteMessage, RouteScope, RouteType,
-};
+use rtnetlink::packet_route::route::{RouteMessage, RouteType};
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use super::Kernel;
@@ -20,6 +18,7 @@ use crate::net::error::{NetResult, from_nl, place};
 use crate::net::info::{AddrInfo, FdbEntry, LinkInfo, NeighInfo, RouteInfo, mac_string};
 use crate::net::op::LinkAttrs;
 use crate::net::refusal::{no_link, not_a_bridge_kind};
+use crate::net::routing::route_detail;
 
 impl Kernel {
     /// What `link::set` may change on `dev`, as it is now (the Op's `old`).
@@ -120,8 +119,11 @@ impl Kernel {
         Ok(self.links(ns)?.into_iter().map(|l| (l.index, l.name)).collect())
     }
 
-    /// Routes of the main table (what `ip route` and `ip -6 route` show).
-    pub(crate) fn routes(&self, ns: Option<&str>) -> NetResult<Vec<RouteInfo>> {
+    /// Routes of table `table` (254: what `ip route` and `ip -6 route` show), or of every
+    /// table but `local` (None: `ip route show table all` without the kernel's own
+    /// local/broadcast routes). Only the route types a recipe can make (and the kernel's
+    /// connected unicast routes) are listed.
+    pub(crate) fn routes(&self, ns: Option<&str>, table: Option<u32>) -> NetResult<Vec<RouteInfo>> {
         let names = self.link_names(ns)?;
         let sock = self.sock(ns)?;
         let mut out = Vec::new();
@@ -138,43 +140,21 @@ impl Kernel {
                 )
                 .collect();
             for m in msgs {
-                if m.header.table != 254 || m.header.kind != RouteType::Unicast {
-                    continue;
-                }
-                let addr = |r: &RouteAddress| match r {
-                    RouteAddress::Inet(a) => Some(a.to_string()),
-                    RouteAddress::Inet6(a) => Some(a.to_string()),
-                    _ => None,
+                let listed = matches!(
+                    m.header.kind,
+                    RouteType::Unicast
+                        | RouteType::BlackHole
+                        | RouteType::Unreachable
+                        | RouteType::Prohibit
+                );
+                let Some(r) = route_detail(&m, &names) else { continue };
+                let wanted = match table {
+                    Some(t) => r.table == t,
+                    None => r.table != crate::net::routing::TABLE_LOCAL,
                 };
-                let mut dest = None;
-                let mut via = None;
-                let mut dev = None;
-                for a in &m.attributes {
-                    match a {
-                        RouteAttribute::Destination(d) => dest = addr(d),
-                        RouteAttribute::Gateway(g) => via = addr(g),
-                        RouteAttribute::Oif(i) => dev = names.get(i).cloned(),
-                        _ => {}
-                    }
+                if listed && wanted {
+                    out.push(r);
                 }
-                let v4 = m.header.address_family == AddressFamily::Inet;
-                let dest = match dest {
-                    Some(d) => format!("{d}/{}", m.header.destination_prefix_length),
-                    None if m.header.destination_prefix_length == 0 => "default".into(),
-                    None => continue,
-                };
-                out.push(RouteInfo {
-                    dest,
-                    via,
-                    dev,
-                    family: if v4 { "inet".into() } else { "inet6".into() },
-                    proto: format!("{:?}", m.header.protocol).to_lowercase(),
-                    scope: match m.header.scope {
-                        RouteScope::Link => "link".into(),
-                        RouteScope::Universe => "global".into(),
-                        s => format!("{s:?}").to_lowercase(),
-                    },
-                });
             }
         }
         Ok(out)

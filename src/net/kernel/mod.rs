@@ -17,6 +17,7 @@ mod link;
 mod link_kinds;
 mod namespace;
 mod route;
+mod rule;
 mod sysctl;
 mod tc;
 mod veth;
@@ -222,12 +223,14 @@ impl Kernel {
             Op::LinkDel { ns, dev } => self.link_del(ns.as_deref(), dev),
             Op::AddrAdd { ns, dev, cidr } => self.addr_add(ns.as_deref(), dev, cidr),
             Op::AddrDel { ns, dev, cidr } => self.addr_del(ns.as_deref(), dev, cidr),
-            Op::RouteAdd { ns, dest, via, dev } => {
-                self.route(ns.as_deref(), true, *dest, *via, dev.as_deref())
+            Op::RouteAdd { ns, dest, via, dev, opts } => {
+                self.route(ns.as_deref(), true, *dest, *via, dev.as_deref(), opts)
             }
-            Op::RouteDel { ns, dest, via, dev } => {
-                self.route(ns.as_deref(), false, *dest, *via, dev.as_deref())
+            Op::RouteDel { ns, dest, via, dev, opts } => {
+                self.route(ns.as_deref(), false, *dest, *via, dev.as_deref(), opts)
             }
+            Op::RuleAdd { ns, rule } => self.rule(ns.as_deref(), true, rule),
+            Op::RuleDel { ns, rule } => self.rule(ns.as_deref(), false, rule),
             Op::SysctlSet { ns, key, value, .. } => sysctl_set(ns.as_deref(), key, value),
             Op::SysctlTemp { ns, key, value, .. } => sysctl_set(ns.as_deref(), key, value),
             Op::LinkSet { ns, dev, set, .. } => self.link_set(ns.as_deref(), dev, set),

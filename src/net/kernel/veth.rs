@@ -76,6 +76,8 @@ impl Kernel {
             | Op::AddrDel { .. }
             | Op::RouteAdd { .. }
             | Op::RouteDel { .. }
+            | Op::RuleAdd { .. }
+            | Op::RuleDel { .. }
             | Op::SysctlSet { .. }
             | Op::SysctlTemp { .. }
             | Op::LinkSet { .. }

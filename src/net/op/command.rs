@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 
 use super::{Ns, Op};
 use crate::net::link_kind::LinkKind;
+use crate::net::routing;
+use crate::net::rule::rule_command;
 
 impl Op {
     /// The equivalent iproute2 / sysctl / iptables command line, as a learner would type it.
@@ -57,25 +59,20 @@ impl Op {
             Op::AddrDel { ns, dev, cidr } => {
                 write!(s, "{}addr del {} dev {}", n(ns), q(&cidr.to_string()), q(dev))
             }
-            Op::RouteAdd { ns, dest, via, dev } | Op::RouteDel { ns, dest, via, dev } => {
+            Op::RouteAdd { ns, dest, via, dev, opts }
+            | Op::RouteDel { ns, dest, via, dev, opts } => {
                 let verb = if matches!(self, Op::RouteAdd { .. }) { "add" } else { "del" };
-                let family = match (dest, via) {
-                    (None, Some(std::net::IpAddr::V6(_))) => "-6 ",
+                // `ip` takes the family from the first address it reads; a default route
+                // has none, so say it when the route is IPv6.
+                let family = match dest {
+                    None if routing::family_v6(*dest, *via, opts) => "-6 ",
                     _ => "",
                 };
-                write!(s, "{}{family}route {verb} ", n(ns))?;
-                match dest {
-                    Some(d) => write!(s, "{}", q(&d.to_string()))?,
-                    None => write!(s, "default")?,
-                }
-                if let Some(v) = via {
-                    write!(s, " via {}", q(&v.to_string()))?;
-                }
-                if let Some(d) = dev {
-                    write!(s, " dev {}", q(d))?;
-                }
-                Ok(())
+                let words = routing::route_words(*dest, *via, dev.as_deref(), opts);
+                write!(s, "{}{family}route {verb} {words}", n(ns))
             }
+            Op::RuleAdd { ns, rule } => write!(s, "{}", rule_command(ns.as_deref(), true, rule)),
+            Op::RuleDel { ns, rule } => write!(s, "{}", rule_command(ns.as_deref(), false, rule)),
             Op::SysctlSet { ns, key, value, .. } | Op::SysctlTemp { ns, key, value, .. } => {
                 // One word: a value with a space (`ping_group_range`) must stay one.
                 let kv = q(&format!("{key}={value}"));
@@ -278,6 +275,7 @@ mod tests {
             dest: None,
             via: Some("192.168.24.1".parse().unwrap()),
             dev: None,
+            opts: Default::default(),
         };
         assert_eq!(op.command(), "ip -n red route add default via 192.168.24.1");
         let op = Op::IptAppend {
@@ -333,6 +331,7 @@ mod tests {
             dest: None,
             via: Some("fe80::1".parse().unwrap()),
             dev: Some("e'x".into()),
+            opts: Default::default(),
         };
         assert_eq!(op.command(), r"ip -6 route add default via fe80::1 dev 'e'\''x'");
     }

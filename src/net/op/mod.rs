@@ -6,6 +6,8 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use super::link_kind::LinkKind;
+use super::routing::{self, RouteOpts};
+use super::rule::RuleSpec;
 use super::tc::Qdisc;
 use super::wireguard::{Secret, WgPeer};
 
@@ -74,18 +76,33 @@ pub(crate) enum Op {
         dev: String,
         cidr: IpNet,
     },
-    /// `dest: None` is the default route.
+    /// `dest: None` is the default route. `opts` holds the rest (type, multipath, table,
+    /// metric, source, onlink); absent from the journal when plain.
     RouteAdd {
         ns: Ns,
         dest: Option<IpNet>,
         via: Option<std::net::IpAddr>,
         dev: Option<String>,
+        #[serde(default, skip_serializing_if = "RouteOpts::is_plain")]
+        opts: RouteOpts,
     },
     RouteDel {
         ns: Ns,
         dest: Option<IpNet>,
         via: Option<std::net::IpAddr>,
         dev: Option<String>,
+        #[serde(default, skip_serializing_if = "RouteOpts::is_plain")]
+        opts: RouteOpts,
+    },
+    /// A policy routing rule (`ip rule add`); the executor fills in the priority the kernel
+    /// would pick when the recipe gave none, so that the journal names exactly this rule.
+    RuleAdd {
+        ns: Ns,
+        rule: RuleSpec,
+    },
+    RuleDel {
+        ns: Ns,
+        rule: RuleSpec,
     },
     /// `old` is the value before the change, filled in by the executor before it applies.
     SysctlSet {
@@ -259,6 +276,8 @@ impl Op {
             | Op::AddrDel { ns, .. }
             | Op::RouteAdd { ns, .. }
             | Op::RouteDel { ns, .. }
+            | Op::RuleAdd { ns, .. }
+            | Op::RuleDel { ns, .. }
             | Op::SysctlSet { ns, .. }
             | Op::IptAppend { ns, .. }
             | Op::IptDelete { ns, .. }
@@ -302,6 +321,8 @@ impl Op {
             | Op::AddrDel { .. }
             | Op::RouteAdd { .. }
             | Op::RouteDel { .. }
+            | Op::RuleAdd { .. }
+            | Op::RuleDel { .. }
             | Op::SysctlSet { .. }
             | Op::SysctlTemp { .. }
             | Op::IptAppend { .. }
@@ -339,12 +360,23 @@ impl Op {
             Op::AddrDel { ns, dev, cidr } => {
                 Op::AddrAdd { ns: ns.clone(), dev: dev.clone(), cidr: *cidr }
             }
-            Op::RouteAdd { ns, dest, via, dev } => {
-                Op::RouteDel { ns: ns.clone(), dest: *dest, via: *via, dev: dev.clone() }
+            // Exactly the lab's route: its metric named (the kernel's when the recipe gave
+            // none), so an equal route with another metric survives.
+            Op::RouteAdd { ns, dest, via, dev, opts } => {
+                let mut opts = opts.clone();
+                opts.metric = Some(opts.metric_for(routing::family_v6(*dest, *via, &opts)));
+                Op::RouteDel { ns: ns.clone(), dest: *dest, via: *via, dev: dev.clone(), opts }
             }
-            Op::RouteDel { ns, dest, via, dev } => {
-                Op::RouteAdd { ns: ns.clone(), dest: *dest, via: *via, dev: dev.clone() }
-            }
+            Op::RouteDel { ns, dest, via, dev, opts } => Op::RouteAdd {
+                ns: ns.clone(),
+                dest: *dest,
+                via: *via,
+                dev: dev.clone(),
+                opts: opts.clone(),
+            },
+            // The executor recorded the rule with its priority: exactly that one.
+            Op::RuleAdd { ns, rule } => Op::RuleDel { ns: ns.clone(), rule: rule.clone() },
+            Op::RuleDel { ns, rule } => Op::RuleAdd { ns: ns.clone(), rule: rule.clone() },
             Op::SysctlSet { ns, key, value, old: Some(old) } => Op::SysctlSet {
                 ns: ns.clone(),
                 key: key.clone(),
@@ -406,11 +438,24 @@ impl Op {
             Op::AddrDel { ns, dev, cidr } => {
                 matches_addr_add(earlier, |n, d, c| n == ns && d == dev && c == cidr)
             }
-            Op::RouteDel { ns, dest, via, dev } => {
-                let Op::RouteAdd { ns: n, dest: de, via: v, dev: d } = earlier else {
+            Op::RouteDel { ns, dest, via, dev, opts } => {
+                let Op::RouteAdd { ns: n, dest: de, via: v, dev: d, opts: o } = earlier else {
                     return false;
                 };
-                n == ns && de == dest && (via.is_none() || v == via) && (dev.is_none() || d == dev)
+                // What the recipe left out matches anything, as with `ip route del`.
+                n == ns
+                    && de == dest
+                    && (via.is_none() || v == via)
+                    && (dev.is_none() || d == dev)
+                    && opts.kind == o.kind
+                    && opts.table() == o.table()
+                    && (opts.metric.is_none()
+                        || opts.metric == Some(o.metric_for(routing::family_v6(*de, *v, o))))
+                    && (opts.src.is_none() || opts.src == o.src)
+                    && (opts.nexthops.is_empty() || opts.nexthops == o.nexthops)
+            }
+            Op::RuleDel { ns, rule } => {
+                matches!(earlier, Op::RuleAdd { ns: n, rule: r } if n == ns && r.matches(rule))
             }
             Op::IptDelete { ns, table, chain, rule } => {
                 let Op::IptAppend { ns: n, table: t, chain: c, rule: r } = earlier else {
@@ -447,6 +492,7 @@ impl Op {
             | Op::WireguardSet { .. }
             | Op::AddrAdd { .. }
             | Op::RouteAdd { .. }
+            | Op::RuleAdd { .. }
             | Op::SysctlSet { .. }
             | Op::IptAppend { .. } => false,
         }
@@ -513,6 +559,8 @@ impl Op {
             | Op::AddrDel { .. }
             | Op::RouteAdd { .. }
             | Op::RouteDel { .. }
+            | Op::RuleAdd { .. }
+            | Op::RuleDel { .. }
             | Op::SysctlSet { .. }
             | Op::SysctlTemp { .. }
             | Op::IptAppend { .. }
@@ -557,6 +605,7 @@ mod tests {
             dest: Some("10.0.0.0/8".parse().unwrap()),
             via: None,
             dev: Some("br0".into()),
+            opts: Default::default(),
         };
         let j = serde_json::to_string(&op).unwrap();
         assert_eq!(serde_json::from_str::<Op>(&j).unwrap(), op);
@@ -575,9 +624,13 @@ mod tests {
             dest: None,
             via: Some("10.0.0.1".parse().unwrap()),
             dev: Some("eth0".into()),
+            opts: Default::default(),
         };
         // `ip route del default` takes any gateway and link.
-        assert!(Op::RouteDel { ns: None, dest: None, via: None, dev: None }.cancels(&route));
+        assert!(
+            Op::RouteDel { ns: None, dest: None, via: None, dev: None, opts: Default::default() }
+                .cancels(&route)
+        );
         assert!(!del.cancels(&route));
         let set = Op::LinkSet {
             ns: None,

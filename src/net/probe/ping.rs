@@ -17,6 +17,8 @@ pub(crate) struct PingResult {
     pub(crate) received: u32,
     /// Average round trip of the replies, in milliseconds; 0 when none came back.
     pub(crate) rtt_ms: f64,
+    /// Each reply's round trip, in milliseconds (empty when not measured, as in a plan).
+    pub(crate) rtts_ms: Vec<f64>,
 }
 
 /// How a ping sends its echoes and how long it waits, like ping(8)'s `-c`, `-i` and `-W`.
@@ -151,6 +153,7 @@ fn ping_here(
     let mut sent_at: Vec<Instant> = Vec::new();
     let mut answered: Vec<bool> = Vec::new();
     let (mut received, mut total) = (0u32, Duration::ZERO);
+    let mut rtts_ms = Vec::new();
     let start = Instant::now();
     loop {
         let sent = sent_at.len() as u32;
@@ -196,10 +199,11 @@ fn ping_here(
             *seen = true;
             received += 1;
             total += at - sent_at[seq as usize];
+            rtts_ms.push((at - sent_at[seq as usize]).as_secs_f64() * 1000.0);
         }
     }
     let rtt_ms = if received == 0 { 0.0 } else { total.as_secs_f64() * 1000.0 / received as f64 };
-    Ok(PingResult { ok: received > 0, sent: sent_at.len() as u32, received, rtt_ms })
+    Ok(PingResult { ok: received > 0, sent: sent_at.len() as u32, received, rtt_ms, rtts_ms })
 }
 
 /// What a reply to one of our echo requests must look like (any sequence number).
@@ -269,4 +273,54 @@ fn next_nonce() -> u64 {
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
     t ^ NONCE_COUNTER.fetch_add(1, Ordering::Relaxed).rotate_left(48)
+}
+
+/// ping(8)'s summary line: `rtt min/avg/max/mdev`, and the loss. RTTs in milliseconds; None
+/// when no reply came back (ping prints no rtt line then).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PingStats {
+    pub loss_pct: f64,
+    pub min: Option<f64>,
+    pub avg: Option<f64>,
+    pub max: Option<f64>,
+    /// The population standard deviation, as iputils computes it:
+    /// sqrt(mean(rtt²) − mean(rtt)²).
+    pub mdev: Option<f64>,
+}
+
+pub fn ping_stats(sent: u32, rtts_ms: &[f64]) -> PingStats {
+    let n = rtts_ms.len() as f64;
+    let loss_pct = if sent == 0 { 0.0 } else { 100.0 * (sent as f64 - n).max(0.0) / sent as f64 };
+    if rtts_ms.is_empty() {
+        return PingStats { loss_pct, min: None, avg: None, max: None, mdev: None };
+    }
+    let sum: f64 = rtts_ms.iter().sum();
+    let sum2: f64 = rtts_ms.iter().map(|r| r * r).sum();
+    let avg = sum / n;
+    let mdev = (sum2 / n - avg * avg).max(0.0).sqrt();
+    PingStats {
+        loss_pct,
+        min: rtts_ms.iter().copied().reduce(f64::min),
+        avg: Some(avg),
+        max: rtts_ms.iter().copied().reduce(f64::max),
+        mdev: Some(mdev),
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_follow_iputils() {
+        let s = ping_stats(4, &[1.0, 2.0, 3.0]);
+        assert_eq!(s.loss_pct, 25.0);
+        assert_eq!((s.min, s.avg, s.max), (Some(1.0), Some(2.0), Some(3.0)));
+        // sqrt(mean(1,4,9) - 2²) = sqrt(14/3 - 4)
+        assert!((s.mdev.unwrap() - (14.0f64 / 3.0 - 4.0).sqrt()).abs() < 1e-12);
+        let none = ping_stats(3, &[]);
+        assert_eq!(none.loss_pct, 100.0);
+        assert_eq!(none.avg, None);
+        let one = ping_stats(1, &[0.5]);
+        assert_eq!((one.loss_pct, one.mdev), (0.0, Some(0.0)));
+    }
 }

@@ -4,6 +4,7 @@ pub mod addr;
 pub mod bridge;
 pub mod cidr;
 pub mod fw;
+pub mod host;
 pub mod link;
 pub mod link_opts;
 pub mod nat;
@@ -11,6 +12,8 @@ pub mod neigh;
 pub mod netns;
 pub mod probe;
 pub mod route;
+pub mod route_args;
+pub mod rule;
 pub mod sandbox;
 pub mod sysctl;
 pub mod tc;
@@ -34,11 +37,13 @@ pub fn all() -> Vec<(&'static str, rhai::Module)> {
         ("link", exported_module!(link::link_mod)),
         ("addr", exported_module!(addr::addr_mod)),
         ("route", exported_module!(route::route_mod)),
+        ("rule", exported_module!(rule::rule_mod)),
         ("sysctl", exported_module!(sysctl::sysctl_mod)),
         ("nat", exported_module!(nat::nat_mod)),
         ("fw", exported_module!(fw::fw_mod)),
         ("tc", exported_module!(tc::tc_mod)),
         ("neigh", exported_module!(neigh::neigh_mod)),
+        ("host", exported_module!(host::host_mod)),
         ("probe", exported_module!(probe::probe_mod)),
         ("sandbox", exported_module!(sandbox::sandbox_mod)),
         ("cidr", exported_module!(cidr::cidr_mod)),

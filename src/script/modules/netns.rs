@@ -1,11 +1,12 @@
 use rhai::plugin::*;
 
-use crate::script::modules::{check_opts, nsname};
+use crate::script::modules::check_opts;
 use crate::script::{RhaiResultOf, fail, invalid, query, to_dyn};
 
+/// `netns::exec` and `host::exec`: `ns` None runs where nslab runs.
 pub fn run(
     ctx: &NativeCallContext,
-    name: &str,
+    ns: Option<String>,
     argv: Vec<String>,
     opts: Option<rhai::Map>,
 ) -> RhaiResultOf<rhai::Map> {
@@ -31,7 +32,6 @@ pub fn run(
             timeout = Some(std::time::Duration::from_millis(ms as u64));
         }
     }
-    let ns = nsname(ctx, name)?;
     let out = query(ctx, |b| b.exec(ns.as_deref(), argv, timeout))?;
     let mut m = rhai::Map::new();
     m.insert("status".into(), to_dyn(&(out.status as rhai::INT)));
@@ -105,7 +105,7 @@ pub mod netns_mod {
     #[rhai_fn(name = "exec", return_raw)]
     pub fn exec_str(ctx: NativeCallContext, name: &str, cmd: &str) -> RhaiResultOf<rhai::Map> {
         let argv = cmd.split_whitespace().map(str::to_string).collect();
-        run(&ctx, name, argv, None)
+        run(&ctx, nsname(&ctx, name)?, argv, None)
     }
 
     /// Runs a command inside a netns, with options.
@@ -123,7 +123,7 @@ pub mod netns_mod {
         opts: rhai::Map,
     ) -> RhaiResultOf<rhai::Map> {
         let argv = cmd.split_whitespace().map(str::to_string).collect();
-        run(&ctx, name, argv, Some(opts))
+        run(&ctx, nsname(&ctx, name)?, argv, Some(opts))
     }
 
     /// Runs a command given as an array of arguments inside a netns.
@@ -138,7 +138,7 @@ pub mod netns_mod {
         args: rhai::Array,
     ) -> RhaiResultOf<rhai::Map> {
         let argv = args.into_iter().map(|a| a.to_string()).collect();
-        run(&ctx, name, argv, None)
+        run(&ctx, nsname(&ctx, name)?, argv, None)
     }
 
     /// Runs an array of arguments inside a netns, with options (`timeout_ms`).
@@ -154,6 +154,6 @@ pub mod netns_mod {
         opts: rhai::Map,
     ) -> RhaiResultOf<rhai::Map> {
         let argv = args.into_iter().map(|a| a.to_string()).collect();
-        run(&ctx, name, argv, Some(opts))
+        run(&ctx, nsname(&ctx, name)?, argv, Some(opts))
     }
 }
