@@ -1,9 +1,12 @@
 //! The command line: one file per subcommand.
 
+mod capture;
+mod completions;
 mod defs;
 mod destroy;
 mod doc;
 mod doctor;
+mod graph;
 mod info;
 mod ls;
 mod plan;
@@ -58,6 +61,13 @@ enum Command {
     Doc(doc::Args),
     /// Write .d.rhai definition files of the script API for editors
     Defs(defs::Args),
+    /// Draw the live topology (namespaces, links, bridges, veth pairs, NAT) as Mermaid, DOT,
+    /// SVG or a self-contained HTML page; with LAB only what that lab owns
+    Graph(graph::Args),
+    /// Print the packets on a link as they pass, like `tcpdump -n -i DEV`, until Ctrl-C
+    Capture(capture::Args),
+    /// Print a shell completion script: `source <(nslab completions bash)`
+    Completions(completions::Args),
 }
 
 /// A failure already shown to the user as a diagnostic; carries the exit code.
@@ -78,6 +88,9 @@ pub fn main() -> ExitCode {
         Command::Info(a) => info::run(a),
         Command::Doc(a) => doc::run(a),
         Command::Defs(a) => defs::run(a),
+        Command::Graph(a) => graph::run(a),
+        Command::Capture(a) => capture::run(a),
+        Command::Completions(a) => completions::run(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

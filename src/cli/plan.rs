@@ -18,6 +18,15 @@ pub struct Args {
     /// host-side links
     #[arg(long)]
     no_ipv6: bool,
+    /// Draw the topology the recipe would build instead of printing the script
+    #[arg(long)]
+    graph: bool,
+    /// With --graph: mermaid, dot, svg or html (default: from -o's extension, else mermaid)
+    #[arg(long, short = 'f', requires = "graph", value_parser = super::graph::FORMATS)]
+    format: Option<String>,
+    /// With --graph: write to FILE instead of stdout
+    #[arg(long, short = 'o', value_name = "FILE", requires = "graph")]
+    output: Option<std::path::PathBuf>,
 }
 
 pub fn run(a: Args) -> Result<(), Failed> {
@@ -47,6 +56,11 @@ pub fn run(a: Args) -> Result<(), Failed> {
             eprintln!("nothing printed: `nslab run` would stop (and roll back) at this error too");
         }
         return Err(Failed(1));
+    }
+    if a.graph {
+        let format = super::graph::pick_format(a.format.as_deref(), a.output.as_deref());
+        let text = super::graph::render(&plan.topology(), &format);
+        return super::graph::write(&text, a.output.as_deref()).map_err(super::fail);
     }
     super::doc::emit(&render(
         &r.path.display().to_string(),

@@ -463,6 +463,7 @@ impl Repl {
             ":help" | ":h" | ":?" => self.help(arg),
             ":load" | ":l" => self.load(arg),
             ":show" | ":s" => self.show(),
+            ":graph" | ":g" => self.graph(arg),
             ":destroy" => self.destroy(),
             ":quit" | ":q" | ":exit" => return Flow::Quit,
             _ => report(Diag::plain(
@@ -517,6 +518,7 @@ impl Repl {
              \x20 :help [MODULE | MODULE::FUNCTION]  this overview, or a module's or function's reference\n\
              \x20 :load FILE                         run a recipe in this session (its variables stay)\n\
              \x20 :show                              the live tree of lab {lab}\n\
+             \x20 :graph [FORMAT] [FILE]             draw lab {lab}: mermaid (default), dot, svg or html\n\
              \x20 :destroy                           remove everything lab {lab} made\n\
              \x20 :quit                              leave ({stays})\n\n\
              modules\n"
@@ -580,6 +582,36 @@ impl Repl {
         match state {
             Ok(s) if s.namespaces.is_empty() => println!("lab {lab} has nothing yet"),
             Ok(s) => print!("{}", super::show::render(&s)),
+            Err(e) => report(Diag::plain(&e)),
+        }
+    }
+
+    /// `:graph [FORMAT] [FILE]`: the lab's topology, printed or written to FILE.
+    fn graph(&self, arg: &str) {
+        let mut words = arg.split_whitespace();
+        let (mut format, mut file) = (None, None);
+        for w in words.by_ref() {
+            if super::graph::FORMATS.contains(&w) && format.is_none() {
+                format = Some(w.to_string());
+            } else if file.is_none() {
+                file = Some(PathBuf::from(w));
+            } else {
+                report(Diag::plain(&NetError::new(format!("what is {w}?")).with_help(
+                    "`:graph`, `:graph svg lab.svg`, `:graph lab.html` (the format from the extension)",
+                )));
+                return;
+            }
+        }
+        let format = super::graph::pick_format(format.as_deref(), file.as_deref());
+        let lab = self.lab();
+        let r = super::graph::topology(Some(&lab))
+            .and_then(|t| super::graph::write(&super::graph::render(&t, &format), file.as_deref()));
+        match r {
+            Ok(()) => {
+                if let Some(f) = file {
+                    println!("wrote {}", f.display());
+                }
+            }
             Err(e) => report(Diag::plain(&e)),
         }
     }

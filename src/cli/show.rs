@@ -341,7 +341,13 @@ pub fn ipt_lists(spaces: &[Option<String>], table: &str) -> Vec<Result<Vec<Strin
             .map(|ns| {
                 let ns = ns.clone();
                 let table = table.to_string();
-                std::thread::spawn(move || nat::list(ns.as_deref(), &table))
+                std::thread::spawn(move || {
+                    // A netns without a single rule needs no iptables process.
+                    if !crate::net::nft_probe::may_have_rules(ns.as_deref()) {
+                        return Ok(Vec::new());
+                    }
+                    nat::list(ns.as_deref(), &table)
+                })
             })
             .collect();
         out.extend(

@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use crate::net::bridge_vlan::VlanInfo;
+use crate::net::capture::{self, Capture};
 use crate::net::exec::ExecOutput;
 use crate::net::info::{AddrInfo, FdbEntry, LinkInfo, NeighInfo, RouteInfo};
 use crate::net::probe::Flavour;
@@ -60,6 +61,16 @@ pub trait Backend {
     fn tcp(&self, ns: Option<&str>, target: SocketAddr, timeout: Duration) -> NetResult<TcpResult>;
     /// Starts the built-in server; returns its port.
     fn serve(&self, ns: Option<&str>, port: u16) -> NetResult<u16>;
+    /// Starts a packet capture on `dev`; None where nothing is captured (the plan, which
+    /// prints the `tcpdump` line instead). Not a kernel change: no Op, nothing journaled.
+    fn capture_start(
+        &self,
+        _ns: Option<&str>,
+        _dev: &str,
+        _opts: capture::Options,
+    ) -> NetResult<Option<Capture>> {
+        Ok(None)
+    }
     /// Starts a built-in server of another flavour (UDP, HTTP); returns its port.
     fn serve_flavour(&self, ns: Option<&str>, port: u16, flavour: Flavour) -> NetResult<u16> {
         let _ = flavour;

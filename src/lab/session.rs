@@ -125,6 +125,8 @@ impl Session {
         // The lab's probe servers go with it, also those listening outside its namespaces
         // (say in the sandbox's `internet`): a rebuilt lab wants their ports again.
         crate::net::probe::stop_all();
+        // Captures end with their lab (what they kept stays readable by capture::stop).
+        crate::net::capture::stop_all();
         self.servers.set(0);
         let mut errors = teardown(&self.kernel, &self.lab, &ops);
         *self.owned.borrow_mut() = Owned::default();
@@ -190,8 +192,9 @@ impl Session {
             }
         }
         if let Op::NetnsDel { name } = &op {
-            // A listening socket keeps its netns alive.
+            // A listening socket, or a capture's packet socket, keeps its netns alive.
             probe::stop(Some(name));
+            crate::net::capture::stop_in(name);
         }
         let seq = self.journal.borrow_mut().record(&op)?;
         if let Err(e) = self.kernel.apply(&op).and_then(|()| stored_as_written(&self.kernel, &op)) {
@@ -466,6 +469,16 @@ impl Backend for Session {
         let port = probe::serve(ns, port, flavour)?;
         self.servers.set(self.servers.get() + 1);
         Ok(port)
+    }
+
+    fn capture_start(
+        &self,
+        ns: Option<&str>,
+        dev: &str,
+        opts: crate::net::capture::Options,
+    ) -> NetResult<Option<crate::net::capture::Capture>> {
+        // The link exists by now: script::query settles held-back writes first.
+        crate::net::capture::start(ns, dev, opts, None).map(Some)
     }
 
     fn udp(

@@ -1,6 +1,8 @@
 //! The kernel side: typed operations named after iproute2 verbs. Knows nothing of Rhai.
 
 pub mod bridge_vlan;
+pub mod capture;
+pub mod decode;
 pub mod error;
 pub mod exec;
 pub mod fw;
@@ -12,6 +14,7 @@ pub mod link_kind;
 pub mod nat;
 pub mod nat_syntax;
 pub mod netns;
+pub mod nft_probe;
 pub mod nl;
 pub mod op;
 pub mod probe;

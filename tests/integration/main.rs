@@ -3,9 +3,11 @@
 //! to look at the lab with independent tools while it exists): never on the host.
 
 mod bench;
+mod capture;
 mod common;
 mod doc;
 mod fw;
+mod graph;
 mod hardening;
 mod lifecycle;
 mod links;

@@ -199,7 +199,7 @@ fn the_walkthrough_runs_without_root() {
     let r = nslab_unprivileged(&["run", "--sandbox", "scripts/tutorial.rhai"]);
     r.ok();
     let oks = r.stdout.lines().filter(|l| l.starts_with("ok: ")).count();
-    assert_eq!(oks, 7, "{}", r.stdout);
+    assert_eq!(oks, 9, "{}", r.stdout);
     assert!(r.stdout.contains("lab tutorial is up (34 operations)"), "{}", r.stdout);
     // A sandbox without root: uid 0 inside, the caller outside; host links unseen.
     let r = nslab_unprivileged(&[

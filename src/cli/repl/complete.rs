@@ -21,7 +21,7 @@ pub struct Names {
     pub backend: Option<Rc<dyn Backend>>,
 }
 
-pub const COMMANDS: &[&str] = &[":help", ":load", ":show", ":destroy", ":quit"];
+pub const COMMANDS: &[&str] = &[":help", ":load", ":show", ":graph", ":destroy", ":quit"];
 
 const KEYWORDS: &[&str] = &[
     "let", "const", "fn", "if", "else", "for", "in", "while", "loop", "do", "until", "break",
@@ -128,7 +128,7 @@ pub fn spot(text: &str) -> Spot {
             Some((":help" | ":h", rest)) => {
                 Spot::HelpTopic { prefix: rest.trim_start().to_string() }
             }
-            Some((":load", _)) => Spot::File,
+            Some((":load" | ":graph", _)) => Spot::File,
             Some(_) => Spot::Nothing,
         };
     }

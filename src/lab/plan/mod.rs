@@ -15,6 +15,7 @@
 //! probe always reports success: a plan predicts what the recipe builds, not whether the
 //! network works.
 
+mod graph;
 mod links;
 mod model;
 mod routing;
@@ -444,6 +445,29 @@ impl Backend for Plan {
             }
         ));
         Ok(port)
+    }
+
+    fn capture_start(
+        &self,
+        ns: Option<&str>,
+        dev: &str,
+        opts: crate::net::capture::Options,
+    ) -> NetResult<Option<crate::net::capture::Capture>> {
+        self.model.borrow().lookup(ns, dev)?;
+        let file = match &opts.pcap {
+            Some(p) => format!(" -w {}", q(&p.display().to_string())),
+            None => String::new(),
+        };
+        let expr = opts.filter.expression();
+        let expr = if expr.is_empty() { String::new() } else { format!(" {expr}") };
+        // A capture runs beside the recipe: as a comment, the script does not block on it.
+        self.out(format!(
+            "# capture::start (in the background until capture::stop): {}tcpdump -n -i {}{file}{expr}",
+            Plan::prefix(ns),
+            q(dev)
+        ));
+        // Nothing is captured: `capture::stop` returns `()`, never invented packets.
+        Ok(None)
     }
 
     /// Known only when the trace reaches nslab's own UDP server on that port: anything else

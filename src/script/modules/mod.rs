@@ -2,6 +2,7 @@
 
 pub mod addr;
 pub mod bridge;
+pub mod capture;
 pub mod cidr;
 pub mod fw;
 pub mod host;
@@ -45,6 +46,7 @@ pub fn all() -> Vec<(&'static str, rhai::Module)> {
         ("neigh", exported_module!(neigh::neigh_mod)),
         ("host", exported_module!(host::host_mod)),
         ("probe", exported_module!(probe::probe_mod)),
+        ("capture", exported_module!(capture::capture_mod)),
         ("sandbox", exported_module!(sandbox::sandbox_mod)),
         ("cidr", exported_module!(cidr::cidr_mod)),
         ("wireguard", exported_module!(wireguard::wireguard_mod)),
@@ -55,6 +57,7 @@ pub fn register(engine: &mut Engine) {
     for (name, m) in all() {
         engine.register_static_module(name, m.into());
     }
+    capture::register_type(engine);
 }
 
 pub fn ifname(ctx: &NativeCallContext, name: &str) -> RhaiResultOf<String> {
