@@ -313,8 +313,21 @@ fn check_leftovers(kernel: &Kernel, checks: &mut Vec<Check>, have_iptables: bool
             )),
         }
     }
+    // /run/netns files with no netns mounted on them (a kill inside `ip netns del`).
+    for name in netns::list().unwrap_or_default().into_iter().filter(|n| netns::is_dead(n)) {
+        let by = owned.iter().find(|(_, o)| o.netns.contains(&name)).map(|(l, _)| l);
+        checks.push(warn(
+            format!("/run/netns/{name} holds no netns (a dead mount point: `ip netns exec {name}` fails, and so does making it again)"),
+            match by {
+                Some(lab) => format!("`nslab destroy {lab}` removes it"),
+                None => format!("`rm /run/netns/{name}` (nothing is mounted there)"),
+            },
+        ));
+    }
     let mut spaces: Vec<Option<String>> = vec![None];
-    spaces.extend(netns::list().unwrap_or_default().into_iter().map(Some));
+    spaces.extend(
+        netns::list().unwrap_or_default().into_iter().filter(|n| !netns::is_dead(n)).map(Some),
+    );
     let mut links = Vec::new();
     for ns in &spaces {
         if let Ok(ls) = kernel.links(ns.as_deref()) {

@@ -47,7 +47,14 @@ pub fn run(a: Args) -> Result<(), Failed> {
     set_backend(None);
     if let Err(d) = result {
         report(d);
-        eprintln!("nothing printed: `nslab run` would stop (and roll back) at this error too");
+        if plan.ran_exec() {
+            // A link `ip link add` made under netns::exec is real in a run, absent here.
+            eprintln!(
+                "nothing printed: the plan cannot see what `netns::exec` commands create (it runs none of them), so `nslab run` may not stop here"
+            );
+        } else {
+            eprintln!("nothing printed: `nslab run` would stop (and roll back) at this error too");
+        }
         return Err(Failed(1));
     }
     if a.graph {

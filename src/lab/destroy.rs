@@ -7,7 +7,23 @@ use crate::net::NetError;
 /// The refusal for touching lab `lab` while process `pid` runs it (EBUSY); each caller adds
 /// the help that fits what was asked.
 pub(crate) fn lab_busy(lab: &str, pid: u32) -> NetError {
-    NetError::new(format!("lab {lab} is being run by process {pid}")).with_errno(libc::EBUSY)
+    let who = match pid {
+        0 => "another nslab process".to_string(),
+        p => format!("process {p}"),
+    };
+    if journal::being_destroyed(lab) {
+        // The pid is the destroy's: `kill PID` would not roll back any run (issue 14).
+        return NetError::new(format!("lab {lab} is being destroyed by {who}"))
+            .with_errno(libc::EBUSY)
+            .with_help("wait for that destroy to end, then try again");
+    }
+    NetError::new(format!("lab {lab} is being run by {who}")).with_errno(libc::EBUSY)
+}
+
+/// [`lab_busy`] with `help` for a lab being run (a destroy in progress brings its own).
+pub(crate) fn lab_busy_help(lab: &str, pid: u32, help: String) -> NetError {
+    let e = lab_busy(lab, pid);
+    if e.help.is_some() { e } else { e.with_help(help) }
 }
 
 /// Destroys lab `lab` from its journal. Returns every error met; the journal is removed only
@@ -20,9 +36,26 @@ pub(crate) fn destroy(lab: &str) -> Vec<crate::net::NetError> {
 /// [`destroy`]; with `force` even while another nslab process holds the lab.
 pub(crate) fn destroy_with(lab: &str, force: bool) -> Vec<crate::net::NetError> {
     if !force && let Some(pid) = journal::running_pid(lab) {
-        return vec![lab_busy(lab, pid).with_help(format!(
-            "stop that run first (Ctrl-C rolls it back, `kill {pid}` too); `nslab destroy --force {lab}` removes the lab under it"
-        ))];
+        return vec![lab_busy_help(
+            lab,
+            pid,
+            format!(
+                "stop that run first (Ctrl-C rolls it back, `kill {pid}` too); `nslab destroy --force {lab}` removes the lab under it"
+            ),
+        )];
+    }
+    if force
+        && let Some(pid) = journal::running_pid(lab)
+        && pid != 0
+        && !journal::being_destroyed(lab)
+    {
+        // A run going on under a forced destroy kept writing a journal that no longer
+        // existed, said "lab is up" and leaked netns, links and a rule (issue 14): it is
+        // stopped first, and rolls its lab back itself.
+        stop_holder(lab, pid);
+        if !journal::exists(lab) {
+            return vec![];
+        }
     }
     // Held until the journal is gone: a REPL reattaching meanwhile would go on writing to a
     // journal about to be removed. (With --force the holder is ignored, as asked.)
@@ -33,13 +66,16 @@ pub(crate) fn destroy_with(lab: &str, force: bool) -> Vec<crate::net::NetError> 
         // While this destroy holds the lab, `ls` and a second destroy name this process,
         // not the run that ended long ago (whose pid may be someone else's by now).
         meta.pid = std::process::id();
+        meta.destroying = true;
         let _ = journal::write_meta(&meta);
     }
     if _lock.is_none() && !force && journal::exists(lab) {
         let pid = journal::running_pid(lab).unwrap_or(0);
-        return vec![lab_busy(lab, pid).with_help(format!(
-            "stop that run first; `nslab destroy --force {lab}` removes the lab under it"
-        ))];
+        return vec![lab_busy_help(
+            lab,
+            pid,
+            format!("stop that run first; `nslab destroy --force {lab}` removes the lab under it"),
+        )];
     }
     // A journal that cannot be read at all (a directory, no permission) is damage too: what
     // the lab made is then found by its marks alone.
@@ -52,6 +88,7 @@ pub(crate) fn destroy_with(lab: &str, force: bool) -> Vec<crate::net::NetError> 
         Ok(k) => k,
         Err(e) => return vec![e],
     };
+    wait_for_orphans(lab);
     let mut errors = teardown::teardown(&kernel, lab, &ops);
     // What the journal lost (damaged lines, a journal cut short or emptied), found again by
     // the lab's marks; rules only when the journal says it lost something (one iptables
@@ -70,6 +107,57 @@ pub(crate) fn destroy_with(lab: &str, force: bool) -> Vec<crate::net::NetError> 
         errors.push(e);
     }
     errors
+}
+
+/// Stops process `pid`, which holds lab `lab`'s journal lock: SIGTERM (a run rolls back, a
+/// REPL leaves), then SIGKILL if it still holds the lab after 10 s; returns once the lock
+/// is free (or after 2 s more).
+fn stop_holder(lab: &str, pid: u32) {
+    use std::time::{Duration, Instant};
+    let wait = |limit: Duration| {
+        let end = Instant::now() + limit;
+        while journal::running_pid(lab) == Some(pid) && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        journal::running_pid(lab) != Some(pid)
+    };
+    // SAFETY: kill(2) on the process that holds the lab's journal lock (the lock is held, so
+    // that process lives and its pid is not someone else's).
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+    if !wait(Duration::from_secs(10)) {
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        wait(Duration::from_secs(2));
+    }
+}
+
+/// Waits (at most 5 s) for `iptables` processes still adding or deleting one of lab `lab`'s
+/// rules: a run killed (-9) while iptables ran leaves it an orphan, which added its rule
+/// after destroy had finished (issue 14). Found by their arguments: the lab's rules carry
+/// the comment `nslab:LAB`.
+fn wait_for_orphans(lab: &str) {
+    let tag = super::teardown::owner_tag(lab);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !iptables_with(&tag).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Pids of processes running `iptables` (any spelling: a path, `ip6tables`, `-nft`, a
+/// wrapper script) with `tag` as one of their arguments.
+fn iptables_with(tag: &str) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return vec![] };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+            let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+            let is_ipt = args.iter().take(2).any(|a| {
+                let base = a.rsplit(|b| *b == b'/').next().unwrap_or(a);
+                base.starts_with(b"iptables") || base.starts_with(b"ip6tables")
+            });
+            is_ipt && args.contains(&tag.as_bytes())
+        })
+        .collect()
 }
 
 /// A destroy from a damaged journal is never reported as a plain success: what the damaged

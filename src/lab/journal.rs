@@ -73,6 +73,10 @@ pub struct Meta {
     pub created: u64,
     pub pid: u32,
     pub group: u32,
+    /// Set by a destroy while it holds the lab: `pid` is then the destroy's, and a run it
+    /// refuses says so instead of advising `kill PID` to roll back a run.
+    #[serde(default)]
+    pub destroying: bool,
 }
 
 pub fn lab_dir(lab: &str) -> PathBuf {
@@ -97,12 +101,17 @@ pub fn labs() -> Vec<String> {
     v
 }
 
+/// Written to a temporary file and renamed: a reader never sees it half written (a loser of
+/// two same-lab runs read an empty meta.json and named "process 0", issue 14).
 pub fn write_meta(meta: &Meta) -> NetResult<()> {
-    std::fs::write(
-        lab_dir(&meta.lab).join("meta.json"),
-        serde_json::to_vec(meta).expect("meta serialises"),
-    )
-    .map_err(NetError::from)
+    let dir = lab_dir(&meta.lab);
+    let tmp = dir.join(format!(".meta.json.{}", std::process::id()));
+    std::fs::write(&tmp, serde_json::to_vec(meta).expect("meta serialises"))
+        .and_then(|()| std::fs::rename(&tmp, dir.join("meta.json")))
+        .map_err(|e| {
+            NetError::from(e)
+                .with_help(format!("nslab keeps its labs under {STATE_DIR}: is it writable?"))
+        })
 }
 
 /// The process that runs lab `lab` right now, if any. A running lab's journal is locked
@@ -117,10 +126,29 @@ pub fn running_pid(lab: &str) -> Option<u32> {
     let file = File::open(lab_dir(lab).join("journal")).ok()?;
     match file.try_lock() {
         Ok(()) => None,
-        // Locked: someone writes it. Its pid is in meta.json, unless it is just being written.
-        Err(std::fs::TryLockError::WouldBlock) => Some(pid.unwrap_or(0)),
+        // Locked: someone writes it. Its pid is in meta.json, written right after the lock
+        // is taken: a moment's wait finds it.
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Some(pid.or_else(|| meta_pid_soon(lab)).unwrap_or(0))
+        }
         Err(std::fs::TryLockError::Error(_)) => None,
     }
+}
+
+/// The pid in meta.json within ~200 ms (a run that just won the journal writes it next).
+fn meta_pid_soon(lab: &str) -> Option<u32> {
+    for _ in 0..20 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        if let Some(m) = read_meta(lab) {
+            return Some(m.pid);
+        }
+    }
+    None
+}
+
+/// Whether a destroy holds lab `lab` right now (see [`Meta::destroying`]).
+pub fn being_destroyed(lab: &str) -> bool {
+    read_meta(lab).is_some_and(|m| m.destroying)
 }
 
 /// Holds lab `lab`'s journal lock for a destroy, so that no run or REPL takes the lab up

@@ -64,6 +64,7 @@ impl Session {
             created: now_secs(),
             pid: std::process::id(),
             group: journal::group_of(lab),
+            destroying: false,
         };
         let journal = Journal::create(&meta)
             .map_err(|e| if e.errno == Some(libc::EEXIST) { already_up(lab) } else { e })?;
@@ -88,7 +89,13 @@ impl Session {
         }
         // Two processes appending to one journal would each undo only their own half.
         if let Some(pid) = journal::running_pid(lab) {
-            return Err(super::destroy::lab_busy(lab, pid).with_help(format!("wait for it, or stop it (`kill {pid}` rolls a run back); --lab NAME works on another lab")));
+            return Err(super::destroy::lab_busy_help(
+                lab,
+                pid,
+                format!(
+                    "wait for it, or stop it (`kill {pid}` rolls a run back); --lab NAME works on another lab"
+                ),
+            ));
         }
         let ops = journal::read(lab)?;
         Ok(Session {
@@ -135,7 +142,8 @@ impl Session {
     pub(crate) fn finish(&self) -> NetResult<()> {
         // A lab that only left something running in the background (netns::exec in a
         // netns it does not own) stays, so that destroy can stop it.
-        if self.applied.borrow().is_empty() && journal::backgrounds(&self.lab).is_empty() {
+        let running = journal::backgrounds(&self.lab).iter().any(|b| exec::group_lives(&b.members));
+        if self.applied.borrow().is_empty() && !running {
             journal::remove(&self.lab)?;
         }
         Ok(())
@@ -274,7 +282,25 @@ fn stored_as_written(kernel: &Kernel, op: &Op) -> NetResult<()> {
 
 fn already_up(lab: &str) -> NetError {
     let e = NetError::new(format!("lab {lab} is already up")).with_errno(libc::EEXIST);
-    match (journal::running_pid(lab), journal::read_meta(lab)) {
+    // Two runs racing for one lab: the winner may not have locked its journal or written
+    // meta.json yet; a moment's wait tells "running" from "left up".
+    let mut holder = (journal::running_pid(lab), journal::read_meta(lab));
+    for _ in 0..20 {
+        if holder.0.is_some() || holder.1.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        holder = (journal::running_pid(lab), journal::read_meta(lab));
+    }
+    match holder {
+        (Some(p), _) if journal::being_destroyed(lab) || p == 0 => {
+            super::destroy::lab_busy_help(
+                lab,
+                p,
+                "wait for that run to end; --lab NAME runs another lab".into(),
+            )
+            .with_errno(libc::EEXIST)
+        }
         (Some(p), _) => NetError {
             message: format!("lab {lab} is already up (being run by process {p})"),
             ..e
@@ -377,26 +403,33 @@ impl Backend for Session {
         timeout: Option<std::time::Duration>,
     ) -> NetResult<ExecOutput> {
         let stop = || INTERRUPTED.load(Ordering::Relaxed);
-        let out = exec::exec(ns, argv, exec::ExecLimits { timeout, stop: Some(stop) })?;
-        if let Some(pgid) = out.background {
-            // Recorded so that rollback and destroy stop it: it would keep the lab's netns
-            // (and whatever is in it) alive after the lab is gone.
-            let net = match ns {
-                Some(n) => netns::identity(n).map(|i| i.ino),
-                None => std::fs::metadata("/proc/self/ns/net").ok().map(|m| {
-                    use std::os::unix::fs::MetadataExt;
-                    m.ino()
-                }),
+        let net = match ns {
+            Some(n) => netns::identity(n).map(|i| i.ino),
+            None => std::fs::metadata("/proc/self/ns/net").ok().map(|m| {
+                use std::os::unix::fs::MetadataExt;
+                m.ino()
+            }),
+        };
+        let record = |pgid: i32| -> NetResult<()> {
+            let Some(net_ino) = net else { return Ok(()) };
+            let bg = journal::Background {
+                pgid,
+                members: exec::group_members(pgid),
+                netns: ns.map(str::to_string),
+                net_ino,
             };
-            if let Some(net_ino) = net {
-                let bg = journal::Background {
-                    pgid,
-                    members: exec::group_members(pgid),
-                    netns: ns.map(str::to_string),
-                    net_ino,
-                };
-                self.journal.borrow_mut().background(&bg)?;
-            }
+            self.journal.borrow_mut().background(&bg)
+        };
+        // Journaled before nslab waits on it: killed (-9) meanwhile, nslab leaves a command
+        // that would keep the lab's netns and links alive after destroy said "destroyed"
+        // (issue 14). Destroy stops the group while a recorded member lives.
+        let mut started = |pgid: i32| record(pgid);
+        let limits = exec::ExecLimits { timeout, stop: Some(stop) };
+        let out = exec::exec_watched(ns, argv, limits, &mut started)?;
+        if let Some(pgid) = out.background {
+            // What it left running in the background, recorded so that rollback and destroy
+            // stop it too.
+            record(pgid)?;
         }
         Ok(out)
     }

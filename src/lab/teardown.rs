@@ -174,6 +174,11 @@ fn restore_qdisc(
 /// Whether netns `name` is still the one the lab made (see `journal::netns_ids`): a netns
 /// replaced under the same name is left alone, as if the lab's were simply gone.
 pub(crate) fn still_ours(name: &str, ids: &HashMap<String, crate::net::netns::NetnsId>) -> bool {
+    // A dead mount point (nslab killed inside `ip netns del`'s two steps) is the lab's to
+    // finish removing: its identity is the empty file's, not the netns it recorded.
+    if crate::net::netns::is_dead(name) {
+        return true;
+    }
     match (ids.get(name), crate::net::netns::identity(name)) {
         (Some(made), Some(now)) => made.same(&now),
         _ => true,

@@ -37,7 +37,16 @@ const POLL: Duration = Duration::from_millis(20);
 
 /// Runs `argv` to completion, or until `limits` stop it. The child is spawned from a thread
 /// inside the netns, and a child process starts in the netns of the thread that spawns it.
-pub fn exec(ns: Option<&str>, argv: Vec<String>, limits: ExecLimits) -> NetResult<ExecOutput> {
+/// `started` is called with the command's process group id as soon as it runs, before
+/// nslab waits on it: the lab journals it there, so that a `kill -9` of nslab while the
+/// command runs does not leave it behind for good (destroy stops it). An error from
+/// `started` kills the command and is returned.
+pub fn exec_watched(
+    ns: Option<&str>,
+    argv: Vec<String>,
+    limits: ExecLimits,
+    started: &mut dyn FnMut(i32) -> NetResult<()>,
+) -> NetResult<ExecOutput> {
     let Some(prog) = argv.first().cloned() else {
         return Err(NetError::new("empty command")
             .with_help("pass a string like \"ip -br addr\" or an array of arguments"));
@@ -74,6 +83,10 @@ pub fn exec(ns: Option<&str>, argv: Vec<String>, limits: ExecLimits) -> NetResul
     let stdout = drain(child.stdout.take());
     let stderr = drain(child.stderr.take());
     let pgid = child.id() as libc::pid_t;
+    if let Err(e) = started(pgid) {
+        kill(&mut child, pgid);
+        return Err(e);
+    }
     let started = Instant::now();
     let mut exited: Option<(std::process::ExitStatus, Instant)> = None;
     loop {
@@ -319,6 +332,12 @@ fn processes() -> Vec<(i32, i32, u64)> {
 /// from processes that get the same numbers later.
 pub fn group_members(pgid: i32) -> Vec<(i32, u64)> {
     processes().into_iter().filter(|p| p.1 == pgid).map(|(pid, _, start)| (pid, start)).collect()
+}
+
+/// Whether a recorded process group is still alive: one of its `members` (pid, start time)
+/// still lives.
+pub fn group_lives(members: &[(i32, u64)]) -> bool {
+    processes().iter().any(|(pid, _, start)| members.contains(&(*pid, *start)))
 }
 
 /// Kills process group `pgid` (see [`ExecOutput::background`]) if it is still the one

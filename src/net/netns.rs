@@ -243,6 +243,20 @@ pub fn exists(name: &str) -> bool {
     path(name).exists()
 }
 
+/// A /run/netns/NAME that holds no netns: an empty file no namespace is mounted on (nslab
+/// or `ip netns` killed between unmounting and unlinking it, or between creating and
+/// mounting it). `ip netns exec` says "Invalid argument" there and a new netns of that
+/// name "already exists"; nothing can be in it, so removing it changes nothing (issue 14).
+pub fn is_dead(name: &str) -> bool {
+    let p = path(name);
+    match (std::fs::symlink_metadata(&p), nix::sys::statfs::statfs(&p)) {
+        (Ok(m), Ok(fs)) => {
+            m.is_file() && m.len() == 0 && fs.filesystem_type() != nix::sys::statfs::NSFS_MAGIC
+        }
+        _ => false,
+    }
+}
+
 pub fn list() -> NetResult<Vec<String>> {
     let mut names = match std::fs::read_dir(NETNS_DIR) {
         Ok(rd) => rd

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
-use rhai::{Dynamic, Engine, NativeCallContext};
+use rhai::{Dynamic, Engine, NativeCallContext, Token};
 
 use super::param::{self, Overrides};
 use super::{RhaiResultOf, fail, modules, stdlib};
@@ -46,8 +46,48 @@ pub(crate) fn limit(engine: &mut Engine) {
     // Code built from strings at run time is code no one reviewed; recipes have no use for
     // it (and `--set` values are parsed as data, see `literal`).
     engine.disable_symbol("eval");
+    // Rhai's parser checks each key of a map literal against every earlier one (a linear
+    // scan, rhai 1.27 parser.rs `parse_map_literal`): 40,000 keys took 5.9 s (issue 14).
+    // A literal that big is refused at the parser instead; loops build big maps in O(n).
+    #[allow(deprecated)]
+    engine.on_parse_token(map_literal_guard());
     // Function calls nest at most Rhai's default (64; 8 in debug builds, where frames are
     // large): deeper recursion is an error, not a stack overflow.
+}
+
+/// Most entries one map literal may have in a recipe (see `limit`): parsing it costs the
+/// square of its size.
+pub(crate) const MAX_MAP_LITERAL: usize = 5000;
+
+/// A token mapper that counts the entries of each open map literal (commas directly inside
+/// `#{ }`) and turns the one past [`MAX_MAP_LITERAL`] into a syntax error.
+fn map_literal_guard() -> impl Fn(Token, rhai::Position, &rhai::TokenizeState) -> Token + 'static {
+    // (is a map literal, commas seen) per open bracket.
+    let open = std::cell::RefCell::new(Vec::<(bool, usize)>::new());
+    move |token, _, _| {
+        let mut open = open.borrow_mut();
+        match &token {
+            Token::MapStart => open.push((true, 0)),
+            Token::LeftBrace | Token::LeftBracket | Token::LeftParen => open.push((false, 0)),
+            Token::RightBrace | Token::RightBracket | Token::RightParen => {
+                open.pop();
+            }
+            Token::EOF => open.clear(),
+            Token::Comma => {
+                if let Some((true, n)) = open.last_mut() {
+                    *n += 1;
+                    if *n >= MAX_MAP_LITERAL {
+                        open.clear();
+                        return Token::LexError(Box::new(rhai::LexError::Runtime(format!(
+                            "a map literal with more than {MAX_MAP_LITERAL} entries (Rhai parses one that big in quadratic time): build it in a loop, e.g. `let m = #{{}}; for i in 0..n {{ m[`k${{i}}`] = i; }}`"
+                        ))));
+                    }
+                }
+            }
+            _ => {}
+        }
+        token
+    }
 }
 
 /// Largest string a recipe may build, in bytes (also the total of the strings in one array

@@ -30,8 +30,8 @@ iptables -t nat -A POSTROUTING -s 10.7.0.0/24 ! -d 10.7.0.0/24 -o uplink -m comm
 iptables -t nat -A PREROUTING -p tcp -m addrtype --dst-type LOCAL --dport 8080 -m comment --comment nslab:plan-snap -j DNAT --to-destination 10.7.0.10:80
 iptables -t nat -A OUTPUT ! -d 127.0.0.0/8 -p tcp -m addrtype --dst-type LOCAL --dport 8080 -m comment --comment nslab:plan-snap -j DNAT --to-destination 10.7.0.10:80
 # == checks
-ip netns exec a ping -c1 -w3 10.7.0.11
-ip netns exec a ping -c2 -W2 10.7.0.1
+ip netns exec a ping -c1 -w3 10.7.0.11 || echo 'ping failed (nslab run goes on: only an assert of its result stops it)' >&2
+ip netns exec a ping -c2 -W2 10.7.0.1 || echo 'ping failed (nslab run goes on: only an assert of its result stops it)' >&2
 # probe::serve: nslab's built-in server listens on tcp port 80 in netns b and tells each client the address it saw (no standard command does this)
 # probe::tcp: connect to 10.7.0.11:80 and read the reply (needs a server there): ip netns exec a timeout 2 bash -c 'cat </dev/tcp/10.7.0.11/80'
 ip netns exec a ip -br addr

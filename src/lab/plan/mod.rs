@@ -55,6 +55,8 @@ pub(crate) struct Plan {
     next_port: Cell<u16>,
     /// `--no-ipv6`.
     no_ipv6: Cell<bool>,
+    /// The recipe called `netns::exec`, whose effects the plan cannot see (it runs nothing).
+    ran_exec: Cell<bool>,
 }
 
 impl Plan {
@@ -67,7 +69,14 @@ impl Plan {
             lines: RefCell::new(Vec::new()),
             next_port: Cell::new(40000),
             no_ipv6: Cell::new(false),
+            ran_exec: Cell::new(false),
         }
+    }
+
+    /// Whether the recipe called `netns::exec` (see `cli::plan`: a failure after one may be
+    /// the plan's blindness, not the recipe's mistake).
+    pub fn ran_exec(&self) -> bool {
+        self.ran_exec.get()
     }
 
     /// A plan for lab `lab` on a host that looks like nslab's sandbox: the `uplink` with its
@@ -290,6 +299,7 @@ impl Backend for Plan {
         timeout: Option<Duration>,
     ) -> NetResult<ExecOutput> {
         self.model.borrow().space(ns)?;
+        self.ran_exec.set(true);
         // coreutils `timeout` kills the command as nslab does (and fails the script, as the
         // run fails).
         let limit = match timeout {
@@ -334,7 +344,13 @@ impl Backend for Plan {
             Some(d) => format!("-I {} {addr}", q(d)),
             None => addr.to_string(),
         };
-        self.out(format!("{}ping {args} {target}", Plan::prefix(ns)));
+        // A failing probe does not fail a run (only an `assert` of its result does): under
+        // the script's `set -e` a bare failing `ping` line stopped the plan where the run
+        // went on (issue 14).
+        self.out(format!(
+            "{}ping {args} {target} || echo 'ping failed (nslab run goes on: only an assert of its result stops it)' >&2",
+            Plan::prefix(ns)
+        ));
         let _ = self.model.borrow_mut().trace(ns, addr, None);
         Ok(PingResult { ok: true, sent, received: sent, rtt_ms: 0.0, rtts_ms: vec![] })
     }

@@ -118,7 +118,10 @@ fn probes_print_commands_and_learn_neighbours() {
         )
         .unwrap();
     assert!(r.ok);
-    assert_eq!(p.lines().last().unwrap(), "ip netns exec red ping -c1 -w3 10.0.0.1");
+    assert_eq!(
+        p.lines().last().unwrap(),
+        "ip netns exec red ping -c1 -w3 10.0.0.1 || echo 'ping failed (nslab run goes on: only an assert of its result stops it)' >&2"
+    );
     let n = p.neighbours(Some("red")).unwrap();
     assert_eq!(n.len(), 1);
     assert_eq!(n[0].ip, "10.0.0.1");
