@@ -593,3 +593,41 @@ fn an_unasserted_probe_does_not_stop_the_plan_script() {
         sandboxed(&format!("bash {} && ip netns list | grep -q p2 && echo clean", file.display()));
     assert!(s.stdout.contains("clean"), "{}\n{}", s.stdout, s.stderr);
 }
+
+/// The plan answers probes from its model, never hopefully: with forwarding off in the
+/// router between two subnets the kernel drops the ping, and so does the plan; with it on,
+/// both answer (issue 14: "never a confident wrong answer").
+#[test]
+fn plan_probes_say_what_the_kernel_says_about_forwarding() {
+    let text = |forward: bool| {
+        format!(
+            r#"netns::add("a"); netns::add("r"); netns::add("b");
+veth::add("r", "ra", "a", "eth0");
+veth::add("r", "rb", "b", "eth0");
+addr::add("a", "eth0", "10.1.0.2/24"); addr::add("r", "ra", "10.1.0.1/24");
+addr::add("b", "eth0", "10.2.0.2/24"); addr::add("r", "rb", "10.2.0.1/24");
+for x in [["a","eth0"],["b","eth0"],["r","ra"],["r","rb"]] {{ link::up(x[0], x[1]); }}
+route::add("a", "default", "10.1.0.1");
+route::add("b", "default", "10.2.0.1");
+if {forward} {{ sysctl::ip_forward("r", true); }}
+print(`ping ${{probe::ping("a", "10.2.0.2").ok}}`);
+probe::serve("b", 7000);
+print(`tcp ${{probe::tcp("a", "10.2.0.2:7000").ok}}`);
+"#
+        )
+    };
+    for forward in [false, true] {
+        let path = crate::common::recipe(&format!("plan-fwd-{forward}.rhai"), &text(forward));
+        let plan = nslab(&["plan", &path]);
+        plan.ok();
+        let want = format!("# ping {forward}\n");
+        assert!(plan.stdout.contains(&want), "plan, forwarding {forward}:\n{}", plan.stdout);
+        assert!(plan.stdout.contains(&format!("# tcp {forward}\n")), "{}", plan.stdout);
+        if crate::common::kernel_tests_possible() {
+            let run = nslab(&["run", "--sandbox", &path]);
+            run.ok();
+            assert!(run.stdout.contains(&format!("ping {forward}\n")), "run:\n{}", run.stdout);
+            assert!(run.stdout.contains(&format!("tcp {forward}\n")), "run:\n{}", run.stdout);
+        }
+    }
+}

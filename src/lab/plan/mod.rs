@@ -351,8 +351,11 @@ impl Backend for Plan {
             "{}ping {args} {target} || echo 'ping failed (nslab run goes on: only an assert of its result stops it)' >&2",
             Plan::prefix(ns)
         ));
-        let _ = self.model.borrow_mut().trace(ns, addr, None);
-        Ok(PingResult { ok: true, sent, received: sent, rtt_ms: 0.0, rtts_ms: vec![] })
+        // The model's answer, not a hopeful one: with no path (forwarding off on the way, no
+        // route, no address at the far end) the kernel would not answer either.
+        let ok = self.model.borrow_mut().trace(ns, addr, None).is_some();
+        let received = if ok { sent } else { 0 };
+        Ok(PingResult { ok, sent, received, rtt_ms: 0.0, rtts_ms: vec![] })
     }
 
     fn tcp(&self, ns: Option<&str>, target: SocketAddr, timeout: Duration) -> NetResult<TcpResult> {
@@ -393,12 +396,12 @@ impl Backend for Plan {
                 }
             }
             None => TcpResult {
-                ok: true,
+                ok: false,
                 reply: String::new(),
                 seen: None,
                 local: None,
                 rtt_ms: 0.0,
-                error: None,
+                error: Some(format!("no path to {target} in the plan's model")),
             },
         };
         Ok(r)

@@ -58,22 +58,9 @@ impl Model {
         if !l.up {
             return vec![];
         }
-        let up_peer =
-            |p: &Link| p.peer.and_then(|q| self.by_uid(q)).filter(|q| q.up).map(|q| q.uid);
         let mut out = Vec::new();
         match l.kind {
-            "bridge" => {
-                for p in self.ports_of(l) {
-                    if let Some(t) = up_peer(p) {
-                        out.push(Hop {
-                            target: t,
-                            bridge: Some(l.uid),
-                            in_port: None,
-                            out_port: Some(p.uid),
-                        });
-                    }
-                }
-            }
+            "bridge" => self.bridge_hops(l, None, 0, &mut out),
             "veth" | "vxlan" => {
                 let Some(q) = self.far_end(l).filter(|q| q.up) else {
                     return out;
@@ -91,19 +78,7 @@ impl Model {
                             in_port: Some(q.uid),
                             out_port: None,
                         });
-                        for p in self.ports_of(b) {
-                            if p.uid == q.uid {
-                                continue;
-                            }
-                            if let Some(t) = up_peer(p) {
-                                out.push(Hop {
-                                    target: t,
-                                    bridge: Some(b.uid),
-                                    in_port: Some(q.uid),
-                                    out_port: Some(p.uid),
-                                });
-                            }
-                        }
+                        self.bridge_hops(b, Some(q.uid), 0, &mut out);
                     }
                     Some(_) => {}
                     None => {
@@ -150,6 +125,52 @@ impl Model {
         }
         out.extend(more);
         out
+    }
+
+    /// What a frame flooded by bridge `b` reaches through its ports (not back out of
+    /// `in_port`): each port's veth peer, and through a VXLAN port the far VXLAN, or the
+    /// ports of the bridge that VXLAN sits on (an overlay joining two pod bridges).
+    fn bridge_hops(&self, b: &Link, in_port: Option<usize>, depth: u8, out: &mut Vec<Hop>) {
+        for p in self.ports_of(b) {
+            if Some(p.uid) == in_port {
+                continue;
+            }
+            if p.kind != "vxlan" {
+                if let Some(t) = p.peer.and_then(|q| self.by_uid(q)).filter(|q| q.up) {
+                    out.push(Hop {
+                        target: t.uid,
+                        bridge: Some(b.uid),
+                        in_port,
+                        out_port: Some(p.uid),
+                    });
+                }
+                continue;
+            }
+            let Some(q) = self.far_end(p).filter(|q| q.up) else { continue };
+            let far_bridge = q
+                .master
+                .as_deref()
+                .and_then(|m| self.find(q.ns.as_deref(), m))
+                .map(|i| &self.links[i]);
+            match far_bridge {
+                Some(fb) if fb.up && depth < 4 => {
+                    out.push(Hop {
+                        target: fb.uid,
+                        bridge: Some(fb.uid),
+                        in_port: Some(q.uid),
+                        out_port: None,
+                    });
+                    self.bridge_hops(fb, Some(q.uid), depth + 1, out);
+                }
+                Some(_) => {}
+                None => out.push(Hop {
+                    target: q.uid,
+                    bridge: Some(b.uid),
+                    in_port,
+                    out_port: Some(p.uid),
+                }),
+            }
+        }
     }
 
     /// The neighbour entries a VXLAN's first packet leaves on its underlay: its remote
