@@ -94,7 +94,9 @@ LAB_TEARDOWN_POST=("link del br0")
 # The fabric (LAB_PER_BRIDGE=P, what lab::fabric builds): hosts spread over bridges br0..brK
 # of at most P hosts each (a bridge holds at most 1023 ports), every brK (K > 0) joined to
 # br0 by a veth trunk tK-a/tK-b; one subnet 10.0.0.0/16. Adapters call `lab_setup N` first.
-lab_bridges() { REPLY=$(( ${LAB_PER_BRIDGE:+($1 + LAB_PER_BRIDGE - 1) / LAB_PER_BRIDGE}${LAB_PER_BRIDGE:-1} )); }
+lab_bridges() {
+    if [[ -n ${LAB_PER_BRIDGE:-} ]]; then REPLY=$(( ($1 + LAB_PER_BRIDGE - 1) / LAB_PER_BRIDGE )); else REPLY=1; fi
+}
 lab_setup() {
     [[ -n ${LAB_PER_BRIDGE:-} ]] || return 0
     local n=$1 k b
@@ -119,4 +121,6 @@ lab_setup() {
     done
 }
 # The bridge host i is plugged into.
-lab_bridge_of() { REPLY=br$(( ${LAB_PER_BRIDGE:+($1 - 1) / LAB_PER_BRIDGE}${LAB_PER_BRIDGE:-0} )); }
+lab_bridge_of() {
+    if [[ -n ${LAB_PER_BRIDGE:-} ]]; then REPLY=br$(( ($1 - 1) / LAB_PER_BRIDGE )); else REPLY=br0; fi
+}
