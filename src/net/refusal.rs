@@ -22,9 +22,16 @@ pub(crate) fn no_bridge<'a>(
         Some(n) => format!("bridge::add({n:?}, {m:?})"),
         None => format!("bridge::add({m:?})"),
     };
+    // A master may be a bond too: name both ways of making one.
+    let bond = match ns {
+        Some(n) => format!("link::add({n:?}, {m:?}, \"bond\")"),
+        None => format!("link::add({m:?}, \"bond\")"),
+    };
     let help = match super::error::closest(m, bridges) {
         Some(b) => format!("did you mean {b}? ({add} creates {m})"),
-        None => format!("create it first with {add}; a port and its bridge are in one netns"),
+        None => format!(
+            "create it first with {add} (or {bond} for a bond); a link and its master are in one netns"
+        ),
     };
     NetError::new(format!("no bridge {m} in {}", place(ns)))
         .with_errno(libc::ENODEV)
@@ -36,7 +43,7 @@ pub(crate) fn no_bridge<'a>(
 pub(crate) fn not_a_bridge(master: Option<&str>, dev: &str) -> NetError {
     NetError::new(format!("{} is not a bridge: cannot enslave {dev} to it", master.unwrap_or("?")))
         .with_errno(libc::EOPNOTSUPP)
-        .with_help("create the master with bridge::add")
+        .with_help("a master is a bridge or a bond: create it with bridge::add or link::add(NAME, \"bond\")")
 }
 
 /// br_add_if refuses loopback and non-Ethernet links with a bare EINVAL.
@@ -440,4 +447,20 @@ pub(crate) fn qdisc_not_restorable(dev: &str, ns: Option<&str>, kind: &str) -> N
         "nslab replaces only the default qdisc, netem or tbf; remove it by hand first if you mean it: `tc {n}qdisc del dev {} root`",
         q(dev)
     ))
+}
+
+#[cfg(test)]
+mod master_help_tests {
+    /// A missing master may be meant as a bond: the help names both ways of making one.
+    #[test]
+    fn a_missing_master_is_a_bridge_or_a_bond() {
+        let e = super::no_bridge("bond0", Some("a"), []);
+        assert_eq!(e.message, "no bridge bond0 in netns a");
+        assert_eq!(
+            e.help.as_deref(),
+            Some(
+                "create it first with bridge::add(\"a\", \"bond0\") (or link::add(\"a\", \"bond0\", \"bond\") for a bond); a link and its master are in one netns"
+            )
+        );
+    }
 }
