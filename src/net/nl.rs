@@ -206,6 +206,11 @@ impl NlSocket {
         }
     }
 
+    /// The cookie of the netns this socket was opened in (`netns::socket_cookie`).
+    pub fn netns_cookie(&self) -> Option<u64> {
+        super::netns::socket_cookie(self.fd.as_raw_fd())
+    }
+
     /// Sends one request and waits for its ACK: Ok, or the kernel's error.
     pub fn ack(&self, msg: RouteNetlinkMessage, flags: u16) -> NlResult<()> {
         self.ack_any(msg, flags)

@@ -53,6 +53,14 @@ impl Kernel {
         }
     }
 
+    /// The cookie of netns `name` read from the socket this executor opened in it, if it
+    /// has one (see `netns::identity_with`).
+    pub(crate) fn netns_cookie(&self, name: &str) -> Option<u64> {
+        let socks = self.socks.borrow();
+        let (sock, _) = socks.get(&Some(name.to_string()))?;
+        sock.netns_cookie()
+    }
+
     /// `ip netns del NAME`.
     pub(super) fn netns_del(&self, name: &str) -> NetResult<()> {
         // An open socket keeps a deleted netns alive (the session stops probe servers).
