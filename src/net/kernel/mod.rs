@@ -55,11 +55,15 @@ pub(crate) struct Kernel {
     no_ipv6: Cell<bool>,
     /// Walk-through fast path (see [`Kernel::set_defer_veth`]).
     defer_veth: Cell<bool>,
-    /// A veth pair accepted but not created yet: (netns, name, peer).
-    pending_veth: RefCell<Option<(Ns, String, String)>>,
+    /// A veth pair accepted but not created yet, with what merged into it.
+    pending_veth: RefCell<Option<veth::HeldVeth>>,
     /// Links created by this executor whose owner tag (alias) is not set yet: it rides
     /// along with the next `up` or `master` of the same link (see [`Kernel::set_alias`]).
-    pending_tags: RefCell<Vec<(Ns, String)>>,
+    /// A set: a lab(1000) holds a thousand, and every `up` looks for its link's.
+    pending_tags: RefCell<HashSet<(Ns, String)>>,
+    /// Bridges this executor made: (netns, name) -> (ifindex, ports it put on them), so a
+    /// `set_master` onto one can merge into a held-back veth (`veth::bridge_with_room`).
+    bridges: RefCell<HashMap<(Ns, String), (u32, u32)>>,
     /// Namespaces this executor created with IPv6 off: links made inside them need no
     /// per-link sysctl.
     v6_off_ns: RefCell<HashSet<String>>,
@@ -97,7 +101,8 @@ impl Kernel {
             no_ipv6: Cell::new(false),
             defer_veth: Cell::new(false),
             pending_veth: RefCell::new(None),
-            pending_tags: RefCell::new(Vec::new()),
+            pending_tags: RefCell::new(HashSet::new()),
+            bridges: RefCell::new(HashMap::new()),
             v6_off_ns: RefCell::new(HashSet::new()),
             timing,
         })
@@ -209,6 +214,9 @@ impl Kernel {
     /// One line per kind of Op: each family's file says how it is done.
     fn apply_inner(&self, op: &Op) -> NetResult<()> {
         self.flush_unless_merges(op)?;
+        if self.merge(op)? {
+            return Ok(());
+        }
         match op {
             Op::NetnsAdd { name } => self.netns_add(name),
             Op::NetnsDel { name } => self.netns_del(name),
