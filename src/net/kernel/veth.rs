@@ -145,7 +145,7 @@ impl Kernel {
     /// its first end onto a bridge this executor made (by ifindex, with room left), a
     /// `link::up` of either end. What these can meet is known beforehand: the merged
     /// request does nothing a recipe could not foresee (see [`Kernel::set_defer_veth`]).
-    fn merges(&self, op: &Op) -> bool {
+    pub(super) fn merges(&self, op: &Op) -> bool {
         let held = self.pending_veth.borrow();
         let Some(h) = held.as_ref() else { return false };
         match op {
