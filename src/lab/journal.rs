@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::HashMap;
+
+use crate::net::info::AddrId;
 use crate::net::netns::NetnsId;
 use crate::net::{NetError, NetResult, Op};
 
@@ -28,6 +31,13 @@ enum Line {
     /// is not the lab's. Written by nslab before `Op::NetnsForget`; read as that Op.
     Forget {
         forget: String,
+    },
+    /// The kernel's identity of the address Op `addr` put on a link the lab did not make
+    /// (see [`AddrId`]), written right after the kernel made it.
+    AddrMade {
+        addr: u64,
+        ifindex: u32,
+        cstamp: u32,
     },
     /// A process group `netns::exec` left running in netns `netns` (inode `net_ino`).
     Background {
@@ -61,6 +71,36 @@ pub fn backgrounds(lab: &str) -> Vec<Background> {
             _ => None,
         })
         .collect()
+}
+
+/// Where an address is: (netns, link name, address).
+pub(crate) type AddrKey = (crate::net::Ns, String, ipnet::IpNet);
+
+/// The kernel's identity of each address lab `lab` put on a link it did not make, as its
+/// journal records it (the latest for each address: the one still there). An address
+/// without one (a line injected by hand, a journal older than this record, nslab killed
+/// between the kernel's answer and this record) is not provably the lab's.
+pub(crate) fn addr_ids(lab: &str) -> HashMap<AddrKey, AddrId> {
+    addr_ids_in(&std::fs::read(lab_dir(lab).join("journal")).unwrap_or_default())
+}
+
+fn addr_ids_in(bytes: &[u8]) -> HashMap<AddrKey, AddrId> {
+    let mut ops: HashMap<u64, Op> = HashMap::new();
+    let mut ids = HashMap::new();
+    for l in bytes.split(|b| *b == b'\n').filter_map(|raw| unseal(raw).ok()) {
+        match serde_json::from_str::<Line>(l) {
+            Ok(Line::Op { seq, op: op @ Op::AddrAdd { .. } }) => {
+                ops.insert(seq, op);
+            }
+            Ok(Line::AddrMade { addr, ifindex, cstamp }) => {
+                if let Some(Op::AddrAdd { ns, dev, cidr }) = ops.get(&addr) {
+                    ids.insert((ns.clone(), dev.clone(), *cidr), AddrId { ifindex, cstamp });
+                }
+            }
+            _ => {}
+        }
+    }
+    ids
 }
 
 /// What a lab is, written once when it starts.
@@ -229,7 +269,7 @@ fn parse(bytes: &[u8]) -> Contents {
             }
             Line::Failed { failed } => ops.retain(|(s, _)| *s != failed),
             Line::Forget { forget } => ops.push((u64::MAX, Op::NetnsForget { name: forget })),
-            Line::Background { .. } => {}
+            Line::Background { .. } | Line::AddrMade { .. } => {}
         }
         after_damage = false;
     }
@@ -351,6 +391,11 @@ impl Journal {
         let mut line = serde_json::to_vec(&(name, id)).expect("ids serialise");
         line.push(b'\n');
         f.write_all(&line).map_err(NetError::from)
+    }
+
+    /// Records the kernel's identity of the address Op `seq` added (see [`addr_ids`]).
+    pub fn addr_made(&mut self, seq: u64, id: AddrId) -> NetResult<()> {
+        self.write(&Line::AddrMade { addr: seq, ifindex: id.ifindex, cstamp: id.cstamp })
     }
 
     /// Records a process group left running by `netns::exec`.

@@ -168,6 +168,23 @@ impl Owned {
         }
     }
 
+    /// True when a route the lab adds in `ns` (through `dev`) outlives the lab: neither the
+    /// netns nor the link is the lab's. Teardown deletes such a route explicitly.
+    pub(crate) fn route_outlives(&self, ns: Option<&str>, dev: Option<&str>) -> bool {
+        !self.in_owned_ns(ns) && !dev.is_some_and(|d| self.has_link(ns, d))
+    }
+
+    /// Marks a route that will outlive the lab as nslab's where the kernel keeps the mark
+    /// (`PROTO_NSLAB`): teardown deletes only a route the kernel shows with it. Both
+    /// executors call this, so the plan prints what the run makes.
+    pub(crate) fn mark(&self, op: &mut Op) {
+        if let Op::RouteAdd { ns, dev, opts, .. } = op
+            && self.route_outlives(ns.as_deref(), dev.as_deref())
+        {
+            opts.protocol = Some(crate::net::routing::PROTO_NSLAB);
+        }
+    }
+
     /// Drops the newest change matching `f` (the lab undid it itself).
     fn forget(&mut self, f: impl Fn(&Op) -> bool) {
         if let Some(i) = self.changes.iter().rposition(f) {
