@@ -505,6 +505,30 @@ mod tests {
     }
 
     #[test]
+    fn address_identities_are_read_with_the_op_they_belong_to() {
+        let text = sealed(&[
+            r#"{"seq":1,"op":{"op":"addr_add","ns":null,"dev":"uplink","cidr":"203.0.113.7/24"}}"#,
+            r#"{"addr":1,"ifindex":2,"cstamp":100}"#,
+            r#"{"seq":2,"op":{"op":"addr_add","ns":"x","dev":"eth0","cidr":"10.0.0.1/24"}}"#,
+            r#"{"seq":3,"op":{"op":"addr_del","ns":null,"dev":"uplink","cidr":"203.0.113.7/24"}}"#,
+            r#"{"seq":4,"op":{"op":"addr_add","ns":null,"dev":"uplink","cidr":"203.0.113.7/24"}}"#,
+            r#"{"addr":4,"ifindex":2,"cstamp":250}"#,
+            // An identity for an Op that is no address, or for none at all, names nothing.
+            r#"{"seq":5,"op":{"op":"netns_add","name":"red"}}"#,
+            r#"{"addr":5,"ifindex":9,"cstamp":1}"#,
+            r#"{"addr":77,"ifindex":9,"cstamp":1}"#,
+        ]);
+        let ids = addr_ids_in(&text);
+        assert_eq!(ids.len(), 1, "{ids:?}");
+        let key = (None, "uplink".to_string(), "203.0.113.7/24".parse().unwrap());
+        assert_eq!(ids[&key], AddrId { ifindex: 2, cstamp: 250 }, "the latest: the one there");
+        // The identity lines are no Ops, and no damage.
+        let c = parse(&text);
+        assert_eq!(c.ops.len(), 5);
+        assert!(c.damage.is_empty(), "{:?}", c.damage);
+    }
+
+    #[test]
     fn groups_are_stable_and_nonzero() {
         assert_eq!(group_of("tutorial"), group_of("tutorial"));
         assert_ne!(group_of("a"), group_of("b"));

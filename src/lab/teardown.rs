@@ -394,3 +394,62 @@ fn delete_links(
     }
     first_err.map_or(Ok(()), Err)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_goes_only_while_the_kernel_shows_the_recorded_one() {
+        let id = |ifindex, cstamp| Some(AddrId { ifindex, cstamp });
+        assert_eq!(addr_verdict(id(2, 100), id(2, 100)), Verdict::Delete);
+        assert_eq!(addr_verdict(id(2, 100), None), Verdict::Gone);
+        assert_eq!(addr_verdict(None, None), Verdict::Gone);
+        let Verdict::Left(why) = addr_verdict(id(2, 100), id(2, 101)) else { panic!() };
+        assert_eq!(why, "not made by this lab: the journal's record does not match the kernel's");
+        // The link made again under its name: another index.
+        assert!(matches!(addr_verdict(id(2, 100), id(7, 100)), Verdict::Left(_)));
+        // A line with no identity (injected, or older than the record) deletes nothing.
+        let Verdict::Left(why) = addr_verdict(None, id(2, 100)) else { panic!() };
+        assert!(why.starts_with("not shown to be this lab's"), "{why}");
+    }
+
+    #[test]
+    fn a_dumped_route_is_matched_by_what_makes_it_unique() {
+        let op = Op::RouteAdd {
+            ns: None,
+            dest: None,
+            via: Some("203.0.113.1".parse().unwrap()),
+            dev: None,
+            opts: Default::default(),
+        };
+        let mut r = RouteInfo::main("default".into(), Some("203.0.113.1".into()), None, "inet");
+        assert!(same_route(&op, &r));
+        r.metric = Some(5);
+        assert!(!same_route(&op, &r), "another metric: another route");
+        r.metric = None;
+        r.via = Some("203.0.113.9".into());
+        assert!(!same_route(&op, &r));
+        let v6 = Op::RouteAdd {
+            ns: None,
+            dest: Some("fd99::/64".parse().unwrap()),
+            via: None,
+            dev: Some("eth0".into()),
+            opts: Default::default(),
+        };
+        let mut r = RouteInfo::main("fd99::/64".into(), None, Some("eth0".into()), "inet6");
+        assert!(!same_route(&v6, &r), "IPv6 routes carry metric 1024");
+        r.metric = Some(1024);
+        assert!(same_route(&v6, &r));
+    }
+
+    #[test]
+    fn what_was_left_is_named_with_why() {
+        let e = left_behind("t", &["address 1 on x: why".into()]);
+        assert_eq!(
+            e.message,
+            "lab t: left one object its journal names but the kernel does not show as the lab's:\n- address 1 on x: why"
+        );
+        assert_eq!(e.errno, Some(libc::EPERM));
+    }
+}

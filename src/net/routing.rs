@@ -610,6 +610,23 @@ mod tests {
     }
 
     #[test]
+    fn the_mark_goes_into_the_add_the_delete_and_the_words() {
+        let marked = RouteOpts { protocol: Some(PROTO_NSLAB), ..Default::default() };
+        let dest = Some(net("10.9.0.0/24"));
+        for add in [true, false] {
+            let m = route_message(dest, Some(ip("10.0.0.1")), None, &marked, add, &idx).unwrap();
+            assert_eq!(m.header.protocol, RouteProtocol::Other(PROTO_NSLAB));
+            assert_eq!(route_detail(&round_trip(&m), &names()).unwrap().proto, "110");
+        }
+        let plain = route_message(dest, None, Some("eth0"), &RouteOpts::default(), false, &idx);
+        assert_eq!(plain.unwrap().header.protocol, RouteProtocol::Boot);
+        assert_eq!(
+            route_words(dest, Some(ip("10.0.0.1")), None, &marked),
+            "10.9.0.0/24 via 10.0.0.1 proto 110"
+        );
+    }
+
+    #[test]
     fn bad_routes_are_refused_in_words() {
         let one = RouteOpts { nexthops: hops(&[("10.1.0.1", None, 1)]), ..Default::default() };
         assert!(check_route(None, None, &one).unwrap_err().message.contains("at least two"));
