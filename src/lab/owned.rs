@@ -396,6 +396,7 @@ mod tests {
             alias: Some("nslab:t".into()),
             group: crate::lab::journal::group_of("t"),
             peer_index: None,
+            peer_netnsid: None,
             detail: Default::default(),
         };
         assert!(o.is_mine(None, &l, "t"));

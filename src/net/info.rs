@@ -20,6 +20,10 @@ pub struct LinkInfo {
     pub group: u32,
     /// For a veth, the ifindex of its peer (which may live in another netns).
     pub peer_index: Option<u32>,
+    /// For a veth whose peer lives in another netns: that netns's id as this one numbers it
+    /// (IFLA_LINK_NETNSID). Ifindexes repeat across namespaces, so this tells peers apart.
+    #[serde(skip)]
+    pub peer_netnsid: Option<i32>,
     /// Kind-specific fields (`vlan_id`, `vxlan_id`, `parent`, `mode`, ...), like `ip -d link`.
     #[serde(flatten)]
     pub detail: super::link_detail::LinkDetail,
