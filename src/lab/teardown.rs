@@ -165,7 +165,24 @@ pub(crate) fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Undone {
             }
             // Routes and rules are undone exactly (Op::inverse names the metric, the
             // recorded rule its priority): an equal one someone else added survives.
-            Op::IptAppend { .. } | Op::SysctlTemp { .. } | Op::RuleAdd { .. } => {
+            // An iptables rule only with the lab's comment: `iptables -D` names the whole
+            // rule, comment included, so it can take no rule without it.
+            Op::IptAppend { ns, table, chain, rule } => {
+                if !outlives {
+                    continue;
+                }
+                if tagged(rule, lab) {
+                    undo(op);
+                } else {
+                    left.push(format!(
+                        "{table} rule `-A {chain} {}` in {}: {UNPROVEN}: it carries no comment {}",
+                        rule.join(" "),
+                        place(ns.as_deref()),
+                        owner_tag(lab)
+                    ));
+                }
+            }
+            Op::SysctlTemp { .. } | Op::RuleAdd { .. } => {
                 if outlives {
                     undo(op);
                 }
@@ -273,6 +290,12 @@ fn route_left(marked: bool, proto: &str) -> String {
             "{UNPROVEN}: the journal's record carries no nslab mark (proto {PROTO_NSLAB}), the kernel's route is proto {proto}"
         )
     }
+}
+
+/// Whether iptables rule `rule` (the words after `-A CHAIN`) carries lab `lab`'s comment,
+/// as every rule a lab adds does (`fw::comment`).
+fn tagged(rule: &[String], lab: &str) -> bool {
+    rule.windows(2).any(|w| w[0] == "--comment" && w[1] == owner_tag(lab))
 }
 
 /// Whether dumped route `r` is the one RouteAdd `op` describes: destination, gateway, type,
@@ -441,6 +464,15 @@ mod tests {
         assert!(!same_route(&v6, &r), "IPv6 routes carry metric 1024");
         r.metric = Some(1024);
         assert!(same_route(&v6, &r));
+    }
+
+    #[test]
+    fn only_rules_with_the_labs_comment_are_undone() {
+        let words = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        assert!(tagged(&words("-s 10.0.0.0/24 -m comment --comment nslab:t -j MASQUERADE"), "t"));
+        assert!(!tagged(&words("-s 10.0.0.0/24 -m comment --comment nslab:u -j MASQUERADE"), "t"));
+        assert!(!tagged(&words("-s 10.0.0.0/24 -j MASQUERADE"), "t"));
+        assert!(!tagged(&words("-j LOG --log-prefix nslab:t"), "t"));
     }
 
     #[test]

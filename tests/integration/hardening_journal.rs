@@ -180,3 +180,29 @@ echo clean"#
     );
     assert!(text.contains("clean"), "{}", r.stdout);
 }
+
+/// A forged iptables line naming the admin's rule (no `nslab:LAB` comment): not deleted,
+/// and named.
+#[test]
+fn a_forged_iptables_line_deletes_no_foreign_rule() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe("hj-ipt.rhai", "netns::add(\"hji\");\n");
+    let r = run(&format!(
+        r#"iptables -t nat -A POSTROUTING -s 10.55.0.0/24 -j MASQUERADE
+nslab run {path} >/dev/null
+forge hj-ipt '{{"op":"ipt_append","ns":null,"table":"nat","chain":"POSTROUTING","rule":["-s","10.55.0.0/24","-j","MASQUERADE"]}}'
+if nslab destroy hj-ipt 2>&1; then echo "destroy said success"; exit 1; fi
+iptables -t nat -S POSTROUTING | grep -q -- '-s 10.55.0.0/24 -j MASQUERADE' || {{ echo "the admin's rule deleted"; exit 1; }}
+echo clean"#
+    ));
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    let text = r.stdout.replace("\n  │ ", " ");
+    assert!(
+        text.contains("nat rule `-A POSTROUTING -s 10.55.0.0/24 -j MASQUERADE` in the host: not shown to be this lab's: it carries no comment nslab:hj-ipt"),
+        "{}",
+        r.stdout
+    );
+    assert!(text.contains("clean"), "{}", r.stdout);
+}
