@@ -9,6 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 use crate::net::error::place;
 use crate::net::info::{AddrId, LinkInfo, RouteInfo};
 use crate::net::routing::PROTO_NSLAB;
+use crate::net::rule::{RuleSpec, rule_info, rule_message, rule_words};
 use crate::net::{Kernel, NetError, Ns, Op};
 
 pub(crate) use super::owned::{Counts, Owned, OwnedLink, owner_tag};
@@ -182,7 +183,46 @@ pub(crate) fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Undone {
                     ));
                 }
             }
-            Op::SysctlTemp { .. } | Op::RuleAdd { .. } => {
+            // Only a rule the kernel shows with nslab's mark: the delete names it.
+            Op::RuleAdd { ns, rule } => {
+                if !outlives {
+                    continue;
+                }
+                let marked = rule.protocol == Some(PROTO_NSLAB);
+                if marked {
+                    match kernel.apply(&Op::RuleDel { ns: ns.clone(), rule: rule.clone() }) {
+                        Err(e) if e.errno == Some(libc::ENOENT) => {}
+                        r => {
+                            keep(r);
+                            continue;
+                        }
+                    }
+                }
+                // Not deleted: is an equal rule there (someone else's, or one an old
+                // journal did not mark)?
+                let want = rule_info(&rule_message(&RuleSpec { protocol: None, ..rule.clone() }));
+                match kernel.rules(ns.as_deref()) {
+                    Ok(rules) if rules.iter().any(|r| Some(r) == want.as_ref()) => {
+                        let why = if marked {
+                            format!(
+                                "{NOT_MADE}: the kernel's rule is not marked protocol {PROTO_NSLAB}"
+                            )
+                        } else {
+                            format!(
+                                "{UNPROVEN}: the journal's record carries no nslab mark (protocol {PROTO_NSLAB})"
+                            )
+                        };
+                        left.push(format!(
+                            "rule `{}` in {}: {why}",
+                            rule_words(&RuleSpec { protocol: None, ..rule.clone() }),
+                            place(ns.as_deref())
+                        ));
+                    }
+                    Ok(_) => {}
+                    Err(e) => keep(Err(e)),
+                }
+            }
+            Op::SysctlTemp { .. } => {
                 if outlives {
                     undo(op);
                 }
@@ -320,7 +360,7 @@ pub(crate) fn left_behind(lab: &str, left: &[String]) -> NetError {
         if left.len() == 1 { "one object" } else { "objects" }
     ))
     .with_errno(libc::EPERM)
-    .with_help("nslab deletes only what the kernel shows it made. No identity: the journal line was added by hand, comes from an older nslab, or nslab was killed right after making it; another identity: someone made it again since. If one is the lab's after all, remove it by hand (`ip addr del`, `ip route del`, `ip netns del`)")
+    .with_help("nslab deletes only what the kernel shows it made. No identity: the journal line was added by hand, comes from an older nslab, or nslab was killed right after making it; another identity: someone made it again since. If one is the lab's after all, remove it by hand (`ip addr del`, `ip route del`, `ip rule del`, `iptables -D`, `ip netns del`)")
 }
 
 /// Puts back the root qdisc `old` of a foreign link, unless someone changed it since the lab
