@@ -179,17 +179,16 @@ impl Owned {
     /// executors call this, so the plan prints what the run makes.
     pub(crate) fn mark(&self, op: &mut Op) {
         use crate::net::routing::PROTO_NSLAB;
-        match op {
-            Op::RouteAdd { ns, dev, opts, .. }
-                if self.route_outlives(ns.as_deref(), dev.as_deref()) =>
-            {
-                opts.protocol = Some(PROTO_NSLAB)
-            }
-            // A rule names links by name: it outlives them, only the netns takes it along.
-            Op::RuleAdd { ns, rule } if !self.in_owned_ns(ns.as_deref()) => {
-                rule.protocol = Some(PROTO_NSLAB)
-            }
-            _ => {}
+        if let Op::RouteAdd { ns, dev, opts, .. } = op
+            && self.route_outlives(ns.as_deref(), dev.as_deref())
+        {
+            opts.protocol = Some(PROTO_NSLAB);
+        }
+        // A rule names links by name: it outlives them, only the netns takes it along.
+        if let Op::RuleAdd { ns, rule } = op
+            && !self.in_owned_ns(ns.as_deref())
+        {
+            rule.protocol = Some(PROTO_NSLAB);
         }
     }
 
