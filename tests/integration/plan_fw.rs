@@ -274,3 +274,36 @@ show("udp a->b:7999", probe::udp("a", "10.2.0.2:7999", quick));"#,
         ],
     );
 }
+
+/// A host connecting to its own forwarded port: locally generated traffic meets the nat
+/// table's OUTPUT chain, never PREROUTING. `nat::port_forward` adds an OUTPUT rule (as
+/// Docker does) unless it is limited to an incoming interface; then nothing answers.
+#[test]
+fn a_host_reaches_its_own_forwarded_port_only_through_output() {
+    let text = r#"netns::add("gw"); netns::add("srv");
+veth::add("gw", "eth1", "srv", "eth0");
+addr::add("gw", "eth1", "10.0.0.1/24"); addr::add("srv", "eth0", "10.0.0.10/24");
+for x in [["gw","eth1"],["srv","eth0"],["gw","lo"],["srv","lo"]] { link::up(x[0], x[1]); }
+route::add("srv", "default", "10.0.0.1");
+probe::serve("srv", 80);
+probe::ping("gw", "10.0.0.10");
+nat::port_forward("gw", 8080, "10.0.0.10:80");
+nat::port_forward("gw", 8081, "10.0.0.10:80", #{iface: "eth1"});
+let quick = #{timeout_ms: 700};
+for p in [8080, 8081] {
+    let r = probe::tcp("gw", `10.0.0.1:${p}`, quick);
+    print(`probe ${p} ${r.ok} seen=${r.seen} error=${r.error}`);
+}
+"#;
+    let path = recipe("plan-fw-own-forward.rhai", text);
+    let plan = nslab(&["plan", &path]);
+    plan.ok();
+    let want =
+        ["probe 8080 true seen=10.0.0.1 error=", "probe 8081 false seen= error=connection refused"];
+    assert_eq!(probe_lines(&plan.stdout, "# probe "), want, "{}", plan.stdout);
+    if kernel_tests_possible() {
+        let run = nslab(&["run", "--sandbox", &path]);
+        run.ok();
+        assert_eq!(probe_lines(&run.stdout, "probe "), want, "{}", run.stdout);
+    }
+}
