@@ -2,7 +2,7 @@
 //! rendered as the equivalent `ip` / `iptables` / `sysctl` command line and applied to a model
 //! of what the plan has built so far; queries (`link::list`, `netns::exists`, ...) are answered
 //! from that model, and probes are printed as the equivalent command (or a comment) and
-//! answered with a plausible success.
+//! answered from the model (plan/probes.rs), or with `()` where it cannot know.
 //!
 //! The model starts as a fresh host: nothing but `lo`, no named netns. It checks what the
 //! kernel would refuse where that is cheap (a duplicate netns or link is EEXIST, a missing link
@@ -10,10 +10,10 @@
 //! recipe that would fail at run time fails at plan time, at the same line.
 //!
 //! Probes are traced through the model (routes, veth peers, bridges, `ip_forward`, the nat
-//! table's MASQUERADE and DNAT rules) only to make their answers plausible — the address a
-//! server sees, which netns answers a port forward, the ARP entries a ping leaves behind. A
-//! probe always reports success: a plan predicts what the recipe builds, not whether the
-//! network works.
+//! table's DNAT, MASQUERADE and SNAT rules, plan/trace.rs) and meet the filter rules on their
+//! way (plan/filter.rs): the answer is the kernel's — whether it passes, the address a server
+//! sees, which netns answers a port forward, the ARP entries a ping leaves behind — or `()`
+//! where the model cannot tell. Never a confident wrong answer (issue 14).
 
 mod filter;
 mod graph;

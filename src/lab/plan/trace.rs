@@ -1,6 +1,6 @@
 //! Probe tracing: a packet followed hop by hop through the model (routes, veth peers,
-//! bridges, `ip_forward`, the nat table's MASQUERADE and DNAT rules), only to make a
-//! probe's answer plausible.
+//! bridges, `ip_forward`, the nat table's DNAT, MASQUERADE and SNAT rules), noting each
+//! filter chain it meets on the way (plan/filter.rs evaluates them).
 
 use std::net::IpAddr;
 
