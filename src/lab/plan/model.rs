@@ -537,6 +537,8 @@ impl Model {
             alias: l.tagged.then(|| self.alias.clone()),
             group: if l.tagged { self.group } else { 0 },
             peer_index: l.peer.and_then(|p| self.by_uid(p)).map(|p| p.index),
+            // The model numbers no namespaces; any id says "the peer is in another one".
+            peer_netnsid: l.peer.and_then(|p| self.by_uid(p)).filter(|p| p.ns != l.ns).map(|_| 0),
             detail: self.detail(l),
         }
     }
