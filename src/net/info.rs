@@ -71,6 +71,17 @@ fn unicast() -> String {
     "unicast".into()
 }
 
+/// The kernel's own identity of an address: the index of its link and its creation stamp
+/// (IFA_CACHEINFO `cstamp`, hundredths of a second since boot, set once when the kernel makes
+/// the address: `ip addr del` and `add` again give it a new one, unless both fall within
+/// 10 ms). Recorded for an address a lab puts on a link it did not make, so that destroy
+/// deletes that address and not an equal one someone else made (issue 14).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddrId {
+    pub ifindex: u32,
+    pub cstamp: u32,
+}
+
 /// One gateway of a multipath route.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NexthopInfo {

@@ -10,6 +10,7 @@ mod features;
 mod fw;
 mod graph;
 mod hardening;
+mod hardening_journal;
 mod lifecycle;
 mod links;
 mod ops;

@@ -127,6 +127,7 @@ impl Plan {
     fn apply_one(&self, mut op: Op) -> NetResult<()> {
         // As `nslab run` does (Session::apply_one): exact deletes, rules with their priority.
         self.owned.borrow().complete_del(&mut op);
+        self.owned.borrow().mark(&mut op);
         if let Op::RuleAdd { ns, rule } = &mut op
             && rule.priority.is_none()
         {
