@@ -474,13 +474,18 @@ impl Backend for Session {
         addr: IpAddr,
         dev: Option<&str>,
         echoes: Echoes,
-    ) -> NetResult<PingResult> {
+    ) -> NetResult<Option<PingResult>> {
         let stop = || INTERRUPTED.load(Ordering::Relaxed);
-        probe::ping(ns, addr, dev, probe::Echoes { stop: Some(stop), ..echoes })
+        probe::ping(ns, addr, dev, probe::Echoes { stop: Some(stop), ..echoes }).map(Some)
     }
 
-    fn tcp(&self, ns: Option<&str>, target: SocketAddr, timeout: Duration) -> NetResult<TcpResult> {
-        probe::tcp(ns, target, timeout)
+    fn tcp(
+        &self,
+        ns: Option<&str>,
+        target: SocketAddr,
+        timeout: Duration,
+    ) -> NetResult<Option<TcpResult>> {
+        probe::tcp(ns, target, timeout).map(Some)
     }
 
     fn serve(&self, ns: Option<&str>, port: u16) -> NetResult<u16> {

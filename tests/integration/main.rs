@@ -15,6 +15,7 @@ mod lifecycle;
 mod links;
 mod ops;
 mod plan;
+mod plan_fw;
 mod probes;
 mod repl;
 mod routing;

@@ -1,6 +1,6 @@
 //! Probe tracing: a packet followed hop by hop through the model (routes, veth peers,
-//! bridges, `ip_forward`, the nat table's MASQUERADE and DNAT rules), only to make a
-//! probe's answer plausible.
+//! bridges, `ip_forward`, the nat table's DNAT, MASQUERADE and SNAT rules), noting each
+//! filter chain it meets on the way (plan/filter.rs evaluates them).
 
 use std::net::IpAddr;
 
@@ -21,6 +21,30 @@ pub(super) struct Trace {
     /// Destination after any DNAT.
     pub(super) dst: IpAddr,
     pub(super) port: Option<u16>,
+    /// Where the request meets the filter table on its way (plan/filter.rs).
+    pub(super) checks: Vec<Check>,
+    /// The path crosses what the model does not follow for filtering: a VXLAN underlay, a
+    /// VLAN-tagged frame through a bridge.
+    pub(super) vague: bool,
+}
+
+/// One filter chain a probe's request passes, as the chain sees the packet.
+#[derive(Debug, Clone)]
+pub(super) struct Check {
+    pub(super) ns: Ns,
+    /// INPUT, FORWARD or OUTPUT.
+    pub(super) chain: &'static str,
+    pub(super) iif: Option<String>,
+    pub(super) oif: Option<String>,
+    pub(super) src: IpAddr,
+    pub(super) dst: IpAddr,
+    pub(super) dport: Option<u16>,
+    /// A source NAT rewrote the packet before this point (its source port may have changed).
+    pub(super) snat_before: bool,
+    /// A destination NAT rewrote it before this point.
+    pub(super) dnat_before: bool,
+    /// A bridge forwarding a frame from port to port (br_netfilter), not a routed hop.
+    pub(super) bridged: bool,
 }
 
 /// One L3 neighbour reachable from a link at layer 2, and the bridge ports on the way.
@@ -355,6 +379,26 @@ impl Model {
             out_dev: None,
         };
         let mut local = None;
+        let mut checks: Vec<Check> = Vec::new();
+        let mut vague = false;
+        let (mut snat, mut dnat) = (false, false);
+        let check = |ns: &Ns,
+                     chain,
+                     iif: Option<String>,
+                     oif: Option<String>,
+                     pkt: &Packet,
+                     nat: (bool, bool)| Check {
+            ns: ns.clone(),
+            chain,
+            iif,
+            oif,
+            src: pkt.src.unwrap_or(pkt.dst),
+            dst: pkt.dst,
+            dport: pkt.dport,
+            snat_before: nat.0,
+            dnat_before: nat.1,
+            bridged: false,
+        };
         // OUTPUT on the way out of the asking netns: a port forward also answers the host
         // itself (nat::port_forward's second rule). The kernel picked the source for the
         // original, local destination: that address is what the server sees.
@@ -365,6 +409,7 @@ impl Model {
             local = Some(pkt.dst);
             pkt.dst = ip;
             pkt.dport = p.or(pkt.dport);
+            dnat = true;
         }
         for hop in 0..16 {
             if hop > 0 {
@@ -374,9 +419,19 @@ impl Model {
                 {
                     pkt.dst = ip;
                     pkt.dport = p.or(pkt.dport);
+                    dnat = true;
                 }
             }
             if self.is_local(cur.as_deref(), pkt.dst) {
+                if hop == 0 {
+                    // To this netns itself: out through lo and back in.
+                    let lo = Some("lo".to_string());
+                    checks.push(check(&cur, "OUTPUT", None, lo.clone(), &pkt, (snat, dnat)));
+                    checks.push(check(&cur, "INPUT", lo, None, &pkt, (snat, dnat)));
+                } else {
+                    let iif = pkt.in_dev.clone();
+                    checks.push(check(&cur, "INPUT", iif, None, &pkt, (snat, dnat)));
+                }
                 let seen = pkt.src.unwrap_or(pkt.dst);
                 return Some(Trace {
                     server: cur,
@@ -384,6 +439,8 @@ impl Model {
                     local: local.unwrap_or(seen),
                     dst: pkt.dst,
                     port: pkt.dport,
+                    checks,
+                    vague,
                 });
             }
             if hop > 0
@@ -405,14 +462,27 @@ impl Model {
                 local = Some(hop_src);
             }
             pkt.out_dev = Some(dev.clone());
-            if let Some(rule) = self.nat_match(&cur, "POSTROUTING", &pkt)
-                && rule.iter().any(|w| w == "MASQUERADE")
-            {
-                pkt.src = Some(hop_src);
+            // The filter table sees the packet before POSTROUTING's source NAT.
+            let (chain, iif) =
+                if hop == 0 { ("OUTPUT", None) } else { ("FORWARD", pkt.in_dev.clone()) };
+            checks.push(check(&cur, chain, iif, Some(dev.clone()), &pkt, (snat, dnat)));
+            // POSTROUTING: MASQUERADE takes the outgoing link's address, SNAT the one named.
+            if let Some(rule) = self.nat_match(&cur, "POSTROUTING", &pkt) {
+                let to = rule.iter().position(|w| w == "--to-source");
+                if rule.iter().any(|w| w == "MASQUERADE") {
+                    pkt.src = Some(hop_src);
+                    snat = true;
+                } else if let Some(ip) =
+                    to.and_then(|i| rule.get(i + 1)).and_then(|a| a.parse::<IpAddr>().ok())
+                {
+                    pkt.src = Some(ip);
+                    snat = true;
+                }
             }
             let out = self.links[self.find(cur.as_deref(), &dev)?].clone();
             let h = self.segment(out.uid).into_iter().find(|h| self.has_addr(h.target, nh))?;
             let target = self.by_uid(h.target)?.clone();
+            vague |= self.hop_is_vague(&out, &h);
             if out.kind == "wireguard" {
                 if !self.wg_allows(&out, &target, pkt.src?, pkt.dst) {
                     return None;
@@ -422,6 +492,15 @@ impl Model {
                 pkt.in_dev = Some(target.name.clone());
                 pkt.out_dev = None;
                 continue;
+            }
+            // br_netfilter: a frame one bridge forwards from port to port passes that
+            // netns's FORWARD chain, with the bridge as both interfaces.
+            if let (Some(b), Some(_), Some(_)) = (h.bridge, h.in_port, h.out_port)
+                && let Some(b) = self.by_uid(b)
+            {
+                let name = Some(b.name.clone());
+                let c = check(&b.ns, "FORWARD", name.clone(), name, &pkt, (snat, dnat));
+                checks.push(Check { bridged: true, ..c });
             }
             // A VXLAN on the way (the link itself or the bridge port the frame leaves by)
             // first resolves its remote on the underlay.
