@@ -307,3 +307,52 @@ for p in [8080, 8081] {
         assert_eq!(probe_lines(&run.stdout, "probe "), want, "{}", run.stdout);
     }
 }
+
+/// The filter table sees a packet after PREROUTING's DNAT and before POSTROUTING's SNAT:
+/// FORWARD matches the forwarded port's target and the client's own address, the server
+/// sees the masquerading router.
+#[test]
+fn filters_see_packets_after_dnat_and_before_snat() {
+    agree(
+        "nat",
+        r#"nat::masquerade("r", "10.1.0.0/24", #{out: "rb"});
+nat::dnat("r", #{iif: "ra", proto: "tcp", dport: 8080}, "10.2.0.2:7000");
+nat::dnat("r", #{iif: "ra", proto: "tcp", dport: 8081}, "10.2.0.2:7001");
+fw::drop("r", "forward", #{proto: "tcp", dport: 8080});
+fw::drop("r", "forward", #{src: "10.2.0.1"});
+fw::drop("r", "forward", #{proto: "tcp", dport: 7001, src: "10.1.0.2"});
+fw::drop("b", "input", #{src: "10.1.0.0/24"});"#,
+        r#"let r = probe::tcp("a", "10.1.0.1:8080", quick);
+print(`probe 8080 ${r.ok} seen=${r.seen}`);
+show("tcp a->r:8081", probe::tcp("a", "10.1.0.1:8081", quick));
+show("ping a->b", probe::ping("a", "10.2.0.2", once));"#,
+        &[
+            "probe 8080 true seen=10.2.0.1",
+            "probe tcp a->r:8081 false timed out after 700 ms",
+            "probe ping a->b true",
+        ],
+    );
+}
+
+/// A REJECT's ICMP error is RELATED: a client that drops it hears nothing (a timeout, not
+/// "refused"). Echoes after the first answer are ESTABLISHED: a rule dropping those lets
+/// one of three through.
+#[test]
+fn related_errors_and_established_echoes() {
+    agree(
+        "related",
+        r#"fw::reject("r", "forward", #{proto: "tcp", dport: 7001});
+fw::allow("a", "input", #{state: "established"});
+fw::drop("a", "input", #{});
+fw::drop("r", "forward", #{iif: "ra", proto: "icmp", state: "established"});"#,
+        r#"show("tcp a->b:7000", probe::tcp("a", "10.2.0.2:7000", quick));
+show("tcp a->b:7001", probe::tcp("a", "10.2.0.2:7001", quick));
+let p = probe::ping("a", "10.2.0.2", #{count: 3, timeout_ms: 700});
+print(`probe ping ${p.ok} ${p.received}/${p.sent}`);"#,
+        &[
+            "probe tcp a->b:7000 true",
+            "probe tcp a->b:7001 false timed out after 700 ms",
+            "probe ping true 1/3",
+        ],
+    );
+}
