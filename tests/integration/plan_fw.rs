@@ -356,3 +356,45 @@ print(`probe ping ${p.ok} ${p.received}/${p.sent}`);"#,
         ],
     );
 }
+
+/// The model does not walk a VXLAN's underlay: with a filter rule in the lab, a probe over
+/// the overlay is `()` (here the rule drops the underlay's UDP, and the kernel's ping fails).
+#[test]
+fn a_probe_over_a_vxlan_with_filter_rules_is_not_modelled() {
+    let text = |rule: &str| {
+        format!(
+            r#"netns::add("n1"); netns::add("n2");
+veth::add("n1", "eth0", "n2", "eth0");
+addr::add("n1", "eth0", "192.168.50.1/24"); addr::add("n2", "eth0", "192.168.50.2/24");
+link::up("n1", "eth0"); link::up("n2", "eth0");
+link::add("n1", "vx0", "vxlan", #{{id: 42, remote: "192.168.50.2", local: "192.168.50.1", dev: "eth0"}});
+link::add("n2", "vx0", "vxlan", #{{id: 42, remote: "192.168.50.1", local: "192.168.50.2", dev: "eth0"}});
+addr::add("n1", "vx0", "10.244.0.1/24"); addr::add("n2", "vx0", "10.244.0.2/24");
+link::up("n1", "vx0"); link::up("n2", "vx0");
+probe::ping("n1", "192.168.50.2");
+{rule}
+let r = probe::ping("n1", "10.244.0.2", #{{count: 2, timeout_ms: 700}});
+print(if type_of(r) == "()" {{ "probe ()" }} else {{ `probe ${{r.ok}}` }});
+"#
+        )
+    };
+    for (name, rule, want) in [
+        ("plan-fw-vxlan-open.rhai", "", "probe true"),
+        (
+            "plan-fw-vxlan-drop.rhai",
+            r#"fw::drop("n2", "input", #{proto: "udp", dport: 4789});"#,
+            "probe ()",
+        ),
+    ] {
+        let path = recipe(name, &text(rule));
+        let plan = nslab(&["plan", &path]);
+        plan.ok();
+        assert_eq!(probe_lines(&plan.stdout, "# probe "), [want], "{}", plan.stdout);
+        if kernel_tests_possible() {
+            let run = nslab(&["run", "--sandbox", &path]);
+            run.ok();
+            let ran = if rule.is_empty() { "probe true" } else { "probe false" };
+            assert_eq!(probe_lines(&run.stdout, "probe "), [ran], "{}", run.stdout);
+        }
+    }
+}
