@@ -174,14 +174,21 @@ impl Owned {
         !self.in_owned_ns(ns) && !dev.is_some_and(|d| self.has_link(ns, d))
     }
 
-    /// Marks a route that will outlive the lab as nslab's where the kernel keeps the mark
-    /// (`PROTO_NSLAB`): teardown deletes only a route the kernel shows with it. Both
+    /// Marks a route or `ip rule` that will outlive the lab as nslab's where the kernel keeps
+    /// the mark (`PROTO_NSLAB`): teardown deletes only one the kernel shows with it. Both
     /// executors call this, so the plan prints what the run makes.
     pub(crate) fn mark(&self, op: &mut Op) {
+        use crate::net::routing::PROTO_NSLAB;
         if let Op::RouteAdd { ns, dev, opts, .. } = op
             && self.route_outlives(ns.as_deref(), dev.as_deref())
         {
-            opts.protocol = Some(crate::net::routing::PROTO_NSLAB);
+            opts.protocol = Some(PROTO_NSLAB);
+        }
+        // A rule names links by name: it outlives them, only the netns takes it along.
+        if let Op::RuleAdd { ns, rule } = op
+            && !self.in_owned_ns(ns.as_deref())
+        {
+            rule.protocol = Some(PROTO_NSLAB);
         }
     }
 

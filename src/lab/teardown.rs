@@ -9,6 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 use crate::net::error::place;
 use crate::net::info::{AddrId, LinkInfo, RouteInfo};
 use crate::net::routing::PROTO_NSLAB;
+use crate::net::rule::{RuleSpec, rule_info, rule_message, rule_words};
 use crate::net::{Kernel, NetError, Ns, Op};
 
 pub(crate) use super::owned::{Counts, Owned, OwnedLink, owner_tag};
@@ -165,7 +166,63 @@ pub(crate) fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Undone {
             }
             // Routes and rules are undone exactly (Op::inverse names the metric, the
             // recorded rule its priority): an equal one someone else added survives.
-            Op::IptAppend { .. } | Op::SysctlTemp { .. } | Op::RuleAdd { .. } => {
+            // An iptables rule only with the lab's comment: `iptables -D` names the whole
+            // rule, comment included, so it can take no rule without it.
+            Op::IptAppend { ns, table, chain, rule } => {
+                if !outlives {
+                    continue;
+                }
+                if tagged(rule, lab) {
+                    undo(op);
+                } else {
+                    left.push(format!(
+                        "{table} rule `-A {chain} {}` in {}: {UNPROVEN}: it carries no comment {}",
+                        rule.join(" "),
+                        place(ns.as_deref()),
+                        owner_tag(lab)
+                    ));
+                }
+            }
+            // Only a rule the kernel shows with nslab's mark: the delete names it.
+            Op::RuleAdd { ns, rule } => {
+                if !outlives {
+                    continue;
+                }
+                let marked = rule.protocol == Some(PROTO_NSLAB);
+                if marked {
+                    match kernel.apply(&Op::RuleDel { ns: ns.clone(), rule: rule.clone() }) {
+                        Err(e) if e.errno == Some(libc::ENOENT) => {}
+                        r => {
+                            keep(r);
+                            continue;
+                        }
+                    }
+                }
+                // Not deleted: is an equal rule there (someone else's, or one an old
+                // journal did not mark)?
+                let want = rule_info(&rule_message(&RuleSpec { protocol: None, ..rule.clone() }));
+                match kernel.rules(ns.as_deref()) {
+                    Ok(rules) if rules.iter().any(|r| Some(r) == want.as_ref()) => {
+                        let why = if marked {
+                            format!(
+                                "{NOT_MADE}: the kernel's rule is not marked protocol {PROTO_NSLAB}"
+                            )
+                        } else {
+                            format!(
+                                "{UNPROVEN}: the journal's record carries no nslab mark (protocol {PROTO_NSLAB})"
+                            )
+                        };
+                        left.push(format!(
+                            "rule `{}` in {}: {why}",
+                            rule_words(&RuleSpec { protocol: None, ..rule.clone() }),
+                            place(ns.as_deref())
+                        ));
+                    }
+                    Ok(_) => {}
+                    Err(e) => keep(Err(e)),
+                }
+            }
+            Op::SysctlTemp { .. } => {
                 if outlives {
                     undo(op);
                 }
@@ -275,6 +332,12 @@ fn route_left(marked: bool, proto: &str) -> String {
     }
 }
 
+/// Whether iptables rule `rule` (the words after `-A CHAIN`) carries lab `lab`'s comment,
+/// as every rule a lab adds does (`fw::comment`).
+fn tagged(rule: &[String], lab: &str) -> bool {
+    rule.windows(2).any(|w| w[0] == "--comment" && w[1] == owner_tag(lab))
+}
+
 /// Whether dumped route `r` is the one RouteAdd `op` describes: destination, gateway, type,
 /// table and metric (what makes a route unique to the kernel).
 fn same_route(op: &Op, r: &RouteInfo) -> bool {
@@ -297,7 +360,7 @@ pub(crate) fn left_behind(lab: &str, left: &[String]) -> NetError {
         if left.len() == 1 { "one object" } else { "objects" }
     ))
     .with_errno(libc::EPERM)
-    .with_help("nslab deletes only what the kernel shows it made. No identity: the journal line was added by hand, comes from an older nslab, or nslab was killed right after making it; another identity: someone made it again since. If one is the lab's after all, remove it by hand (`ip addr del`, `ip route del`, `ip netns del`)")
+    .with_help("nslab deletes only what the kernel shows it made. No identity: the journal line was added by hand, comes from an older nslab, or nslab was killed right after making it; another identity: someone made it again since. If one is the lab's after all, remove it by hand (`ip addr del`, `ip route del`, `ip rule del`, `iptables -D`, `ip netns del`)")
 }
 
 /// Puts back the root qdisc `old` of a foreign link, unless someone changed it since the lab
@@ -441,6 +504,15 @@ mod tests {
         assert!(!same_route(&v6, &r), "IPv6 routes carry metric 1024");
         r.metric = Some(1024);
         assert!(same_route(&v6, &r));
+    }
+
+    #[test]
+    fn only_rules_with_the_labs_comment_are_undone() {
+        let words = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        assert!(tagged(&words("-s 10.0.0.0/24 -m comment --comment nslab:t -j MASQUERADE"), "t"));
+        assert!(!tagged(&words("-s 10.0.0.0/24 -m comment --comment nslab:u -j MASQUERADE"), "t"));
+        assert!(!tagged(&words("-s 10.0.0.0/24 -j MASQUERADE"), "t"));
+        assert!(!tagged(&words("-j LOG --log-prefix nslab:t"), "t"));
     }
 
     #[test]

@@ -180,3 +180,66 @@ echo clean"#
     );
     assert!(text.contains("clean"), "{}", r.stdout);
 }
+
+/// A forged iptables line naming the admin's rule (no `nslab:LAB` comment): not deleted,
+/// and named.
+#[test]
+fn a_forged_iptables_line_deletes_no_foreign_rule() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe("hj-ipt.rhai", "netns::add(\"hji\");\n");
+    let r = run(&format!(
+        r#"iptables -t nat -A POSTROUTING -s 10.55.0.0/24 -j MASQUERADE
+nslab run {path} >/dev/null
+forge hj-ipt '{{"op":"ipt_append","ns":null,"table":"nat","chain":"POSTROUTING","rule":["-s","10.55.0.0/24","-j","MASQUERADE"]}}'
+if nslab destroy hj-ipt 2>&1; then echo "destroy said success"; exit 1; fi
+iptables -t nat -S POSTROUTING | grep -q -- '-s 10.55.0.0/24 -j MASQUERADE' || {{ echo "the admin's rule deleted"; exit 1; }}
+echo clean"#
+    ));
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    let text = r.stdout.replace("\n  │ ", " ");
+    assert!(
+        text.contains("nat rule `-A POSTROUTING -s 10.55.0.0/24 -j MASQUERADE` in the host: not shown to be this lab's: it carries no comment nslab:hj-ipt"),
+        "{}",
+        r.stdout
+    );
+    assert!(text.contains("clean"), "{}", r.stdout);
+}
+
+/// Forged `ip rule` lines naming the admin's rule, with and without nslab's mark: the
+/// rule stays. The lab's own rule outside its namespaces carries the mark and goes.
+#[test]
+fn a_forged_rule_line_deletes_no_foreign_rule() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe("hj-rule.rhai", "rule::add(#{from: \"10.77.1.0/24\", table: 77});\n");
+    let rule = r#"{"v6":false,"from":"10.66.0.0/24","table":66,"priority":600"#;
+    let r = run(&format!(
+        r#"ip rule add from 10.66.0.0/24 table 66 priority 600
+nslab run {path} >/dev/null
+ip -j rule | grep -q '"src":"10.77.1.0","srclen":24,"table":"77","protocol":"110"' || {{ echo "rule not marked"; ip rule; exit 1; }}
+forge hj-rule '{{"op":"rule_add","ns":null,"rule":{rule}}}}}'
+forge hj-rule '{{"op":"rule_add","ns":null,"rule":{rule},"protocol":110}}}}'
+if nslab destroy hj-rule 2>&1; then echo "destroy said success"; exit 1; fi
+ip -j rule | grep -q '"priority":600,"src":"10.66.0.0"' || {{ echo "the admin's rule deleted"; exit 1; }}
+! ip rule | grep -q 10.77.1.0 || {{ echo "the lab's rule left"; exit 1; }}
+echo clean"#
+    ));
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    let text = r.stdout.replace("\n  │ ", " ");
+    assert!(
+        text.contains("rule `from 10.66.0.0/24 table 66 priority 600` in the host: not made by this lab: the kernel's rule is not marked protocol 110"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        text.contains(
+            "not shown to be this lab's: the journal's record carries no nslab mark (protocol 110)"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(text.contains("clean"), "{}", r.stdout);
+}
