@@ -307,3 +307,94 @@ for p in [8080, 8081] {
         assert_eq!(probe_lines(&run.stdout, "probe "), want, "{}", run.stdout);
     }
 }
+
+/// The filter table sees a packet after PREROUTING's DNAT and before POSTROUTING's SNAT:
+/// FORWARD matches the forwarded port's target and the client's own address, the server
+/// sees the masquerading router.
+#[test]
+fn filters_see_packets_after_dnat_and_before_snat() {
+    agree(
+        "nat",
+        r#"nat::masquerade("r", "10.1.0.0/24", #{out: "rb"});
+nat::dnat("r", #{iif: "ra", proto: "tcp", dport: 8080}, "10.2.0.2:7000");
+nat::dnat("r", #{iif: "ra", proto: "tcp", dport: 8081}, "10.2.0.2:7001");
+fw::drop("r", "forward", #{proto: "tcp", dport: 8080});
+fw::drop("r", "forward", #{src: "10.2.0.1"});
+fw::drop("r", "forward", #{proto: "tcp", dport: 7001, src: "10.1.0.2"});
+fw::drop("b", "input", #{src: "10.1.0.0/24"});"#,
+        r#"let r = probe::tcp("a", "10.1.0.1:8080", quick);
+print(`probe 8080 ${r.ok} seen=${r.seen}`);
+show("tcp a->r:8081", probe::tcp("a", "10.1.0.1:8081", quick));
+show("ping a->b", probe::ping("a", "10.2.0.2", once));"#,
+        &[
+            "probe 8080 true seen=10.2.0.1",
+            "probe tcp a->r:8081 false timed out after 700 ms",
+            "probe ping a->b true",
+        ],
+    );
+}
+
+/// A REJECT's ICMP error is RELATED: a client that drops it hears nothing (a timeout, not
+/// "refused"). Echoes after the first answer are ESTABLISHED: a rule dropping those lets
+/// one of three through.
+#[test]
+fn related_errors_and_established_echoes() {
+    agree(
+        "related",
+        r#"fw::reject("r", "forward", #{proto: "tcp", dport: 7001});
+fw::allow("a", "input", #{state: "established"});
+fw::drop("a", "input", #{});
+fw::drop("r", "forward", #{iif: "ra", proto: "icmp", state: "established"});"#,
+        r#"show("tcp a->b:7000", probe::tcp("a", "10.2.0.2:7000", quick));
+show("tcp a->b:7001", probe::tcp("a", "10.2.0.2:7001", quick));
+let p = probe::ping("a", "10.2.0.2", #{count: 3, timeout_ms: 700});
+print(`probe ping ${p.ok} ${p.received}/${p.sent}`);"#,
+        &[
+            "probe tcp a->b:7000 true",
+            "probe tcp a->b:7001 false timed out after 700 ms",
+            "probe ping true 1/3",
+        ],
+    );
+}
+
+/// The model does not walk a VXLAN's underlay: with a filter rule in the lab, a probe over
+/// the overlay is `()` (here the rule drops the underlay's UDP, and the kernel's ping fails).
+#[test]
+fn a_probe_over_a_vxlan_with_filter_rules_is_not_modelled() {
+    let text = |rule: &str| {
+        format!(
+            r#"netns::add("n1"); netns::add("n2");
+veth::add("n1", "eth0", "n2", "eth0");
+addr::add("n1", "eth0", "192.168.50.1/24"); addr::add("n2", "eth0", "192.168.50.2/24");
+link::up("n1", "eth0"); link::up("n2", "eth0");
+link::add("n1", "vx0", "vxlan", #{{id: 42, remote: "192.168.50.2", local: "192.168.50.1", dev: "eth0"}});
+link::add("n2", "vx0", "vxlan", #{{id: 42, remote: "192.168.50.1", local: "192.168.50.2", dev: "eth0"}});
+addr::add("n1", "vx0", "10.244.0.1/24"); addr::add("n2", "vx0", "10.244.0.2/24");
+link::up("n1", "vx0"); link::up("n2", "vx0");
+probe::ping("n1", "192.168.50.2");
+{rule}
+let r = probe::ping("n1", "10.244.0.2", #{{count: 2, timeout_ms: 700}});
+print(if type_of(r) == "()" {{ "probe ()" }} else {{ `probe ${{r.ok}}` }});
+"#
+        )
+    };
+    for (name, rule, want) in [
+        ("plan-fw-vxlan-open.rhai", "", "probe true"),
+        (
+            "plan-fw-vxlan-drop.rhai",
+            r#"fw::drop("n2", "input", #{proto: "udp", dport: 4789});"#,
+            "probe ()",
+        ),
+    ] {
+        let path = recipe(name, &text(rule));
+        let plan = nslab(&["plan", &path]);
+        plan.ok();
+        assert_eq!(probe_lines(&plan.stdout, "# probe "), [want], "{}", plan.stdout);
+        if kernel_tests_possible() {
+            let run = nslab(&["run", "--sandbox", &path]);
+            run.ok();
+            let ran = if rule.is_empty() { "probe true" } else { "probe false" };
+            assert_eq!(probe_lines(&run.stdout, "probe "), [ran], "{}", run.stdout);
+        }
+    }
+}
