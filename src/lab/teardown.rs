@@ -41,7 +41,9 @@ impl Undone {
 /// not make. So what outlives the lab is deleted only on the kernel's word: a netns whose
 /// identity the lab recorded, links by their alias and group ([`Owned::is_mine`]), an
 /// address on a foreign link whose recorded identity ([`AddrId`]) the kernel still shows,
-/// a route with nslab's protocol (`PROTO_NSLAB`, matched by the kernel's delete).
+/// a route or `ip rule` with nslab's protocol (`PROTO_NSLAB`, matched by the kernel's
+/// delete), an iptables rule with the lab's comment, a sysctl the lab's claim vouches for.
+/// The rest is left and named in [`Undone::left`].
 pub(crate) fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Undone {
     let mut owned = Owned::from_ops(ops);
     let mut left = Vec::new();
