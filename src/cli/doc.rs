@@ -512,7 +512,7 @@ mod tests {
             of("netns", "exec"),
             ["exec(name, args [, opts]) -> map", "exec(name, cmd [, opts]) -> map"]
         );
-        assert_eq!(of("probe", "ping"), ["ping([ns,] addr [, opts]) -> map"]);
+        assert_eq!(of("probe", "ping"), ["ping([ns,] addr [, opts]) -> any"]);
         assert_eq!(of("nat", "port_forward"), ["port_forward([ns,] port, target [, opts])"]);
     }
 }

@@ -214,7 +214,7 @@ pub fn collect(kernel: &Kernel, filter: Option<(&str, &Owned)>) -> Result<State,
                 continue;
             }
             links.push(LinkView {
-                peer: peer_of(l, ns, &raws),
+                peer: peer_of(kernel, l, ns, &raws),
                 owner: l
                     .alias
                     .as_deref()
@@ -416,19 +416,42 @@ fn netns_creators() -> BTreeMap<String, String> {
 }
 
 /// Finds the other end of veth `l` (in `ns`): a veth whose index is `l`'s peer index and whose
-/// peer index is `l`'s index — in the same namespace first, else in any other. Ifindexes
-/// repeat across namespaces; requiring the match both ways makes a wrong pick unlikely.
-fn peer_of(l: &LinkInfo, ns: Option<&str>, raws: &[Raw]) -> Option<PeerRef> {
+/// peer index is `l`'s index. Ifindexes repeat across namespaces (every netns numbers its links
+/// from 1: the two ends of `veth::add("a1", "x", "b1", "y")` and of the same in a2/b2 are all
+/// index 2 with peer 2), so where the kernel says the peer is in another netns
+/// (IFLA_LINK_NETNSID) and more than one fits, the netns whose id in `ns` is that one wins.
+fn peer_of(kernel: &Kernel, l: &LinkInfo, ns: Option<&str>, raws: &[Raw]) -> Option<PeerRef> {
     let p = l.peer_index?;
-    let is_peer = |m: &LinkInfo| m.index == p && m.kind == "veth" && m.peer_index == Some(l.index);
-    let same = raws.iter().find(|r| r.ns.as_deref() == ns);
-    let found = same
-        .and_then(|r| r.links.iter().find(|m| is_peer(m) && m.name != l.name).map(|m| (r, m)))
-        .or_else(|| {
-            raws.iter()
+    let is_peer = |m: &LinkInfo| {
+        m.index == p
+            && m.kind == "veth"
+            && m.peer_index == Some(l.index)
+            && m.peer_netnsid.is_some() == l.peer_netnsid.is_some()
+    };
+    let found = match l.peer_netnsid {
+        None => raws
+            .iter()
+            .find(|r| r.ns.as_deref() == ns)
+            .and_then(|r| r.links.iter().find(|m| is_peer(m) && m.name != l.name).map(|m| (r, m))),
+        Some(id) => {
+            let fits: Vec<(&Raw, &LinkInfo)> = raws
+                .iter()
                 .filter(|r| r.ns.as_deref() != ns)
-                .find_map(|r| r.links.iter().find(|m| is_peer(m)).map(|m| (r, m)))
-        });
+                .flat_map(|r| r.links.iter().filter(|m| is_peer(m)).map(move |m| (r, m)))
+                .collect();
+            if fits.len() == 1 {
+                fits.into_iter().next()
+            } else {
+                let found = fits
+                    .into_iter()
+                    .find(|(r, _)| kernel.nsid(ns, r.ns.as_deref()).ok().flatten() == Some(id));
+                if let Some(n) = ns {
+                    kernel.forget(n);
+                }
+                found
+            }
+        }
+    };
     found.map(|(r, m)| PeerRef { name: m.name.clone(), netns: r.ns.clone() })
 }
 

@@ -51,14 +51,23 @@ pub trait Backend {
         argv: Vec<String>,
         timeout: Option<std::time::Duration>,
     ) -> NetResult<ExecOutput>;
+    /// None when the backend cannot know the answer (the plan, past a rule it cannot
+    /// evaluate).
     fn ping(
         &self,
         ns: Option<&str>,
         addr: IpAddr,
         dev: Option<&str>,
         echoes: Echoes,
-    ) -> NetResult<PingResult>;
-    fn tcp(&self, ns: Option<&str>, target: SocketAddr, timeout: Duration) -> NetResult<TcpResult>;
+    ) -> NetResult<Option<PingResult>>;
+    /// None when the backend cannot know the answer (the plan, past a rule it cannot
+    /// evaluate).
+    fn tcp(
+        &self,
+        ns: Option<&str>,
+        target: SocketAddr,
+        timeout: Duration,
+    ) -> NetResult<Option<TcpResult>>;
     /// Starts the built-in server; returns its port.
     fn serve(&self, ns: Option<&str>, port: u16) -> NetResult<u16>;
     /// Starts a packet capture on `dev`; None where nothing is captured (the plan, which

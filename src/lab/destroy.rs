@@ -89,7 +89,8 @@ pub(crate) fn destroy_with(lab: &str, force: bool) -> Vec<crate::net::NetError> 
         Err(e) => return vec![e],
     };
     wait_for_orphans(lab);
-    let mut errors = teardown::teardown(&kernel, lab, &ops);
+    let undone = teardown::teardown(&kernel, lab, &ops);
+    let mut errors = undone.errors;
     // What the journal lost (damaged lines, a journal cut short or emptied), found again by
     // the lab's marks; rules only when the journal says it lost something (one iptables
     // run per namespace).
@@ -98,10 +99,17 @@ pub(crate) fn destroy_with(lab: &str, force: bool) -> Vec<crate::net::NetError> 
     // Marks the journal did not name are damage too: a journal cut short (or emptied)
     // reads as intact.
     let incomplete = !damage.is_empty() || !swept.removed.is_empty();
-    if errors.is_empty() && incomplete {
+    let clean = errors.is_empty();
+    if clean && incomplete {
         errors.push(damaged(lab, &damage, &swept.removed));
     }
-    if (errors.is_empty() || incomplete)
+    // What the journal names but the kernel does not show as the lab's was left on
+    // purpose: said, never "destroyed"; the journal goes (another destroy would only leave
+    // it again), as with a damaged one.
+    if !undone.left.is_empty() {
+        errors.push(teardown::left_behind(lab, &undone.left));
+    }
+    if (clean || incomplete)
         && let Err(e) = journal::remove(lab)
     {
         errors.push(e);

@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::HashMap;
+
+use crate::net::info::AddrId;
 use crate::net::netns::NetnsId;
 use crate::net::{NetError, NetResult, Op};
 
@@ -28,6 +31,13 @@ enum Line {
     /// is not the lab's. Written by nslab before `Op::NetnsForget`; read as that Op.
     Forget {
         forget: String,
+    },
+    /// The kernel's identity of the address Op `addr` put on a link the lab did not make
+    /// (see [`AddrId`]), written right after the kernel made it.
+    AddrMade {
+        addr: u64,
+        ifindex: u32,
+        cstamp: u32,
     },
     /// A process group `netns::exec` left running in netns `netns` (inode `net_ino`).
     Background {
@@ -61,6 +71,36 @@ pub fn backgrounds(lab: &str) -> Vec<Background> {
             _ => None,
         })
         .collect()
+}
+
+/// Where an address is: (netns, link name, address).
+pub(crate) type AddrKey = (crate::net::Ns, String, ipnet::IpNet);
+
+/// The kernel's identity of each address lab `lab` put on a link it did not make, as its
+/// journal records it (the latest for each address: the one still there). An address
+/// without one (a line injected by hand, a journal older than this record, nslab killed
+/// between the kernel's answer and this record) is not provably the lab's.
+pub(crate) fn addr_ids(lab: &str) -> HashMap<AddrKey, AddrId> {
+    addr_ids_in(&std::fs::read(lab_dir(lab).join("journal")).unwrap_or_default())
+}
+
+fn addr_ids_in(bytes: &[u8]) -> HashMap<AddrKey, AddrId> {
+    let mut ops: HashMap<u64, Op> = HashMap::new();
+    let mut ids = HashMap::new();
+    for l in bytes.split(|b| *b == b'\n').filter_map(|raw| unseal(raw).ok()) {
+        match serde_json::from_str::<Line>(l) {
+            Ok(Line::Op { seq, op: op @ Op::AddrAdd { .. } }) => {
+                ops.insert(seq, op);
+            }
+            Ok(Line::AddrMade { addr, ifindex, cstamp }) => {
+                if let Some(Op::AddrAdd { ns, dev, cidr }) = ops.get(&addr) {
+                    ids.insert((ns.clone(), dev.clone(), *cidr), AddrId { ifindex, cstamp });
+                }
+            }
+            _ => {}
+        }
+    }
+    ids
 }
 
 /// What a lab is, written once when it starts.
@@ -229,7 +269,7 @@ fn parse(bytes: &[u8]) -> Contents {
             }
             Line::Failed { failed } => ops.retain(|(s, _)| *s != failed),
             Line::Forget { forget } => ops.push((u64::MAX, Op::NetnsForget { name: forget })),
-            Line::Background { .. } => {}
+            Line::Background { .. } | Line::AddrMade { .. } => {}
         }
         after_damage = false;
     }
@@ -353,6 +393,11 @@ impl Journal {
         f.write_all(&line).map_err(NetError::from)
     }
 
+    /// Records the kernel's identity of the address Op `seq` added (see [`addr_ids`]).
+    pub fn addr_made(&mut self, seq: u64, id: AddrId) -> NetResult<()> {
+        self.write(&Line::AddrMade { addr: seq, ifindex: id.ifindex, cstamp: id.cstamp })
+    }
+
     /// Records a process group left running by `netns::exec`.
     pub fn background(&mut self, bg: &Background) -> NetResult<()> {
         self.write(&Line::Background {
@@ -457,6 +502,30 @@ mod tests {
         ]);
         assert_eq!(parse(&gap).damage, vec!["line 2: operation 3 follows 1".to_string()]);
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+    }
+
+    #[test]
+    fn address_identities_are_read_with_the_op_they_belong_to() {
+        let text = sealed(&[
+            r#"{"seq":1,"op":{"op":"addr_add","ns":null,"dev":"uplink","cidr":"203.0.113.7/24"}}"#,
+            r#"{"addr":1,"ifindex":2,"cstamp":100}"#,
+            r#"{"seq":2,"op":{"op":"addr_add","ns":"x","dev":"eth0","cidr":"10.0.0.1/24"}}"#,
+            r#"{"seq":3,"op":{"op":"addr_del","ns":null,"dev":"uplink","cidr":"203.0.113.7/24"}}"#,
+            r#"{"seq":4,"op":{"op":"addr_add","ns":null,"dev":"uplink","cidr":"203.0.113.7/24"}}"#,
+            r#"{"addr":4,"ifindex":2,"cstamp":250}"#,
+            // An identity for an Op that is no address, or for none at all, names nothing.
+            r#"{"seq":5,"op":{"op":"netns_add","name":"red"}}"#,
+            r#"{"addr":5,"ifindex":9,"cstamp":1}"#,
+            r#"{"addr":77,"ifindex":9,"cstamp":1}"#,
+        ]);
+        let ids = addr_ids_in(&text);
+        assert_eq!(ids.len(), 1, "{ids:?}");
+        let key = (None, "uplink".to_string(), "203.0.113.7/24".parse().unwrap());
+        assert_eq!(ids[&key], AddrId { ifindex: 2, cstamp: 250 }, "the latest: the one there");
+        // The identity lines are no Ops, and no damage.
+        let c = parse(&text);
+        assert_eq!(c.ops.len(), 5);
+        assert!(c.damage.is_empty(), "{:?}", c.damage);
     }
 
     #[test]

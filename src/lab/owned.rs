@@ -184,6 +184,30 @@ impl Owned {
         }
     }
 
+    /// True when a route the lab adds in `ns` (through `dev`) outlives the lab: neither the
+    /// netns nor the link is the lab's. Teardown deletes such a route explicitly.
+    pub(crate) fn route_outlives(&self, ns: Option<&str>, dev: Option<&str>) -> bool {
+        !self.in_owned_ns(ns) && !dev.is_some_and(|d| self.has_link(ns, d))
+    }
+
+    /// Marks a route or `ip rule` that will outlive the lab as nslab's where the kernel keeps
+    /// the mark (`PROTO_NSLAB`): teardown deletes only one the kernel shows with it. Both
+    /// executors call this, so the plan prints what the run makes.
+    pub(crate) fn mark(&self, op: &mut Op) {
+        use crate::net::routing::PROTO_NSLAB;
+        if let Op::RouteAdd { ns, dev, opts, .. } = op
+            && self.route_outlives(ns.as_deref(), dev.as_deref())
+        {
+            opts.protocol = Some(PROTO_NSLAB);
+        }
+        // A rule names links by name: it outlives them, only the netns takes it along.
+        if let Op::RuleAdd { ns, rule } = op
+            && !self.in_owned_ns(ns.as_deref())
+        {
+            rule.protocol = Some(PROTO_NSLAB);
+        }
+    }
+
     /// Drops the newest change matching `f` (the lab undid it itself).
     fn forget(&mut self, f: impl Fn(&Op) -> bool) {
         if let Some(i) = self.changes.iter().rposition(f) {
@@ -315,6 +339,44 @@ mod tests {
     }
 
     #[test]
+    fn only_routes_that_outlive_the_lab_are_marked() {
+        let o = Owned::from_ops(&[
+            Op::NetnsAdd { name: "red".into() },
+            Op::BridgeAdd { ns: None, name: "br".into() },
+        ]);
+        let route = |ns: Ns, dev: Option<&str>| Op::RouteAdd {
+            ns,
+            dest: Some("10.9.0.0/24".parse().unwrap()),
+            via: Some("10.0.0.1".parse().unwrap()),
+            dev: dev.map(str::to_string),
+            opts: Default::default(),
+        };
+        let proto = |mut op: Op| {
+            o.mark(&mut op);
+            let Op::RouteAdd { opts, .. } = op else { unreachable!() };
+            opts.protocol
+        };
+        let mark = Some(crate::net::routing::PROTO_NSLAB);
+        assert_eq!(proto(route(None, None)), mark, "via a gateway on the host");
+        assert_eq!(proto(route(None, Some("uplink"))), mark, "on a foreign link");
+        assert_eq!(proto(route(ns("other"), None)), mark, "in a foreign netns");
+        assert_eq!(proto(route(None, Some("br"))), None, "on the lab's bridge: goes with it");
+        assert_eq!(proto(route(ns("red"), None)), None, "in the lab's netns");
+        // A delete the recipe wrote without the mark still cancels the marked route.
+        let mut marked = route(None, None);
+        o.mark(&mut marked);
+        let del = Op::RouteDel {
+            ns: None,
+            dest: Some("10.9.0.0/24".parse().unwrap()),
+            via: None,
+            dev: None,
+            opts: Default::default(),
+        };
+        assert!(del.cancels(&marked));
+        assert!(marked.inverse().unwrap().cancels(&marked));
+    }
+
+    #[test]
     fn a_sysctl_set_twice_counts_once() {
         let set = |v: &str| Op::SysctlSet {
             ns: None,
@@ -370,6 +432,7 @@ mod tests {
             alias: Some("nslab:t".into()),
             group: crate::lab::journal::group_of("t"),
             peer_index: None,
+            peer_netnsid: None,
             detail: Default::default(),
         };
         assert!(o.is_mine(None, &l, "t"));

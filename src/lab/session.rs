@@ -128,7 +128,7 @@ impl Session {
         // Captures end with their lab (what they kept stays readable by capture::stop).
         crate::net::capture::stop_all();
         self.servers.set(0);
-        let mut errors = teardown(&self.kernel, &self.lab, &ops);
+        let mut errors = teardown(&self.kernel, &self.lab, &ops).into_errors(&self.lab);
         *self.owned.borrow_mut() = Owned::default();
         if errors.is_empty()
             && let Err(e) = journal::remove(&self.lab)
@@ -154,6 +154,8 @@ impl Session {
         // Exactly one object: a loose delete names the lab's own, a rule gets the priority
         // the kernel would pick (rules have no owner tag; the journal must name this one).
         self.owned.borrow().complete_del(&mut op);
+        // A route that will outlive the lab carries nslab's mark (destroy deletes no other).
+        self.owned.borrow().mark(&mut op);
         if let Op::RuleAdd { ns, rule } = &mut op
             && rule.priority.is_none()
         {
@@ -197,7 +199,12 @@ impl Session {
             crate::net::capture::stop_in(name);
         }
         let seq = self.journal.borrow_mut().record(&op)?;
-        if let Err(e) = self.kernel.apply(&op).and_then(|()| stored_as_written(&self.kernel, &op)) {
+        let applied = self
+            .kernel
+            .apply(&op)
+            .and_then(|()| stored_as_written(&self.kernel, &op))
+            .and_then(|()| self.identify(seq, &op));
+        if let Err(e) = applied {
             self.journal.borrow_mut().failed(seq)?;
             if let (Some(before), Op::SysctlSet { ns, key, .. }) = (&claimed, &op) {
                 // Best effort: a claim left behind is recognised as stale by the next one.
@@ -219,6 +226,33 @@ impl Session {
         self.applied.borrow_mut().push(op);
         fault::after_op(self.applied.borrow().len());
         Ok(())
+    }
+
+    /// An address just added to a link the lab did not make: its kernel identity goes into
+    /// the journal (destroy deletes that address only while the kernel still shows it, not
+    /// one someone else made or a line injected into the journal names), or the address is
+    /// taken back and the Op fails. Addresses on the lab's own links go with them: no
+    /// request here.
+    fn identify(&self, seq: u64, op: &Op) -> NetResult<()> {
+        let Op::AddrAdd { ns, dev, cidr } = op else { return Ok(()) };
+        if self.owned.borrow().link_goes(ns.as_deref(), dev) {
+            return Ok(());
+        }
+        let recorded = match self.kernel.addr_id(ns.as_deref(), dev, cidr) {
+            Ok(Some(id)) => self.journal.borrow_mut().addr_made(seq, id),
+            Ok(None) => Err(NetError::new(format!(
+                "address {cidr} on {dev} is not in the kernel's list right after it was added"
+            ))
+            .with_help("someone removed it at once; try again")),
+            Err(e) => Err(e),
+        };
+        if recorded.is_err() {
+            let undo = op.inverse().expect("an address has a delete");
+            let _ = self.kernel.promote_write(&undo).and_then(|temp| {
+                crate::net::op::bracketed(temp, undo, |op| self.kernel.apply(&op))
+            });
+        }
+        recorded
     }
 
     /// `owner::check` against the kernel.
@@ -442,13 +476,18 @@ impl Backend for Session {
         addr: IpAddr,
         dev: Option<&str>,
         echoes: Echoes,
-    ) -> NetResult<PingResult> {
+    ) -> NetResult<Option<PingResult>> {
         let stop = || INTERRUPTED.load(Ordering::Relaxed);
-        probe::ping(ns, addr, dev, probe::Echoes { stop: Some(stop), ..echoes })
+        probe::ping(ns, addr, dev, probe::Echoes { stop: Some(stop), ..echoes }).map(Some)
     }
 
-    fn tcp(&self, ns: Option<&str>, target: SocketAddr, timeout: Duration) -> NetResult<TcpResult> {
-        probe::tcp(ns, target, timeout)
+    fn tcp(
+        &self,
+        ns: Option<&str>,
+        target: SocketAddr,
+        timeout: Duration,
+    ) -> NetResult<Option<TcpResult>> {
+        probe::tcp(ns, target, timeout).map(Some)
     }
 
     fn serve(&self, ns: Option<&str>, port: u16) -> NetResult<u16> {

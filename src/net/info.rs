@@ -20,6 +20,10 @@ pub struct LinkInfo {
     pub group: u32,
     /// For a veth, the ifindex of its peer (which may live in another netns).
     pub peer_index: Option<u32>,
+    /// For a veth whose peer lives in another netns: that netns's id as this one numbers it
+    /// (IFLA_LINK_NETNSID). Ifindexes repeat across namespaces, so this tells peers apart.
+    #[serde(skip)]
+    pub peer_netnsid: Option<i32>,
     /// Kind-specific fields (`vlan_id`, `vxlan_id`, `parent`, `mode`, ...), like `ip -d link`.
     #[serde(flatten)]
     pub detail: super::link_detail::LinkDetail,
@@ -65,6 +69,17 @@ fn main_table() -> u32 {
 
 fn unicast() -> String {
     "unicast".into()
+}
+
+/// The kernel's own identity of an address: the index of its link and its creation stamp
+/// (IFA_CACHEINFO `cstamp`, hundredths of a second since boot, set once when the kernel makes
+/// the address: `ip addr del` and `add` again give it a new one, unless both fall within
+/// 10 ms). Recorded for an address a lab puts on a link it did not make, so that destroy
+/// deletes that address and not an equal one someone else made (issue 14).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddrId {
+    pub ifindex: u32,
+    pub cstamp: u32,
 }
 
 /// One gateway of a multipath route.

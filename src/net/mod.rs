@@ -6,6 +6,7 @@ pub mod decode;
 pub mod error;
 pub mod exec;
 pub mod fw;
+pub(crate) mod fw_eval;
 pub mod info;
 pub mod kernel;
 pub mod kernel_version;

@@ -30,6 +30,20 @@ pub(crate) const TABLE_LOCAL: u32 = 255;
 /// IPv6 routes added without a metric get this one (IP6_RT_PRIO_USER); IPv4 ones get 0.
 pub(crate) const IPV6_DEFAULT_METRIC: u32 = 1024;
 
+/// The route protocol (`proto 110`, `n` in ASCII) nslab gives the routes a lab adds where
+/// they outlive it (a netns it did not make, a link it did not make): the kernel's own mark of
+/// whose route it is. A route in the FIB carries no identity of its own: no creation time
+/// (IPv4 `fib_alias`/`fib_info` have none; IPv6 dumps send RTA_CACHEINFO with only
+/// `expires`), no id, no owner, so a journal has nothing to record. What it carries is
+/// `rtm_protocol`, which rtnetlink(7) reserves for exactly this ("may be used to tag the
+/// source of a routing information"), and RTM_DELROUTE matches it when given
+/// (`fib_table_delete`: `!cfg->fc_protocol || fi->fib_protocol == cfg->fc_protocol`;
+/// `ip6_route_del` the same): a delete that names 110 cannot take the admin's `proto boot`
+/// or `proto static` route, whatever a journal says. 110 is in no `rt_protos` (iproute2,
+/// FRR's 186-198, BIRD's 12), so `ip route` prints it as a number. Routes that die with
+/// the lab keep `proto boot`, as `ip route add` makes them.
+pub(crate) const PROTO_NSLAB: u8 = 110;
+
 /// What a route does with a packet: forward it (`unicast`), or drop it silently
 /// (`blackhole`), with ICMP "host unreachable" (`unreachable`) or "administratively
 /// prohibited" (`prohibit`).
@@ -105,6 +119,10 @@ pub(crate) struct RouteOpts {
     pub(crate) src: Option<IpAddr>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) onlink: bool,
+    /// `proto N`: [`PROTO_NSLAB`] on a route that outlives the lab (set by the executors,
+    /// never by a recipe); None is `proto boot`, as `ip route add` makes routes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) protocol: Option<u8>,
 }
 
 impl RouteOpts {
@@ -272,6 +290,9 @@ pub(crate) fn route_words(
     if o.onlink && o.nexthops.is_empty() {
         s.push_str(" onlink");
     }
+    if let Some(p) = o.protocol {
+        let _ = write!(s, " proto {p}");
+    }
     s
 }
 
@@ -316,8 +337,9 @@ pub(crate) fn route_message(
     let table = o.table();
     h.table = if table < 256 { table as u8 } else { RouteHeader::RT_TABLE_UNSPEC };
     // `ip route add` marks routes proto boot; so do we, so that `ip route` shows the same
-    // after `nslab run` as after the commands `nslab plan` prints.
-    h.protocol = RouteProtocol::Boot;
+    // after `nslab run` as after the commands `nslab plan` prints. A route that outlives
+    // the lab carries nslab's own mark (see PROTO_NSLAB), its delete too.
+    h.protocol = o.protocol.map_or(RouteProtocol::Boot, RouteProtocol::from);
     h.kind = o.kind.rtn();
     h.scope = if !add {
         RouteScope::NoWhere
@@ -392,6 +414,8 @@ fn protocol_word(p: RouteProtocol) -> String {
         RouteProtocol::Static => "static".into(),
         RouteProtocol::Ra => "ra".into(),
         RouteProtocol::Dhcp => "dhcp".into(),
+        // As iproute2 prints a number it has no name for (nslab's 110).
+        RouteProtocol::Other(n) => n.to_string(),
         other => format!("{other:?}").to_lowercase(),
     }
 }
@@ -582,6 +606,23 @@ mod tests {
         assert_eq!(
             route_words(None, Some(ip("10.0.0.1")), Some("eth0"), &o),
             "default via 10.0.0.1 dev eth0 table 1000 src 10.0.0.2 onlink"
+        );
+    }
+
+    #[test]
+    fn the_mark_goes_into_the_add_the_delete_and_the_words() {
+        let marked = RouteOpts { protocol: Some(PROTO_NSLAB), ..Default::default() };
+        let dest = Some(net("10.9.0.0/24"));
+        for add in [true, false] {
+            let m = route_message(dest, Some(ip("10.0.0.1")), None, &marked, add, &idx).unwrap();
+            assert_eq!(m.header.protocol, RouteProtocol::Other(PROTO_NSLAB));
+            assert_eq!(route_detail(&round_trip(&m), &names()).unwrap().proto, "110");
+        }
+        let plain = route_message(dest, None, Some("eth0"), &RouteOpts::default(), false, &idx);
+        assert_eq!(plain.unwrap().header.protocol, RouteProtocol::Boot);
+        assert_eq!(
+            route_words(dest, Some(ip("10.0.0.1")), None, &marked),
+            "10.9.0.0/24 via 10.0.0.1 proto 110"
         );
     }
 

@@ -6,6 +6,10 @@
 //! priority, filled in before the rule is journaled when the recipe gave none — and deletes
 //! with every field named: the kernel's fib_nl_delrule matches all fields the request
 //! carries, so an equal rule at another priority, or one with one more selector, survives.
+//! A rule that outlives the lab (outside its namespaces) also carries nslab's protocol
+//! (`protocol 110`, see `routing::PROTO_NSLAB`), which the delete names too: `rule_find`
+//! skips a rule of another protocol (`rule->proto && r->proto != rule->proto`), so a journal
+//! line cannot take the admin's rule.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -40,17 +44,24 @@ pub(crate) struct RuleSpec {
     /// None only until the executor fills it in (the kernel's choice, made explicit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) priority: Option<u32>,
+    /// `protocol N`: `PROTO_NSLAB` on a rule that outlives the lab (set by the executors,
+    /// never by a recipe).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) protocol: Option<u8>,
 }
 
 impl RuleSpec {
     /// The selectors agree (what `rule::del` without a priority means by "this rule").
     pub(crate) fn same_selectors(&self, o: &RuleSpec) -> bool {
-        RuleSpec { priority: None, ..self.clone() } == RuleSpec { priority: None, ..o.clone() }
+        let bare = |r: &RuleSpec| RuleSpec { priority: None, protocol: None, ..r.clone() };
+        bare(self) == bare(o)
     }
 
-    /// `o` (a rule to delete, maybe without priority) names this rule.
+    /// `o` (a rule to delete, maybe without priority or protocol) names this rule.
     pub(crate) fn matches(&self, o: &RuleSpec) -> bool {
-        self.same_selectors(o) && o.priority.is_none_or(|p| self.priority == Some(p))
+        self.same_selectors(o)
+            && o.priority.is_none_or(|p| self.priority == Some(p))
+            && o.protocol.is_none_or(|p| self.protocol == Some(p))
     }
 }
 
@@ -124,6 +135,9 @@ pub(crate) fn rule_words(r: &RuleSpec) -> String {
     if let Some(p) = r.priority {
         word("priority", p.to_string());
     }
+    if let Some(p) = r.protocol {
+        word("protocol", p.to_string());
+    }
     s
 }
 
@@ -167,6 +181,9 @@ pub(crate) fn rule_message(r: &RuleSpec) -> RuleMessage {
     m.attributes.push(RuleAttribute::Table(r.table));
     if let Some(p) = r.priority {
         m.attributes.push(RuleAttribute::Priority(p));
+    }
+    if let Some(p) = r.protocol {
+        m.attributes.push(RuleAttribute::Protocol(p.into()));
     }
     m
 }
@@ -344,6 +361,12 @@ mod tests {
         assert!(ours.matches(&asked));
         assert!(!ours.matches(&RuleSpec { priority: Some(5), ..spec() }));
         assert!(!ours.matches(&RuleSpec { table: 5, ..asked }));
+        // nslab's mark: a delete without it still names the rule; one with another does not.
+        let marked = RuleSpec { protocol: Some(110), ..spec() };
+        assert!(marked.matches(&spec()));
+        assert!(!spec().matches(&marked), "a delete naming the mark cannot take an unmarked rule");
+        assert!(rule_words(&marked).ends_with(" protocol 110"), "{}", rule_words(&marked));
+        assert!(rule_message(&marked).attributes.contains(&RuleAttribute::Protocol(110.into())));
     }
 
     #[test]

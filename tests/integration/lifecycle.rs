@@ -708,6 +708,51 @@ fn ls_and_show_snapshots() {
     snapshot("lifecycle-show-lab.txt", &settle(&part("show tut")));
 }
 
+/// Every netns numbers its links from 1, so the two ends of `veth::add("a1", "x", "b1", "y")`
+/// and of the same between a2 and b2 are all index 2 with peer 2: `show` must tell by the
+/// netns the kernel names (IFLA_LINK_NETNSID), not by the first index that fits.
+#[test]
+fn show_names_the_right_peer_when_ifindexes_repeat() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let lab = recipe(
+        "lc-peers.rhai",
+        r#"
+        for i in 1..=3 { netns::add(`a${i}`); netns::add(`b${i}`); }
+        for i in 1..=3 { veth::add(`a${i}`, `x${i}`, `b${i}`, `y${i}`); }
+        "#,
+    );
+    let r = sandboxed(&format!(
+        "nslab run --lab peers {lab} >/dev/null
+         for n in a1 a2 a3 b1 b2 b3; do ip -n $n -j link show | grep -q '\"ifindex\":2,\"link_index\":2'; done\n\
+         nslab show peers --json"
+    ));
+    r.ok();
+    let start = r.stdout.find('{').unwrap();
+    let state = json(&r.stdout[start..]);
+    let mut seen = 0;
+    for space in state["namespaces"].as_array().expect("namespaces") {
+        let ns = space["netns"].as_str().unwrap_or("host").to_string();
+        for l in space["links"].as_array().unwrap() {
+            let name = l["name"].as_str().unwrap();
+            let Some(i) = name.strip_prefix('x').or_else(|| name.strip_prefix('y')) else {
+                continue;
+            };
+            let (want_name, want_ns) = if name.starts_with('x') {
+                (format!("y{i}"), format!("b{i}"))
+            } else {
+                (format!("x{i}"), format!("a{i}"))
+            };
+            assert_eq!(ns.trim_start_matches(['a', 'b']), i, "{name} in {ns}");
+            assert_eq!(l["peer"]["name"], want_name.as_str(), "peer of {name} in {ns}: {l}");
+            assert_eq!(l["peer"]["netns"], want_ns.as_str(), "peer of {name} in {ns}: {l}");
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 6, "{}", r.stdout);
+}
+
 #[test]
 fn ls_and_show_without_labs() {
     if !kernel_tests_possible() {

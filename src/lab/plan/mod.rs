@@ -2,7 +2,7 @@
 //! rendered as the equivalent `ip` / `iptables` / `sysctl` command line and applied to a model
 //! of what the plan has built so far; queries (`link::list`, `netns::exists`, ...) are answered
 //! from that model, and probes are printed as the equivalent command (or a comment) and
-//! answered with a plausible success.
+//! answered from the model (plan/probes.rs), or with `()` where it cannot know.
 //!
 //! The model starts as a fresh host: nothing but `lo`, no named netns. It checks what the
 //! kernel would refuse where that is cheap (a duplicate netns or link is EEXIST, a missing link
@@ -10,14 +10,16 @@
 //! recipe that would fail at run time fails at plan time, at the same line.
 //!
 //! Probes are traced through the model (routes, veth peers, bridges, `ip_forward`, the nat
-//! table's MASQUERADE and DNAT rules) only to make their answers plausible — the address a
-//! server sees, which netns answers a port forward, the ARP entries a ping leaves behind. A
-//! probe always reports success: a plan predicts what the recipe builds, not whether the
-//! network works.
+//! table's DNAT, MASQUERADE and SNAT rules, plan/trace.rs) and meet the filter rules on their
+//! way (plan/filter.rs): the answer is the kernel's — whether it passes, the address a server
+//! sees, which netns answers a port forward, the ARP entries a ping leaves behind — or `()`
+//! where the model cannot tell. Never a confident wrong answer (issue 14).
 
+mod filter;
 mod graph;
 mod links;
 mod model;
+mod probes;
 mod routing;
 mod rules;
 mod sysctl;
@@ -36,10 +38,8 @@ use super::teardown::Owned;
 use crate::net::bridge_vlan::VlanInfo;
 use crate::net::exec::ExecOutput;
 use crate::net::info::{AddrInfo, FdbEntry, LinkInfo, NeighInfo, RouteInfo};
-use crate::net::op::{is_link_local, q, shell_words};
-use crate::net::probe::{
-    Echoes, Flavour, PingResult, TcpResult, Throughput, UdpResult, serve_line,
-};
+use crate::net::op::{q, shell_words};
+use crate::net::probe::{Echoes, Flavour, PingResult, TcpResult, Throughput, UdpResult};
 use crate::net::refusal::{not_a_bridge_kind, port_in_use, udp_port_in_use};
 use crate::net::{NetResult, Op};
 
@@ -57,6 +57,8 @@ pub(crate) struct Plan {
     no_ipv6: Cell<bool>,
     /// The recipe called `netns::exec`, whose effects the plan cannot see (it runs nothing).
     ran_exec: Cell<bool>,
+    /// Planned for nslab's sandbox: its root runs no server of its own.
+    sandboxed: Cell<bool>,
 }
 
 impl Plan {
@@ -70,6 +72,7 @@ impl Plan {
             next_port: Cell::new(40000),
             no_ipv6: Cell::new(false),
             ran_exec: Cell::new(false),
+            sandboxed: Cell::new(false),
         }
     }
 
@@ -84,6 +87,7 @@ impl Plan {
     /// plan (recipes may probe them) but not created by it, and not part of its output.
     pub(crate) fn new_sandboxed(lab: &str) -> Plan {
         let p = Plan::new(lab);
+        p.sandboxed.set(true);
         {
             let mut m = p.model.borrow_mut();
             for op in &super::sandbox::uplink_ops() {
@@ -127,6 +131,7 @@ impl Plan {
     fn apply_one(&self, mut op: Op) -> NetResult<()> {
         // As `nslab run` does (Session::apply_one): exact deletes, rules with their priority.
         self.owned.borrow().complete_del(&mut op);
+        self.owned.borrow().mark(&mut op);
         if let Op::RuleAdd { ns, rule } = &mut op
             && rule.priority.is_none()
         {
@@ -300,6 +305,14 @@ impl Backend for Plan {
     ) -> NetResult<ExecOutput> {
         self.model.borrow().space(ns)?;
         self.ran_exec.set(true);
+        // A command that may write firewall rules: the filter table is no longer known.
+        // (Anything else it changes, the plan does not see either: README, `nslab plan`.)
+        if argv
+            .iter()
+            .any(|a| ["iptables", "nft", "xtables", "ebtables"].iter().any(|w| a.contains(w)))
+        {
+            self.model.borrow_mut().ipt_unseen = true;
+        }
         // coreutils `timeout` kills the command as nslab does (and fails the script, as the
         // run fails).
         let limit = match timeout {
@@ -316,95 +329,17 @@ impl Backend for Plan {
         addr: IpAddr,
         dev: Option<&str>,
         echoes: Echoes,
-    ) -> NetResult<PingResult> {
-        {
-            let m = self.model.borrow();
-            m.space(ns)?;
-            // `ADDR%DEV` sends out of DEV: the kernel path looks it up first.
-            if let Some(d) = dev {
-                m.lookup(ns, d)?;
-            }
-        }
-        let secs = |d: Duration| d.as_secs_f64().ceil().max(1.0) as u64;
-        let interval = if echoes.interval < Duration::from_secs(1) {
-            format!(" -i{}", echoes.interval.as_secs_f64())
-        } else {
-            String::new()
-        };
-        // ping(8) counts late answers too, like nslab; `-c1 -w DEADLINE` is its "echo until
-        // the first answer" idiom.
-        let (args, sent) = if echoes.until_first {
-            (format!("-c1 -w{}{interval}", secs(echoes.deadline())), 1)
-        } else {
-            (format!("-c{} -W{}{interval}", echoes.count, secs(echoes.wait)), echoes.count)
-        };
-        // iputils takes `ADDR%DEV` for an IPv6 link-local address only; `-I DEV` for the rest.
-        let target = match dev {
-            Some(d) if is_link_local(addr) => q(&format!("{addr}%{d}")),
-            Some(d) => format!("-I {} {addr}", q(d)),
-            None => addr.to_string(),
-        };
-        // A failing probe does not fail a run (only an `assert` of its result does): under
-        // the script's `set -e` a bare failing `ping` line stopped the plan where the run
-        // went on (issue 14).
-        self.out(format!(
-            "{}ping {args} {target} || echo 'ping failed (nslab run goes on: only an assert of its result stops it)' >&2",
-            Plan::prefix(ns)
-        ));
-        // The model's answer, not a hopeful one: with no path (forwarding off on the way, no
-        // route, no address at the far end) the kernel would not answer either.
-        let ok = self.model.borrow_mut().trace(ns, addr, None).is_some();
-        let received = if ok { sent } else { 0 };
-        Ok(PingResult { ok, sent, received, rtt_ms: 0.0, rtts_ms: vec![] })
+    ) -> NetResult<Option<PingResult>> {
+        self.probe_ping(ns, addr, dev, echoes)
     }
 
-    fn tcp(&self, ns: Option<&str>, target: SocketAddr, timeout: Duration) -> NetResult<TcpResult> {
-        self.model.borrow().space(ns)?;
-        let secs = timeout.as_secs_f64().ceil().max(1.0) as u64;
-        let (ip, port) = (target.ip(), target.port());
-        self.out(format!(
-            "# probe::tcp: connect to {target} and read the reply (needs a server there): {}timeout {secs} bash -c 'cat </dev/tcp/{ip}/{port}'",
-            Plan::prefix(ns)
-        ));
-        let trace = self.model.borrow_mut().trace(ns, ip, Some(("tcp", port)));
-        let client_port = 40000;
-        let r = match trace {
-            Some(t) => {
-                let dport = t.port.unwrap_or(port);
-                // An HTTP server waits for a request: a bare connection reads nothing.
-                let served =
-                    self.model.borrow().spaces.get(&t.server).is_some_and(|s| {
-                        s.served.contains(&dport) && !s.served_http.contains(&dport)
-                    });
-                let local = SocketAddr::new(t.local, client_port);
-                let reply = if served {
-                    serve_line(
-                        t.server.as_deref(),
-                        SocketAddr::new(t.seen, client_port),
-                        SocketAddr::new(t.dst, t.port.unwrap_or(port)),
-                    )
-                } else {
-                    String::new()
-                };
-                TcpResult {
-                    ok: true,
-                    reply,
-                    seen: served.then(|| t.seen.to_string()),
-                    local: Some(local.to_string()),
-                    rtt_ms: 0.0,
-                    error: None,
-                }
-            }
-            None => TcpResult {
-                ok: false,
-                reply: String::new(),
-                seen: None,
-                local: None,
-                rtt_ms: 0.0,
-                error: Some(format!("no path to {target} in the plan's model")),
-            },
-        };
-        Ok(r)
+    fn tcp(
+        &self,
+        ns: Option<&str>,
+        target: SocketAddr,
+        timeout: Duration,
+    ) -> NetResult<Option<TcpResult>> {
+        self.probe_tcp(ns, target, timeout)
     }
 
     fn serve(&self, ns: Option<&str>, port: u16) -> NetResult<u16> {
@@ -473,8 +408,8 @@ impl Backend for Plan {
         Ok(None)
     }
 
-    /// Known only when the trace reaches nslab's own UDP server on that port: anything else
-    /// (a server `netns::exec` started, a firewall the model does not know) is `()`.
+    /// Known only where the model knows it: a trace to nslab's own UDP server, or to a
+    /// port no server can be on; the rest (a server `netns::exec` started) is `()`.
     fn udp(
         &self,
         ns: Option<&str>,
@@ -482,39 +417,7 @@ impl Backend for Plan {
         timeout: Duration,
         _payload: Vec<u8>,
     ) -> NetResult<Option<UdpResult>> {
-        self.model.borrow().space(ns)?;
-        let (ip, port) = (target.ip(), target.port());
-        let secs = timeout.as_secs_f64().ceil().max(1.0) as u64;
-        self.out(format!(
-            "# probe::udp: send a datagram to {target} and wait for the reply (needs a server there): {}timeout {secs} nc -u -w1 {ip} {port} <<< nslab-probe",
-            Plan::prefix(ns)
-        ));
-        let Some(t) = self.model.borrow_mut().trace(ns, ip, Some(("udp", port))) else {
-            return Ok(None);
-        };
-        let dport = t.port.unwrap_or(port);
-        let served = self
-            .model
-            .borrow()
-            .spaces
-            .get(&t.server)
-            .is_some_and(|s| s.served_udp.contains(&dport));
-        if !served {
-            return Ok(None);
-        }
-        let client_port = 40000;
-        Ok(Some(UdpResult {
-            ok: true,
-            reply: serve_line(
-                t.server.as_deref(),
-                SocketAddr::new(t.seen, client_port),
-                SocketAddr::new(t.dst, dport),
-            ),
-            seen: Some(t.seen.to_string()),
-            local: Some(SocketAddr::new(t.local, client_port).to_string()),
-            rtt_ms: 0.0,
-            error: None,
-        }))
+        self.probe_udp(ns, target, timeout)
     }
 
     /// A plan cannot measure: printed as the iperf3 equivalent, answered with `()`.

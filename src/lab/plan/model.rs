@@ -87,6 +87,9 @@ pub(super) struct Model {
     pub(super) group: u32,
     /// The plan stands for `nslab run --no-ipv6` (only the words of a refusal differ).
     pub(super) no_ipv6: bool,
+    /// A `netns::exec` or `host::exec` ran a command that may write firewall rules
+    /// (`iptables`, `nft`): the filter table is no longer known (plan/filter.rs).
+    pub(super) ipt_unseen: bool,
 }
 pub(super) fn key(ns: Option<&str>) -> Ns {
     ns.map(str::to_string)
@@ -104,6 +107,7 @@ impl Model {
             alias: format!("nslab:{lab}"),
             group: journal::group_of(lab),
             no_ipv6: false,
+            ipt_unseen: false,
         };
         m.add_space(None);
         // A host's loopback is up with its addresses; a new netns's is down and bare.
@@ -533,6 +537,8 @@ impl Model {
             alias: l.tagged.then(|| self.alias.clone()),
             group: if l.tagged { self.group } else { 0 },
             peer_index: l.peer.and_then(|p| self.by_uid(p)).map(|p| p.index),
+            // The model numbers no namespaces; any id says "the peer is in another one".
+            peer_netnsid: l.peer.and_then(|p| self.by_uid(p)).filter(|p| p.ns != l.ns).map(|_| 0),
             detail: self.detail(l),
         }
     }

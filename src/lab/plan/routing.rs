@@ -142,6 +142,7 @@ impl Model {
                 && r.opts.table() == opts.table()
                 && opts.metric.is_none_or(|m| r.opts.metric_for(r.v6) == m)
                 && opts.src.is_none_or(|s| r.opts.src == Some(s))
+                && opts.protocol.is_none_or(|p| r.opts.protocol == Some(p))
                 && (opts.nexthops.is_empty()
                     || opts
                         .nexthops
@@ -236,6 +237,9 @@ impl Model {
             info.metric = (r.v6 || metric > 0).then_some(metric);
             info.kind = r.opts.kind.word().into();
             info.src = r.opts.src.map(|s| s.to_string());
+            if let Some(p) = r.opts.protocol {
+                info.proto = p.to_string();
+            }
             info.nexthops = r
                 .hops
                 .iter()

@@ -116,6 +116,7 @@ fn probes_print_commands_and_learn_neighbours() {
             None,
             Echoes::new(3, Duration::from_secs(1), true),
         )
+        .unwrap()
         .unwrap();
     assert!(r.ok);
     assert_eq!(
@@ -154,11 +155,15 @@ fn masquerade_and_port_forward_are_traced() {
         ],
     );
     p.serve(Some("internet"), 80).unwrap();
-    let r = p.tcp(Some("red"), "203.0.113.1:80".parse().unwrap(), Duration::from_secs(1)).unwrap();
+    let r = p
+        .tcp(Some("red"), "203.0.113.1:80".parse().unwrap(), Duration::from_secs(1))
+        .unwrap()
+        .unwrap();
     assert_eq!(r.seen.as_deref(), Some("203.0.113.2"));
     p.serve(Some("red"), 80).unwrap();
     let r = p
         .tcp(Some("internet"), "203.0.113.2:8080".parse().unwrap(), Duration::from_secs(1))
+        .unwrap()
         .unwrap();
     assert!(r.reply.starts_with("nslab-serve ns=red seen=203.0.113.1:"), "{}", r.reply);
     assert_eq!(

@@ -11,7 +11,8 @@ use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use super::Kernel;
 use super::sysctl::sysctl_get;
-use crate::net::error::{NetError, NetResult, from_nl};
+use crate::net::error::{NetError, NetResult, from_nl, place};
+use crate::net::info::AddrId;
 use crate::net::op::Op;
 use crate::net::refusal::{addr_exists, ipv6_disabled, no_addr};
 
@@ -79,6 +80,50 @@ impl Kernel {
             }
             _ => None,
         })
+    }
+
+    /// The kernel's identity of address `cidr` on `dev` (see [`AddrId`]): one dump of the
+    /// addresses of its family in `ns`. None when the link or the address is not there.
+    pub(crate) fn addr_id(
+        &self,
+        ns: Option<&str>,
+        dev: &str,
+        cidr: &IpNet,
+    ) -> NetResult<Option<AddrId>> {
+        let ifindex = match self.link_index(ns, dev) {
+            Ok(i) => i,
+            Err(e) if e.errno == Some(libc::ENODEV) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut req = AddressMessage::default();
+        req.header.family = family(cidr.addr());
+        let msgs = self.sock(ns)?.dump(RouteNetlinkMessage::GetAddress(req)).map_err(|e| {
+            from_nl(e, &format!("cannot list addresses in {}", place(ns)), |_| None)
+        })?;
+        Ok(msgs.iter().find_map(|m| {
+            let RouteNetlinkMessage::NewAddress(m) = m else { return None };
+            if m.header.index != ifindex || m.header.prefix_len != cidr.prefix_len() {
+                return None;
+            }
+            // IFA_LOCAL is the address itself (IFA_ADDRESS the peer on a point-to-point
+            // link); IPv6 sends IFA_ADDRESS alone.
+            let ip = m
+                .attributes
+                .iter()
+                .find_map(|a| if let AddressAttribute::Local(ip) = a { Some(*ip) } else { None })
+                .or_else(|| {
+                    m.attributes.iter().find_map(|a| {
+                        if let AddressAttribute::Address(ip) = a { Some(*ip) } else { None }
+                    })
+                })?;
+            if ip != cidr.addr() {
+                return None;
+            }
+            m.attributes.iter().find_map(|a| match a {
+                AddressAttribute::CacheInfo(c) => Some(AddrId { ifindex, cstamp: c.cstamp }),
+                _ => None,
+            })
+        }))
     }
 
     /// The temporary `promote_secondaries` write `op` needs (see [`Op::promote_write`]).

@@ -297,6 +297,7 @@ fn link_info(m: &LinkMessage, names: &HashMap<u32, String>) -> LinkInfo {
         alias: None,
         group: 0,
         peer_index: None,
+        peer_netnsid: None,
         detail: crate::net::link_detail::link_detail(m, names),
     };
     if m.header.flags.contains(LinkFlags::Loopback) {
@@ -313,6 +314,7 @@ fn link_info(m: &LinkMessage, names: &HashMap<u32, String>) -> LinkInfo {
             LinkAttribute::IfAlias(s) => l.alias = Some(s.clone()),
             LinkAttribute::Group(g) => l.group = *g,
             LinkAttribute::Link(p) => l.peer_index = Some(*p),
+            LinkAttribute::LinkNetNsId(i) => l.peer_netnsid = Some(*i),
             LinkAttribute::OperState(s) => l.oper = format!("{s:?}").to_lowercase(),
             LinkAttribute::LinkInfo(infos) => {
                 for i in infos {
@@ -329,6 +331,7 @@ fn link_info(m: &LinkMessage, names: &HashMap<u32, String>) -> LinkInfo {
     }
     if l.kind != "veth" {
         l.peer_index = None;
+        l.peer_netnsid = None;
     }
     l
 }

@@ -1,11 +1,15 @@
 //! Network namespaces, and `--no-ipv6` (IPv6 off in each new netns and on each link made
 //! outside them).
 
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
+
+use rtnetlink::packet_route::nsid::{NsidAttribute, NsidMessage};
+use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use super::Kernel;
 use super::sysctl::{sysctl_path, sysctl_set};
-use crate::net::error::{NetError, NetResult, place};
+use crate::net::error::{NetError, NetResult, from_nl, place};
 use crate::net::netns;
 use crate::net::nl::NlSocket;
 use crate::net::op::{Op, v6_off_link, v6_off_netns};
@@ -59,6 +63,30 @@ impl Kernel {
         let socks = self.socks.borrow();
         let (sock, _) = socks.get(&Some(name.to_string()))?;
         sock.netns_cookie()
+    }
+
+    /// The id netns `ns` gives netns `other` (what IFLA_LINK_NETNSID says of a link whose
+    /// peer lives there), or None when it gives it none: `ip netns list-id` in `ns`, for one.
+    /// `other` None is the netns nslab runs in.
+    pub(crate) fn nsid(&self, ns: Option<&str>, other: Option<&str>) -> NetResult<Option<i32>> {
+        let file = match other {
+            Some(o) => netns::open(o)?,
+            None => std::fs::File::open("/proc/thread-self/ns/net")?,
+        };
+        let mut msg = NsidMessage::default();
+        msg.header.family = AddressFamily::Unspec;
+        msg.attributes.push(NsidAttribute::Fd(file.as_raw_fd() as u32));
+        let answers =
+            self.sock(ns)?.request(RouteNetlinkMessage::GetNsId(msg), 0).map_err(|e| {
+                from_nl(e, &format!("cannot ask {} for a netns id", place(ns)), |_| None)
+            })?;
+        Ok(answers.iter().find_map(|m| match m {
+            RouteNetlinkMessage::NewNsId(m) => m.attributes.iter().find_map(|a| match a {
+                NsidAttribute::Id(id) if *id >= 0 => Some(*id),
+                _ => None,
+            }),
+            _ => None,
+        }))
     }
 
     /// `ip netns del NAME`.

@@ -453,6 +453,7 @@ impl Op {
                         || opts.metric == Some(o.metric_for(routing::family_v6(*de, *v, o))))
                     && (opts.src.is_none() || opts.src == o.src)
                     && (opts.nexthops.is_empty() || opts.nexthops == o.nexthops)
+                    && (opts.protocol.is_none() || opts.protocol == o.protocol)
             }
             Op::RuleDel { ns, rule } => {
                 matches!(earlier, Op::RuleAdd { ns: n, rule: r } if n == ns && r.matches(rule))

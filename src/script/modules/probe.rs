@@ -36,7 +36,7 @@ pub fn do_ping(
     ns: Option<String>,
     addr: &str,
     opts: rhai::Map,
-) -> RhaiResultOf<rhai::Map> {
+) -> RhaiResultOf<Dynamic> {
     let known = ["count", "timeout_ms"];
     // `ADDR%DEV`: out of that link (a link-local address needs it).
     let (ip, dev) = match addr.split_once('%') {
@@ -59,6 +59,8 @@ pub fn do_ping(
         Echoes::new(3, Duration::from_millis(wait as u64), true)
     };
     let r = query(ctx, |b| b.ping(ns.as_deref(), ip, dev.as_deref(), echoes))?;
+    // `()` where the answer cannot be known (`nslab plan` past a rule it cannot evaluate).
+    let Some(r) = r else { return Ok(Dynamic::UNIT) };
     let mut m = rhai::Map::new();
     m.insert("ok".into(), r.ok.into());
     m.insert("sent".into(), (r.sent as rhai::INT).into());
@@ -79,7 +81,7 @@ pub fn do_ping(
     m.insert("rtt_avg_ms".into(), stat(s.avg));
     m.insert("rtt_max_ms".into(), stat(s.max));
     m.insert("rtt_mdev_ms".into(), stat(s.mdev));
-    Ok(m)
+    Ok(m.into())
 }
 
 /// Microsecond precision is all a probe's timing is worth.
@@ -92,10 +94,11 @@ pub fn do_tcp(
     ns: Option<String>,
     target: &str,
     opts: rhai::Map,
-) -> RhaiResultOf<rhai::Map> {
+) -> RhaiResultOf<Dynamic> {
     let timeout = opt_int(ctx, &opts, "timeout_ms", 2000, &["timeout_ms"])?;
     let t = parse_target(ctx, target)?;
     let r = query(ctx, |b| b.tcp(ns.as_deref(), t, Duration::from_millis(timeout as u64)))?;
+    let Some(r) = r else { return Ok(Dynamic::UNIT) };
     let opt = |s: Option<String>| s.map(Dynamic::from).unwrap_or(Dynamic::UNIT);
     let mut m = rhai::Map::new();
     m.insert("ok".into(), r.ok.into());
@@ -104,7 +107,7 @@ pub fn do_tcp(
     m.insert("local".into(), opt(r.local));
     m.insert("rtt_ms".into(), round_ms(r.rtt_ms).into());
     m.insert("error".into(), opt(r.error));
-    Ok(m)
+    Ok(m.into())
 }
 
 /// A duration option in seconds (integer or decimal) within `range`.
@@ -260,13 +263,15 @@ pub mod probe_mod {
 
     /// Pings `addr` from inside netns `ns` (ICMP echo from a socket in the netns; no `ping`
     /// binary needed). Returns `#{ok, sent, received, rtt_ms, loss_pct, rtt_min_ms, rtt_avg_ms, rtt_max_ms, rtt_mdev_ms}`. `"ADDR%DEV"` sends out of
-    /// link DEV only, as a link-local IPv6 address needs: `"fe80::1%veth-red"`.
+    /// link DEV only, as a link-local IPv6 address needs: `"fe80::1%veth-red"`. `nslab plan`
+    /// answers from its model (routes, forwarding, NAT, firewall rules), and with `()` where
+    /// it cannot know (a firewall rule it cannot evaluate on the way).
     ///
     /// ```rhai
     /// assert(probe::ping("red", "192.168.24.11").ok, "red cannot reach green");
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn ping(ctx: NativeCallContext, ns: &str, addr: &str) -> RhaiResultOf<rhai::Map> {
+    pub fn ping(ctx: NativeCallContext, ns: &str, addr: &str) -> RhaiResultOf<Dynamic> {
         do_ping(&ctx, nsname(&ctx, ns)?, addr, rhai::Map::new())
     }
 
@@ -288,7 +293,7 @@ pub mod probe_mod {
         ns: &str,
         addr: &str,
         opts: rhai::Map,
-    ) -> RhaiResultOf<rhai::Map> {
+    ) -> RhaiResultOf<Dynamic> {
         do_ping(&ctx, nsname(&ctx, ns)?, addr, opts)
     }
 
@@ -298,20 +303,21 @@ pub mod probe_mod {
     /// probe::ping("192.168.24.10");
     /// ```
     #[rhai_fn(name = "ping", return_raw)]
-    pub fn ping_here(ctx: NativeCallContext, addr: &str) -> RhaiResultOf<rhai::Map> {
+    pub fn ping_here(ctx: NativeCallContext, addr: &str) -> RhaiResultOf<Dynamic> {
         do_ping(&ctx, None, addr, rhai::Map::new())
     }
 
     /// Opens a TCP connection from netns `ns` to `"ip:port"` and reads what the server sends.
     /// Returns `#{ok, reply, seen, local, rtt_ms, error}`; against `probe::serve`, `seen` is
-    /// the source address the server saw (proof of NAT).
+    /// the source address the server saw (proof of NAT). `nslab plan` answers `()` where its
+    /// model cannot know (a server `netns::exec` started, a rule it cannot evaluate).
     ///
     /// ```rhai
     /// let r = probe::tcp("internet", "203.0.113.2:8080");
     /// print(r.seen);
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn tcp(ctx: NativeCallContext, ns: &str, target: &str) -> RhaiResultOf<rhai::Map> {
+    pub fn tcp(ctx: NativeCallContext, ns: &str, target: &str) -> RhaiResultOf<Dynamic> {
         do_tcp(&ctx, nsname(&ctx, ns)?, target, rhai::Map::new())
     }
 
@@ -326,7 +332,7 @@ pub mod probe_mod {
         ns: &str,
         target: &str,
         opts: rhai::Map,
-    ) -> RhaiResultOf<rhai::Map> {
+    ) -> RhaiResultOf<Dynamic> {
         do_tcp(&ctx, nsname(&ctx, ns)?, target, opts)
     }
 
@@ -336,7 +342,7 @@ pub mod probe_mod {
     /// let r = probe::tcp("192.168.24.10:80");
     /// ```
     #[rhai_fn(name = "tcp", return_raw)]
-    pub fn tcp_here(ctx: NativeCallContext, target: &str) -> RhaiResultOf<rhai::Map> {
+    pub fn tcp_here(ctx: NativeCallContext, target: &str) -> RhaiResultOf<Dynamic> {
         do_tcp(&ctx, None, target, rhai::Map::new())
     }
 
@@ -408,7 +414,7 @@ pub mod probe_mod {
         ctx: NativeCallContext,
         addr: &str,
         opts: rhai::Map,
-    ) -> RhaiResultOf<rhai::Map> {
+    ) -> RhaiResultOf<Dynamic> {
         do_ping(&ctx, None, addr, opts)
     }
 
@@ -422,7 +428,7 @@ pub mod probe_mod {
         ctx: NativeCallContext,
         target: &str,
         opts: rhai::Map,
-    ) -> RhaiResultOf<rhai::Map> {
+    ) -> RhaiResultOf<Dynamic> {
         do_tcp(&ctx, None, target, opts)
     }
 
@@ -430,7 +436,8 @@ pub mod probe_mod {
     /// again every 500 ms until `timeout_ms`, default 2000). Returns `#{ok, reply, seen,
     /// local, rtt_ms, error}`; against `probe::serve(…, #{proto: "udp"})`, `seen` is the
     /// source address the server saw. A closed port answers at once: `error` is
-    /// "connection refused (port unreachable)". `nslab plan` cannot know the answer: `()`.
+    /// "connection refused (port unreachable)". `nslab plan` answers from its model, and
+    /// with `()` where it cannot know (a server `netns::exec` started).
     ///
     /// ```rhai
     /// probe::serve("green", 5353, #{proto: "udp"});
