@@ -398,3 +398,24 @@ print(if type_of(r) == "()" {{ "probe ()" }} else {{ `probe ${{r.ok}}` }});
         }
     }
 }
+
+/// A recipe that uses a `()` answer as a map fails in the plan; the plan says that the run
+/// (whose probe returns a map) may not stop there, not that it would.
+#[test]
+fn a_recipe_failing_on_a_unit_answer_is_not_said_to_fail_in_the_run() {
+    let path = recipe(
+        "plan-fw-unit-assert.rhai",
+        &lab(
+            r#"fw::drop("r", "forward", #{proto: "tcp", sport: 40000});"#,
+            r#"assert(probe::tcp("a", "10.2.0.2:7000", quick).ok, "no connection");"#,
+        ),
+    );
+    let r = nslab(&["plan", &path]);
+    r.failed();
+    assert!(
+        r.stderr.contains("a probe the plan cannot answer returned `()` (not modelled)"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("would stop (and roll back) at this error too"), "{}", r.stderr);
+}
