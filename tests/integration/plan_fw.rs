@@ -435,3 +435,24 @@ fn a_recipe_failing_on_a_unit_answer_is_not_said_to_fail_in_the_run() {
     );
     assert!(!r.stderr.contains("would stop (and roll back) at this error too"), "{}", r.stderr);
 }
+
+/// The client's own OUTPUT chain: a DROP there is a timeout, a REJECT an ICMP error the
+/// client sends itself (refused), for TCP and UDP alike.
+#[test]
+fn the_clients_own_output_chain() {
+    agree(
+        "client-output",
+        r#"fw::drop("a", "output", #{proto: "tcp", dport: 7000});
+fw::reject("a", "output", #{proto: "tcp", dport: 7001});
+fw::drop("a", "output", #{proto: "udp"});"#,
+        PROBES,
+        &[
+            "probe ping a->b true",
+            "probe tcp a->b:7000 false timed out after 700 ms",
+            "probe tcp a->b:7001 false connection refused",
+            "probe udp a->b:5353 false no reply within 700 ms",
+            "probe tcp b->a:8000 true",
+            "probe ping b->a true",
+        ],
+    );
+}
