@@ -272,6 +272,23 @@ pub fn kernel_has(feature: &str) -> bool {
     report_feature(feature, has)
 }
 
+/// Whether this kernel has what recipe `path` (relative to the project root) needs, as its
+/// `//! needs: vlan, bridge_vlan (...)` line says; a recipe without one needs nothing. Where
+/// something is missing it says NOT RUN HERE (and on the second kernel, fails).
+pub fn kernel_runs(path: &str) -> bool {
+    let text = std::fs::read_to_string(root().join(path)).unwrap();
+    let needs: Vec<String> = text
+        .lines()
+        .find_map(|l| l.strip_prefix("//! needs:"))
+        .map(|n| n.split('(').next().unwrap().split(',').map(|w| w.trim().to_string()).collect())
+        .unwrap_or_default();
+    let missing: Vec<&String> = needs.iter().filter(|n| !kernel_has(n)).collect();
+    if !missing.is_empty() {
+        eprintln!("NOT RUN HERE: {path} needs {missing:?}");
+    }
+    missing.is_empty()
+}
+
 fn report_feature(feature: &str, has: bool) -> bool {
     if !has {
         assert!(

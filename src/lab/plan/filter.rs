@@ -42,8 +42,8 @@ fn mirror(chain: &str) -> &'static str {
 }
 
 impl Model {
-    /// Whether the filter model does not follow this hop: the underlay of a VXLAN (its UDP
-    /// packets meet chains the trace does not walk), or a VLAN-tagged frame crossing a
+    /// Whether the filter model does not follow this hop: the underlay of a VXLAN or a
+    /// WireGuard tunnel (their UDP packets meet chains the trace does not walk), or a VLAN-tagged frame crossing a
     /// bridge (br_netfilter passes it to iptables only with `bridge-nf-filter-vlan-tagged`).
     pub(super) fn hop_is_vague(&self, out: &Link, h: &Hop) -> bool {
         let kinds = |uid: Option<usize>| -> Vec<&'static str> {
@@ -56,7 +56,7 @@ impl Model {
             all.extend(kinds(u));
         }
         let bridged = h.bridge.is_some() && h.in_port.is_some() && h.out_port.is_some();
-        all.contains(&"vxlan") || (bridged && all.contains(&"vlan"))
+        all.contains(&"vxlan") || all.contains(&"wireguard") || (bridged && all.contains(&"vlan"))
     }
 
     fn filter_rules<'a>(

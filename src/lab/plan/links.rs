@@ -78,9 +78,15 @@ impl Model {
         }
         let parent_mtu = parent.map(|i| self.links[i].mtu);
         let parent_uid = parent.map(|i| self.links[i].uid);
+        let parent_mac = parent.map(|i| self.links[i].mac.clone());
         let uid = self.new_link(key(ns), name, kind_word(kind), true);
         let i = self.pos_of(uid).expect("just made");
         self.links[i].mtu = mtu_of(kind, parent_mtu);
+        // An ipvlan and a VLAN sub-interface take their parent's MAC (ipvlan's point: one
+        // MAC on the wire); a macvlan gets its own.
+        if let (LinkKind::Ipvlan { .. } | LinkKind::Vlan { .. }, Some(mac)) = (kind, parent_mac) {
+            self.links[i].mac = mac;
+        }
         self.links[i].ext.spec = Some(kind.clone());
         self.links[i].ext.parent = parent_uid;
         Ok(())

@@ -78,13 +78,19 @@ impl Model {
 
     /// The interfaces a frame sent on link `uid` reaches at layer 2.
     pub(super) fn segment(&self, uid: usize) -> Vec<Hop> {
+        self.segment_tagged(uid, None)
+    }
+
+    /// The interfaces a frame sent on link `uid` with 802.1Q tag `tag` (None: untagged)
+    /// reaches at layer 2: where it arrives tagged, the VLAN links of that id on the far end.
+    fn segment_tagged(&self, uid: usize, tag: Option<u16>) -> Vec<Hop> {
         let Some(l) = self.by_uid(uid) else { return vec![] };
         if !l.up {
             return vec![];
         }
         let mut out = Vec::new();
         match l.kind {
-            "bridge" => self.bridge_hops(l, None, 0, &mut out),
+            "bridge" => self.bridge_hops(l, None, tag, 0, &mut out),
             "veth" | "vxlan" => {
                 let Some(q) = self.far_end(l).filter(|q| q.up) else {
                     return out;
@@ -95,18 +101,11 @@ impl Model {
                     .and_then(|m| self.find(q.ns.as_deref(), m))
                     .map(|i| &self.links[i]);
                 match bridge {
-                    Some(b) if b.up => {
-                        out.push(Hop {
-                            target: b.uid,
-                            bridge: Some(b.uid),
-                            in_port: Some(q.uid),
-                            out_port: None,
-                        });
-                        self.bridge_hops(b, Some(q.uid), 0, &mut out);
-                    }
+                    Some(b) if b.up => self.bridge_hops(b, Some(q.uid), tag, 0, &mut out),
                     Some(_) => {}
                     None => {
-                        out.push(Hop { target: q.uid, bridge: None, in_port: None, out_port: None })
+                        let h = Hop { target: q.uid, bridge: None, in_port: None, out_port: None };
+                        out.extend(self.deliver(q, tag, h));
                     }
                 }
             }
@@ -119,30 +118,26 @@ impl Model {
                 for c in self.upper(p.uid, |c| c.uid != l.uid) {
                     out.push(Hop { target: c, bridge: None, in_port: None, out_port: None });
                 }
-                out.extend(self.segment(p.uid));
+                out.extend(self.segment_tagged(p.uid, tag));
+                return out;
+            }
+            "wireguard" => {
+                for target in self.wg_far_ends(l) {
+                    out.push(Hop { target, bridge: None, in_port: None, out_port: None });
+                }
                 return out;
             }
             "vlan" => {
-                // Tagged frames reach the VLAN links of the same id on the parent's segment.
-                let id = |x: &Link| match x.ext.spec {
-                    Some(LinkKind::Vlan { id, .. }) => Some(id),
-                    _ => None,
-                };
-                let Some(p) = l.ext.parent.and_then(|p| self.by_uid(p)).filter(|p| p.up) else {
-                    return out;
-                };
-                for h in self.segment(p.uid) {
-                    for c in self.upper(h.target, |c| c.kind == "vlan" && id(c) == id(l)) {
-                        out.push(Hop { target: c, ..h });
-                    }
-                }
-                return out;
+                // Leaves by the parent, tagged with its id (one tag: no QinQ here).
+                let Some(LinkKind::Vlan { id, .. }) = l.ext.spec else { return out };
+                let Some(p) = l.ext.parent.filter(|_| tag.is_none()) else { return out };
+                return self.segment_tagged(p, Some(id));
             }
             _ => {}
         }
         // Frames for a macvlan's or ipvlan's address that reach its parent are its.
         let mut more = Vec::new();
-        for h in &out {
+        for h in out.iter().filter(|_| tag.is_none()) {
             for c in self.upper(h.target, |c| matches!(c.kind, "macvlan" | "ipvlan")) {
                 more.push(Hop { target: c, ..*h });
             }
@@ -151,22 +146,110 @@ impl Model {
         out
     }
 
-    /// What a frame flooded by bridge `b` reaches through its ports (not back out of
-    /// `in_port`): each port's veth peer, and through a VXLAN port the far VXLAN, or the
-    /// ports of the bridge that VXLAN sits on (an overlay joining two pod bridges).
-    fn bridge_hops(&self, b: &Link, in_port: Option<usize>, depth: u8, out: &mut Vec<Hop>) {
+    /// The WireGuard links at the other end of `l`'s peers: the one with the peer's public
+    /// key listening on its endpoint's port where the endpoint's address is local, that
+    /// knows `l`'s public key in turn (else it drops the handshake), with a route to the
+    /// endpoint from `l`'s netns (the underlay itself is taken to work, as for a VXLAN).
+    fn wg_far_ends(&self, l: &Link) -> Vec<usize> {
+        let Some(me) = l.ext.wg_public.as_ref() else { return vec![] };
+        let mut out = Vec::new();
+        for p in &l.ext.wg_peers {
+            let Some(e) = p.endpoint else { continue };
+            if self.route_lookup(l.ns.as_deref(), e.ip()).is_none() {
+                continue;
+            }
+            out.extend(
+                self.links
+                    .iter()
+                    .filter(|w| {
+                        w.uid != l.uid
+                            && w.kind == "wireguard"
+                            && w.up
+                            && w.ext.wg_public.as_ref() == Some(&p.public_key)
+                            && w.ext.wg_port == Some(e.port())
+                            && self.is_local(w.ns.as_deref(), e.ip())
+                            && w.ext.wg_peers.iter().any(|q| &q.public_key == me)
+                    })
+                    .map(|w| w.uid),
+            );
+        }
+        out
+    }
+
+    /// Whether a packet from `src` to `dst` crosses the tunnel from `out` to `far`: `out`
+    /// sends it to the peer whose allowed IPs hold `dst` (none: ENOKEY), and `far` takes it
+    /// only from a peer whose allowed IPs hold `src` (cryptokey routing).
+    fn wg_allows(&self, out: &Link, far: &Link, src: IpAddr, dst: IpAddr) -> bool {
+        let entry = |on: &Link, key: &Option<String>, ip: IpAddr| {
+            on.ext.wg_peers.iter().any(|p| {
+                Some(&p.public_key) == key.as_ref() && p.allowed_ips.iter().any(|n| n.contains(&ip))
+            })
+        };
+        entry(out, &far.ext.wg_public, dst) && entry(far, &out.ext.wg_public, src)
+    }
+
+    /// Where a frame with tag `tag` that reached link `t` ends up: `t` itself when untagged,
+    /// else its VLAN links of that id (none: the kernel drops a tag nobody listens for).
+    fn deliver(&self, t: &Link, tag: Option<u16>, h: Hop) -> Vec<Hop> {
+        let Some(id) = tag else { return vec![Hop { target: t.uid, ..h }] };
+        let of_id = |c: &Link| {
+            c.kind == "vlan" && matches!(c.ext.spec, Some(LinkKind::Vlan { id: i, .. }) if i == id)
+        };
+        self.upper(t.uid, of_id).into_iter().map(|c| Hop { target: c, ..h }).collect()
+    }
+
+    /// What a frame with tag `tag` entering bridge `b` by `in_port` (None: sent by the
+    /// bridge itself) reaches: the bridge (when it came in by a port), each port's veth
+    /// peer, and through a VXLAN port the far VXLAN, or the ports of the bridge that VXLAN
+    /// sits on (an overlay joining two pod bridges). With VLAN filtering the frame belongs
+    /// to one VLAN (its tag, or the ingress port's PVID; dropped when the port is not a
+    /// member) and leaves only by members of it, tagged unless the port sends it untagged.
+    fn bridge_hops(
+        &self,
+        b: &Link,
+        in_port: Option<usize>,
+        tag: Option<u16>,
+        depth: u8,
+        out: &mut Vec<Hop>,
+    ) {
+        let vid = if b.ext.vlan_filtering {
+            let ingress = match in_port.and_then(|p| self.by_uid(p)) {
+                Some(p) => &p.ext.vlans,
+                None => &b.ext.vlans,
+            };
+            let vid = match tag {
+                Some(t) => ingress.iter().any(|v| v.vid == t).then_some(t),
+                None => ingress.iter().find(|v| v.pvid).map(|v| v.vid),
+            };
+            let Some(vid) = vid else { return };
+            Some(vid)
+        } else {
+            None
+        };
+        // The tag a frame leaves by a port (or the bridge) with these VLANs; None: not at all.
+        let egress = |vlans: &[crate::net::bridge_vlan::VlanInfo]| match vid {
+            None => Some(tag),
+            Some(vid) => vlans
+                .iter()
+                .find(|v| v.vid == vid)
+                .map(|v| if v.untagged { None } else { Some(vid) }),
+        };
+        if in_port.is_some()
+            && let Some(t) = egress(&b.ext.vlans)
+        {
+            let h = Hop { target: b.uid, bridge: Some(b.uid), in_port, out_port: None };
+            out.extend(self.deliver(b, t, h));
+        }
         for p in self.ports_of(b) {
             if Some(p.uid) == in_port {
                 continue;
             }
+            let Some(t) = egress(&p.ext.vlans) else { continue };
             if p.kind != "vxlan" {
-                if let Some(t) = p.peer.and_then(|q| self.by_uid(q)).filter(|q| q.up) {
-                    out.push(Hop {
-                        target: t.uid,
-                        bridge: Some(b.uid),
-                        in_port,
-                        out_port: Some(p.uid),
-                    });
+                if let Some(q) = p.peer.and_then(|q| self.by_uid(q)).filter(|q| q.up) {
+                    let h =
+                        Hop { target: q.uid, bridge: Some(b.uid), in_port, out_port: Some(p.uid) };
+                    out.extend(self.deliver(q, t, h));
                 }
                 continue;
             }
@@ -178,21 +261,14 @@ impl Model {
                 .map(|i| &self.links[i]);
             match far_bridge {
                 Some(fb) if fb.up && depth < 4 => {
-                    out.push(Hop {
-                        target: fb.uid,
-                        bridge: Some(fb.uid),
-                        in_port: Some(q.uid),
-                        out_port: None,
-                    });
-                    self.bridge_hops(fb, Some(q.uid), depth + 1, out);
+                    self.bridge_hops(fb, Some(q.uid), t, depth + 1, out)
                 }
                 Some(_) => {}
-                None => out.push(Hop {
-                    target: q.uid,
-                    bridge: Some(b.uid),
-                    in_port,
-                    out_port: Some(p.uid),
-                }),
+                None => {
+                    let h =
+                        Hop { target: q.uid, bridge: Some(b.uid), in_port, out_port: Some(p.uid) };
+                    out.extend(self.deliver(q, t, h));
+                }
             }
         }
     }
@@ -407,6 +483,16 @@ impl Model {
             let h = self.segment(out.uid).into_iter().find(|h| self.has_addr(h.target, nh))?;
             let target = self.by_uid(h.target)?.clone();
             vague |= self.hop_is_vague(&out, &h);
+            if out.kind == "wireguard" {
+                if !self.wg_allows(&out, &target, pkt.src?, pkt.dst) {
+                    return None;
+                }
+                // Layer 3 only: no neighbours, no bridges.
+                cur = target.ns.clone();
+                pkt.in_dev = Some(target.name.clone());
+                pkt.out_dev = None;
+                continue;
+            }
             // br_netfilter: a frame one bridge forwards from port to port passes that
             // netns's FORWARD chain, with the bridge as both interfaces.
             if let (Some(b), Some(_), Some(_)) = (h.bridge, h.in_port, h.out_port)
