@@ -43,8 +43,9 @@ fn mirror(chain: &str) -> &'static str {
 
 impl Model {
     /// Whether the filter model does not follow this hop: the underlay of a VXLAN or a
-    /// WireGuard tunnel (their UDP packets meet chains the trace does not walk), or a VLAN-tagged frame crossing a
-    /// bridge (br_netfilter passes it to iptables only with `bridge-nf-filter-vlan-tagged`).
+    /// WireGuard tunnel (their UDP packets meet chains the trace does not walk), or a
+    /// VLAN-tagged frame crossing a bridge (br_netfilter passes it to iptables only with
+    /// `bridge-nf-filter-vlan-tagged`).
     pub(super) fn hop_is_vague(&self, out: &Link, h: &Hop) -> bool {
         let kinds = |uid: Option<usize>| -> Vec<&'static str> {
             let Some(l) = uid.and_then(|u| self.by_uid(u)) else { return vec![] };
