@@ -75,6 +75,14 @@ fn save(ns: Option<&str>, key: &str, c: &Claim) -> NetResult<()> {
         .map_err(NetError::from)
 }
 
+/// Whether the claims back lab `lab`'s journal about `key` in `ns`: the lab holds the key
+/// (every value a lab sets is claimed before it is journaled), or the claim is void (its
+/// netns is gone: nothing to restore). No claim at all: the journal's line alone says the
+/// lab set it (issue 14: such a line may have been added by hand).
+pub fn vouches(lab: &str, ns: Option<&str>, key: &str) -> bool {
+    load(ns, key).is_some_and(|c| c.void(ns) || c.holders.iter().any(|h| h == lab))
+}
+
 /// Every claim: (netns, key, claim); for `nslab show` and `nslab doctor`.
 pub fn all() -> Vec<(Option<String>, String, Claim)> {
     let mut out = Vec::new();
@@ -226,7 +234,8 @@ pub fn release(
             }
             (c.original, true)
         }
-        // No claim file (removed by hand): the journal's old value, on the host only. A
+        // No claim file: released a moment ago for a newer line of the same key (teardown
+        // asks `vouches` before the first): the journal's old value, on the host only. A
         // netns of that name may not be the one the lab changed.
         None => match old {
             Some(o) if ns.is_none() => (o.to_string(), false),

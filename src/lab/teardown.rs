@@ -4,7 +4,7 @@
 //! included), then its links outside them are deleted explicitly, by link group, so none is
 //! left when teardown returns.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::net::error::place;
 use crate::net::info::{AddrId, LinkInfo, RouteInfo};
@@ -41,7 +41,9 @@ impl Undone {
 /// not make. So what outlives the lab is deleted only on the kernel's word: a netns whose
 /// identity the lab recorded, links by their alias and group ([`Owned::is_mine`]), an
 /// address on a foreign link whose recorded identity ([`AddrId`]) the kernel still shows,
-/// a route with nslab's protocol (`PROTO_NSLAB`, matched by the kernel's delete).
+/// a route or `ip rule` with nslab's protocol (`PROTO_NSLAB`, matched by the kernel's
+/// delete), an iptables rule with the lab's comment, a sysctl the lab's claim vouches for.
+/// The rest is left and named in [`Undone::left`].
 pub(crate) fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Undone {
     let mut owned = Owned::from_ops(ops);
     let mut left = Vec::new();
@@ -66,6 +68,17 @@ pub(crate) fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Undone {
         owned.note(&Op::NetnsForget { name });
     }
     let mut addr_ids = None;
+    // The sysctls the lab's claims vouch for, asked before the first release removes them
+    // (a key set three times is released three times, oldest value last).
+    let claimed: HashSet<(Ns, String)> = owned
+        .changes
+        .iter()
+        .filter_map(|c| {
+            let Op::SysctlSet { ns, key, .. } = c else { return None };
+            (!owned.in_owned_ns(ns.as_deref())).then(|| (ns.clone(), key.clone()))
+        })
+        .filter(|(ns, key)| sysctl_claims::vouches(lab, ns.as_deref(), key))
+        .collect();
     let mut errors = Vec::new();
     let mut keep = |r: Result<(), NetError>| {
         if let Err(e) = r
@@ -90,6 +103,18 @@ pub(crate) fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Undone {
             keep(r);
         };
         match op {
+            // Put back only when the lab's claim vouches for the journal's line.
+            Op::SysctlSet { ns, key, .. }
+                if outlives && !claimed.contains(&(ns.clone(), key.clone())) =>
+            {
+                let l = format!(
+                    "sysctl {key} in {}: {UNPROVEN}: the lab holds no claim on it",
+                    place(ns.as_deref())
+                );
+                if !left.contains(&l) {
+                    left.push(l);
+                }
+            }
             Op::SysctlSet { ns, key, value, old } if outlives => {
                 let restore = |to: &str, now: &str| {
                     kernel.apply(&Op::SysctlSet {
@@ -222,9 +247,19 @@ pub(crate) fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Undone {
                     Err(e) => keep(Err(e)),
                 }
             }
-            Op::SysctlTemp { .. } => {
-                if outlives {
+            // nslab's only temporary write is `promote_secondaries` around an address
+            // delete (Op::promote_write): a line naming another key is not nslab's.
+            Op::SysctlTemp { ns, key, .. } => {
+                if !outlives {
+                    continue;
+                }
+                if is_promote_key(key) {
                     undo(op);
+                } else {
+                    left.push(format!(
+                        "sysctl {key} in {}: {UNPROVEN}: nslab writes no such key for a moment",
+                        place(ns.as_deref())
+                    ));
                 }
             }
             // Made on a link that dies with the lab (Session: no old qdisc kept).
@@ -330,6 +365,13 @@ fn route_left(marked: bool, proto: &str) -> String {
             "{UNPROVEN}: the journal's record carries no nslab mark (proto {PROTO_NSLAB}), the kernel's route is proto {proto}"
         )
     }
+}
+
+/// `net.ipv4.conf.DEV.promote_secondaries`, the key of `Op::promote_write`.
+fn is_promote_key(key: &str) -> bool {
+    key.strip_prefix("net.ipv4.conf.")
+        .and_then(|k| k.strip_suffix(".promote_secondaries"))
+        .is_some_and(|dev| !dev.is_empty())
 }
 
 /// Whether iptables rule `rule` (the words after `-A CHAIN`) carries lab `lab`'s comment,
@@ -504,6 +546,14 @@ mod tests {
         assert!(!same_route(&v6, &r), "IPv6 routes carry metric 1024");
         r.metric = Some(1024);
         assert!(same_route(&v6, &r));
+    }
+
+    #[test]
+    fn only_promote_secondaries_is_put_back_as_a_temporary_write() {
+        assert!(is_promote_key("net.ipv4.conf.uplink.promote_secondaries"));
+        assert!(is_promote_key("net.ipv4.conf.eth0/10.promote_secondaries"));
+        assert!(!is_promote_key("net.ipv4.ip_forward"));
+        assert!(!is_promote_key("net.ipv4.conf.all.rp_filter"));
     }
 
     #[test]

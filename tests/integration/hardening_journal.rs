@@ -243,3 +243,57 @@ echo clean"#
     );
     assert!(text.contains("clean"), "{}", r.stdout);
 }
+
+/// A forged temporary write (nslab's only one is `promote_secondaries`) naming
+/// `ip_forward`: destroy does not "put back" a value the admin set.
+#[test]
+fn a_forged_temporary_sysctl_line_changes_nothing() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe("hj-temp.rhai", "netns::add(\"hjt\");\n");
+    let r = run(&format!(
+        r#"echo 1 > /proc/sys/net/ipv4/ip_forward
+nslab run {path} >/dev/null
+forge hj-temp '{{"op":"sysctl_temp","ns":null,"key":"net.ipv4.ip_forward","value":"1","old":"0"}}'
+if nslab destroy hj-temp 2>&1; then echo "destroy said success"; exit 1; fi
+[ "$(cat /proc/sys/net/ipv4/ip_forward)" = 1 ] || {{ echo "ip_forward changed"; exit 1; }}
+echo clean"#
+    ));
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    let text = r.stdout.replace("\n  │ ", " ");
+    assert!(
+        text.contains("sysctl net.ipv4.ip_forward in the host: not shown to be this lab's"),
+        "{}",
+        r.stdout
+    );
+    assert!(text.contains("clean"), "{}", r.stdout);
+}
+
+/// A forged `sysctl_set` line claiming the lab turned `ip_forward` on (old value 0): no claim
+/// of the lab vouches for it, so destroy leaves the admin's 1, and says so. A lab's own
+/// sysctl still comes back.
+#[test]
+fn a_forged_sysctl_line_changes_nothing() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe("hj-sysctl.rhai", "sysctl::set(\"net.ipv4.ip_default_ttl\", \"32\");\n");
+    let r = run(&format!(
+        r#"echo 1 > /proc/sys/net/ipv4/ip_forward
+nslab run {path} >/dev/null
+forge hj-sysctl '{{"op":"sysctl_set","ns":null,"key":"net.ipv4.ip_forward","value":"1","old":"0"}}'
+if nslab destroy hj-sysctl 2>&1; then echo "destroy said success"; exit 1; fi
+[ "$(cat /proc/sys/net/ipv4/ip_forward)" = 1 ] || {{ echo "ip_forward changed"; exit 1; }}
+echo "ttl: $(cat /proc/sys/net/ipv4/ip_default_ttl)"
+echo clean"#
+    ));
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    let text = r.stdout.replace("\n  │ ", " ");
+    assert!(
+        text.contains("sysctl net.ipv4.ip_forward in the host: not shown to be this lab's: the lab holds no claim on it"),
+        "{}",
+        r.stdout
+    );
+    assert!(text.contains("ttl: 64\nclean"), "{}", r.stdout);
+}
