@@ -52,6 +52,11 @@ pub fn run(a: Args) -> Result<(), Failed> {
             eprintln!(
                 "nothing printed: the plan cannot see what `netns::exec` commands create (it runs none of them), so `nslab run` may not stop here"
             );
+        } else if plan.answered_unknown() {
+            // `().ok` fails here; the run's probe returns a map.
+            eprintln!(
+                "nothing printed: a probe the plan cannot answer returned `()` (not modelled), so `nslab run` may not stop here; check a probe's result for `()` before using it"
+            );
         } else {
             eprintln!("nothing printed: `nslab run` would stop (and roll back) at this error too");
         }

@@ -374,7 +374,8 @@ addr::add("a", "vb", "fd00::2/64");
 link::up("a", "vb");
 route::add("a", "default", "fd00::1");
 route::add("a", "10.1.0.0/16", "dev:vb");
-assert(probe::ping("a", "fd00::1", #{count: 1}).ok, "fd00::1 does not answer");
+// Up to 3 echoes: a loaded machine may take a while to bring a fresh veth up.
+assert(probe::ping("a", "fd00::1").ok, "fd00::1 does not answer");
 let r = route::list("a").filter(|r| r.dest == "default");
 assert(r.len() == 1 && r[0].via == "fd00::1", `${r}`);
 // A link-local gateway and a link-local ping name their link after a %.

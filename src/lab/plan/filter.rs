@@ -43,8 +43,9 @@ fn mirror(chain: &str) -> &'static str {
 
 impl Model {
     /// Whether the filter model does not follow this hop: the underlay of a VXLAN or a
-    /// WireGuard tunnel (their UDP packets meet chains the trace does not walk), or a VLAN-tagged frame crossing a
-    /// bridge (br_netfilter passes it to iptables only with `bridge-nf-filter-vlan-tagged`).
+    /// WireGuard tunnel (their UDP packets meet chains the trace does not walk), or a
+    /// VLAN-tagged frame crossing a bridge (br_netfilter passes it to iptables only with
+    /// `bridge-nf-filter-vlan-tagged`).
     pub(super) fn hop_is_vague(&self, out: &Link, h: &Hop) -> bool {
         let kinds = |uid: Option<usize>| -> Vec<&'static str> {
             let Some(l) = uid.and_then(|u| self.by_uid(u)) else { return vec![] };
@@ -72,6 +73,31 @@ impl Model {
             .map(|(_, _, r)| r.as_slice())
             .collect::<Vec<_>>()
             .into_iter()
+    }
+
+    /// Whether a bridge in `ns` passes the frames it forwards to iptables: br_netfilter is
+    /// on this machine (its sysctl exists) and `bridge-nf-call-iptables` is not 0 there — the
+    /// recipe's value, else a fresh netns's default (1), else this host's own.
+    fn br_netfilter(&self, ns: &Ns) -> bool {
+        const KEY: &str = "net.bridge.bridge-nf-call-iptables";
+        if let Some(v) = self.spaces.get(ns).and_then(|s| s.sysctls.get(KEY)) {
+            return v.trim() != "0";
+        }
+        match self.sysctl_get(ns.as_deref(), KEY) {
+            Err(_) => false,
+            Ok(_) if ns.is_some() => true,
+            Ok(v) => v.trim() != "0",
+        }
+    }
+
+    /// The checks that apply, with their index: a bridge's only where br_netfilter calls
+    /// iptables.
+    fn applying<'a>(&'a self, t: &'a Trace) -> Vec<(usize, &'a Check)> {
+        t.checks
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.bridged || self.br_netfilter(&c.ns))
+            .collect()
     }
 
     fn has_filter_rules(&self) -> bool {
@@ -136,7 +162,7 @@ impl Model {
         if let Some(f) = self.filter_applies(t) {
             return f;
         }
-        for (k, c) in t.checks.iter().enumerate() {
+        for (k, c) in self.applying(t) {
             match chain_verdict(
                 self.filter_rules(&c.ns, c.chain),
                 &self.request_packet(t, c, proto, "new"),
@@ -156,7 +182,7 @@ impl Model {
         if let Some(f) = self.filter_applies(t) {
             return f;
         }
-        for c in &t.checks {
+        for (_, c) in self.applying(t) {
             match chain_verdict(
                 self.filter_rules(&c.ns, c.chain),
                 &self.request_packet(t, c, proto, "established"),
@@ -175,7 +201,7 @@ impl Model {
         if let Some(f) = self.filter_applies(t) {
             return f;
         }
-        for c in t.checks.iter().rev() {
+        for (_, c) in self.applying(t).into_iter().rev() {
             let req = self.request_packet(t, c, proto, "established");
             let pkt = FwPacket {
                 src: req.dst,
@@ -226,7 +252,7 @@ impl Model {
             }
             "INPUT" => {
                 // From the address the request was for, back the way it came, like a reply.
-                for p in t.checks[..=k].iter().rev() {
+                for (_, p) in self.applying(t).into_iter().filter(|(i, _)| *i <= k).rev() {
                     let src = Some(p.dst);
                     path.push((
                         &p.ns,
@@ -246,7 +272,7 @@ impl Model {
                 let dev = c.iif.as_deref().unwrap_or_default();
                 let src = self.source_for(c.ns.as_deref(), dev, c.src);
                 path.push((&c.ns, "OUTPUT", err(None, c.iif.clone(), src, c.src)));
-                for p in t.checks[..k].iter().rev() {
+                for (_, p) in self.applying(t).into_iter().filter(|(i, _)| *i < k).rev() {
                     let src = src.filter(|_| !c.dnat_before);
                     path.push((
                         &p.ns,

@@ -59,6 +59,9 @@ pub(crate) struct Plan {
     ran_exec: Cell<bool>,
     /// Planned for nslab's sandbox: its root runs no server of its own.
     sandboxed: Cell<bool>,
+    /// A probe was answered `()` (the model cannot know): a recipe that then fails on it may
+    /// not fail in a run.
+    unknown_probe: Cell<bool>,
 }
 
 impl Plan {
@@ -73,6 +76,7 @@ impl Plan {
             no_ipv6: Cell::new(false),
             ran_exec: Cell::new(false),
             sandboxed: Cell::new(false),
+            unknown_probe: Cell::new(false),
         }
     }
 
@@ -80,6 +84,19 @@ impl Plan {
     /// the plan's blindness, not the recipe's mistake).
     pub fn ran_exec(&self) -> bool {
         self.ran_exec.get()
+    }
+
+    /// Whether a probe was answered `()` because the model cannot know its result.
+    pub fn answered_unknown(&self) -> bool {
+        self.unknown_probe.get()
+    }
+
+    /// Notes a `()` answer (see [`Plan::answered_unknown`]).
+    fn known<T>(&self, r: NetResult<Option<T>>) -> NetResult<Option<T>> {
+        if matches!(r, Ok(None)) {
+            self.unknown_probe.set(true);
+        }
+        r
     }
 
     /// A plan for lab `lab` on a host that looks like nslab's sandbox: the `uplink` with its
@@ -330,7 +347,7 @@ impl Backend for Plan {
         dev: Option<&str>,
         echoes: Echoes,
     ) -> NetResult<Option<PingResult>> {
-        self.probe_ping(ns, addr, dev, echoes)
+        self.known(self.probe_ping(ns, addr, dev, echoes))
     }
 
     fn tcp(
@@ -339,7 +356,7 @@ impl Backend for Plan {
         target: SocketAddr,
         timeout: Duration,
     ) -> NetResult<Option<TcpResult>> {
-        self.probe_tcp(ns, target, timeout)
+        self.known(self.probe_tcp(ns, target, timeout))
     }
 
     fn serve(&self, ns: Option<&str>, port: u16) -> NetResult<u16> {
@@ -417,7 +434,7 @@ impl Backend for Plan {
         timeout: Duration,
         _payload: Vec<u8>,
     ) -> NetResult<Option<UdpResult>> {
-        self.probe_udp(ns, target, timeout)
+        self.known(self.probe_udp(ns, target, timeout))
     }
 
     /// A plan cannot measure: printed as the iperf3 equivalent, answered with `()`.
@@ -435,6 +452,6 @@ impl Backend for Plan {
             target.port(),
             duration.as_secs_f64().ceil()
         ));
-        Ok(None)
+        self.known(Ok(None))
     }
 }
