@@ -25,6 +25,7 @@
 // env FLOOR_NOIPV6=1: set net.ipv6.conf.default.disable_ipv6=1 in the sandbox
 // root and in every hI before links are made (experiment: IPv6 link-local
 // chatter - DAD/RS/MLD multicast - is flooded by br0 to every port, O(N^2)).
+// env FLOOR_BRIDGE_LAST=1: br0 made down, brought up by the last request.
 // env FLOOR_ORDER=host: the recipe's order (benches/lab.rhai) instead of phases: per
 // host, its netns, its veth, then its 4 requests inside, before the next host. The same
 // requests; only when each host comes up differs (see benches/README.md, "Why the cost
@@ -186,7 +187,10 @@ static void route_default(struct nl *s, uint32_t gw) {
 }
 
 static void bridge_add(struct nl *s) {
-    struct ifinfomsg ifi = {.ifi_family = AF_UNSPEC, .ifi_index = BR_IDX, .ifi_flags = IFF_UP, .ifi_change = IFF_UP};
+    // FLOOR_BRIDGE_LAST=1: br0 is made down and brought up by the very last request, after
+    // every host is configured (nothing is flooded while the hosts come up).
+    unsigned up = getenv("FLOOR_BRIDGE_LAST") ? 0 : IFF_UP;
+    struct ifinfomsg ifi = {.ifi_family = AF_UNSPEC, .ifi_index = BR_IDX, .ifi_flags = up, .ifi_change = IFF_UP};
     struct nlmsghdr *h = msg_begin(s, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &ifi, sizeof ifi);
     attr_str(h, IFLA_IFNAME, "br0");
     attr_u32(h, IFLA_GROUP, LAB_GROUP);
@@ -371,6 +375,10 @@ int main(int argc, char **argv) {
             route_default(&ns[i], htonl(0x0a000001));
             nl_drain(&ns[i]);
             nl_close(&ns[i]);
+        }
+        if (getenv("FLOOR_BRIDGE_LAST")) {
+            link_up(&root, BR_IDX);
+            nl_drain(&root);
         }
         double t_cfg = now_ms();
         report("build", t_cfg - t0);
