@@ -456,3 +456,49 @@ fw::drop("a", "output", #{proto: "udp"});"#,
         ],
     );
 }
+
+/// Without a path the probe fails in the plan as in the run, in the run's words: no route
+/// here is "network unreachable" at once, a forwarding router without a route answers
+/// "net unreachable" (TCP gives up, nslab's UDP probe waits on), a router that does not
+/// forward and a missing neighbour say nothing.
+#[test]
+fn a_probe_without_a_path_fails_in_the_kernels_words() {
+    let probes = r#"show("tcp a->10.9.0.2", probe::tcp("a", "10.9.0.2:7000", quick));
+show("udp a->10.9.0.2", probe::udp("a", "10.9.0.2:7000", quick));
+show("tcp r->10.9.0.2", probe::tcp("r", "10.9.0.2:7000", quick));
+show("udp r->10.9.0.2", probe::udp("r", "10.9.0.2:7000", quick));
+show("tcp a->10.2.0.77", probe::tcp("a", "10.2.0.77:7000", quick));
+show("udp a->10.2.0.77", probe::udp("a", "10.2.0.77:7000", quick));"#;
+    agree(
+        "no-path",
+        "",
+        probes,
+        &[
+            "probe tcp a->10.9.0.2 false network unreachable",
+            "probe udp a->10.9.0.2 false no reply within 700 ms",
+            "probe tcp r->10.9.0.2 false network unreachable",
+            "probe udp r->10.9.0.2 false network unreachable",
+            "probe tcp a->10.2.0.77 false timed out after 700 ms",
+            "probe udp a->10.2.0.77 false no reply within 700 ms",
+        ],
+    );
+    // The router's error meets a's INPUT chain: dropped there, the client times out.
+    agree(
+        "no-path-filtered",
+        r#"fw::drop("a", "input", #{proto: "icmp"});"#,
+        r#"show("tcp a->10.9.0.2", probe::tcp("a", "10.9.0.2:7000", quick));"#,
+        &["probe tcp a->10.9.0.2 false timed out after 700 ms"],
+    );
+    agree(
+        "no-forwarding",
+        r#"sysctl::ip_forward("r", false);"#,
+        r#"show("tcp a->b:7000", probe::tcp("a", "10.2.0.2:7000", quick));
+show("udp a->b:5353", probe::udp("a", "10.2.0.2:5353", quick));
+show("ping a->b", probe::ping("a", "10.2.0.2", once));"#,
+        &[
+            "probe tcp a->b:7000 false timed out after 700 ms",
+            "probe udp a->b:5353 false no reply within 700 ms",
+            "probe ping a->b false",
+        ],
+    );
+}
