@@ -448,6 +448,11 @@ pub(crate) fn netns_verdict(
     name: &str,
     ids: &HashMap<String, crate::net::netns::NetnsId>,
 ) -> NetnsVerdict {
+    // The same mount of the same netns file (one statx): certainly the one the lab made,
+    // without entering it for its cookie (`netns::surely_same`).
+    if ids.get(name).is_some_and(|made| crate::net::netns::surely_same(made, name)) {
+        return NetnsVerdict::Ours;
+    }
     // A dead mount point (nslab killed inside `ip netns del`'s two steps) is the lab's to
     // finish removing: its identity is the empty file's, not the netns it recorded; nothing
     // can be in it.
