@@ -3,7 +3,16 @@
 //! answers `()` where it cannot. Each case runs the same recipe both ways and compares the
 //! probe lines.
 
-use crate::common::{kernel_tests_possible, nslab, recipe};
+use crate::common::{kernel_tests_possible, nslab, recipe, slowdown};
+
+/// The probes' 700 ms timeouts, longer on a slower machine (the second kernel under TCG):
+/// a probe that should pass must not time out there.
+fn scaled(text: &str) -> String {
+    let ms = 700 * slowdown();
+    text.replace("timeout_ms: 700", &format!("timeout_ms: {ms}"))
+        .replace("after 700 ms", &format!("after {ms} ms"))
+        .replace("within 700 ms", &format!("within {ms} ms"))
+}
 
 /// Client `a` (10.1.0.2) and server `b` (10.2.0.2) on either side of router `r`, which
 /// forwards; `b` serves TCP 7000 and 7001 and UDP 5353. Then `rules`, then the probes.
@@ -52,10 +61,11 @@ fn probe_lines(text: &str, prefix: &str) -> Vec<String> {
 /// Plans and runs `rules` + `probes`; the plan's probe lines must be `want` (a `()` there is
 /// "not modelled"), and the run's the same except where the plan said `()`.
 fn agree(name: &str, rules: &str, probes: &str, want: &[&str]) {
-    let path = recipe(&format!("plan-fw-{name}.rhai"), &lab(rules, probes));
+    let path = recipe(&format!("plan-fw-{name}.rhai"), &scaled(&lab(rules, probes)));
     let plan = nslab(&["plan", &path]);
     plan.ok();
     let planned = probe_lines(&plan.stdout, "# probe ");
+    let want: Vec<String> = want.iter().map(|w| scaled(w)).collect();
     assert_eq!(planned, want, "plan of {name}:\n{}", plan.stdout);
     if !kernel_tests_possible() {
         return;
@@ -250,7 +260,7 @@ print(`probe ping ${{probe::ping("h1", "10.0.0.2", #{{count: 1, timeout_ms: 700}
     let loaded = std::path::Path::new("/proc/sys/net/bridge/bridge-nf-call-iptables").exists();
     let cases: &[bool] = if loaded { &[false, true] } else { &[false] };
     for &off in cases {
-        let path = recipe(&format!("plan-fw-bridged-{off}.rhai"), &text(off));
+        let path = recipe(&format!("plan-fw-bridged-{off}.rhai"), &scaled(&text(off)));
         let plan = nslab(&["plan", &path]);
         plan.ok();
         let filtered = loaded && !off;
@@ -311,7 +321,7 @@ for p in [8080, 8081] {
     print(`probe ${p} ${r.ok} seen=${r.seen} error=${r.error}`);
 }
 "#;
-    let path = recipe("plan-fw-own-forward.rhai", text);
+    let path = recipe("plan-fw-own-forward.rhai", &scaled(text));
     let plan = nslab(&["plan", &path]);
     plan.ok();
     let want =
@@ -402,7 +412,7 @@ print(if type_of(r) == "()" {{ "probe ()" }} else {{ `probe ${{r.ok}}` }});
             "probe ()",
         ),
     ] {
-        let path = recipe(name, &text(rule));
+        let path = recipe(name, &scaled(&text(rule)));
         let plan = nslab(&["plan", &path]);
         plan.ok();
         assert_eq!(probe_lines(&plan.stdout, "# probe "), [want], "{}", plan.stdout);
@@ -453,6 +463,53 @@ fw::drop("a", "output", #{proto: "udp"});"#,
             "probe udp a->b:5353 false no reply within 700 ms",
             "probe tcp b->a:8000 true",
             "probe ping b->a true",
+        ],
+    );
+}
+
+/// Without a path the probe fails in the plan as in the run, in the run's words: no route
+/// here is "network unreachable" at once, a forwarding router without a route answers
+/// "net unreachable" (TCP gives up, nslab's UDP probe waits on), a router that does not
+/// forward and a missing neighbour say nothing.
+#[test]
+fn a_probe_without_a_path_fails_in_the_kernels_words() {
+    let probes = r#"show("tcp a->10.9.0.2", probe::tcp("a", "10.9.0.2:7000", quick));
+show("udp a->10.9.0.2", probe::udp("a", "10.9.0.2:7000", quick));
+show("tcp r->10.9.0.2", probe::tcp("r", "10.9.0.2:7000", quick));
+show("udp r->10.9.0.2", probe::udp("r", "10.9.0.2:7000", quick));
+// Not scaled: ARP gives up after 3 s, and a TCP client then hears "host unreachable".
+show("tcp a->10.2.0.77", probe::tcp("a", "10.2.0.77:7000", #{timeout_ms: 699}));
+show("udp a->10.2.0.77", probe::udp("a", "10.2.0.77:7000", #{timeout_ms: 699}));"#;
+    agree(
+        "no-path",
+        "",
+        probes,
+        &[
+            "probe tcp a->10.9.0.2 false network unreachable",
+            "probe udp a->10.9.0.2 false no reply within 700 ms",
+            "probe tcp r->10.9.0.2 false network unreachable",
+            "probe udp r->10.9.0.2 false network unreachable",
+            "probe tcp a->10.2.0.77 false timed out after 699 ms",
+            "probe udp a->10.2.0.77 false no reply within 699 ms",
+        ],
+    );
+    // The router's error meets a's INPUT chain: dropped there, the client times out.
+    agree(
+        "no-path-filtered",
+        r#"fw::drop("a", "input", #{proto: "icmp"});"#,
+        r#"show("tcp a->10.9.0.2", probe::tcp("a", "10.9.0.2:7000", quick));"#,
+        &["probe tcp a->10.9.0.2 false timed out after 700 ms"],
+    );
+    agree(
+        "no-forwarding",
+        r#"sysctl::ip_forward("r", false);"#,
+        r#"show("tcp a->b:7000", probe::tcp("a", "10.2.0.2:7000", quick));
+show("udp a->b:5353", probe::udp("a", "10.2.0.2:5353", quick));
+show("ping a->b", probe::ping("a", "10.2.0.2", once));"#,
+        &[
+            "probe tcp a->b:7000 false timed out after 700 ms",
+            "probe udp a->b:5353 false no reply within 700 ms",
+            "probe ping a->b false",
         ],
     );
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::Plan;
 use super::filter::Fate;
-use super::trace::Trace;
+use super::trace::{Miss, Trace, Why};
 use crate::net::NetResult;
 use crate::net::op::{is_link_local, q};
 use crate::net::probe::{Echoes, PingResult, TcpResult, UdpResult, serve_line};
@@ -34,6 +34,60 @@ impl Plan {
             rtt_ms: 0.0,
             error: Some(target_err),
         }
+    }
+
+    /// What a client hears when the model sees no path (it fails either way), in the words
+    /// `nslab run` reports; None where the model does not know them.
+    fn miss_words(
+        &self,
+        miss: &Miss,
+        dst: IpAddr,
+        proto: &'static str,
+        timeout: Duration,
+    ) -> Option<String> {
+        let m = self.model.borrow();
+        let t = miss.partial(dst);
+        let (quiet, refused) = if proto == "tcp" {
+            (format!("timed out after {} ms", timeout.as_millis()), "connection refused")
+        } else {
+            (
+                format!("no reply within {} ms", timeout.as_millis()),
+                "connection refused (port unreachable)",
+            )
+        };
+        match m.request_fate(&t, proto) {
+            Fate::Pass => {}
+            Fate::Dropped => return Some(quiet),
+            Fate::Refused => return Some(refused.into()),
+            Fate::Blocked => return Some(BLOCKED.into()),
+            Fate::Unknown => return None,
+        }
+        match miss.why {
+            // connect() fails at once.
+            Why::NoRouteHere => Some("network unreachable".into()),
+            Why::Silent => Some(quiet),
+            // nslab's UDP probe waits on through ICMP errors other than "port unreachable";
+            // a TCP connect gives up on the router's "net unreachable", if it gets back.
+            Why::NoRouteThere if proto == "udp" => Some(quiet),
+            Why::NoRouteThere => {
+                let mut t = t;
+                t.checks.push(miss.router.clone()?);
+                match m.error_fate(&t, t.checks.len() - 1) {
+                    Fate::Refused => Some("network unreachable".into()),
+                    Fate::Dropped => Some(quiet),
+                    _ => None,
+                }
+            }
+            // ARP gives up after about 3 s ("host unreachable" for TCP after that).
+            Why::NoNeighbour if proto == "udp" || timeout <= Duration::from_millis(2500) => {
+                Some(quiet)
+            }
+            Why::NoNeighbour | Why::Other => None,
+        }
+    }
+
+    fn no_path(target: SocketAddr) -> String {
+        format!("no path to {target} in the plan's model")
     }
 
     pub(super) fn probe_ping(
@@ -82,8 +136,8 @@ impl Plan {
         // rule on the way may drop the echo or its reply.
         let trace = self.model.borrow_mut().trace(ns, addr, None);
         let received = match trace {
-            None => 0,
-            Some(t) => {
+            Err(_) => 0,
+            Ok(t) => {
                 let m = self.model.borrow();
                 match (m.request_fate(&t, "icmp"), m.reply_fate(&t, "icmp")) {
                     (Fate::Unknown, _) | (Fate::Pass, Fate::Unknown) => return Ok(None),
@@ -113,8 +167,13 @@ impl Plan {
             "# probe::tcp: connect to {target} and read the reply (needs a server there): {}timeout {secs} bash -c 'cat </dev/tcp/{ip}/{port}'",
             Plan::prefix(ns)
         ));
-        let Some(t) = self.model.borrow_mut().trace(ns, ip, Some(("tcp", port))) else {
-            return Ok(Some(Plan::tcp_failure(format!("no path to {target} in the plan's model"))));
+        let trace = self.model.borrow_mut().trace(ns, ip, Some(("tcp", port)));
+        let t = match trace {
+            Ok(t) => t,
+            Err(miss) => {
+                let words = self.miss_words(&miss, ip, "tcp", timeout);
+                return Ok(Some(Plan::tcp_failure(words.unwrap_or_else(|| Plan::no_path(target)))));
+            }
         };
         let timed_out = format!("timed out after {} ms", timeout.as_millis());
         let m = self.model.borrow();
@@ -179,9 +238,7 @@ impl Plan {
             "# probe::udp: send a datagram to {target} and wait for the reply (needs a server there): {}timeout {secs} nc -u -w1 {ip} {port} <<< nslab-probe",
             Plan::prefix(ns)
         ));
-        let Some(t) = self.model.borrow_mut().trace(ns, ip, Some(("udp", port))) else {
-            return Ok(None);
-        };
+        let trace = self.model.borrow_mut().trace(ns, ip, Some(("udp", port)));
         let failed = |error: String| UdpResult {
             ok: false,
             reply: String::new(),
@@ -189,6 +246,13 @@ impl Plan {
             local: None,
             rtt_ms: 0.0,
             error: Some(error),
+        };
+        let t = match trace {
+            Ok(t) => t,
+            Err(miss) => {
+                let words = self.miss_words(&miss, ip, "udp", timeout);
+                return Ok(Some(failed(words.unwrap_or_else(|| Plan::no_path(target)))));
+            }
         };
         let no_reply = format!("no reply within {} ms", timeout.as_millis());
         let refused = "connection refused (port unreachable)".to_string();

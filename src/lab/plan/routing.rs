@@ -319,13 +319,15 @@ impl Model {
     /// before it picks a source, so `from` rules do not match it), `iif` the link it came
     /// in by (None: sent from here, which `iif lo` matches). A rule with `oif` or `fwmark`
     /// never matches: the model knows no bound sockets and no marks.
-    pub(super) fn policy_lookup(
+    /// None: no route at all (the kernel's ENETUNREACH); Some(None): a route that drops
+    /// the packet (blackhole, unreachable, prohibit).
+    pub(super) fn policy_route(
         &self,
         ns: Option<&str>,
         dst: IpAddr,
         src: Option<IpAddr>,
         iif: Option<&str>,
-    ) -> Option<(String, Option<IpAddr>)> {
+    ) -> Option<Option<Hop>> {
         let space = self.space(ns).ok()?;
         let fam_v6 = v6(&dst);
         let mut tables: Vec<(u32, u32)> = space
@@ -345,7 +347,7 @@ impl Model {
         tables.push((32767, crate::net::routing::TABLE_DEFAULT));
         // Stable: rules of equal priority keep the order they were added in.
         tables.sort_by_key(|(p, _)| *p);
-        tables.into_iter().find_map(|(_, t)| self.table_lookup(ns, t, dst)).flatten()
+        tables.into_iter().find_map(|(_, t)| self.table_lookup(ns, t, dst))
     }
 
     /// The source address for a packet to `nh` out of `dev`.

@@ -28,6 +28,48 @@ pub(super) struct Trace {
     pub(super) vague: bool,
 }
 
+/// Why a trace found no path, as far as the client can tell.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) enum Why {
+    /// Something the model does not put in the kernel's words.
+    #[default]
+    Other,
+    /// No route at all where the probe starts: the kernel says ENETUNREACH at once.
+    NoRouteHere,
+    /// A router without forwarding: it drops the packet and says nothing.
+    Silent,
+    /// A router (forwarding) without a route: it answers ICMP net unreachable.
+    NoRouteThere,
+    /// No neighbour with the next hop's address: ARP fails (after ~3 s).
+    NoNeighbour,
+}
+
+/// A trace that found no path: the chains the request met until then, and why it stopped.
+#[derive(Debug, Default)]
+pub(super) struct Miss {
+    pub(super) checks: Vec<Check>,
+    pub(super) vague: bool,
+    pub(super) why: Why,
+    /// For [`Why::NoRouteThere`]: where the router met the packet (its error goes back
+    /// from there, as a REJECT's would from a FORWARD chain).
+    pub(super) router: Option<Check>,
+}
+
+impl Miss {
+    /// The part of the path the request did travel, to evaluate the filter rules on.
+    pub(super) fn partial(&self, dst: IpAddr) -> Trace {
+        Trace {
+            server: None,
+            seen: dst,
+            local: dst,
+            dst,
+            port: None,
+            checks: self.checks.clone(),
+            vague: self.vague,
+        }
+    }
+}
+
 /// One filter chain a probe's request passes, as the chain sees the packet.
 #[derive(Debug, Clone)]
 pub(super) struct Check {
@@ -362,12 +404,26 @@ impl Model {
     }
 
     /// Follows a packet from `from` to `dst` hop by hop; learns neighbours and bridge
-    /// entries on the way. None when the model sees no path.
+    /// entries on the way. A [`Miss`] when the model sees no path.
     pub(super) fn trace(
         &mut self,
         from: Option<&str>,
         dst: IpAddr,
         port: Option<(&str, u16)>,
+    ) -> Result<Trace, Miss> {
+        let mut miss = Miss::default();
+        match self.trace_path(from, dst, port, &mut miss) {
+            Some(t) => Ok(t),
+            None => Err(miss),
+        }
+    }
+
+    fn trace_path(
+        &mut self,
+        from: Option<&str>,
+        dst: IpAddr,
+        port: Option<(&str, u16)>,
+        miss: &mut Miss,
     ) -> Option<Trace> {
         let mut cur: Ns = key(from);
         let mut pkt = Packet {
@@ -379,8 +435,6 @@ impl Model {
             out_dev: None,
         };
         let mut local = None;
-        let mut checks: Vec<Check> = Vec::new();
-        let mut vague = false;
         let (mut snat, mut dnat) = (false, false);
         let check = |ns: &Ns,
                      chain,
@@ -426,11 +480,11 @@ impl Model {
                 if hop == 0 {
                     // To this netns itself: out through lo and back in.
                     let lo = Some("lo".to_string());
-                    checks.push(check(&cur, "OUTPUT", None, lo.clone(), &pkt, (snat, dnat)));
-                    checks.push(check(&cur, "INPUT", lo, None, &pkt, (snat, dnat)));
+                    miss.checks.push(check(&cur, "OUTPUT", None, lo.clone(), &pkt, (snat, dnat)));
+                    miss.checks.push(check(&cur, "INPUT", lo, None, &pkt, (snat, dnat)));
                 } else {
                     let iif = pkt.in_dev.clone();
-                    checks.push(check(&cur, "INPUT", iif, None, &pkt, (snat, dnat)));
+                    miss.checks.push(check(&cur, "INPUT", iif, None, &pkt, (snat, dnat)));
                 }
                 let seen = pkt.src.unwrap_or(pkt.dst);
                 return Some(Trace {
@@ -439,22 +493,33 @@ impl Model {
                     local: local.unwrap_or(seen),
                     dst: pkt.dst,
                     port: pkt.dport,
-                    checks,
-                    vague,
+                    checks: std::mem::take(&mut miss.checks),
+                    vague: miss.vague,
                 });
             }
             if hop > 0
                 && self.spaces.get(&cur)?.sysctls.get("net.ipv4.ip_forward").map(String::as_str)
                     != Some("1")
             {
+                miss.why = Why::Silent;
                 return None;
             }
-            let (dev, gw) = self.policy_lookup(
+            let route = self.policy_route(
                 cur.as_deref(),
                 pkt.dst,
                 pkt.src.filter(|_| hop > 0),
                 pkt.in_dev.as_deref(),
-            )?;
+            );
+            let Some(Some((dev, gw))) = route else {
+                if route.is_none() && hop == 0 {
+                    miss.why = Why::NoRouteHere;
+                } else if route.is_none() {
+                    miss.why = Why::NoRouteThere;
+                    let iif = pkt.in_dev.clone();
+                    miss.router = Some(check(&cur, "FORWARD", iif, None, &pkt, (snat, dnat)));
+                }
+                return None;
+            };
             let nh = gw.unwrap_or(pkt.dst);
             let hop_src = self.source_for(cur.as_deref(), &dev, nh)?;
             if pkt.src.is_none() {
@@ -465,7 +530,7 @@ impl Model {
             // The filter table sees the packet before POSTROUTING's source NAT.
             let (chain, iif) =
                 if hop == 0 { ("OUTPUT", None) } else { ("FORWARD", pkt.in_dev.clone()) };
-            checks.push(check(&cur, chain, iif, Some(dev.clone()), &pkt, (snat, dnat)));
+            miss.checks.push(check(&cur, chain, iif, Some(dev.clone()), &pkt, (snat, dnat)));
             // POSTROUTING: MASQUERADE takes the outgoing link's address, SNAT the one named.
             if let Some(rule) = self.nat_match(&cur, "POSTROUTING", &pkt) {
                 let to = rule.iter().position(|w| w == "--to-source");
@@ -480,9 +545,16 @@ impl Model {
                 }
             }
             let out = self.links[self.find(cur.as_deref(), &dev)?].clone();
-            let h = self.segment(out.uid).into_iter().find(|h| self.has_addr(h.target, nh))?;
+            let Some(h) = self.segment(out.uid).into_iter().find(|h| self.has_addr(h.target, nh))
+            else {
+                // A wireguard link has no neighbours: its peers' allowed IPs decide.
+                if out.kind != "wireguard" {
+                    miss.why = Why::NoNeighbour;
+                }
+                return None;
+            };
             let target = self.by_uid(h.target)?.clone();
-            vague |= self.hop_is_vague(&out, &h);
+            miss.vague |= self.hop_is_vague(&out, &h);
             if out.kind == "wireguard" {
                 if !self.wg_allows(&out, &target, pkt.src?, pkt.dst) {
                     return None;
@@ -500,7 +572,7 @@ impl Model {
             {
                 let name = Some(b.name.clone());
                 let c = check(&b.ns, "FORWARD", name.clone(), name, &pkt, (snat, dnat));
-                checks.push(Check { bridged: true, ..c });
+                miss.checks.push(Check { bridged: true, ..c });
             }
             // A VXLAN on the way (the link itself or the bridge port the frame leaves by)
             // first resolves its remote on the underlay.
