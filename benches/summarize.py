@@ -88,6 +88,21 @@ def main():
                         cells.append('-')
                 print(f'| {a} / {b} | ' + ' | '.join(cells) + ' |')
 
+    if mine and others:
+        # CPU is steadier than wall time on a shared machine (other work takes turns).
+        print('\nBuild CPU ratios nslab/other (user+sys of the tool, 10 ms ticks):\n')
+        print('| ratio | ' + ' | '.join(f'N={n}' for n in ns) + ' |')
+        print('|---|' + '---:|' * len(ns))
+        for a in mine:
+            for b in others:
+                cells = []
+                for n in ns:
+                    if (a, n) in m and (b, n) in m and m[(b, n)]['build_cpu_ms'] > 0:
+                        cells.append(f"{m[(a, n)]['build_cpu_ms'] / m[(b, n)]['build_cpu_ms']:.2f}")
+                    else:
+                        cells.append('-')
+                print(f'| {a} / {b} | ' + ' | '.join(cells) + ' |')
+
     def line(what, value, goal, ok):
         print(f"- {what}: {value} (target {goal}) {'MET' if ok else 'MISSED'}")
 
@@ -119,6 +134,25 @@ def main():
         p500 = m[('nslab', 500)]['build_ms'] / 500
         line('nslab build ms/host N=500 vs N=50', f'{p500:.2f} / {p50:.2f} = {p500 / p50:.2f}',
              '<= 1.3', p500 / p50 <= 1.3)
+    f = m.get(('floor', 1000))
+    a = m.get(('nslab', 1000))
+    if a or f:
+        print('\nTargets (issue 15):\n')
+    if a and f:
+        r = a['build_ms'] / f['build_ms']
+        line('lab(1000) build nslab / C floor', f'{r:.2f}', '<= 1.2', r <= 1.2)
+    if a and ('nslab', 100) in m:
+        p100 = m[('nslab', 100)]['build_ms'] / 100
+        p1000 = a['build_ms'] / 1000
+        line('nslab build ms/host N=1000 vs N=100', f'{p1000:.2f} / {p100:.2f} = {p1000 / p100:.2f}',
+             '<= 1.5', p1000 / p100 <= 1.5)
+    if ('nslab', 200) in m and ('floor', 200) in m:
+        r = m[('nslab', 200)]['build_ms'] / m[('floor', 200)]['build_ms']
+        line('lab(200) build nslab / C floor', f'{r:.2f}', '<= 1.15', r <= 1.15)
+    for n in ns:
+        if ('nslab', n) in m and ('floor', n) in m:
+            r = m[('nslab', n)]['teardown_ms'] / m[('floor', n)]['teardown_ms']
+            line(f'lab({n}) teardown nslab / C floor', f'{r:.2f}', '<= 1.0', r <= 1.0)
     for k, v in bad.items():
         if v:
             print(f'WARNING: {v} failed run(s) for {k[0]} N={k[1]}', file=sys.stderr)

@@ -25,6 +25,11 @@
 // env FLOOR_NOIPV6=1: set net.ipv6.conf.default.disable_ipv6=1 in the sandbox
 // root and in every hI before links are made (experiment: IPv6 link-local
 // chatter - DAD/RS/MLD multicast - is flooded by br0 to every port, O(N^2)).
+// env FLOOR_BRIDGE_LAST=1: br0 made down, brought up by the last request.
+// env FLOOR_ORDER=host: the recipe's order (benches/lab.rhai) instead of phases: per
+// host, its netns, its veth, then its 4 requests inside, before the next host. The same
+// requests; only when each host comes up differs (see benches/README.md, "Why the cost
+// per host grows").
 // env BENCH_INTERNAL_FILE: appends internal_<op>_ms=...
 // Refuses to run unless BENCH_SANDBOX_PID names a process in our netns
 // (set by bench/lib/prelude.sh).
@@ -182,7 +187,10 @@ static void route_default(struct nl *s, uint32_t gw) {
 }
 
 static void bridge_add(struct nl *s) {
-    struct ifinfomsg ifi = {.ifi_family = AF_UNSPEC, .ifi_index = BR_IDX, .ifi_flags = IFF_UP, .ifi_change = IFF_UP};
+    // FLOOR_BRIDGE_LAST=1: br0 is made down and brought up by the very last request, after
+    // every host is configured (nothing is flooded while the hosts come up).
+    unsigned up = getenv("FLOOR_BRIDGE_LAST") ? 0 : IFF_UP;
+    struct ifinfomsg ifi = {.ifi_family = AF_UNSPEC, .ifi_index = BR_IDX, .ifi_flags = up, .ifi_change = IFF_UP};
     struct nlmsghdr *h = msg_begin(s, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &ifi, sizeof ifi);
     attr_str(h, IFLA_IFNAME, "br0");
     attr_u32(h, IFLA_GROUP, LAB_GROUP);
@@ -329,6 +337,25 @@ int main(int argc, char **argv) {
         addr_add(&root, BR_IDX, htonl(0x0a000001), 16);
         struct nl *ns = calloc(n + 1, sizeof *ns);
         int *nsfd = calloc(n + 1, sizeof *nsfd);
+        const char *order = getenv("FLOOR_ORDER");
+        if (order && !strcmp(order, "host")) {
+            nl_drain(&root);
+            for (int i = 1; i <= n; i++) {
+                snprintf(name, sizeof name, "h%d", i);
+                nsfd[i] = netns_create(name, orig, &ns[i]);
+                veth_add(&root, i, nsfd[i]);
+                nl_drain(&root);
+                close(nsfd[i]);
+                link_up(&ns[i], 1);
+                link_up(&ns[i], NS_V_IDX);
+                addr_add(&ns[i], NS_V_IDX, host_addr(i), 16);
+                route_default(&ns[i], htonl(0x0a000001));
+                nl_drain(&ns[i]);
+                nl_close(&ns[i]);
+            }
+            report("build", now_ms() - t0);
+            return 0;
+        }
         // 1. all named netns (+ a netlink socket inside each)
         for (int i = 1; i <= n; i++) {
             snprintf(name, sizeof name, "h%d", i);
@@ -348,6 +375,10 @@ int main(int argc, char **argv) {
             route_default(&ns[i], htonl(0x0a000001));
             nl_drain(&ns[i]);
             nl_close(&ns[i]);
+        }
+        if (getenv("FLOOR_BRIDGE_LAST")) {
+            link_up(&root, BR_IDX);
+            nl_drain(&root);
         }
         double t_cfg = now_ms();
         report("build", t_cfg - t0);

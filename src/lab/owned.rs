@@ -20,6 +20,9 @@ pub(crate) struct Owned {
     pub(crate) changes: Vec<Op>,
     /// The next `pair` id: never reused, or a new link would join an old pair's survivor.
     next_pair: usize,
+    /// How many entries of `links` have each (netns, name): `has_link` is asked for nearly
+    /// every Op, and a scan of `links` made lab(1000)'s checks grow as N².
+    index: std::collections::HashMap<(Ns, String), usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,25 +76,36 @@ impl Owned {
                 let lost: Vec<OwnedLink> =
                     self.links.iter().filter(|l| gone.contains(&l.pair)).cloned().collect();
                 self.links.retain(|l| !gone.contains(&l.pair));
+                self.reindex();
                 self.changes.retain(|c| c.ns() != Some(name));
                 self.changes.retain(|c| {
                     !matches!(c, Op::AddrAdd { ns: n, dev: d, .. } | Op::TcSet { ns: n, dev: d, .. } if lost.iter().any(|g| &g.ns == n && &g.name == d))
                 });
             }
             Op::BridgeAdd { ns, name } | Op::LinkAdd { ns, name, .. } => {
-                self.links.push(OwnedLink { ns: ns.clone(), name: name.clone(), pair })
+                self.push_link(OwnedLink { ns: ns.clone(), name: name.clone(), pair })
             }
             Op::VethAdd { ns, name, peer, peer_ns } => {
-                self.links.push(OwnedLink { ns: ns.clone(), name: name.clone(), pair });
-                self.links.push(OwnedLink {
+                self.push_link(OwnedLink { ns: ns.clone(), name: name.clone(), pair });
+                self.push_link(OwnedLink {
                     ns: peer_ns.clone().or(ns.clone()),
                     name: peer.clone(),
                     pair,
                 });
             }
             Op::LinkSetNetns { ns, dev, to } => {
-                if let Some(l) = self.links.iter_mut().find(|l| &l.ns == ns && &l.name == dev) {
+                if self.has_link(ns.as_deref(), dev)
+                    && let Some(l) = self.links.iter_mut().find(|l| &l.ns == ns && &l.name == dev)
+                {
                     l.ns = Some(to.clone());
+                    let key = (ns.clone(), dev.clone());
+                    if let Some(n) = self.index.get_mut(&key) {
+                        *n -= 1;
+                        if *n == 0 {
+                            self.index.remove(&key);
+                        }
+                    }
+                    *self.index.entry((Some(to.clone()), dev.clone())).or_default() += 1;
                 }
                 // Moving a link flushes its addresses, and its qdiscs (dev_shutdown).
                 self.changes.retain(|c| !matches!(c, Op::AddrAdd { ns: n, dev: d, .. } | Op::TcSet { ns: n, dev: d, .. } if n == ns && d == dev));
@@ -108,6 +122,7 @@ impl Owned {
                         }
                     };
                 self.links.retain(|l| !gone.contains(l));
+                self.reindex();
                 self.changes.retain(|c| {
                     !matches!(c, Op::AddrAdd { ns: n, dev: d, .. } | Op::TcSet { ns: n, dev: d, .. } if gone.iter().any(|g| &g.ns == n && &g.name == d))
                 });
@@ -138,6 +153,7 @@ impl Owned {
                 let gone: Vec<OwnedLink> =
                     self.links.iter().filter(|l| &l.ns == ns).cloned().collect();
                 self.links.retain(|l| &l.ns != ns);
+                self.reindex();
                 self.changes.retain(|c| {
                     !matches!(c, Op::AddrAdd { ns: n, dev: d, .. } if gone.iter().any(|g| &g.ns == n && &g.name == d))
                 });
@@ -205,7 +221,20 @@ impl Owned {
     }
 
     pub(crate) fn has_link(&self, ns: Option<&str>, name: &str) -> bool {
-        self.links.iter().any(|l| l.ns.as_deref() == ns && l.name == name)
+        self.index.contains_key(&(ns.map(str::to_string), name.to_string()))
+    }
+
+    fn push_link(&mut self, l: OwnedLink) {
+        *self.index.entry((l.ns.clone(), l.name.clone())).or_default() += 1;
+        self.links.push(l);
+    }
+
+    /// Rebuilds `index` after `links` lost or moved entries (deletes, moves: rare).
+    fn reindex(&mut self) {
+        self.index.clear();
+        for l in &self.links {
+            *self.index.entry((l.ns.clone(), l.name.clone())).or_default() += 1;
+        }
     }
 
     /// True when an object in `ns` dies with the lab anyway (the netns is the lab's).

@@ -212,8 +212,9 @@ impl Session {
             }
             return Err(e);
         }
+        // The socket the kernel layer opened inside the new netns tells its cookie.
         if let Op::NetnsAdd { name } = &op
-            && let Some(id) = netns::identity(name)
+            && let Some(id) = netns::identity_with(name, self.kernel.netns_cookie(name))
         {
             self.journal.borrow_mut().netns_made(&self.lab, name, id)?;
             self.netns_ids.borrow_mut().insert(name.clone(), id);
@@ -268,6 +269,7 @@ impl Session {
     fn forget_replaced(&self, op: &Op) -> NetResult<()> {
         for name in op.netns_named() {
             if !self.owned.borrow().netns.contains(name)
+                || self.netns_ids.borrow().get(name).is_some_and(|m| netns::surely_same(m, name))
                 || super::teardown::still_ours(name, &self.netns_ids.borrow())
             {
                 continue;

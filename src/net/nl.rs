@@ -47,8 +47,23 @@ const RX: usize = 64 * 1024;
 pub struct NlSocket {
     fd: OwnedFd,
     seq: Cell<u32>,
-    rx: RefCell<Vec<u8>>,
     tx: RefCell<Vec<u8>>,
+}
+
+/// Runs `f` with this thread's receive buffer. One buffer per thread, not per socket: a
+/// lab(1000) holds a socket per netns, and 64 KiB each made nslab's peak RSS 77 MB
+/// (`benches/mem.sh`). Requests are blocking, so a thread uses one buffer at a time.
+fn with_rx<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
+    thread_local!(static RX_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) });
+    RX_BUF.with(|b| match b.try_borrow_mut() {
+        Ok(mut v) => {
+            if v.len() < RX {
+                v.resize(RX, 0);
+            }
+            f(&mut v)
+        }
+        Err(_) => f(&mut vec![0; RX]),
+    })
 }
 
 /// An I/O failure on the socket itself, as a netlink error carrying its errno, so callers
@@ -147,12 +162,7 @@ impl NlSocket {
                 );
             }
         }
-        Ok(NlSocket {
-            fd,
-            seq: Cell::new(0),
-            rx: RefCell::new(vec![0; RX]),
-            tx: RefCell::new(Vec::with_capacity(1024)),
-        })
+        Ok(NlSocket { fd, seq: Cell::new(0), tx: RefCell::new(Vec::with_capacity(1024)) })
     }
 
     fn send<M: NetlinkSerializable>(&self, msg: M, flags: u16) -> NlResult<u32> {
@@ -206,6 +216,11 @@ impl NlSocket {
         }
     }
 
+    /// The cookie of the netns this socket was opened in (`netns::socket_cookie`).
+    pub fn netns_cookie(&self) -> Option<u64> {
+        super::netns::socket_cookie(self.fd.as_raw_fd())
+    }
+
     /// Sends one request and waits for its ACK: Ok, or the kernel's error.
     pub fn ack(&self, msg: RouteNetlinkMessage, flags: u16) -> NlResult<()> {
         self.ack_any(msg, flags)
@@ -218,23 +233,26 @@ impl NlSocket {
         flags: u16,
     ) -> NlResult<()> {
         let seq = self.send(msg, flags | NLM_F_ACK)?;
-        let mut rx = self.rx.borrow_mut();
-        loop {
-            let n = self.recv(&mut rx)?;
-            for (kind, mseq, raw) in messages(&rx[..n]) {
-                if mseq == seq && kind == NLMSG_ERROR {
-                    return match NetlinkMessage::<M>::deserialize(raw) {
-                        Ok(NetlinkMessage {
-                            payload: NetlinkPayload::Error(e), header, ..
-                        }) if e.code.is_some() => {
-                            Err(rtnetlink::Error::NetlinkError(with_tlvs_only(e, header.flags)))
-                        }
-                        Ok(_) => Ok(()),
-                        Err(e) => Err(rtnetlink::Error::InvalidNla(e.to_string())),
-                    };
+        with_rx(|rx| {
+            loop {
+                let n = self.recv(rx)?;
+                for (kind, mseq, raw) in messages(&rx[..n]) {
+                    if mseq == seq && kind == NLMSG_ERROR {
+                        return match NetlinkMessage::<M>::deserialize(raw) {
+                            Ok(NetlinkMessage {
+                                payload: NetlinkPayload::Error(e),
+                                header,
+                                ..
+                            }) if e.code.is_some() => {
+                                Err(rtnetlink::Error::NetlinkError(with_tlvs_only(e, header.flags)))
+                            }
+                            Ok(_) => Ok(()),
+                            Err(e) => Err(rtnetlink::Error::InvalidNla(e.to_string())),
+                        };
+                    }
                 }
             }
-        }
+        })
     }
 
     /// Sends a request with NLM_F_ECHO and NLM_F_ACK and collects what comes back before the
@@ -242,30 +260,34 @@ impl NlSocket {
     /// only with NLM_F_ECHO, and the ACK says when nothing more will come.
     pub fn echo(&self, msg: RouteNetlinkMessage) -> NlResult<Vec<RouteNetlinkMessage>> {
         let seq = self.send(msg, NLM_F_ECHO | NLM_F_ACK)?;
-        let mut rx = self.rx.borrow_mut();
-        let mut out = Vec::new();
-        loop {
-            let n = self.recv(&mut rx)?;
-            for (_, mseq, raw) in messages(&rx[..n]) {
-                if mseq != seq {
-                    continue;
-                }
-                match NetlinkMessage::<RouteNetlinkMessage>::deserialize(raw) {
-                    Ok(NetlinkMessage { payload: NetlinkPayload::InnerMessage(m), .. }) => {
-                        out.push(m)
+        with_rx(|rx| {
+            let mut out = Vec::new();
+            loop {
+                let n = self.recv(rx)?;
+                for (_, mseq, raw) in messages(&rx[..n]) {
+                    if mseq != seq {
+                        continue;
                     }
-                    Ok(NetlinkMessage { payload: NetlinkPayload::Error(e), header, .. }) => {
-                        return match e.code {
-                            Some(_) => {
-                                Err(rtnetlink::Error::NetlinkError(with_tlvs_only(e, header.flags)))
-                            }
-                            None => Ok(out),
-                        };
+                    match NetlinkMessage::<RouteNetlinkMessage>::deserialize(raw) {
+                        Ok(NetlinkMessage { payload: NetlinkPayload::InnerMessage(m), .. }) => {
+                            out.push(m)
+                        }
+                        Ok(NetlinkMessage {
+                            payload: NetlinkPayload::Error(e), header, ..
+                        }) => {
+                            return match e.code {
+                                Some(_) => Err(rtnetlink::Error::NetlinkError(with_tlvs_only(
+                                    e,
+                                    header.flags,
+                                ))),
+                                None => Ok(out),
+                            };
+                        }
+                        _ => {}
                     }
-                    _ => {}
                 }
             }
-        }
+        })
     }
 
     /// Sends a dump request and collects every answer until NLMSG_DONE.
@@ -282,38 +304,41 @@ impl NlSocket {
     ) -> NlResult<Vec<M>> {
         let dump = flags & NLM_F_DUMP != 0;
         let seq = self.send(msg, flags)?;
-        let mut rx = self.rx.borrow_mut();
-        let mut out = Vec::new();
-        loop {
-            let n = self.recv(&mut rx)?;
-            for (kind, mseq, raw) in messages(&rx[..n]) {
-                if mseq != seq {
-                    continue;
-                }
-                if kind == NLMSG_DONE {
-                    return Ok(out);
-                }
-                match NetlinkMessage::<M>::deserialize(raw) {
-                    Ok(NetlinkMessage { payload: NetlinkPayload::InnerMessage(m), .. }) => {
-                        out.push(m);
-                        if !dump {
+        with_rx(|rx| {
+            let mut out = Vec::new();
+            loop {
+                let n = self.recv(rx)?;
+                for (kind, mseq, raw) in messages(&rx[..n]) {
+                    if mseq != seq {
+                        continue;
+                    }
+                    if kind == NLMSG_DONE {
+                        return Ok(out);
+                    }
+                    match NetlinkMessage::<M>::deserialize(raw) {
+                        Ok(NetlinkMessage { payload: NetlinkPayload::InnerMessage(m), .. }) => {
+                            out.push(m);
+                            if !dump {
+                                return Ok(out);
+                            }
+                        }
+                        Ok(NetlinkMessage {
+                            payload: NetlinkPayload::Error(e), header, ..
+                        }) if e.code.is_some() => {
+                            return Err(rtnetlink::Error::NetlinkError(with_tlvs_only(
+                                e,
+                                header.flags,
+                            )));
+                        }
+                        Ok(NetlinkMessage { payload: NetlinkPayload::Done(_), .. }) => {
                             return Ok(out);
                         }
+                        // A message of a kind this crate cannot parse: skip it, like `ip` does.
+                        _ => {}
                     }
-                    Ok(NetlinkMessage { payload: NetlinkPayload::Error(e), header, .. })
-                        if e.code.is_some() =>
-                    {
-                        return Err(rtnetlink::Error::NetlinkError(with_tlvs_only(
-                            e,
-                            header.flags,
-                        )));
-                    }
-                    Ok(NetlinkMessage { payload: NetlinkPayload::Done(_), .. }) => return Ok(out),
-                    // A message of a kind this crate cannot parse: skip it, like `ip` does.
-                    _ => {}
                 }
             }
-        }
+        })
     }
 
     /// The index of link `name` in this socket's netns (`SIOCGIFINDEX`, which resolves

@@ -31,7 +31,7 @@ fn the_bench_recipe_builds_and_destroys_lab3() {
     if !kernel_tests_possible() {
         return;
     }
-    for recipe in ["benches/lab.rhai", "benches/lab_move.rhai"] {
+    for recipe in ["benches/lab.rhai", "benches/lab_move.rhai", "benches/lab_phased.rhai"] {
         let r =
             sandboxed(&format!("nslab run --lab lab {recipe} --set hosts=3 > /dev/null\n{CHECK}"));
         r.ok();

@@ -249,6 +249,13 @@ addr::add("fbr", "10.77.0.1/24");
 addr::add("f1", "eth0", "10.77.0.2/24");
 link::up("f1", "eth0");
 route::add("f1", "default", "10.77.0.1");
+netns::add("f3");
+veth::add("fv3", "eth0", "f3");
+link::set_master("fv3", "fbr");
+link::up("fv3");
+veth::add("fw", "fw-peer");
+link::set_netns("fw-peer", "f3");
+link::up("f3", "fw-peer");
 route::add("10.78.0.0/24", "10.77.0.2");
 sysctl::ip_forward(true);
 nat::masquerade("10.77.0.0/24");
@@ -256,7 +263,9 @@ nat::port_forward(8080, "10.77.0.2:80");
 "#;
 
 /// Fault injection: nslab is killed (SIGKILL) right after each operation of a small lab in
-/// turn, then `nslab destroy` must leave the sandbox exactly as it was.
+/// turn, then `nslab destroy` must leave the sandbox exactly as it was. The lab has veths
+/// whose next operations merge into their creation request (f3's `set_master` and `up`, a
+/// `set_netns` and an `up`): killed in between, the journal names links not made yet.
 #[test]
 fn kill_at_every_op_then_destroy_leaves_nothing() {
     if !kernel_tests_possible() {

@@ -136,3 +136,79 @@ fn a_kill_after_the_promote_write_is_undone_by_destroy() {
     r.ok();
     assert_eq!(r.stdout, "1\n0\n203.0.113.2/24\n10.78.0.2/24\n");
 }
+
+/// A veth's next operations merge into its creation request in a run (`set_master` onto a
+/// bridge the run made, `up` of either end, `set_netns`): the links end up exactly as the
+/// recipe says, tagged as the lab's, and the plan prints the recipe's operations.
+const MERGED: &str = r#"bridge::add("mb");
+netns::add("m1");
+veth::add("mv", "e0", "m1");
+link::set_master("mv", "mb");
+link::up("mv");
+veth::add("mw", "mw-peer");
+link::set_netns("mw", "m1");
+link::up("m1", "mw");
+link::up("mw-peer");
+veth::add("mx", "mx-peer");
+link::up("mx");
+link::set_netns("mx", "m1");
+"#;
+
+#[test]
+fn merged_veth_requests_end_as_the_recipe_says() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let p = recipe("ops-merged.rhai", MERGED);
+    let r = sandboxed(&format!(
+        "nslab run --explain {p} | grep '^+ ip'\nip -d -j link show mv\nip -n m1 -d -j link show mw\nip -d -j link show mw-peer\nip -n m1 -d -j link show mx"
+    ));
+    r.ok();
+    let mut lines = r.stdout.lines();
+    for want in [
+        "+ ip link add mb type bridge",
+        "+ ip netns add m1",
+        "+ ip link add mv type veth peer name e0 netns m1",
+        "+ ip link set mv master mb",
+        "+ ip link set mv up",
+        "+ ip link add mw type veth peer name mw-peer",
+        "+ ip link set mw netns m1",
+        "+ ip -n m1 link set mw up",
+        "+ ip link set mw-peer up",
+        "+ ip link add mx type veth peer name mx-peer",
+        "+ ip link set mx up",
+        "+ ip link set mx netns m1",
+    ] {
+        assert_eq!(lines.next(), Some(want));
+    }
+    let up = |l: &serde_json::Value| l["flags"].as_array().unwrap().iter().any(|f| f == "UP");
+    let mv = &json(lines.next().unwrap())[0];
+    assert_eq!(mv["master"].as_str(), Some("mb"));
+    assert!(up(mv), "{mv}");
+    assert_eq!(mv["ifalias"].as_str(), Some("nslab:ops-merged"));
+    let mw = &json(lines.next().unwrap())[0];
+    assert!(up(mw) && mw["ifalias"].as_str() == Some("nslab:ops-merged"), "{mw}");
+    let peer = &json(lines.next().unwrap())[0];
+    assert!(up(peer), "{peer}");
+    // Moving a link brings it down: `up` then `set_netns` leaves mx down in m1.
+    let mx = &json(lines.next().unwrap())[0];
+    assert!(!up(mx), "{mx}");
+}
+
+/// What a merged operation would meet is checked at its own line: a `set_master` onto a
+/// bridge the run did not make goes the usual way, so its error is that line's.
+#[test]
+fn a_set_master_that_cannot_merge_fails_at_its_own_line() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let p = recipe(
+        "ops-merge-err.rhai",
+        "veth::add(\"ma\", \"mb\");\nlink::set_master(\"ma\", \"nobridge\");\nnetns::add(\"later\");\n",
+    );
+    let r = sandboxed(&format!("nslab run {p}"));
+    assert_ne!(r.status, 0);
+    assert!(r.stderr.contains("ops-merge-err.rhai:2"), "{}", r.stderr);
+    assert!(r.stderr.contains("nobridge"), "{}", r.stderr);
+    assert!(!r.stderr.contains("held back"), "{}", r.stderr);
+}

@@ -63,7 +63,7 @@ impl Kernel {
             return Ok(());
         }
         if self.defer_veth.get() {
-            self.pending_tags.borrow_mut().push((ns.map(str::to_string), dev.to_string()));
+            self.pending_tags.borrow_mut().insert((ns.map(str::to_string), dev.to_string()));
             return Ok(());
         }
         self.send_alias(ns, dev)
@@ -92,14 +92,7 @@ impl Kernel {
 
     /// Takes `dev`'s pending tag, if it has one: the caller's request carries it.
     fn take_tag(&self, ns: Option<&str>, dev: &str) -> bool {
-        let mut tags = self.pending_tags.borrow_mut();
-        match tags.iter().position(|(n, d)| n.as_deref() == ns && d == dev) {
-            Some(i) => {
-                tags.remove(i);
-                true
-            }
-            None => false,
-        }
+        self.pending_tags.borrow_mut().remove(&(ns.map(str::to_string), dev.to_string()))
     }
 
     /// Sends a change of `dev` with its pending tag, if any, in one request. When the
@@ -135,7 +128,13 @@ impl Kernel {
         )?;
         self.set_alias(ns, name)
             .and_then(|()| self.link_v6_off(ns, name))
-            .inspect_err(|_| self.undo_link(ns, name))
+            .inspect_err(|_| self.undo_link(ns, name))?;
+        // Known as a bridge with no port yet: a `set_master` onto it can merge into a
+        // held-back veth's creation (veth.rs).
+        if let Ok(idx) = self.link_index(ns, name) {
+            self.bridges.borrow_mut().insert((ns.map(str::to_string), name.to_string()), (idx, 0));
+        }
+        Ok(())
     }
 
     /// `ip link set DEV up|down`.
@@ -170,7 +169,11 @@ impl Kernel {
             None => b.nocontroller(),
         };
         let sock = self.sock(ns)?;
-        self.set_link_tagged(&sock, ns, dev, b).map_err(|e| {
+        let r = self.set_link_tagged(&sock, ns, dev, b);
+        if r.is_ok() {
+            self.bridge_port_added(ns, master);
+        }
+        r.map_err(|e| {
             from_nl(e, &format!("cannot set master of {dev}"), |errno| match errno {
                 libc::ENODEV => Some(no_link(dev, ns)),
                 libc::EOPNOTSUPP => Some(not_a_bridge(master, dev)),

@@ -57,6 +57,14 @@ impl Kernel {
         }
     }
 
+    /// The cookie of netns `name` read from the socket this executor opened in it, if it
+    /// has one (see `netns::identity_with`).
+    pub(crate) fn netns_cookie(&self, name: &str) -> Option<u64> {
+        let socks = self.socks.borrow();
+        let (sock, _) = socks.get(&Some(name.to_string()))?;
+        sock.netns_cookie()
+    }
+
     /// The id netns `ns` gives netns `other` (what IFLA_LINK_NETNSID says of a link whose
     /// peer lives there), or None when it gives it none: `ip netns list-id` in `ns`, for one.
     /// `other` None is the netns nslab runs in.

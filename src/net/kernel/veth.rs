@@ -1,5 +1,5 @@
-//! veth pairs, and the walk-through fast path that holds a new pair back until the next
-//! operation (see [`Kernel::set_defer_veth`]).
+//! veth pairs, and the fast path that holds a new pair back while the recipe's next
+//! operations can ride along in its creation request (see [`Kernel::set_defer_veth`]).
 
 use std::os::fd::AsRawFd;
 
@@ -15,26 +15,128 @@ use crate::net::netns;
 use crate::net::op::{Ns, Op};
 use crate::net::refusal::veth_same_names;
 
+/// Most ports a Linux bridge takes (BR_MAX_PORTS is 1024, port number 0 is never used).
+const BRIDGE_MAX_PORTS: u32 = 1023;
+
+/// A veth pair accepted but not created yet, and what the operations after it merged into
+/// its creation request (see [`Kernel::set_defer_veth`]).
+#[derive(Debug, Clone)]
+pub(super) struct HeldVeth {
+    /// Where the request goes (the netns of the `veth::add` call).
+    pub(super) ns: Ns,
+    pub(super) name: String,
+    pub(super) peer: String,
+    /// Where each end is made: None = `ns` (a merged `set_netns` or the call's peer netns).
+    pub(super) name_in: Option<String>,
+    pub(super) peer_in: Option<String>,
+    /// `link::set_master(name, M)`: M's name and ifindex (IFLA_MASTER).
+    pub(super) master: Option<(String, u32)>,
+    /// `link::up` of each end (IFF_UP in its ifinfomsg).
+    pub(super) up: bool,
+    pub(super) peer_up: bool,
+}
+
+impl HeldVeth {
+    fn name_at(&self) -> Option<&str> {
+        self.name_in.as_deref().or(self.ns.as_deref())
+    }
+    fn peer_at(&self) -> Option<&str> {
+        self.peer_in.as_deref().or(self.ns.as_deref())
+    }
+    /// Whether a `link::up` of `dev` in `ns` is a first `up` of the name end, or of the peer.
+    fn ends_up(&self, ns: Option<&str>, dev: &str) -> (bool, bool) {
+        let name_end = dev == self.name && ns == self.name_at() && !self.up;
+        let peer_end = !name_end && dev == self.peer && ns == self.peer_at() && !self.peer_up;
+        (name_end, peer_end)
+    }
+
+    /// Which end (true: `name`) a `set_netns` of `dev` in `ns` to `to` moves, when that can
+    /// merge: made directly in `to` instead, the end is where the move puts it, as the move
+    /// would leave it (down, on no bridge: so not once its `up` or `master` merged, which
+    /// the move would undo), unless both ends would then share a name in `to`.
+    fn end_moving(&self, ns: Option<&str>, dev: &str, to: &str) -> Option<bool> {
+        let name_end = dev == self.name && ns == self.name_at();
+        let peer_end = !name_end && dev == self.peer && ns == self.peer_at();
+        let (other, other_at) = match (name_end, peer_end) {
+            (true, _) if !self.up && self.master.is_none() => (&self.peer, self.peer_at()),
+            (_, true) if !self.peer_up => (&self.name, self.name_at()),
+            _ => return None,
+        };
+        (!(other == dev && other_at == Some(to))).then_some(name_end)
+    }
+    /// The recipe's lines this request stands for, for an error that surfaces late.
+    fn calls(&self) -> String {
+        let mut c = match (&self.peer_in, &self.name_in) {
+            (Some(p), None) => format!("veth::add(\"{}\", \"{}\", \"{p}\")", self.name, self.peer),
+            _ => format!("veth::add(\"{}\", \"{}\")", self.name, self.peer),
+        };
+        if let Some((m, _)) = &self.master {
+            c += &format!(" + link::set_master(\"{}\", \"{m}\")", self.name);
+        }
+        if self.up {
+            c += &format!(" + link::up(\"{}\")", self.name);
+        }
+        if self.peer_up {
+            c += &format!(" + link::up(\"{}\")", self.peer);
+        }
+        c
+    }
+}
+
 impl Kernel {
-    /// Creates the pending veth pair and sets the pending owner tags, if any (see
+    /// Creates the held-back veth pair and sets the pending owner tags, if any (see
     /// [`Kernel::set_defer_veth`]): what anyone looking at the kernel must see.
     pub(crate) fn flush(&self) -> NetResult<()> {
         self.flush_veth()?;
         self.flush_tags()
     }
 
-    /// Creates the pending veth pair, if any.
+    /// Creates the held-back veth pair, if any, with what merged into it.
     pub(super) fn flush_veth(&self) -> NetResult<()> {
-        let Some((ns, name, peer)) = self.pending_veth.borrow_mut().take() else { return Ok(()) };
-        // The error surfaces at a later script line (or after the last one): name the call
-        // it belongs to.
-        self.create_veth(ns.as_deref(), &name, None, &peer, None).map_err(|e| NetError {
+        let Some(h) = self.pending_veth.borrow_mut().take() else { return Ok(()) };
+        self.timed("(veth held back)", || self.create_held(&h))
+    }
+
+    /// One request for the pair and what merged into it. When the kernel refuses it, the
+    /// pair is made as `veth::add` asked and each merged operation follows on its own, so
+    /// the refusal is the one that operation alone would get. The error surfaces at a later
+    /// script line (or after the last one): it names the calls it belongs to.
+    fn create_held(&self, h: &HeldVeth) -> NetResult<()> {
+        let late = |e: NetError| NetError {
             message: format!(
-                "veth::add(\"{name}\", \"{peer}\") could not be created: {} (it was held back until now, in case a link::set_netns followed)",
+                "{} could not be made: {} (held back until now, to make it in one request with what followed)",
+                h.calls(),
                 e.message
             ),
             ..e
-        })
+        };
+        let merged = h.master.is_some() || h.up || h.peer_up;
+        let extras = (h.master.as_ref().map(|m| m.1), h.up, h.peer_up);
+        let ns = h.ns.as_deref();
+        let (name_in, peer_in) = (h.name_in.as_deref(), h.peer_in.as_deref());
+        match self.create_veth(ns, &h.name, name_in, &h.peer, peer_in, extras) {
+            Ok(()) => {
+                if h.master.is_some() {
+                    self.bridge_port_added(ns, h.master.as_ref().map(|m| m.0.as_str()));
+                }
+                Ok(())
+            }
+            Err(e) if !merged => Err(late(e)),
+            Err(_) => {
+                self.create_veth(ns, &h.name, name_in, &h.peer, peer_in, (None, false, false))
+                    .map_err(late)?;
+                if let Some((m, _)) = &h.master {
+                    self.set_master(h.name_at(), &h.name, Some(m)).map_err(late)?;
+                }
+                if h.up {
+                    self.set_state(h.name_at(), &h.name, true).map_err(late)?;
+                }
+                if h.peer_up {
+                    self.set_state(h.peer_at(), &h.peer, true).map_err(late)?;
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Forgets the pending veth pair and tags: a run being rolled back (teardown takes a
@@ -45,16 +147,64 @@ impl Kernel {
         self.pending_tags.borrow_mut().clear();
     }
 
-    /// True when `op` would be merged with the pending veth (so nothing must be flushed
-    /// before it).
-    fn merges(&self, op: &Op) -> bool {
-        let Op::LinkSetNetns { ns, dev, .. } = op else { return false };
-        self.moves_pending(ns, dev)
+    /// True when `op` merges into the held-back veth (so nothing must be flushed before
+    /// it): a `set_netns` of an end while both are where they were made, a `set_master` of
+    /// its first end onto a bridge this executor made (by ifindex, with room left), a
+    /// `link::up` of either end. What these can meet is known beforehand: the merged
+    /// request does nothing a recipe could not foresee (see [`Kernel::set_defer_veth`]).
+    pub(super) fn merges(&self, op: &Op) -> bool {
+        let held = self.pending_veth.borrow();
+        let Some(h) = held.as_ref() else { return false };
+        // `if let`, not a match: no wildcard arm on Op (lab::plan's test), and every other
+        // Op simply does not merge.
+        if let Op::LinkSetNetns { ns, dev, to } = op {
+            return h.end_moving(ns.as_deref(), dev, to).is_some();
+        }
+        if let Op::LinkSetMaster { ns, dev, master: Some(m) } = op {
+            return *dev == h.name
+                && h.name_in.is_none()
+                && *ns == h.ns
+                && h.master.is_none()
+                && self.bridge_with_room(ns.as_deref(), m).is_some();
+        }
+        let Op::LinkUp { ns, dev } = op else { return false };
+        let (name_end, peer_end) = h.ends_up(ns.as_deref(), dev);
+        // --no-ipv6 turns IPv6 off on a link right after its creation: with both ends up
+        // in the creation request, the pair would have carrier (and an IPv6 link-local
+        // address) before that.
+        let v6_write = |at: Option<&str>| {
+            self.no_ipv6.get() && !at.is_some_and(|n| self.v6_off_ns.borrow().contains(n))
+        };
+        let both_up = (name_end && h.peer_up) || (peer_end && h.up);
+        (name_end || peer_end) && !(both_up && (v6_write(h.name_at()) || v6_write(h.peer_at())))
     }
 
-    /// Flushes the pending veth unless `op` is the move it waits for, and the pending tags
-    /// before an op that moves or deletes links (the others leave aliases alone, and an `up`
-    /// or `master` of a link with a pending tag carries it). Callers that do more than
+    /// Merges a `set_master` or `link::up` into the held-back veth; false when it does not
+    /// merge (see [`Kernel::merges`]; a `set_netns` merges in [`Kernel::set_netns`]).
+    pub(super) fn merge(&self, op: &Op) -> NetResult<bool> {
+        if !self.merges(op) {
+            return Ok(false);
+        }
+        let mut held = self.pending_veth.borrow_mut();
+        let h = held.as_mut().expect("merges saw it");
+        if let Op::LinkSetMaster { ns, master: Some(m), .. } = op {
+            let idx = self.bridge_with_room(ns.as_deref(), m).expect("merges saw it");
+            h.master = Some((m.clone(), idx));
+        } else if let Op::LinkUp { ns, dev } = op {
+            match h.ends_up(ns.as_deref(), dev) {
+                (true, _) => h.up = true,
+                (_, true) => h.peer_up = true,
+                (false, false) => return Ok(false),
+            }
+        } else {
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Flushes the pending veth unless `op` merges into it, and the pending tags before an
+    /// op that moves or deletes links (the others leave aliases alone, and an `up` or
+    /// `master` of a link with a pending tag carries it). Callers that do more than
     /// [`Kernel::apply`] before applying an Op (reading a sysctl first) call this.
     pub(crate) fn flush_unless_merges(&self, op: &Op) -> NetResult<()> {
         if !self.merges(op) {
@@ -93,14 +243,6 @@ impl Kernel {
         if moves_or_deletes { self.flush_tags() } else { Ok(()) }
     }
 
-    /// True when moving `dev` of `ns` is the move the pending veth waits for.
-    fn moves_pending(&self, ns: &Ns, dev: &str) -> bool {
-        match &*self.pending_veth.borrow() {
-            Some((pns, name, peer)) => ns == pns && (dev == name || dev == peer),
-            None => false,
-        }
-    }
-
     /// Which end of a veth pair clashes, as [`Kernel::taken`] says it.
     fn veth_taken(
         &self,
@@ -117,45 +259,74 @@ impl Kernel {
     }
 
     /// `ip link add NAME type veth peer name PEER [netns PEER_NS]`; held back when
-    /// [`Kernel::set_defer_veth`] is on and both ends stay in one netns.
+    /// [`Kernel::set_defer_veth`] is on. What the kernel would refuse at creation is refused
+    /// here, at the call: a name taken in either netns, a peer netns that is not there.
     pub(super) fn veth_add(&self, ns: &Ns, name: &str, peer: &str, peer_ns: &Ns) -> NetResult<()> {
-        if !(self.defer_veth.get() && peer_ns.is_none() && name != peer) {
-            return self.create_veth(ns.as_deref(), name, None, peer, peer_ns.as_deref());
+        let same = peer_ns.is_none() || peer_ns == ns;
+        if !self.defer_veth.get() || (same && name == peer) {
+            return self.create_veth(
+                ns.as_deref(),
+                name,
+                None,
+                peer,
+                peer_ns.as_deref(),
+                (None, false, false),
+            );
         }
-        // Refuse now what the kernel would refuse at creation (see set_defer_veth).
         let nsr = ns.as_deref();
-        let sock = self.sock(nsr)?;
-        if sock.index_of(name).is_ok() || sock.index_of(peer).is_ok() {
-            return Err(self.veth_taken(name, nsr, peer, nsr));
+        let peer_at = peer_ns.as_deref().or(nsr);
+        if let Some(p) = peer_ns.as_deref()
+            && !netns::exists(p)
+        {
+            // The kernel's own answer, through the usual path.
+            return self.create_veth(nsr, name, None, peer, Some(p), (None, false, false));
         }
-        *self.pending_veth.borrow_mut() = Some((ns.clone(), name.to_string(), peer.to_string()));
+        if self.sock(nsr)?.index_of(name).is_ok() || self.sock(peer_at)?.index_of(peer).is_ok() {
+            return Err(self.veth_taken(name, nsr, peer, peer_at));
+        }
+        *self.pending_veth.borrow_mut() = Some(HeldVeth {
+            ns: ns.clone(),
+            name: name.to_string(),
+            peer: peer.to_string(),
+            name_in: None,
+            peer_in: peer_ns.clone().filter(|_| !same),
+            master: None,
+            up: false,
+            peer_up: false,
+        });
         Ok(())
     }
 
-    /// `ip link set DEV netns TO`; when DEV is an end of the held-back veth, the pair is
-    /// created with that end already in TO.
+    /// `ip link set DEV netns TO`; when DEV is an end of the held-back veth, that end is
+    /// made directly in TO, in the same request.
     pub(super) fn set_netns(&self, ns: &Ns, dev: &str, to: &str) -> NetResult<()> {
-        if !self.moves_pending(ns, dev) {
+        let op = Op::LinkSetNetns { ns: ns.clone(), dev: dev.to_string(), to: to.to_string() };
+        if !self.merges(&op) {
             return self.move_link(ns.as_deref(), dev, to);
         }
-        let (_, name, peer) = self.pending_veth.borrow_mut().take().expect("moves_pending saw it");
-        let nsr = ns.as_deref();
+        // Taken out while this looks: a socket asked for now must not flush it.
+        let mut h = self.pending_veth.borrow_mut().take().expect("merges saw it");
+        let name_end = h.end_moving(ns.as_deref(), dev, to).expect("merges saw it");
         let clash = netns::exists(to) && self.sock(Some(to))?.index_of(dev).is_ok();
         if !netns::exists(to) || clash {
             // The usual path, so the kernel's refusal is the one the move gets.
-            self.create_veth(nsr, &name, None, &peer, None)?;
-            return self.move_link(nsr, dev, to);
+            self.create_held(&h)?;
+            return self.move_link(ns.as_deref(), dev, to);
         }
-        if dev == name {
-            self.create_veth(nsr, &name, Some(to), &peer, None)
+        if name_end {
+            h.name_in = Some(to.to_string());
         } else {
-            self.create_veth(nsr, &name, None, &peer, Some(to))
+            h.peer_in = Some(to.to_string());
         }
+        *self.pending_veth.borrow_mut() = Some(h);
+        Ok(())
     }
 
     /// Creates the veth pair `name` / `peer` through the socket of `ns`. `name_in` and
     /// `peer_in` make an end directly inside another netns: moving a link later costs the
-    /// kernel 16-23 ms, creating it there about 0.5 ms.
+    /// kernel 16-23 ms, creating it there about 0.5 ms. `extras`: IFLA_MASTER of `name`,
+    /// IFF_UP of `name`, IFF_UP of `peer`, set by the same request (the kernel brings the
+    /// ends up, then enslaves `name`: rtnl_newlink_create).
     fn create_veth(
         &self,
         ns: Option<&str>,
@@ -163,7 +334,9 @@ impl Kernel {
         name_in: Option<&str>,
         peer: &str,
         peer_in: Option<&str>,
+        extras: (Option<u32>, bool, bool),
     ) -> NetResult<()> {
+        let (master, up, peer_up) = extras;
         // The netns fds must stay open until the request has completed.
         let name_fd = name_in.map(netns::open).transpose()?;
         let peer_fd = peer_in.map(netns::open).transpose()?;
@@ -177,6 +350,9 @@ impl Kernel {
             .tagged(LinkUnspec::new_with_name(peer))
             .append_extra_attribute(LinkAttribute::NumTxQueues(1))
             .append_extra_attribute(LinkAttribute::NumRxQueues(1));
+        if peer_up {
+            peer_msg = peer_msg.up();
+        }
         if let Some(fd) = &peer_fd {
             peer_msg = peer_msg.setns_by_fd(fd.as_raw_fd());
         }
@@ -187,6 +363,12 @@ impl Kernel {
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg.build())));
         if let Some(fd) = &name_fd {
             b = b.setns_by_fd(fd.as_raw_fd());
+        }
+        if let Some(m) = master {
+            b = b.controller(m);
+        }
+        if up {
+            b = b.up();
         }
         let (name_at, peer_at) = (name_in.or(ns), peer_in.or(ns));
         self.sock(ns)?
@@ -204,5 +386,29 @@ impl Kernel {
         };
         // The op fails as a whole, so the journal drops it: nothing of it may stay behind.
         finish().inspect_err(|_| self.undo_link(name_at, name))
+    }
+
+    /// The ifindex of bridge `m` in `ns` when this executor made it and has put fewer than
+    /// [`BRIDGE_MAX_PORTS`] ports on it: a `set_master` onto it can only succeed. (A port
+    /// someone else adds meanwhile is not counted: the 1024th would then be refused one
+    /// operation late, naming the call.)
+    fn bridge_with_room(&self, ns: Option<&str>, m: &str) -> Option<u32> {
+        let key = (ns.map(str::to_string), m.to_string());
+        let &(idx, ports) = self.bridges.borrow().get(&key)?;
+        if ports >= BRIDGE_MAX_PORTS {
+            return None;
+        }
+        // The name still means that bridge (deleted and made again, it has another index).
+        let sock = self.socks.borrow().get(&key.0).map(|(s, _)| s.clone())?;
+        (sock.index_of(m).ok()? == idx).then_some(idx)
+    }
+
+    /// Counts a port this executor put on bridge `m` (see [`Kernel::bridge_with_room`]).
+    pub(super) fn bridge_port_added(&self, ns: Option<&str>, m: Option<&str>) {
+        let Some(m) = m else { return };
+        let key = (ns.map(str::to_string), m.to_string());
+        if let Some(b) = self.bridges.borrow_mut().get_mut(&key) {
+            b.1 += 1;
+        }
     }
 }
