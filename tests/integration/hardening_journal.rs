@@ -297,3 +297,24 @@ echo clean"#
     );
     assert!(text.contains("ttl: 64\nclean"), "{}", r.stdout);
 }
+
+/// A run killed between `ip netns add` and recording the netns's identity (seen in
+/// lifecycle's kill -9 test) leaves a journal whose last line made a netns no identity
+/// vouches for: it holds nothing but `lo`, so destroy takes it as the lab's. Simulated by
+/// dropping the recorded identity.
+#[test]
+fn a_netns_made_just_before_a_kill_is_destroyed() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe("hj-kill.rhai", "netns::add(\"hjk1\");\nnetns::add(\"hjk2\");\n");
+    let r = run(&format!(
+        r#"nslab run {path} >/dev/null
+grep -v '"hjk2"' /run/nslab/hj-kill/netns > /tmp/ids; cp /tmp/ids /run/nslab/hj-kill/netns
+nslab destroy hj-kill
+[ -z "$(ip netns list | grep hjk)" ] || {{ echo "left: $(ip netns list)"; exit 1; }}
+echo clean"#
+    ));
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("clean"), "{}", r.stdout);
+}

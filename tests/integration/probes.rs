@@ -150,3 +150,32 @@ fn bad_probe_options_are_refused() {
         assert!(r.stderr.contains(&format!("{path}:1:")), "{}", r.stderr);
     }
 }
+
+/// A ping across a lossy cable (netem loss), or one whose delays may outlast ping's wait, is
+/// a matter of chance: the plan answers `()`, not "every echo came back" (issue 14's "never a
+/// confident wrong answer"). Without impairment it answers as before.
+#[test]
+fn the_plan_does_not_guess_a_ping_across_an_impaired_cable() {
+    let path = crate::common::recipe(
+        "probes-lossy.rhai",
+        r#"netns::add("a");
+netns::add("b");
+veth::add("a", "eth0", "b", "eth0");
+addr::add("a", "eth0", "10.9.9.1/24");
+addr::add("b", "eth0", "10.9.9.2/24");
+link::up("a", "eth0");
+link::up("b", "eth0");
+print(`CLEAN ${type_of(probe::ping("a", "10.9.9.2"))}`);
+tc::netem("b", "eth0", #{loss_pct: 1});
+print(`LOSSY ${type_of(probe::ping("a", "10.9.9.2"))}`);
+tc::netem("b", "eth0", #{delay_ms: 600});
+print(`SLOW ${type_of(probe::ping("a", "10.9.9.2", #{count: 1, timeout_ms: 1000}))}`);
+print(`PATIENT ${type_of(probe::ping("a", "10.9.9.2", #{count: 1, timeout_ms: 3000}))}`);
+"#,
+    );
+    let plan = nslab(&["plan", &path]);
+    plan.ok();
+    for want in ["# CLEAN map", "# LOSSY ()", "# SLOW ()", "# PATIENT map"] {
+        assert!(plan.stdout.contains(want), "{want}:\n{}", plan.stdout);
+    }
+}

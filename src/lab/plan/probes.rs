@@ -25,6 +25,29 @@ impl Plan {
         !self.ran_exec() && (t.server.is_some() || self.sandboxed.get())
     }
 
+    /// Whether a netem qdisc in a netns the probe crosses makes its echoes a matter of
+    /// chance: loss, or delays that may add up to the time ping waits. Any link of those
+    /// namespaces counts (the trace names the links where filter chains look, not every
+    /// bridge port a frame leaves by), so the answer is `()` rather than a guess.
+    fn impaired(&self, t: &Trace, wait: Duration) -> bool {
+        let m = self.model.borrow();
+        let mut delay_ns = 0u64;
+        let spaces: std::collections::BTreeSet<_> = t.checks.iter().map(|c| &c.ns).collect();
+        for ns in spaces {
+            let Ok(space) = m.space(ns.as_deref()) else { continue };
+            for q in space.qdiscs.values() {
+                if let crate::net::tc::Qdisc::Netem(n) = q {
+                    if n.loss > 0 || n.corrupt > 0 {
+                        return true;
+                    }
+                    delay_ns += n.delay_ns + n.jitter_ns;
+                }
+            }
+        }
+        // Each delayed link may be crossed both ways.
+        Duration::from_nanos(delay_ns.saturating_mul(2)) >= wait
+    }
+
     fn tcp_failure(target_err: String) -> TcpResult {
         TcpResult {
             ok: false,
@@ -138,6 +161,9 @@ impl Plan {
         let received = match trace {
             Err(_) => 0,
             Ok(t) => {
+                if self.impaired(&t, echoes.wait) {
+                    return Ok(None);
+                }
                 let m = self.model.borrow();
                 match (m.request_fate(&t, "icmp"), m.reply_fate(&t, "icmp")) {
                     (Fate::Unknown, _) | (Fate::Pass, Fate::Unknown) => return Ok(None),
