@@ -508,7 +508,8 @@ d=$(mktemp -d); printf '#!/bin/sh\nsleep 1.5\nexec iptables "$@"\n' > $d/iptable
 $d/iptables -t nat -A POSTROUTING "$@" &
 T=$(mktemp -d)
 nslab destroy hard-orphan > $T/dout 2>&1 & dpid=$!
-sleep 0.5
+# until the destroy holds the lab (a fixed sleep lost that race under load)
+for i in $(seq 200); do grep -q '"destroying":true' /run/nslab/hard-orphan/meta.json 2>/dev/null && break; sleep 0.02; done
 if nslab run {path} 2> $T/rout; then echo "run during destroy succeeded"; exit 1; fi
 cat $T/rout
 grep -q "lab hard-orphan is being destroyed by process $dpid" <(tr -d '\n│' < $T/rout | tr -s ' ') || {{ echo "not the destroy's pid $dpid"; exit 1; }}
