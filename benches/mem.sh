@@ -57,25 +57,13 @@ if [[ " $tools " == *" nslab"* && -z ${NSLAB:-} ]]; then
     (cd "$here/.." && cargo build --release --quiet) || exit 1
 fi
 [[ " $tools " == *" floor"* ]] && { make -C "$here/floor" -s || exit 1; }
-quiet() { # until no kworker is busy destroying namespaces (as run.sh)
-    local i c busy
-    sleep 1
-    for ((i = 0; i < 300; i++)); do
-        busy=0
-        for c in /proc/[0-9]*/comm; do
-            { read -r c < "$c"; } 2> /dev/null || continue
-            [[ $c == kworker*+netns* ]] && { busy=1; break; }
-        done
-        (( busy )) || return 0
-        sleep 0.1
-    done
-}
+source "$here/lib/settle.sh"
 read -r -a tl <<< "$tools"
 echo "# $(date -u +%FT%TZ) kernel=$(uname -r) cpus=$(nproc) nslab $(git -C "$here/.." rev-parse --short HEAD 2>/dev/null) settle=${settle}s"
 for n in "${ns[@]}"; do
     for ((r = 1; r <= reps; r++)); do
         for t in "${tl[@]}"; do
-            quiet
+            settle_kernel 1
             unshare --net --mount -- bash "$0" --inner "$t" "$n" "$settle"
         done
     done

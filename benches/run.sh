@@ -47,22 +47,7 @@ out=${out:-$here/results/lab-$(date -u +%Y%m%dT%H%M%SZ).txt}
     echo "# reps=$reps tools=$tools Ns=${ns[*]}"
 } >> "$out"
 
-# The kernel destroys a sandbox's namespaces after it exits, asynchronously (the `netns`
-# workqueue). Wait for that to finish, so one run's cleanup does not land in the next
-# run's timing: a busy worker shows as kworker/...+netns.
-settle_kernel() {
-    local i c busy
-    sleep 0.2
-    for ((i = 0; i < 300; i++)); do
-        busy=0
-        for c in /proc/[0-9]*/comm; do
-            { read -r c < "$c"; } 2> /dev/null || continue
-            [[ $c == kworker*+netns* ]] && { busy=1; break; }
-        done
-        (( busy )) || return 0
-        sleep 0.1
-    done
-}
+source "$here/lib/settle.sh"
 
 one() { # tool n rep check
     local line
