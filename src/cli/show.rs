@@ -13,7 +13,7 @@ use crate::lab::sysctl_claims;
 use crate::lab::teardown::{Owned, owner_tag};
 use crate::net::info::{AddrInfo, LinkInfo, RouteInfo};
 use crate::net::rule::{RuleInfo, rule_info, rule_message};
-use crate::net::{Kernel, NetError, Op, nat, netns};
+use crate::net::{Kernel, NetError, Ns, Op, nat, netns};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -192,6 +192,7 @@ pub fn collect(kernel: &Kernel, filter: Option<(&str, &Owned)>) -> Result<State,
 
     let creators = netns_creators();
     let claims = sysctl_claims::all();
+    let nsids = NsIds { kernel, known: Default::default() };
     let mut out = Vec::new();
     for ((raw, nat), filter_rules) in raws.iter().zip(nats).zip(filters) {
         let ns = raw.ns.as_deref();
@@ -214,7 +215,7 @@ pub fn collect(kernel: &Kernel, filter: Option<(&str, &Owned)>) -> Result<State,
                 continue;
             }
             links.push(LinkView {
-                peer: peer_of(kernel, l, ns, &raws),
+                peer: peer_of(&nsids, l, ns, &raws),
                 owner: l
                     .alias
                     .as_deref()
@@ -323,6 +324,7 @@ pub fn collect(kernel: &Kernel, filter: Option<(&str, &Owned)>) -> Result<State,
             errors: raw.errors.clone(),
         });
     }
+    nsids.forget();
     Ok(State { lab: filter.map(|(l, _)| l.to_string()), namespaces: out })
 }
 
@@ -420,7 +422,7 @@ fn netns_creators() -> BTreeMap<String, String> {
 /// from 1: the two ends of `veth::add("a1", "x", "b1", "y")` and of the same in a2/b2 are all
 /// index 2 with peer 2), so where the kernel says the peer is in another netns
 /// (IFLA_LINK_NETNSID) and more than one fits, the netns whose id in `ns` is that one wins.
-fn peer_of(kernel: &Kernel, l: &LinkInfo, ns: Option<&str>, raws: &[Raw]) -> Option<PeerRef> {
+fn peer_of(nsids: &NsIds, l: &LinkInfo, ns: Option<&str>, raws: &[Raw]) -> Option<PeerRef> {
     let p = l.peer_index?;
     let is_peer = |m: &LinkInfo| {
         m.index == p
@@ -442,17 +444,38 @@ fn peer_of(kernel: &Kernel, l: &LinkInfo, ns: Option<&str>, raws: &[Raw]) -> Opt
             if fits.len() == 1 {
                 fits.into_iter().next()
             } else {
-                let found = fits
-                    .into_iter()
-                    .find(|(r, _)| kernel.nsid(ns, r.ns.as_deref()).ok().flatten() == Some(id));
-                if let Some(n) = ns {
-                    kernel.forget(n);
-                }
-                found
+                fits.into_iter().find(|(r, _)| nsids.get(ns, r.ns.as_deref()) == Some(id))
             }
         }
     };
     found.map(|(r, m)| PeerRef { name: m.name.clone(), netns: r.ns.clone() })
+}
+
+/// The ids namespaces give each other (`Kernel::nsid`), asked once per pair; the sockets it
+/// opens are dropped by `forget` (an open socket keeps a deleted netns alive).
+struct NsIds<'a> {
+    kernel: &'a Kernel,
+    known: std::cell::RefCell<BTreeMap<(Ns, Ns), Option<i32>>>,
+}
+
+impl NsIds<'_> {
+    fn get(&self, ns: Option<&str>, other: Option<&str>) -> Option<i32> {
+        let key = (ns.map(str::to_string), other.map(str::to_string));
+        if let Some(id) = self.known.borrow().get(&key) {
+            return *id;
+        }
+        let id = self.kernel.nsid(ns, other).ok().flatten();
+        self.known.borrow_mut().insert(key, id);
+        id
+    }
+
+    fn forget(&self) {
+        for (ns, _) in self.known.borrow().keys() {
+            if let Some(n) = ns {
+                self.kernel.forget(n);
+            }
+        }
+    }
 }
 
 fn state_word(l: &LinkInfo) -> String {
