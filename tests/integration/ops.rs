@@ -212,3 +212,115 @@ fn a_set_master_that_cannot_merge_fails_at_its_own_line() {
     assert!(r.stderr.contains("nobridge"), "{}", r.stderr);
     assert!(!r.stderr.contains("held back"), "{}", r.stderr);
 }
+
+/// lab(N)'s shape: each host finished before the next. A run holds the hosts' `up`s and
+/// their default routes back and brings them up together at the end (the kernel layer's
+/// `deferred`); the end state is the recipe's.
+const HELD: &str = r#"
+bridge::add("hb");
+link::up("hb");
+addr::add("hb", "10.77.0.1/24");
+for i in 1..=3 {
+    let h = `hh${i}`;
+    netns::add(h);
+    veth::add(`hv${i}-br`, `hv${i}`, h);
+    link::set_master(`hv${i}-br`, "hb");
+    link::up(`hv${i}-br`);
+    addr::add(h, `hv${i}`, `10.77.0.${i + 1}/24`);
+    link::up(h, `hv${i}`);
+    link::up(h, "lo");
+    route::add(h, "default", "10.77.0.1");
+}
+"#;
+
+#[test]
+fn held_back_ups_and_routes_end_as_the_recipe_says() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let p = recipe("ops-held.rhai", HELD);
+    let mut script = format!("NSLAB_TIMING=1 nslab run {p} 2>&1 >/dev/null | awk '/[(]held[)]/ {{print $2, $3, $4}}'\n");
+    for i in 1..=3 {
+        script += &format!(
+            "ip -n hh{i} -j link show hv{i}\nip -n hh{i} -j link show lo\nip -n hh{i} -j route show default\n"
+        );
+    }
+    script += "ip netns exec hh1 ping -c1 -W5 10.77.0.4 >/dev/null && echo pinged\n";
+    let r = sandboxed(&script);
+    r.ok();
+    let mut lines = r.stdout.lines();
+    // The mechanism is in use: 6 ups and 3 routes went at the end.
+    assert_eq!(lines.next(), Some("LinkUp (held) 6"), "{}", r.stdout);
+    assert_eq!(lines.next(), Some("RouteAdd (held) 3"), "{}", r.stdout);
+    let up = |l: &serde_json::Value| l["flags"].as_array().unwrap().iter().any(|f| f == "UP");
+    for i in 1..=3 {
+        let dev = &json(lines.next().unwrap())[0];
+        assert!(up(dev), "{dev}");
+        assert_eq!(dev["ifalias"].as_str(), Some("nslab:ops-held"), "the tag rode along: {dev}");
+        let lo = &json(lines.next().unwrap())[0];
+        assert!(up(lo), "{lo}");
+        let route = &json(lines.next().unwrap())[0];
+        assert_eq!(route["gateway"].as_str(), Some("10.77.0.1"), "{route}");
+        assert_eq!(route["dev"].as_str(), Some(format!("hv{i}").as_str()), "{route}");
+    }
+    assert_eq!(lines.next(), Some("pinged"));
+}
+
+/// Whatever looks sees what the lines before it did: a query, an `exec`.
+#[test]
+fn what_is_held_back_is_there_before_anything_looks() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let p = recipe(
+        "ops-held-look.rhai",
+        r#"
+netns::add("q1");
+veth::add("qa", "qb", "q1");
+link::up("qa");
+addr::add("q1", "qb", "10.78.0.2/24");
+link::up("q1", "qb");
+let qb = link::list("q1").filter(|l| l.name == "qb")[0];
+assert(qb.state == "up", `qb is ${qb.state}`);
+route::add("q1", "default", "10.78.0.1");
+let r = netns::exec("q1", "ip -o route show default");
+assert(r.stdout.contains("via 10.78.0.1 dev qb"), r.stdout);
+netns::add("q2");
+veth::add("qc", "qd", "q2");
+addr::add("q2", "qd", "10.79.0.2/24");
+link::up("q2", "qd");
+route::add("q2", "default", "10.79.0.1");
+let r = host::exec("ip -n q2 -o route show default");
+assert(r.stdout.contains("via 10.79.0.1 dev qd"), r.stdout);
+"#,
+    );
+    sandboxed(&format!("nslab run {p}")).ok();
+}
+
+/// Only what cannot fail is held back: a route the kernel refuses fails at its own line, in
+/// a `try` around it too, and a second default route meets the first one there.
+#[test]
+fn a_route_the_kernel_refuses_fails_at_its_own_line() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let p = recipe(
+        "ops-held-err.rhai",
+        r#"netns::add("r1");
+veth::add("ra", "rb", "r1");
+addr::add("r1", "rb", "10.79.0.2/24");
+link::up("r1", "rb");
+let caught = false;
+try { route::add("r1", "default", "10.80.0.1"); } catch { caught = true; }
+assert(caught, "an unreachable gateway is refused in the try");
+route::add("r1", "default", "10.79.0.1");
+netns::add("r2");
+route::add("r1", "default", "10.79.0.9");
+"#,
+    );
+    let r = sandboxed(&format!("nslab run {p}"));
+    assert_ne!(r.status, 0);
+    assert!(r.stderr.contains("ops-held-err.rhai:10"), "{}", r.stderr);
+    assert!(r.stderr.contains("netns r1 already has a route default"), "{}", r.stderr);
+    assert!(!r.stderr.contains("held back"), "{}", r.stderr);
+}

@@ -12,6 +12,7 @@
 //! slowest): where a slow build spends its time.
 
 mod addr;
+mod deferred;
 mod dump;
 mod link;
 mod link_kinds;
@@ -57,6 +58,8 @@ pub(crate) struct Kernel {
     defer_veth: Cell<bool>,
     /// A veth pair accepted but not created yet, with what merged into it.
     pending_veth: RefCell<Option<veth::HeldVeth>>,
+    /// Link-ups and default routes held back in a run (`deferred`).
+    deferred: RefCell<deferred::Deferred>,
     /// Links created by this executor whose owner tag (alias) is not set yet: it rides
     /// along with the next `up` or `master` of the same link (see [`Kernel::set_alias`]).
     /// A set: a lab(1000) holds a thousand, and every `up` looks for its link's.
@@ -101,6 +104,7 @@ impl Kernel {
             no_ipv6: Cell::new(false),
             defer_veth: Cell::new(false),
             pending_veth: RefCell::new(None),
+            deferred: RefCell::new(deferred::Deferred::default()),
             pending_tags: RefCell::new(HashSet::new()),
             bridges: RefCell::new(HashMap::new()),
             v6_off_ns: RefCell::new(HashSet::new()),
@@ -219,9 +223,17 @@ impl Kernel {
     /// One line per kind of Op: each family's file says how it is done.
     fn apply_inner(&self, op: &Op) -> NetResult<()> {
         self.flush_unless_merges(op)?;
-        if self.merge(op)? {
+        if self.merge(op)? || self.hold(op) {
             return Ok(());
         }
+        let r = self.apply_now(op);
+        if r.is_ok() {
+            self.note_applied(op);
+        }
+        r
+    }
+
+    fn apply_now(&self, op: &Op) -> NetResult<()> {
         match op {
             Op::NetnsAdd { name } => self.netns_add(name),
             Op::NetnsDel { name } => self.netns_del(name),

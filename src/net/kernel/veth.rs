@@ -84,11 +84,15 @@ impl HeldVeth {
 }
 
 impl Kernel {
-    /// Creates the held-back veth pair and sets the pending owner tags, if any (see
-    /// [`Kernel::set_defer_veth`]): what anyone looking at the kernel must see.
+    /// Applies the held-back ups and routes (`deferred`), creates the held-back veth pair
+    /// and sets the pending owner tags, if any (see [`Kernel::set_defer_veth`]): what anyone
+    /// looking at the kernel must see.
     pub(crate) fn flush(&self) -> NetResult<()> {
+        self.flush_held()?;
         self.flush_veth()?;
-        self.flush_tags()
+        self.flush_tags()?;
+        self.outside_may_have_acted();
+        Ok(())
     }
 
     /// Creates the held-back veth pair, if any, with what merged into it.
@@ -145,6 +149,7 @@ impl Kernel {
     pub(crate) fn discard_pending(&self) {
         self.pending_veth.borrow_mut().take();
         self.pending_tags.borrow_mut().clear();
+        self.discard_held();
     }
 
     /// True when `op` merges into the held-back veth (so nothing must be flushed before
@@ -207,6 +212,7 @@ impl Kernel {
     /// `master` of a link with a pending tag carries it). Callers that do more than
     /// [`Kernel::apply`] before applying an Op (reading a sysctl first) call this.
     pub(crate) fn flush_unless_merges(&self, op: &Op) -> NetResult<()> {
+        self.flush_held_for(op)?;
         if !self.merges(op) {
             self.flush_veth()?;
         }
