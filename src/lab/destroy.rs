@@ -94,7 +94,8 @@ pub(crate) fn destroy_with(lab: &str, force: bool) -> Vec<crate::net::NetError> 
     // What the journal lost (damaged lines, a journal cut short or emptied), found again by
     // the lab's marks; rules only when the journal says it lost something (one iptables
     // run per namespace).
-    let swept = super::sweep::sweep(&kernel, lab, !damage.is_empty() || ops.is_empty());
+    let swept =
+        super::sweep::sweep(&kernel, lab, !damage.is_empty() || ops.is_empty(), &undone.cleared);
     errors.extend(swept.errors);
     // Marks the journal did not name are damage too: a journal cut short (or emptied)
     // reads as intact.

@@ -5,6 +5,7 @@
 //! left when teardown returns.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use crate::net::error::place;
 use crate::net::info::{AddrId, LinkInfo, RouteInfo};
@@ -21,6 +22,9 @@ use super::sysctl_claims;
 pub(crate) struct Undone {
     pub(crate) errors: Vec<NetError>,
     pub(crate) left: Vec<String>,
+    /// Places where a dump showed every link of the lab's group as the lab's and all of
+    /// them went: a sweep finds nothing more there.
+    pub(crate) cleared: Vec<Ns>,
 }
 
 impl Undone {
@@ -296,10 +300,36 @@ pub(crate) fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Undone {
     //     (with whatever is in it) after the lab is gone.
     super::stop_backgrounds(lab);
 
+    // 3a. The lab's links outside its namespaces, asked before step 2: right after the
+    //     unmounts the kernel's netns worker holds RTNL for a long time, and a dump then
+    //     waits for it (lab(200): 50-90 ms).
+    let mut by_pair: HashMap<usize, Vec<&OwnedLink>> = HashMap::new();
+    for l in &owned.links {
+        by_pair.entry(l.pair).or_default().push(l);
+    }
+    let mut places: BTreeSet<Ns> = BTreeSet::new();
+    // Per place, the veth ends whose peer sits in one of the lab's namespaces: the kernel
+    // deletes them with that netns.
+    let mut reaped: HashMap<Ns, HashSet<&str>> = HashMap::new();
+    for ends in by_pair.values() {
+        let outside = ends.iter().find(|l| !owned.in_owned_ns(l.ns.as_deref()));
+        let end = outside.unwrap_or(&ends[0]);
+        places.insert(end.ns.clone());
+        if outside.is_some() && ends.iter().any(|l| owned.in_owned_ns(l.ns.as_deref())) {
+            reaped.entry(end.ns.clone()).or_default().insert(&end.name);
+        }
+    }
+    let outside: Vec<(Ns, Result<Deletion, NetError>)> = places
+        .into_iter()
+        .filter(|ns| !owned.in_owned_ns(ns.as_deref()))
+        .map(|ns| {
+            let d = lab_links(kernel, ns.as_deref(), lab, &owned);
+            (ns, d)
+        })
+        .collect();
+
     // 2. The namespaces, newest first. Their links go with them: the kernel tears an
-    //    unmounted netns down on its own worker, in one batch, while step 3 runs (lab(200)
-    //    with `ip -batch` doing the same two steps: all links gone after 122 ms in this
-    //    order, 136 ms with the group delete first; medians of 6).
+    //    unmounted netns down on its own worker, in one batch.
     let netns: Vec<&String> = ops
         .iter()
         .filter_map(|op| if let Op::NetnsAdd { name } = op { Some(name) } else { None })
@@ -310,23 +340,22 @@ pub(crate) fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Undone {
         }
     }
 
-    // 3. The lab's links outside its namespaces: one group delete per netns, which also
-    //    takes every veth end whose peer sat in a namespace of step 2 and that the kernel has
-    //    not reaped yet, so none of the lab's links is left when this returns. Deleting a
-    //    bridge releases any foreign link the lab had enslaved to it.
-    let mut by_pair: HashMap<usize, Vec<&OwnedLink>> = HashMap::new();
-    for l in &owned.links {
-        by_pair.entry(l.pair).or_default().push(l);
+    // 3. The lab's links outside its namespaces. The veth ends whose peers were in step 2's
+    //    namespaces go with them; the rest (bridges, …) are deleted at once, before the
+    //    kernel's worker takes RTNL, and then this waits until the reaped ends are gone
+    //    too, so none of the lab's links is left when this returns. Deleting a bridge
+    //    releases any foreign link the lab had enslaved to it.
+    let mut cleared = Vec::new();
+    for (ns, d) in outside {
+        let none = HashSet::new();
+        let r = d
+            .and_then(|d| delete_links(kernel, ns.as_deref(), d, reaped.get(&ns).unwrap_or(&none)));
+        if r.as_ref().is_ok_and(|&all| all) {
+            cleared.push(ns);
+        }
+        keep(r.map(|_| ()));
     }
-    let mut places: BTreeSet<Ns> = BTreeSet::new();
-    for ends in by_pair.values() {
-        let outside = ends.iter().find(|l| !owned.in_owned_ns(l.ns.as_deref()));
-        places.insert(outside.unwrap_or(&ends[0]).ns.clone());
-    }
-    for ns in places.iter().filter(|ns| !owned.in_owned_ns(ns.as_deref())) {
-        keep(delete_links(kernel, ns.as_deref(), lab, &owned));
-    }
-    Undone { errors, left }
+    Undone { errors, left, cleared }
 }
 
 /// The start of why something the journal names was left: the kernel does not confirm it.
@@ -481,42 +510,116 @@ pub(crate) fn netns_verdict(
     }
 }
 
-/// Deletes the lab's links in `ns`: one RTM_DELLINK for the whole link group when every
-/// link in the group is this lab's (see [`Owned::is_mine`]), else one by one — never a
-/// foreign link, even one that shares the group number.
-fn delete_links(
+/// How long the wait for the kernel's netns worker may see no veth end go before the group
+/// delete takes the rest (a peer moved out of the lab's netns by hand never goes on its own).
+const REAP_PATIENCE: Duration = Duration::from_secs(2);
+
+/// Waits until the kernel has deleted `names` in `ns`, the veth ends whose peers were in the
+/// namespaces step 2 unmounted, or until it stops making progress.
+///
+/// Why not delete them at once with the group: the kernel's netns worker deletes every
+/// device of the dying namespaces in one batch and frees them on its own time, while an
+/// RTM_DELLINK returns only after its devices are freed (`netdev_run_todo` waits for their
+/// last references). Measured on lab(200), built by nslab and torn down in one run
+/// (`benches/run.sh`, 4 reps each): the group delete right after the unmounts took 192 ms
+/// until every `vI-br` was gone; unmount, delete `br0`, let the kernel reap the rest (the C
+/// floor's teardown) 127 ms; deleting the bridge first, then the group, 219 ms.
+fn wait_reaped(kernel: &Kernel, ns: Option<&str>, names: &[&str]) -> bool {
+    let mut progress = Instant::now();
+    let mut rest = names.to_vec();
+    // One name at a time: the batch takes them all at once, so checking each name in every
+    // round would cost N ioctls a millisecond for nothing.
+    while let Some(name) = rest.last() {
+        if kernel.link_index(ns, name).is_err() {
+            rest.pop();
+            progress = Instant::now();
+        } else if progress.elapsed() > REAP_PATIENCE {
+            return false;
+        } else {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    true
+}
+
+/// The lab's links in one netns outside its namespaces, as a dump shows them.
+struct Deletion {
+    /// Every link of the lab's group there is this lab's (see [`Owned::is_mine`]): one
+    /// RTM_DELLINK for the whole group may go.
+    group: Option<u32>,
+    /// The lab's links there (never a foreign link, even one that shares the group number).
+    mine: Vec<String>,
+}
+
+fn lab_links(
     kernel: &Kernel,
     ns: Option<&str>,
     lab: &str,
     owned: &Owned,
-) -> Result<(), NetError> {
+) -> Result<Deletion, NetError> {
     let group = super::journal::group_of(lab);
     let links = match kernel.links(ns) {
         Ok(l) => l,
-        Err(e) if e.is_gone() => return Ok(()),
+        Err(e) if e.is_gone() => return Ok(Deletion { group: None, mine: Vec::new() }),
         Err(e) => return Err(e),
     };
     let in_group: Vec<&LinkInfo> = links.iter().filter(|l| l.group == group).collect();
-    if in_group.is_empty() {
-        return Ok(());
-    }
-    if in_group.iter().all(|l| owned.is_mine(ns, l, lab)) {
-        return match kernel.apply(&Op::LinkGroupDel { ns: ns.map(str::to_string), group }) {
-            Err(e) if e.is_gone() => Ok(()),
-            r => r,
-        };
-    }
+    let all_mine = in_group.iter().all(|l| owned.is_mine(ns, l, lab));
+    Ok(Deletion {
+        group: (all_mine && !in_group.is_empty()).then_some(group),
+        mine: in_group
+            .into_iter()
+            .filter(|l| owned.is_mine(ns, l, lab))
+            .map(|l| l.name.clone())
+            .collect(),
+    })
+}
+
+/// Deletes the lab's links in `ns` (see step 3 of [`teardown`]): those the kernel does not
+/// reap one by one, then, once the reaped ones are gone or the kernel stops making
+/// progress, whatever is left: by one group delete when the whole group is the lab's. True
+/// when the whole group was the lab's and is gone.
+fn delete_links(
+    kernel: &Kernel,
+    ns: Option<&str>,
+    d: Deletion,
+    reaped: &HashSet<&str>,
+) -> Result<bool, NetError> {
     let mut first_err = None;
-    for l in in_group {
-        if owned.is_mine(ns, l, lab)
-            && let Err(e) =
-                kernel.apply(&Op::LinkDel { ns: ns.map(str::to_string), dev: l.name.clone() })
+    let mut del = |dev: &str| {
+        if let Err(e) = kernel.apply(&Op::LinkDel { ns: ns.map(str::to_string), dev: dev.into() })
             && !e.is_gone()
         {
             first_err.get_or_insert(e);
         }
+    };
+    let waiting: Vec<&str> =
+        d.mine.iter().map(String::as_str).filter(|n| reaped.contains(n)).collect();
+    let rest = || d.mine.iter().filter(|n| !reaped.contains(n.as_str()));
+    match d.group {
+        Some(group) if waiting.is_empty() => {
+            return match kernel.apply(&Op::LinkGroupDel { ns: ns.map(str::to_string), group }) {
+                Err(e) if e.is_gone() => Ok(true),
+                r => r.map(|()| true),
+            };
+        }
+        Some(group) => {
+            rest().for_each(|n| del(n));
+            if !wait_reaped(kernel, ns, &waiting) {
+                match kernel.apply(&Op::LinkGroupDel { ns: ns.map(str::to_string), group }) {
+                    Err(e) if e.is_gone() => {}
+                    r => r?,
+                }
+            }
+        }
+        None => {
+            rest().for_each(|n| del(n));
+            if !wait_reaped(kernel, ns, &waiting) {
+                waiting.iter().for_each(|n| del(n));
+            }
+        }
     }
-    first_err.map_or(Ok(()), Err)
+    first_err.map_or(Ok(d.group.is_some()), Err)
 }
 
 #[cfg(test)]

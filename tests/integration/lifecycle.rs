@@ -1019,3 +1019,39 @@ fn run_checks_privileges_and_iptables_first() {
     );
     assert!(!r.stdout.contains("rolled back"), "{}", r.stdout);
 }
+
+/// Destroy lets the kernel delete the host-side veth ends with their peers' namespaces and
+/// waits for that; an end whose peer was moved out of the lab by hand does not go that way,
+/// and destroy deletes it itself once the kernel stops making progress.
+#[test]
+fn destroy_takes_a_veth_end_whose_peer_left_the_lab() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let p = recipe(
+        "lc-reaped.rhai",
+        r#"bridge::add("rb0");
+link::up("rb0");
+for i in 1..=3 {
+    netns::add(`rh${i}`);
+    veth::add(`r${i}-br`, `r${i}`, `rh${i}`);
+    link::set_master(`r${i}-br`, "rb0");
+    link::up(`r${i}-br`);
+    link::up(`rh${i}`, `r${i}`);
+}
+"#,
+    );
+    let r = sandboxed(&format!(
+        r#"
+        nslab run {p} > /dev/null
+        ip netns add elsewhere
+        ip -n rh2 link set r2 netns elsewhere
+        nslab destroy lc-reaped
+        ip -o link show | grep -c -e rb0 -e '-br' || true
+        ip -n elsewhere -o link show | grep -c r2 || true
+        ip netns list | cut -d' ' -f1 | sort | tr '\n' ' '
+        "#
+    ));
+    r.ok();
+    assert_eq!(r.stdout, "destroyed lab lc-reaped\n0\n0\nelsewhere internet ");
+}

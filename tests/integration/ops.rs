@@ -239,7 +239,9 @@ fn held_back_ups_and_routes_end_as_the_recipe_says() {
         return;
     }
     let p = recipe("ops-held.rhai", HELD);
-    let mut script = format!("NSLAB_TIMING=1 nslab run {p} 2>&1 >/dev/null | awk '/[(]held[)]/ {{print $2, $3, $4}}'\n");
+    let mut script = format!(
+        "NSLAB_TIMING=1 nslab run {p} 2>&1 >/dev/null | awk '/[(]held[)]/ {{print $2, $3, $4}}'\n"
+    );
     for i in 1..=3 {
         script += &format!(
             "ip -n hh{i} -j link show hv{i}\nip -n hh{i} -j link show lo\nip -n hh{i} -j route show default\n"
