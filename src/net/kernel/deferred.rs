@@ -243,6 +243,18 @@ impl Kernel {
         if send { self.flush_held() } else { Ok(()) }
     }
 
+    /// The links whose `up` is held back.
+    pub(super) fn held_ups(&self) -> HashSet<(Ns, String)> {
+        let d = self.deferred.borrow();
+        d.ops
+            .iter()
+            .filter_map(|o| {
+                let Op::LinkUp { ns, dev } = o else { return None };
+                Some((ns.clone(), dev.clone()))
+            })
+            .collect()
+    }
+
     /// Records what an applied `op` tells (see [`Deferred::note`]).
     pub(super) fn note_applied(&self, op: &Op) {
         self.deferred.borrow_mut().note(op);

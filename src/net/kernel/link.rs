@@ -1,6 +1,7 @@
 //! Links: creating bridges, state, master, moving, deleting, the lab's tag on each link it
 //! makes, and the link group delete of teardown.
 
+use std::collections::HashSet;
 use std::os::fd::AsRawFd;
 
 use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL};
@@ -12,7 +13,7 @@ use super::Kernel;
 use crate::net::error::{NetError, NetResult, errno_of, from_nl, place};
 use crate::net::netns;
 use crate::net::nl::NlSocket;
-use crate::net::op::{LinkAttrs, parse_mac};
+use crate::net::op::{LinkAttrs, Ns, parse_mac};
 use crate::net::refusal::{
     already_enslaved, bridge_full, bridges_do_not_nest, cannot_join_bridge, link_busy, link_exists,
     link_taken, mtu_out_of_range, netns_has_link, no_bridge, no_link, not_a_bridge,
@@ -80,9 +81,20 @@ impl Kernel {
     /// Sets the pending owner tags (see [`Kernel::set_alias`]). A link already gone needs
     /// none.
     pub(super) fn flush_tags(&self) -> NetResult<()> {
-        let tags = std::mem::take(&mut *self.pending_tags.borrow_mut());
+        self.flush_tags_but(&HashSet::new())
+    }
+
+    /// [`Kernel::flush_tags`] but for the links in `keep`, whose tags stay pending (to ride
+    /// along with their held-back `up`).
+    pub(super) fn flush_tags_but(&self, keep: &HashSet<(Ns, String)>) -> NetResult<()> {
+        let tags: Vec<(Ns, String)> = {
+            let mut pending = self.pending_tags.borrow_mut();
+            let go = pending.iter().filter(|t| !keep.contains(*t)).cloned().collect();
+            pending.retain(|t| keep.contains(t));
+            go
+        };
         for (ns, dev) in tags {
-            match self.send_alias(ns.as_deref(), &dev) {
+            match self.timed("(tags)", || self.send_alias(ns.as_deref(), &dev)) {
                 Err(e) if e.errno == Some(libc::ENODEV) => {}
                 r => r?,
             }

@@ -144,7 +144,8 @@ impl Kernel {
     /// than 1023 ports put on it. Only an error the checks cannot foresee (out of memory, a
     /// port someone else added to that bridge meanwhile) would surface one operation late,
     /// naming the calls. For `nslab run` only: in the REPL a veth must exist as soon as its
-    /// line returns.
+    /// line returns. The same switch holds back the link-ups and default routes that cannot
+    /// fail (`deferred`).
     pub(crate) fn set_defer_veth(&self, on: bool) {
         self.defer_veth.set(on);
     }

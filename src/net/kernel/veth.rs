@@ -88,8 +88,12 @@ impl Kernel {
     /// and sets the pending owner tags, if any (see [`Kernel::set_defer_veth`]): what anyone
     /// looking at the kernel must see.
     pub(crate) fn flush(&self) -> NetResult<()> {
-        self.flush_held()?;
         self.flush_veth()?;
+        // The tags first, but for links whose held-back `up` carries theirs: once the hosts
+        // come up, every request waits for RTNL behind their IPv6 work (lab(1000): the
+        // bridge ends' 1000 tags took 266 ms after the ups, 26 ms before them).
+        self.flush_tags_but(&self.held_ups())?;
+        self.flush_held()?;
         self.flush_tags()?;
         self.outside_may_have_acted();
         Ok(())
