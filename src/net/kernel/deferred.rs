@@ -180,10 +180,18 @@ impl Deferred {
                     v.retain(|(d, x)| !(d == dev && x == a));
                 }
             }
+            // What can send a lookup elsewhere or make a gateway's link another one (a VRF,
+            // a bridge or bond taking the link, a sysctl) ends a netns being fresh: holding
+            // back less is always safe.
             Op::RouteAdd { ns: Some(n), .. }
             | Op::RouteDel { ns: Some(n), .. }
             | Op::RuleAdd { ns: Some(n), .. }
-            | Op::RuleDel { ns: Some(n), .. } => {
+            | Op::RuleDel { ns: Some(n), .. }
+            | Op::LinkSetMaster { ns: Some(n), .. }
+            | Op::LinkAdd { ns: Some(n), .. }
+            | Op::BridgeAdd { ns: Some(n), .. }
+            | Op::SysctlSet { ns: Some(n), .. }
+            | Op::SysctlTemp { ns: Some(n), .. } => {
                 self.fresh_ns.remove(n);
             }
             // `if let` above and `_` here would hide a new Op; each kind is named in the
@@ -407,11 +415,17 @@ mod tests {
     }
 
     #[test]
-    fn a_route_or_a_look_ends_a_netns_being_fresh() {
+    fn a_rule_or_a_master_ends_a_netns_being_fresh() {
         let mut d = Deferred::default();
         host(&mut d, "10.0.0.2/24");
         assert!(held(&mut d, up("v1")));
+        assert!(d.holds(&default_via("10.0.0.1")));
         d.note(&Op::RuleAdd { ns: ns("h1"), rule: Default::default() });
         assert!(!d.holds(&default_via("10.0.0.1")), "a rule can send the lookup elsewhere");
+        let mut d = Deferred::default();
+        host(&mut d, "10.0.0.2/24");
+        assert!(held(&mut d, up("v1")));
+        d.note(&Op::LinkSetMaster { ns: ns("h1"), dev: "v1".into(), master: Some("vrf1".into()) });
+        assert!(!d.holds(&default_via("10.0.0.1")), "a VRF moves v1's prefix out of main");
     }
 }
