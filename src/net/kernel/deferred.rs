@@ -16,9 +16,10 @@
 //!   in a netns it made. A veth's `ndo_open` fails only when its peer is gone, which takes
 //!   the pair with it.
 //! - `route::add(ns, "default", GW)` (IPv4, nothing else asked) in a netns this executor made,
-//!   where no route, rule or outside command has been, when GW lies in the prefix of an
-//!   address this run put on a link whose `up` is held back: after that `up`, the kernel's
-//!   prefix route makes GW reachable (`fib_check_nh`), and no default route can be there yet.
+//!   where no route, rule, master, new link, sysctl or outside command has been (see
+//!   [`Deferred::note`]), when GW lies in the prefix of an address this run put on a link
+//!   whose `up` is held back: after that `up`, the kernel's prefix route makes GW reachable
+//!   (`fib_check_nh`), and no default route can be there yet.
 //!
 //! Everything else that names a netns with something held back sends it first, and so does
 //! anything that looks (every query, `exec`, probe, the end of the run). An address added in
