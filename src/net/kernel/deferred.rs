@@ -41,6 +41,9 @@ use crate::net::op::{Ns, Op};
 pub(super) struct Deferred {
     /// The held-back `LinkUp` and `RouteAdd` Ops, in the recipe's order.
     ops: Vec<Op>,
+    /// The links whose `up` is in `ops`: a route asks for its link's, and a lab(1000) holds
+    /// two thousand.
+    ups: HashSet<(Ns, String)>,
     /// Per netns: held-back (ups, routes).
     pending: HashMap<Ns, (usize, usize)>,
     /// Namespaces this executor made, in which no route, rule or outside command has been
@@ -72,7 +75,31 @@ impl Deferred {
     }
 
     fn up_pending(&self, ns: &Ns, dev: &str) -> bool {
-        self.ops.iter().any(|o| matches!(o, Op::LinkUp { ns: n, dev: d } if n == ns && d == dev))
+        self.ups.contains(&(ns.clone(), dev.to_string()))
+    }
+
+    /// Forgets everything held back.
+    fn clear(&mut self) -> Vec<Op> {
+        self.pending.clear();
+        self.ups.clear();
+        std::mem::take(&mut self.ops)
+    }
+
+    /// Holds `op` back when it can be (see [`Deferred::holds`]); true when it did.
+    fn hold(&mut self, op: &Op) -> bool {
+        if !self.holds(op) {
+            return false;
+        }
+        let e = self.pending.entry(op.ns().map(str::to_string)).or_default();
+        if let Op::LinkUp { ns, dev } = op {
+            e.0 += 1;
+            self.ups.insert((ns.clone(), dev.clone()));
+        } else {
+            e.1 += 1;
+        }
+        self.ops.push(op.clone());
+        self.note(op);
+        true
     }
 
     /// Whether `op` can be held back (see the module's comment).
@@ -228,19 +255,7 @@ impl Kernel {
         if !self.defer_veth.get() {
             return false;
         }
-        let mut d = self.deferred.borrow_mut();
-        if !d.holds(op) {
-            return false;
-        }
-        let e = d.pending.entry(op.ns().map(str::to_string)).or_default();
-        if matches!(op, Op::RouteAdd { .. }) {
-            e.1 += 1;
-        } else {
-            e.0 += 1;
-        }
-        d.ops.push(op.clone());
-        d.note(op);
-        true
+        self.deferred.borrow_mut().hold(op)
     }
 
     /// Sends what is held back when `op` must come after it.
@@ -254,14 +269,7 @@ impl Kernel {
 
     /// The links whose `up` is held back.
     pub(super) fn held_ups(&self) -> HashSet<(Ns, String)> {
-        let d = self.deferred.borrow();
-        d.ops
-            .iter()
-            .filter_map(|o| {
-                let Op::LinkUp { ns, dev } = o else { return None };
-                Some((ns.clone(), dev.clone()))
-            })
-            .collect()
+        self.deferred.borrow().ups.clone()
     }
 
     /// Records what an applied `op` tells (see [`Deferred::note`]).
@@ -279,11 +287,7 @@ impl Kernel {
     /// them after all, the rest are dropped (the run fails and rolls back) and the error
     /// names the call it belongs to.
     pub(super) fn flush_held(&self) -> NetResult<()> {
-        let ops = {
-            let mut d = self.deferred.borrow_mut();
-            d.pending.clear();
-            std::mem::take(&mut d.ops)
-        };
+        let ops = self.deferred.borrow_mut().clear();
         for op in &ops {
             let r = match op {
                 Op::RouteAdd { ns, dest, via, dev, opts } => self.timed("RouteAdd (held)", || {
@@ -308,9 +312,7 @@ impl Kernel {
 
     /// Forgets what is held back: a run being rolled back.
     pub(super) fn discard_held(&self) {
-        let mut d = self.deferred.borrow_mut();
-        d.ops.clear();
-        d.pending.clear();
+        self.deferred.borrow_mut().clear();
     }
 }
 
@@ -359,26 +361,17 @@ mod tests {
         }
     }
 
-    fn held(d: &mut Deferred, op: Op) -> bool {
-        let h = d.holds(&op);
-        if h {
-            d.ops.push(op.clone());
-            d.note(&op);
-        }
-        h
-    }
-
     #[test]
     fn a_default_route_waits_only_for_an_up_that_makes_its_gateway_reachable() {
         let mut d = Deferred::default();
         host(&mut d, "10.0.0.2/16");
         assert!(!d.holds(&default_via("10.0.0.1")), "v1 is not coming up: the kernel would refuse");
-        assert!(held(&mut d, up("v1")));
-        assert!(held(&mut d, up("lo")));
+        assert!(d.hold(&up("v1")));
+        assert!(d.hold(&up("lo")));
         for gw in ["10.1.0.1", "10.0.0.2", "10.0.0.0", "10.0.255.255", "127.0.0.1"] {
             assert!(!d.holds(&default_via(gw)), "{gw}: the kernel refuses it, so it goes now");
         }
-        assert!(held(&mut d, default_via("10.0.0.1")));
+        assert!(d.hold(&default_via("10.0.0.1")));
         assert!(!d.holds(&default_via("10.0.0.3")), "a second route in h1 goes now (EEXIST?)");
     }
 
@@ -398,8 +391,7 @@ mod tests {
     fn what_names_a_netns_with_held_ops_waits_for_them() {
         let mut d = Deferred::default();
         host(&mut d, "10.0.0.2/24");
-        assert!(held(&mut d, up("lo")));
-        d.pending.insert(ns("h1"), (1, 0));
+        assert!(d.hold(&up("lo")));
         let addr =
             Op::AddrAdd { ns: ns("h1"), dev: "v1".into(), cidr: "10.0.1.2/24".parse().unwrap() };
         assert!(!d.must_send_before(&addr), "an address commutes with an up");
@@ -419,13 +411,13 @@ mod tests {
     fn a_rule_or_a_master_ends_a_netns_being_fresh() {
         let mut d = Deferred::default();
         host(&mut d, "10.0.0.2/24");
-        assert!(held(&mut d, up("v1")));
+        assert!(d.hold(&up("v1")));
         assert!(d.holds(&default_via("10.0.0.1")));
         d.note(&Op::RuleAdd { ns: ns("h1"), rule: Default::default() });
         assert!(!d.holds(&default_via("10.0.0.1")), "a rule can send the lookup elsewhere");
         let mut d = Deferred::default();
         host(&mut d, "10.0.0.2/24");
-        assert!(held(&mut d, up("v1")));
+        assert!(d.hold(&up("v1")));
         d.note(&Op::LinkSetMaster { ns: ns("h1"), dev: "v1".into(), master: Some("vrf1".into()) });
         assert!(!d.holds(&default_via("10.0.0.1")), "a VRF moves v1's prefix out of main");
     }
