@@ -593,30 +593,23 @@ fn delete_links(
             first_err.get_or_insert(e);
         }
     };
+    let group_del =
+        || match kernel.apply(&Op::LinkGroupDel { ns: ns.map(str::to_string), group: d.group? }) {
+            Err(e) if e.is_gone() => Some(Ok(())),
+            r => Some(r),
+        };
     let waiting: Vec<&str> =
         d.mine.iter().map(String::as_str).filter(|n| reaped.contains(n)).collect();
-    let rest = || d.mine.iter().filter(|n| !reaped.contains(n.as_str()));
-    match d.group {
-        Some(group) if waiting.is_empty() => {
-            return match kernel.apply(&Op::LinkGroupDel { ns: ns.map(str::to_string), group }) {
-                Err(e) if e.is_gone() => Ok(true),
-                r => r.map(|()| true),
-            };
-        }
-        Some(group) => {
-            rest().for_each(|n| del(n));
-            if !wait_reaped(kernel, ns, &waiting) {
-                match kernel.apply(&Op::LinkGroupDel { ns: ns.map(str::to_string), group }) {
-                    Err(e) if e.is_gone() => {}
-                    r => r?,
-                }
-            }
-        }
-        None => {
-            rest().for_each(|n| del(n));
-            if !wait_reaped(kernel, ns, &waiting) {
-                waiting.iter().for_each(|n| del(n));
-            }
+    if waiting.is_empty()
+        && let Some(r) = group_del()
+    {
+        return r.map(|()| true);
+    }
+    d.mine.iter().filter(|n| !reaped.contains(n.as_str())).for_each(|n| del(n));
+    if !wait_reaped(kernel, ns, &waiting) {
+        match group_del() {
+            Some(r) => r?,
+            None => waiting.iter().for_each(|n| del(n)),
         }
     }
     first_err.map_or(Ok(d.group.is_some()), Err)
