@@ -326,3 +326,36 @@ route::add("r1", "default", "10.79.0.9");
     assert!(r.stderr.contains("netns r1 already has a route default"), "{}", r.stderr);
     assert!(!r.stderr.contains("held back"), "{}", r.stderr);
 }
+
+/// Should the kernel refuse a held-back `up` after all (here the link is deleted behind the
+/// run's back), the error names the call and says it was held back, and the run rolls back.
+#[test]
+fn a_held_back_up_the_kernel_refuses_names_its_call_and_rolls_back() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let p = recipe(
+        "ops-held-late.rhai",
+        r#"netns::add("l1");
+veth::add("la", "lb", "l1");
+netns::exec("l1", ["sh", "-c", "(sleep 0.3; ip link del lb) &"]);
+link::up("l1", "lb");
+let t = timestamp();
+while t.elapsed < 2.0 {}
+"#,
+    );
+    let r = sandboxed(&format!(
+        "nslab run {p} || echo status=$?\nip netns list | cut -d' ' -f1 | tr '\\n' ' '\nip -o link show | grep -c la || true"
+    ));
+    // (miette wraps the line after "to bring".)
+    assert!(
+        r.stderr.contains(
+            "link::up(\"l1\", \"lb\") could not be done: no link lb in netns l1 (held back until now, to bring"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("the lab's hosts up together)"), "{}", r.stderr);
+    assert!(r.stderr.contains("nothing is left behind"), "{}", r.stderr);
+    assert_eq!(r.stdout, "status=1\ninternet 0\n", "nothing of the lab is left");
+}
