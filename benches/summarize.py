@@ -73,35 +73,27 @@ def main():
 
     mine = [t for t in order if t.startswith('nslab')]
     others = [t for t in order if not t.startswith('nslab')]
-    if mine and others:
-        print('\nRatios nslab/other, build and teardown (< 1: nslab is faster):\n')
-        print('| ratio | ' + ' | '.join(f'N={n}' for n in ns) + ' |')
-        print('|---|' + '---:|' * len(ns))
-        for a in mine:
-            for b in others:
-                cells = []
-                for n in ns:
-                    if (a, n) in m and (b, n) in m:
-                        cells.append(f"{m[(a, n)]['build_ms'] / m[(b, n)]['build_ms']:.2f} / "
-                                     f"{m[(a, n)]['teardown_ms'] / m[(b, n)]['teardown_ms']:.2f}")
-                    else:
-                        cells.append('-')
-                print(f'| {a} / {b} | ' + ' | '.join(cells) + ' |')
 
-    if mine and others:
-        # CPU is steadier than wall time on a shared machine (other work takes turns).
-        print('\nBuild CPU ratios nslab/other (user+sys of the tool, 10 ms ticks):\n')
+    def ratios(title, cell):
+        """One row per pair nslab tool / other tool; `cell(a, b)` the text, or None."""
+        if not (mine and others):
+            return
+        print(f'\n{title}:\n')
         print('| ratio | ' + ' | '.join(f'N={n}' for n in ns) + ' |')
         print('|---|' + '---:|' * len(ns))
         for a in mine:
             for b in others:
-                cells = []
-                for n in ns:
-                    if (a, n) in m and (b, n) in m and m[(b, n)]['build_cpu_ms'] > 0:
-                        cells.append(f"{m[(a, n)]['build_cpu_ms'] / m[(b, n)]['build_cpu_ms']:.2f}")
-                    else:
-                        cells.append('-')
-                print(f'| {a} / {b} | ' + ' | '.join(cells) + ' |')
+                cells = [cell(m[(a, n)], m[(b, n)]) if (a, n) in m and (b, n) in m else None
+                         for n in ns]
+                print(f'| {a} / {b} | ' + ' | '.join(c or '-' for c in cells) + ' |')
+
+    ratios('Ratios nslab/other, build and teardown (< 1: nslab is faster)',
+           lambda x, y: f"{x['build_ms'] / y['build_ms']:.2f} / "
+                        f"{x['teardown_ms'] / y['teardown_ms']:.2f}")
+    # CPU is steadier than wall time on a shared machine (other work takes turns).
+    ratios('Build CPU ratios nslab/other (user+sys of the tool, 10 ms ticks)',
+           lambda x, y: f"{x['build_cpu_ms'] / y['build_cpu_ms']:.2f}"
+           if y['build_cpu_ms'] > 0 else None)
 
     def line(what, value, goal, ok):
         print(f"- {what}: {value} (target {goal}) {'MET' if ok else 'MISSED'}")

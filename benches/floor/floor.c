@@ -289,6 +289,18 @@ static uint32_t host_addr(int i) {
     return htonl((10u << 24) | ((uint32_t)(i / 250) << 8) | (uint32_t)(i % 250 + 2));
 }
 
+// Host i's 4 requests in one sendmsg on its netns's socket (lo up, vI up, address, default
+// route), then that socket and the netns fd are closed.
+static void host_config(struct nl *s, int nsfd, int i) {
+    close(nsfd);
+    link_up(s, 1);
+    link_up(s, NS_V_IDX);
+    addr_add(s, NS_V_IDX, host_addr(i), 16);
+    route_default(s, htonl(0x0a000001));
+    nl_drain(s);
+    nl_close(s);
+}
+
 static void require_sandbox(void) {
     const char *pid = getenv("BENCH_SANDBOX_PID");
     char p[64];
@@ -345,13 +357,7 @@ int main(int argc, char **argv) {
                 nsfd[i] = netns_create(name, orig, &ns[i]);
                 veth_add(&root, i, nsfd[i]);
                 nl_drain(&root);
-                close(nsfd[i]);
-                link_up(&ns[i], 1);
-                link_up(&ns[i], NS_V_IDX);
-                addr_add(&ns[i], NS_V_IDX, host_addr(i), 16);
-                route_default(&ns[i], htonl(0x0a000001));
-                nl_drain(&ns[i]);
-                nl_close(&ns[i]);
+                host_config(&ns[i], nsfd[i], i);
             }
             report("build", now_ms() - t0);
             return 0;
@@ -367,15 +373,7 @@ int main(int argc, char **argv) {
         nl_drain(&root);
         double t_veth = now_ms();
         // 3. per-host config, 4 requests in one sendmsg per netns
-        for (int i = 1; i <= n; i++) {
-            close(nsfd[i]);
-            link_up(&ns[i], 1);
-            link_up(&ns[i], NS_V_IDX);
-            addr_add(&ns[i], NS_V_IDX, host_addr(i), 16);
-            route_default(&ns[i], htonl(0x0a000001));
-            nl_drain(&ns[i]);
-            nl_close(&ns[i]);
-        }
+        for (int i = 1; i <= n; i++) host_config(&ns[i], nsfd[i], i);
         if (getenv("FLOOR_BRIDGE_LAST")) {
             link_up(&root, BR_IDX);
             nl_drain(&root);

@@ -58,6 +58,19 @@ fn probe_lines(text: &str, prefix: &str) -> Vec<String> {
     text.lines().filter_map(|l| l.strip_prefix(prefix)).map(|l| format!("probe {l}")).collect()
 }
 
+/// Plans the recipe at `path`, then (where the kernel allows) runs it in a sandbox: the
+/// plan's probe lines must be `planned`, the run's `ran`.
+fn plan_and_run(path: &str, planned: &[&str], ran: &[&str]) {
+    let plan = nslab(&["plan", path]);
+    plan.ok();
+    assert_eq!(probe_lines(&plan.stdout, "# probe "), planned, "{}", plan.stdout);
+    if kernel_tests_possible() {
+        let run = nslab(&["run", "--sandbox", path]);
+        run.ok();
+        assert_eq!(probe_lines(&run.stdout, "probe "), ran, "{}", run.stdout);
+    }
+}
+
 /// Plans and runs `rules` + `probes`; the plan's probe lines must be `want` (a `()` there is
 /// "not modelled"), and the run's the same except where the plan said `()`.
 fn agree(name: &str, rules: &str, probes: &str, want: &[&str]) {
@@ -261,20 +274,10 @@ print(`probe ping ${{probe::ping("h1", "10.0.0.2", #{{count: 1, timeout_ms: 700}
     let cases: &[bool] = if loaded { &[false, true] } else { &[false] };
     for &off in cases {
         let path = recipe(&format!("plan-fw-bridged-{off}.rhai"), &scaled(&text(off)));
-        let plan = nslab(&["plan", &path]);
-        plan.ok();
         let filtered = loaded && !off;
-        let want = [
-            "probe tcp 7000 true".to_string(),
-            format!("probe tcp 7001 {}", !filtered),
-            "probe ping true".to_string(),
-        ];
-        assert_eq!(probe_lines(&plan.stdout, "# probe "), want, "{}", plan.stdout);
-        if kernel_tests_possible() {
-            let run = nslab(&["run", "--sandbox", &path]);
-            run.ok();
-            assert_eq!(probe_lines(&run.stdout, "probe "), want, "{}", run.stdout);
-        }
+        let tcp = format!("probe tcp 7001 {}", !filtered);
+        let want = ["probe tcp 7000 true", &tcp, "probe ping true"];
+        plan_and_run(&path, &want, &want);
     }
 }
 
@@ -322,16 +325,9 @@ for p in [8080, 8081] {
 }
 "#;
     let path = recipe("plan-fw-own-forward.rhai", &scaled(text));
-    let plan = nslab(&["plan", &path]);
-    plan.ok();
     let want =
         ["probe 8080 true seen=10.0.0.1 error=", "probe 8081 false seen= error=connection refused"];
-    assert_eq!(probe_lines(&plan.stdout, "# probe "), want, "{}", plan.stdout);
-    if kernel_tests_possible() {
-        let run = nslab(&["run", "--sandbox", &path]);
-        run.ok();
-        assert_eq!(probe_lines(&run.stdout, "probe "), want, "{}", run.stdout);
-    }
+    plan_and_run(&path, &want, &want);
 }
 
 /// The filter table sees a packet after PREROUTING's DNAT and before POSTROUTING's SNAT:
@@ -413,15 +409,8 @@ print(if type_of(r) == "()" {{ "probe ()" }} else {{ `probe ${{r.ok}}` }});
         ),
     ] {
         let path = recipe(name, &scaled(&text(rule)));
-        let plan = nslab(&["plan", &path]);
-        plan.ok();
-        assert_eq!(probe_lines(&plan.stdout, "# probe "), [want], "{}", plan.stdout);
-        if kernel_tests_possible() {
-            let run = nslab(&["run", "--sandbox", &path]);
-            run.ok();
-            let ran = if rule.is_empty() { "probe true" } else { "probe false" };
-            assert_eq!(probe_lines(&run.stdout, "probe "), [ran], "{}", run.stdout);
-        }
+        let ran = if rule.is_empty() { "probe true" } else { "probe false" };
+        plan_and_run(&path, &[want], &[ran]);
     }
 }
 
