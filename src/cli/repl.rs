@@ -337,10 +337,12 @@ impl Repl {
             lab::stop_backgrounds(&lab);
         }
         let n = self.session.applied();
+        // Nothing built: no empty lab is left behind; else the journal is marked whole.
+        let _ = self.session.finish();
         if n == 0 {
-            // Nothing built: leave no empty lab behind.
-            let _ = self.session.finish();
-        } else if self.sandbox {
+            return;
+        }
+        if self.sandbox {
             println!("lab {lab} ({}) vanishes with the sandbox", super::ops(n));
         } else {
             let again = if lab == "repl" {

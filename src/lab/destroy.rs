@@ -60,9 +60,11 @@ pub(crate) fn destroy_with(lab: &str, force: bool) -> Vec<crate::net::NetError> 
     // Held until the journal is gone: a REPL reattaching meanwhile would go on writing to a
     // journal about to be removed. (With --force the holder is ignored, as asked.)
     let _lock = journal::lock_for_destroy(lab);
+    let mut ended = None;
     if _lock.is_some()
         && let Some(mut meta) = journal::read_meta(lab)
     {
+        ended = meta.ended;
         // While this destroy holds the lab, `ls` and a second destroy name this process,
         // not the run that ended long ago (whose pid may be someone else's by now).
         meta.pid = std::process::id();
@@ -79,9 +81,9 @@ pub(crate) fn destroy_with(lab: &str, force: bool) -> Vec<crate::net::NetError> 
     }
     // A journal that cannot be read at all (a directory, no permission) is damage too: what
     // the lab made is then found by its marks alone.
-    let (ops, damage) = match journal::read_all(lab) {
-        Ok(c) => (c.ops, c.damage),
-        Err(e) if journal::lab_dir(lab).exists() => (vec![], vec![e.message]),
+    let (ops, mut damage, last_seq) = match journal::read_all(lab) {
+        Ok(c) => (c.ops, c.damage, c.last_seq),
+        Err(e) if journal::lab_dir(lab).exists() => (vec![], vec![e.message], 0),
         Err(e) => return vec![e],
     };
     let kernel = match crate::net::Kernel::new(None) {
@@ -93,9 +95,19 @@ pub(crate) fn destroy_with(lab: &str, force: bool) -> Vec<crate::net::NetError> 
     let mut errors = undone.errors;
     // What the journal lost (damaged lines, a journal cut short or emptied), found again by
     // the lab's marks; rules only when the journal says it lost something (one iptables
-    // run per namespace).
-    let swept =
-        super::sweep::sweep(&kernel, lab, !damage.is_empty() || ops.is_empty(), &undone.cleared);
+    // run per namespace), links unless the journal ends where the process that wrote it
+    // said it ended (a dump after the teardown waits for the kernel's netns worker:
+    // 40-60 ms in lab(200) and lab(1000)).
+    if let Some(e) = ended.filter(|&e| e > last_seq) {
+        damage.push(format!(
+            "it ends at operation {last_seq}, but the process that wrote it ended at {e}"
+        ));
+    }
+    let lost = !damage.is_empty() || ops.is_empty();
+    // Longer than the mark says: written on by a process that was killed (a REPL
+    // reattached), so no damage, but nothing vouches for its end.
+    let whole = !lost && ended == Some(last_seq);
+    let swept = super::sweep::sweep(&kernel, lab, lost, !whole, &undone.cleared);
     errors.extend(swept.errors);
     // Marks the journal did not name are damage too: a journal cut short (or emptied)
     // reads as intact.

@@ -65,6 +65,7 @@ impl Session {
             pid: std::process::id(),
             group: journal::group_of(lab),
             destroying: false,
+            ended: None,
         };
         let journal = Journal::create(&meta)
             .map_err(|e| if e.errno == Some(libc::EEXIST) { already_up(lab) } else { e })?;
@@ -138,7 +139,8 @@ impl Session {
         errors
     }
 
-    /// Ends a successful run; a run that changed nothing leaves no lab behind.
+    /// Ends a successful run or a REPL: a lab that changed nothing is removed, a lab that did
+    /// is marked whole (`Meta::ended`) so that its destroy need not search for lost marks.
     pub(crate) fn finish(&self) -> NetResult<()> {
         // A lab that only left something running in the background (netns::exec in a
         // netns it does not own) stays, so that destroy can stop it.
@@ -146,9 +148,9 @@ impl Session {
         if self.applied.borrow().is_empty()
             && !journal::backgrounds(&self.lab).iter().any(|b| exec::group_lives(&b.members))
         {
-            journal::remove(&self.lab)?;
+            return journal::remove(&self.lab);
         }
-        Ok(())
+        self.journal.borrow().mark_ended(&self.lab)
     }
 
     /// Journals and applies one Op whose ownership was checked.

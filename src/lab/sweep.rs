@@ -19,11 +19,17 @@ pub struct Swept {
 }
 
 /// Removes what lab `lab` marked as its own; iptables rules too when `rules` (that costs an
-/// `iptables` run per namespace: done when the journal is damaged). Links are not looked for
-/// in `cleared`, where the teardown saw the whole link group as the lab's and deleted it
-/// (a dump right after the unmounts waits for the kernel's netns worker: 50-60 ms in
-/// lab(200)).
-pub fn sweep(kernel: &Kernel, lab: &str, rules: bool, cleared: &[Option<String>]) -> Swept {
+/// `iptables` run per namespace: done when the journal is damaged), links when `links`.
+/// Links are not looked for in `cleared`, where the teardown saw the whole link group as the
+/// lab's and deleted it (a dump right after the unmounts waits for the kernel's netns
+/// worker: 50-60 ms in lab(200)).
+pub fn sweep(
+    kernel: &Kernel,
+    lab: &str,
+    rules: bool,
+    links: bool,
+    cleared: &[Option<String>],
+) -> Swept {
     let mut s = Swept::default();
     let tag = owner_tag(lab);
     let group = journal::group_of(lab);
@@ -38,7 +44,7 @@ pub fn sweep(kernel: &Kernel, lab: &str, rules: bool, cleared: &[Option<String>]
     }
     let mut spaces: Vec<Option<String>> = vec![None];
     spaces.extend(netns::list().unwrap_or_default().into_iter().map(Some));
-    for ns in spaces.iter().filter(|ns| !cleared.contains(ns)) {
+    for ns in spaces.iter().filter(|ns| links && !cleared.contains(ns)) {
         let Ok(links) = kernel.links(ns.as_deref()) else { continue };
         for l in links {
             if l.alias.as_deref() != Some(tag.as_str()) || l.group != group {

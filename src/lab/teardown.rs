@@ -323,7 +323,8 @@ pub(crate) fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Undone {
         .into_iter()
         .filter(|ns| !owned.in_owned_ns(ns.as_deref()))
         .map(|ns| {
-            let d = lab_links(kernel, ns.as_deref(), lab, &owned);
+            let none = HashSet::new();
+            let d = lab_links(kernel, ns.as_deref(), lab, &owned, reaped.get(&ns).unwrap_or(&none));
             (ns, d)
         })
         .collect();
@@ -348,8 +349,8 @@ pub(crate) fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Undone {
     let mut cleared = Vec::new();
     for (ns, d) in outside {
         let none = HashSet::new();
-        let r = d
-            .and_then(|d| delete_links(kernel, ns.as_deref(), d, reaped.get(&ns).unwrap_or(&none)));
+        let reaped = reaped.get(&ns).unwrap_or(&none);
+        let r = d.and_then(|d| delete_links(kernel, ns.as_deref(), lab, &owned, d, reaped));
         if r.as_ref().is_ok_and(|&all| all) {
             cleared.push(ns);
         }
@@ -542,16 +543,57 @@ fn wait_reaped(kernel: &Kernel, ns: Option<&str>, names: &[&str]) -> bool {
     true
 }
 
-/// The lab's links in one netns outside its namespaces, as a dump shows them.
+/// The lab's links in one netns outside its namespaces, as the kernel shows them.
 struct Deletion {
     /// Every link of the lab's group there is this lab's (see [`Owned::is_mine`]): one
-    /// RTM_DELLINK for the whole group may go.
+    /// RTM_DELLINK for the whole group may go. None also when no dump was made.
     group: Option<u32>,
     /// The lab's links there (never a foreign link, even one that shares the group number).
     mine: Vec<String>,
+    /// Whether `mine` came from a dump of the whole netns (else: asked one by one).
+    dumped: bool,
 }
 
+/// At most this many links the kernel will not reap are asked for one by one; more, and one
+/// dump is cheaper. lab(N) has one (its bridge), and a dump of lab(1000)'s root netns took
+/// 120 ms: the kernel renders each veth end with its peer's netns id, looked up in a list
+/// of every netns it has given one (`idr_for_each` in `__peernet2id`).
+const ASK_ONE_BY_ONE: usize = 8;
+
 fn lab_links(
+    kernel: &Kernel,
+    ns: Option<&str>,
+    lab: &str,
+    owned: &Owned,
+    reaped: &HashSet<&str>,
+) -> Result<Deletion, NetError> {
+    let kept: Vec<&OwnedLink> = owned
+        .links
+        .iter()
+        .filter(|l| l.ns.as_deref() == ns && !reaped.contains(l.name.as_str()))
+        .collect();
+    if kept.len() > ASK_ONE_BY_ONE {
+        return dump_lab_links(kernel, ns, lab, owned);
+    }
+    let mut mine = Vec::new();
+    for l in kept {
+        match kernel.link(ns, &l.name) {
+            Ok(Some(info)) if owned.is_mine(ns, &info, lab) && !mine.contains(&l.name) => {
+                mine.push(l.name.clone())
+            }
+            Ok(_) => {}
+            Err(e) if e.is_gone() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    // The reaped ends are the lab's by the journal; should one outlive its netns (its peer
+    // moved out of the lab), the fallback dumps before it deletes anything.
+    mine.extend(reaped.iter().map(|n| n.to_string()));
+    Ok(Deletion { group: None, mine, dumped: false })
+}
+
+/// [`lab_links`] from one dump of `ns`.
+fn dump_lab_links(
     kernel: &Kernel,
     ns: Option<&str>,
     lab: &str,
@@ -560,7 +602,9 @@ fn lab_links(
     let group = super::journal::group_of(lab);
     let links = match kernel.links(ns) {
         Ok(l) => l,
-        Err(e) if e.is_gone() => return Ok(Deletion { group: None, mine: Vec::new() }),
+        Err(e) if e.is_gone() => {
+            return Ok(Deletion { group: None, mine: Vec::new(), dumped: true });
+        }
         Err(e) => return Err(e),
     };
     let in_group: Vec<&LinkInfo> = links.iter().filter(|l| l.group == group).collect();
@@ -572,16 +616,19 @@ fn lab_links(
             .filter(|l| owned.is_mine(ns, l, lab))
             .map(|l| l.name.clone())
             .collect(),
+        dumped: true,
     })
 }
 
 /// Deletes the lab's links in `ns` (see step 3 of [`teardown`]): those the kernel does not
 /// reap one by one, then, once the reaped ones are gone or the kernel stops making
-/// progress, whatever is left: by one group delete when the whole group is the lab's. True
-/// when the whole group was the lab's and is gone.
+/// progress, whatever is left: by one group delete when a dump shows the whole group is the
+/// lab's. True when such a dump showed the whole group as the lab's and it is gone.
 fn delete_links(
     kernel: &Kernel,
     ns: Option<&str>,
+    lab: &str,
+    owned: &Owned,
     d: Deletion,
     reaped: &HashSet<&str>,
 ) -> Result<bool, NetError> {
@@ -593,24 +640,28 @@ fn delete_links(
             first_err.get_or_insert(e);
         }
     };
-    let group_del =
-        || match kernel.apply(&Op::LinkGroupDel { ns: ns.map(str::to_string), group: d.group? }) {
-            Err(e) if e.is_gone() => Some(Ok(())),
-            r => Some(r),
-        };
+    let group_del = |d: &Deletion| match kernel
+        .apply(&Op::LinkGroupDel { ns: ns.map(str::to_string), group: d.group? })
+    {
+        Err(e) if e.is_gone() => Some(Ok(())),
+        r => Some(r),
+    };
     let waiting: Vec<&str> =
         d.mine.iter().map(String::as_str).filter(|n| reaped.contains(n)).collect();
     if waiting.is_empty()
-        && let Some(r) = group_del()
+        && let Some(r) = group_del(&d)
     {
         return r.map(|()| true);
     }
     d.mine.iter().filter(|n| !reaped.contains(n.as_str())).for_each(|n| del(n));
     if !wait_reaped(kernel, ns, &waiting) {
-        match group_del() {
+        // Asked one by one so far: whose links are still there is a dump's to say.
+        let d = if d.dumped { d } else { dump_lab_links(kernel, ns, lab, owned)? };
+        match group_del(&d) {
             Some(r) => r?,
-            None => waiting.iter().for_each(|n| del(n)),
+            None => d.mine.iter().for_each(|n| del(n)),
         }
+        return first_err.map_or(Ok(d.group.is_some()), Err);
     }
     first_err.map_or(Ok(d.group.is_some()), Err)
 }

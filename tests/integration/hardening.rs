@@ -356,6 +356,35 @@ echo clean"#
     assert!(!r.stdout.contains("destroyed lab hard-trunc"), "{}", r.stdout);
 }
 
+/// A journal cut short at a line boundary reads as intact, but it no longer ends where
+/// the run said it ended (meta.json's `ended`): destroy looks for the lab's marks, finds
+/// the bridge whose line was cut, and says the journal was damaged.
+#[test]
+fn a_journal_cut_at_a_line_still_destroys_what_its_lost_lines_made() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe("hard-cut.rhai", &format!("{SMALL_LAB}bridge::add(\"fcut\");\n"));
+    let r = sandboxed(&format!(
+        r#"{STATE}
+before=$(state)
+nslab run {path} >/dev/null
+grep -q '"ended":' /run/nslab/hard-cut/meta.json || {{ echo "no end mark"; exit 1; }}
+tail -n 1 /run/nslab/hard-cut/journal | grep -q fcut || {{ echo "fcut is not the last line"; exit 1; }}
+sed -i '$d' /run/nslab/hard-cut/journal
+if nslab destroy hard-cut; then echo "said destroyed"; exit 1; fi
+after=$(state)
+[ "$before" = "$after" ] || {{ echo LEFT; diff <(echo "$before") <(echo "$after"); exit 1; }}
+echo clean"#
+    ));
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("clean"), "{}", r.stdout);
+    // miette wraps long messages: read them unwrapped.
+    let said = r.stderr.replace("\n  │ ", " ");
+    assert!(said.contains("removed by the lab's marks: link fcut"), "{}", r.stderr);
+    assert!(said.contains("it ends at operation"), "{}", r.stderr);
+}
+
 /// A valid line injected into a journal (no checksum) is not acted on: the sandbox's
 /// `uplink` address and its default route stay.
 #[test]
