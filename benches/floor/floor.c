@@ -22,6 +22,8 @@
 // cleanup.  FLOOR_SYNC=group: br0 and every vI-br carry link group 42 (set at
 // build, always), and ONE RTM_DELLINK{IFLA_GROUP=42} deletes them all (the
 // kernel unregisters the whole batch together, `ip link del group 42`).
+// env FLOOR_QUEUES=kernel: veth ends with the kernel's default queue count (one per CPU)
+// instead of one each (see one_queue).
 // env FLOOR_NOIPV6=1: set net.ipv6.conf.default.disable_ipv6=1 in the sandbox
 // root and in every hI before links are made (experiment: IPv6 link-local
 // chatter - DAD/RS/MLD multicast - is flooded by br0 to every port, O(N^2)).
@@ -200,6 +202,12 @@ static void bridge_add(struct nl *s) {
     msg_end(s, h);
 }
 
+// One TX and one RX queue per veth end, as nslab makes them (src/net/kernel/veth.rs): the
+// kernel then need not shrink its one-per-CPU default to the single queue a veth uses,
+// which waits for an expedited RCU grace period per end. lab(1000): 1567 ms against 1857
+// ms (benches/README.md). env FLOOR_QUEUES=kernel: the kernel's default, as before.
+static int one_queue;
+
 static void veth_add(struct nl *s, int i, int nsfd) {
     char name[IFNAMSIZ], peer[IFNAMSIZ];
     snprintf(name, sizeof name, "v%d-br", i);
@@ -209,6 +217,10 @@ static void veth_add(struct nl *s, int i, int nsfd) {
     attr_str(h, IFLA_IFNAME, name);
     attr_u32(h, IFLA_MASTER, BR_IDX);
     attr_u32(h, IFLA_GROUP, LAB_GROUP);
+    if (one_queue) {
+        attr_u32(h, IFLA_NUM_TX_QUEUES, 1);
+        attr_u32(h, IFLA_NUM_RX_QUEUES, 1);
+    }
     struct rtattr *li = nest(h, IFLA_LINKINFO);
     attr_str(h, IFLA_INFO_KIND, "veth");
     struct rtattr *data = nest(h, IFLA_INFO_DATA);
@@ -219,6 +231,10 @@ static void veth_add(struct nl *s, int i, int nsfd) {
     h->nlmsg_len += NLMSG_ALIGN(sizeof pifi);
     attr_str(h, IFLA_IFNAME, peer);
     attr_u32(h, IFLA_NET_NS_FD, nsfd);
+    if (one_queue) {
+        attr_u32(h, IFLA_NUM_TX_QUEUES, 1);
+        attr_u32(h, IFLA_NUM_RX_QUEUES, 1);
+    }
     nest_end(h, pi);
     nest_end(h, data);
     nest_end(h, li);
@@ -330,6 +346,7 @@ int main(int argc, char **argv) {
     }
     require_sandbox();
     int n = atoi(argv[2]);
+    one_queue = !(getenv("FLOOR_QUEUES") && !strcmp(getenv("FLOOR_QUEUES"), "kernel"));
     struct rlimit rl = {.rlim_cur = 4 * (rlim_t)n + 64, .rlim_max = 4 * (rlim_t)n + 64};
     struct rlimit cur;
     getrlimit(RLIMIT_NOFILE, &cur);
