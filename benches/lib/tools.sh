@@ -16,6 +16,7 @@ lab_tool_cmd() {
         floor-group)  REPLY="env FLOOR_SYNC=group $here/floor/floor" ;;
         floor-host)   REPLY="env FLOOR_ORDER=host $here/floor/floor" ;;
         floor-mq)     REPLY="env FLOOR_QUEUES=kernel $here/floor/floor" ;;
+        nslab-floortd) REPLY="bash $here/lab_mix.sh" ;;
         floor-brlast) REPLY="env FLOOR_BRIDGE_LAST=1 $here/floor/floor" ;;
         nslab-phased) REPLY="env NSLAB_RECIPE=$here/lab_phased.rhai bash $here/lab_nslab.sh" ;;
         floor-sync1)  REPLY="$here/floor/floor-sync1" ;;
