@@ -626,6 +626,44 @@ fn plan_queries_answer_like_the_kernel() {
     assert_eq!(printed, ran);
 }
 
+/// A VLAN on a VLAN (QinQ) is a path the plan model does not follow: its probes answer
+/// `()` (the plan cannot tell), never a confident "no path". Without the stacked tag the
+/// same lab pings.
+#[test]
+fn a_probe_over_a_vlan_on_a_vlan_is_unknown_in_a_plan() {
+    let lab = |stacked: bool| {
+        let (a, b) = if stacked { ("vva", "vvb") } else { ("va", "vb") };
+        format!(
+            r#"netns::add("b");
+veth::add("ea", "eb", "b");
+link::up("ea");
+link::up("b", "eb");
+link::add("va", "vlan", #{{parent: "ea", id: 10}});
+link::add("b", "vb", "vlan", #{{parent: "eb", id: 10}});
+link::up("va");
+link::up("b", "vb");
+link::add("vva", "vlan", #{{parent: "va", id: 20}});
+link::add("b", "vvb", "vlan", #{{parent: "vb", id: 20}});
+link::up("vva");
+link::up("b", "vvb");
+addr::add("{a}", "10.9.0.1/24");
+addr::add("b", "{b}", "10.9.0.2/24");
+let p = probe::ping("b", "10.9.0.1");
+print(`PING ${{if p == () {{ "unknown" }} else {{ p.ok }}}}`);
+let t = probe::tcp("b", "10.9.0.1:80");
+print(`TCP ${{if t == () {{ "unknown" }} else {{ t.ok }}}}`);
+"#
+        )
+    };
+    let plan = nslab(&["plan", &recipe("plan-qinq.rhai", &lab(true))]);
+    plan.ok();
+    assert!(plan.stdout.contains("# PING unknown\n"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("# TCP unknown\n"), "{}", plan.stdout);
+    let plan = nslab(&["plan", &recipe("plan-vlan.rhai", &lab(false))]);
+    plan.ok();
+    assert!(plan.stdout.contains("# PING true\n"), "{}", plan.stdout);
+}
+
 /// Plans `text` (with `flags`), runs the printed script with bash in one sandbox and `nslab
 /// run` in another, and returns (plan, bash's stderr) after checking both built the same.
 fn plan_and_run_agree(name: &str, text: &str, flags: &[&str], keys: &str) -> (String, String) {

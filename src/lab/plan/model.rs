@@ -90,6 +90,9 @@ pub(super) struct Model {
     /// A `netns::exec` or `host::exec` ran a command that may write firewall rules
     /// (`iptables`, `nft`): the filter table is no longer known (plan/filter.rs).
     pub(super) ipt_unseen: bool,
+    /// The trace under way met a frame the model does not follow (a VLAN on a VLAN:
+    /// QinQ), so "no path" would be a guess (plan/trace.rs).
+    pub(super) untraced: std::cell::Cell<bool>,
 }
 pub(super) fn key(ns: Option<&str>) -> Ns {
     ns.map(str::to_string)
@@ -108,6 +111,7 @@ impl Model {
             group: journal::group_of(lab),
             no_ipv6: false,
             ipt_unseen: false,
+            untraced: std::cell::Cell::new(false),
         };
         m.add_space(None);
         // A host's loopback is up with its addresses; a new netns's is down and bare.

@@ -105,7 +105,7 @@ impl Plan {
             Why::NoNeighbour if proto == "udp" || timeout <= Duration::from_millis(2500) => {
                 Some(quiet)
             }
-            Why::NoNeighbour | Why::Other => None,
+            Why::NoNeighbour | Why::Other | Why::Untraced => None,
         }
     }
 
@@ -159,6 +159,7 @@ impl Plan {
         // rule on the way may drop the echo or its reply.
         let trace = self.model.borrow_mut().trace(ns, addr, None);
         let received = match trace {
+            Err(miss) if miss.why == Why::Untraced => return Ok(None),
             Err(_) => 0,
             Ok(t) => {
                 if self.impaired(&t, echoes.wait) {
@@ -196,6 +197,7 @@ impl Plan {
         let trace = self.model.borrow_mut().trace(ns, ip, Some(("tcp", port)));
         let t = match trace {
             Ok(t) => t,
+            Err(miss) if miss.why == Why::Untraced => return Ok(None),
             Err(miss) => {
                 let words = self.miss_words(&miss, ip, "tcp", timeout);
                 return Ok(Some(Plan::tcp_failure(words.unwrap_or_else(|| Plan::no_path(target)))));
@@ -275,6 +277,7 @@ impl Plan {
         };
         let t = match trace {
             Ok(t) => t,
+            Err(miss) if miss.why == Why::Untraced => return Ok(None),
             Err(miss) => {
                 let words = self.miss_words(&miss, ip, "udp", timeout);
                 return Ok(Some(failed(words.unwrap_or_else(|| Plan::no_path(target)))));

@@ -42,6 +42,8 @@ pub(super) enum Why {
     NoRouteThere,
     /// No neighbour with the next hop's address: ARP fails (after ~3 s).
     NoNeighbour,
+    /// The path goes where the model does not follow (a VLAN on a VLAN): it cannot tell.
+    Untraced,
 }
 
 /// A trace that found no path: the chains the request met until then, and why it stopped.
@@ -170,9 +172,14 @@ impl Model {
                 return out;
             }
             "vlan" => {
-                // Leaves by the parent, tagged with its id (one tag: no QinQ here).
+                // Leaves by the parent, tagged with its id. A frame already tagged (a VLAN
+                // on a VLAN: QinQ, or 802.1ad) is not followed: where it goes is unknown.
                 let Some(LinkKind::Vlan { id, .. }) = l.ext.spec else { return out };
-                let Some(p) = l.ext.parent.filter(|_| tag.is_none()) else { return out };
+                let Some(p) = l.ext.parent else { return out };
+                if tag.is_some() {
+                    self.untraced.set(true);
+                    return out;
+                }
                 return self.segment_tagged(p, Some(id));
             }
             _ => {}
@@ -412,8 +419,10 @@ impl Model {
         port: Option<(&str, u16)>,
     ) -> Result<Trace, Miss> {
         let mut miss = Miss::default();
+        self.untraced.set(false);
         match self.trace_path(from, dst, port, &mut miss) {
             Some(t) => Ok(t),
+            None if self.untraced.get() => Err(Miss { why: Why::Untraced, ..miss }),
             None => Err(miss),
         }
     }
