@@ -474,10 +474,14 @@ impl Journal {
     }
 }
 
+/// Removes lab `lab`'s journal and what vouched for it (`tc_claims`).
 pub fn remove(lab: &str) -> NetResult<()> {
     match std::fs::remove_dir_all(lab_dir(lab)) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
-        _ => Ok(()),
+        _ => {
+            super::tc_claims::forget(lab);
+            Ok(())
+        }
     }
 }
 

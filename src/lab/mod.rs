@@ -11,6 +11,7 @@ pub mod sandbox;
 pub mod session;
 pub mod sweep;
 pub mod sysctl_claims;
+mod tc_claims;
 pub mod teardown;
 
 use std::sync::atomic::AtomicBool;

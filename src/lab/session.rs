@@ -17,7 +17,7 @@ use crate::net::{Kernel, NetError, NetResult, Op, exec, kernel, nat, netns, prob
 use super::backend::Backend;
 use super::journal::{self, Journal, Meta};
 use super::teardown::{Owned, teardown};
-use super::{INTERRUPTED, fault, sysctl_claims};
+use super::{INTERRUPTED, fault, sysctl_claims, tc_claims};
 
 pub(crate) struct Session {
     kernel: Kernel,
@@ -182,11 +182,17 @@ impl Session {
             // What was there comes back at teardown; a qdisc nslab cannot rebuild (htb with
             // its classes, say) is refused rather than lost, unless the link dies with the lab.
             let root = self.kernel.root_qdisc(ns.as_deref(), dev)?;
+            let goes = self.owned.borrow().link_goes(ns.as_deref(), dev);
             *old = match root.restorable() {
                 Ok(q) => Some(q),
-                Err(_) if self.owned.borrow().link_goes(ns.as_deref(), dev) => None,
+                Err(_) if goes => None,
                 Err(kind) => return Err(qdisc_not_restorable(dev, ns.as_deref(), &kind)),
             };
+            // Put back at teardown only on the claim's word, not the journal's alone.
+            if !goes {
+                let index = self.kernel.link_index(ns.as_deref(), dev)?;
+                tc_claims::claim(&self.lab, ns.as_deref(), dev, index)?;
+            }
         }
         if self.explain {
             // Not println!: a closed stdout (`| head`) must not panic half-way through a lab.

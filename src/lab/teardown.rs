@@ -138,9 +138,28 @@ pub(crate) fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Undone {
             Op::SysctlSet { ns, key, .. } => {
                 keep(sysctl_claims::drop_holder(lab, ns.as_deref(), key))
             }
+            // On a foreign link: only for a lab the claim names (the kernel marks no qdisc).
             Op::TcSet { ns, dev, qdisc, old: Some(old) } => {
-                if !owned.link_goes(ns.as_deref(), dev) {
+                if owned.link_goes(ns.as_deref(), dev) {
+                    continue;
+                }
+                let index = match kernel.link_index(ns.as_deref(), dev) {
+                    Ok(i) => i,
+                    Err(e) => {
+                        keep(Err(e));
+                        continue;
+                    }
+                };
+                if super::tc_claims::vouches(lab, ns.as_deref(), dev, index) {
                     keep(restore_qdisc(kernel, ns, dev, qdisc, old));
+                } else {
+                    let l = format!(
+                        "root qdisc of {dev} in {}: {UNPROVEN}: the lab holds no claim on it",
+                        place(ns.as_deref())
+                    );
+                    if !left.contains(&l) {
+                        left.push(l);
+                    }
                 }
             }
             // On a foreign link: only the very address the lab made, by the identity the

@@ -298,6 +298,39 @@ echo clean"#
     assert!(text.contains("ttl: 64\nclean"), "{}", r.stdout);
 }
 
+/// A `tc_set` line forged on the sandbox's `uplink`, saying the lab left it the kernel's
+/// default qdisc (which is what uplink has) and that a tbf was there before: destroy would
+/// have installed that tbf. The kernel marks no qdisc, so only a claim the lab took when it
+/// changed the link vouches for such a line: none here, and uplink keeps its qdisc. The
+/// lab's own claimed change on another foreign link is still put back.
+#[test]
+fn a_forged_qdisc_line_installs_nothing_on_a_foreign_link() {
+    if !kernel_tests_possible() || !crate::common::kernel_has("tbf") {
+        return;
+    }
+    let path = recipe("hj-tc.rhai", "tc::rate(\"mine\", \"8mbit\");\n");
+    let r = run(&format!(
+        r#"ip link add mine type veth peer name mine2
+before=$(tc qdisc show dev uplink)
+nslab run {path} >/dev/null
+ls /run/nslab/.tc/mine >/dev/null || {{ echo "no claim for mine"; exit 1; }}
+forge hj-tc '{{"op":"tc_set","ns":null,"dev":"uplink","qdisc":{{"kind":"default"}},"old":{{"kind":"tbf","rate":1000,"burst":5000,"limit":10000}}}}'
+if nslab destroy hj-tc 2>&1; then echo "destroy said success"; exit 1; fi
+[ "$(tc qdisc show dev uplink)" = "$before" ] || {{ echo "uplink's qdisc changed: $(tc qdisc show dev uplink)"; exit 1; }}
+tc qdisc show dev mine | grep -q tbf && {{ echo "mine kept the lab's tbf"; exit 1; }}
+[ ! -e /run/nslab/.tc/mine ] || {{ echo "claim left"; exit 1; }}
+echo clean"#
+    ));
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    let text = r.stdout.replace("\n  │ ", " ");
+    assert!(
+        text.contains("root qdisc of uplink in the host: not shown to be this lab's: the lab holds no claim on it"),
+        "{}",
+        r.stdout
+    );
+    assert!(text.contains("clean"), "{}", r.stdout);
+}
+
 /// A run killed between `ip netns add` and recording the netns's identity (seen in
 /// lifecycle's kill -9 test) leaves a journal whose last line made a netns no identity
 /// vouches for: it holds nothing but `lo`, so destroy takes it as the lab's. Simulated by
