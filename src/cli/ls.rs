@@ -35,13 +35,18 @@ pub fn rows() -> Result<Vec<LabRow>, crate::net::NetError> {
     let now = now_secs();
     let mut rows = Vec::new();
     for lab in journal::labs() {
+        let meta = journal::read_meta(&lab);
+        // Shorter than the run that wrote it said when it ended (`Meta::ended`).
+        let ended = meta.as_ref().and_then(|m| m.ended);
         // One lab's damaged or unreadable journal is that lab's row, not every lab's error.
         let (ops, state) = match journal::read_all(&lab) {
-            Ok(c) if c.damage.is_empty() => (c.ops, "up".to_string()),
-            Ok(c) => (c.ops, format!("damaged ({} bad lines)", c.damage.len())),
+            Ok(c) if !c.damage.is_empty() => {
+                (c.ops, format!("damaged ({} bad lines)", c.damage.len()))
+            }
+            Ok(c) if ended.is_some_and(|e| e > c.last_seq) => (c.ops, "damaged (cut short)".into()),
+            Ok(c) => (c.ops, "up".to_string()),
             Err(_) => (vec![], "unreadable".to_string()),
         };
-        let meta = journal::read_meta(&lab);
         let pid = journal::running_pid(&lab);
         rows.push(LabRow {
             state,

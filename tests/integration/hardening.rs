@@ -372,6 +372,7 @@ nslab run {path} >/dev/null
 grep -q '"ended":' /run/nslab/hard-cut/meta.json || {{ echo "no end mark"; exit 1; }}
 tail -n 1 /run/nslab/hard-cut/journal | grep -q fcut || {{ echo "fcut is not the last line"; exit 1; }}
 sed -i '$d' /run/nslab/hard-cut/journal
+nslab ls | grep -q 'hard-cut.*damaged (cut short)' || {{ nslab ls; echo "ls says it is whole"; exit 1; }}
 if nslab destroy hard-cut; then echo "said destroyed"; exit 1; fi
 after=$(state)
 [ "$before" = "$after" ] || {{ echo LEFT; diff <(echo "$before") <(echo "$after"); exit 1; }}
