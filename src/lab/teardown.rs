@@ -673,15 +673,17 @@ fn delete_links(
         return r.map(|()| true);
     }
     d.mine.iter().filter(|n| !reaped.contains(n.as_str())).for_each(|n| del(n));
-    if !wait_reaped(kernel, ns, &waiting) {
+    let d = if wait_reaped(kernel, ns, &waiting) {
+        d
+    } else {
         // Asked one by one so far: whose links are still there is a dump's to say.
         let d = if d.dumped { d } else { dump_lab_links(kernel, ns, lab, owned)? };
         match group_del(&d) {
             Some(r) => r?,
             None => d.mine.iter().for_each(|n| del(n)),
         }
-        return first_err.map_or(Ok(d.group.is_some()), Err);
-    }
+        d
+    };
     first_err.map_or(Ok(d.group.is_some()), Err)
 }
 
