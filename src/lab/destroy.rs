@@ -106,7 +106,7 @@ pub(crate) fn destroy_with(lab: &str, force: bool) -> Vec<crate::net::NetError> 
     let lost = !damage.is_empty() || ops.is_empty();
     // Longer than the mark says: written on by a process that was killed (a REPL
     // reattached), so no damage, but nothing vouches for its end.
-    let whole = !lost && ended == Some(last_seq);
+    let whole = !lost && ended == Some(last_seq) && !undone.stale;
     let swept = super::sweep::sweep(&kernel, lab, lost, !whole, &undone.cleared);
     errors.extend(swept.errors);
     // Marks the journal did not name are damage too: a journal cut short (or emptied)

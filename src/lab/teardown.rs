@@ -25,6 +25,10 @@ pub(crate) struct Undone {
     /// Places where a dump showed every link of the lab's group as the lab's and all of
     /// them went: a sweep finds nothing more there.
     pub(crate) cleared: Vec<Ns>,
+    /// The kernel did not show the lab's links as the journal names them (one renamed,
+    /// deleted or replaced by hand, a link of the lab's group it does not name): a sweep
+    /// should look for the lab's marks even when the journal is whole.
+    pub(crate) stale: bool,
 }
 
 impl Undone {
@@ -366,7 +370,9 @@ pub(crate) fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Undone {
     //    too, so none of the lab's links is left when this returns. Deleting a bridge
     //    releases any foreign link the lab had enslaved to it.
     let mut cleared = Vec::new();
+    let mut stale = false;
     for (ns, d) in outside {
+        stale |= d.as_ref().map_or(true, |d| d.stale);
         let none = HashSet::new();
         let reaped = reaped.get(&ns).unwrap_or(&none);
         let r = d.and_then(|d| delete_links(kernel, ns.as_deref(), lab, &owned, d, reaped));
@@ -375,7 +381,7 @@ pub(crate) fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Undone {
         }
         keep(r.map(|_| ()));
     }
-    Undone { errors, left, cleared }
+    Undone { errors, left, cleared, stale }
 }
 
 /// The start of why something the journal names was left: the kernel does not confirm it.
@@ -571,6 +577,8 @@ struct Deletion {
     mine: Vec<String>,
     /// Whether `mine` came from a dump of the whole netns (else: asked one by one).
     dumped: bool,
+    /// See [`Undone::stale`].
+    stale: bool,
 }
 
 /// At most this many links the kernel will not reap are asked for one by one; more, and one
@@ -592,23 +600,29 @@ fn lab_links(
         .filter(|l| l.ns.as_deref() == ns && !reaped.contains(l.name.as_str()))
         .collect();
     if kept.len() > ASK_ONE_BY_ONE {
-        return dump_lab_links(kernel, ns, lab, owned);
+        let mut d = dump_lab_links(kernel, ns, lab, owned)?;
+        let mine: HashSet<&str> = d.mine.iter().map(String::as_str).collect();
+        d.stale |= kept.iter().any(|l| !mine.contains(l.name.as_str()));
+        return Ok(d);
     }
-    let mut mine = Vec::new();
+    let (mut mine, mut stale) = (Vec::new(), false);
     for l in kept {
         match kernel.link(ns, &l.name) {
-            Ok(Some(info)) if owned.is_mine(ns, &info, lab) && !mine.contains(&l.name) => {
-                mine.push(l.name.clone())
+            Ok(Some(info)) if owned.is_mine(ns, &info, lab) => {
+                if !mine.contains(&l.name) {
+                    mine.push(l.name.clone())
+                }
             }
-            Ok(_) => {}
-            Err(e) if e.is_gone() => {}
+            // Gone, renamed, or someone else's under its name: the journal's view is stale.
+            Ok(_) => stale = true,
+            Err(e) if e.is_gone() => stale = true,
             Err(e) => return Err(e),
         }
     }
     // The reaped ends are the lab's by the journal; should one outlive its netns (its peer
     // moved out of the lab), the fallback dumps before it deletes anything.
     mine.extend(reaped.iter().map(|n| n.to_string()));
-    Ok(Deletion { group: None, mine, dumped: false })
+    Ok(Deletion { group: None, mine, dumped: false, stale })
 }
 
 /// [`lab_links`] from one dump of `ns`.
@@ -622,13 +636,14 @@ fn dump_lab_links(
     let links = match kernel.links(ns) {
         Ok(l) => l,
         Err(e) if e.is_gone() => {
-            return Ok(Deletion { group: None, mine: Vec::new(), dumped: true });
+            return Ok(Deletion { group: None, mine: Vec::new(), dumped: true, stale: true });
         }
         Err(e) => return Err(e),
     };
     let in_group: Vec<&LinkInfo> = links.iter().filter(|l| l.group == group).collect();
     let all_mine = in_group.iter().all(|l| owned.is_mine(ns, l, lab));
     Ok(Deletion {
+        stale: !all_mine,
         group: (all_mine && !in_group.is_empty()).then_some(group),
         mine: in_group
             .into_iter()

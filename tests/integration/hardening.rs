@@ -386,6 +386,29 @@ echo clean"#
     assert!(said.contains("it ends at operation"), "{}", r.stderr);
 }
 
+/// A lab link renamed by hand is one the whole journal no longer names: destroy looks for
+/// the lab's marks after all (its journal ends where the run said), finds the bridge under
+/// its new name by its owner tag, and removes it.
+#[test]
+fn a_lab_link_renamed_by_hand_is_still_destroyed() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe("hard-ren.rhai", "bridge::add(\"hren\");\nnetns::add(\"hrenns\");\n");
+    let r = sandboxed(&format!(
+        r#"nslab run {path} >/dev/null
+ip link set hren name hrenx
+if nslab destroy hard-ren 2>&1; then echo "said destroyed"; exit 1; fi
+! ip link show hrenx 2>/dev/null || {{ echo "hrenx left"; exit 1; }}
+! ip netns list | grep -q hrenns || {{ echo "netns left"; exit 1; }}
+echo clean"#
+    ));
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    let said = r.stdout.replace("\n  │ ", " ");
+    assert!(said.contains("removed by the lab's marks: link hrenx in the host"), "{}", r.stdout);
+    assert!(said.contains("clean"), "{}", r.stdout);
+}
+
 /// A valid line injected into a journal (no checksum) is not acted on: the sandbox's
 /// `uplink` address and its default route stay.
 #[test]
