@@ -485,6 +485,28 @@ pub fn remove(lab: &str) -> NetResult<()> {
     }
 }
 
+/// Creates directory `dir` (under [`STATE_DIR`]) and holds its `.lock` until the file is
+/// dropped: the claims (`sysctl_claims`, `tc_claims`) are read-modify-written under it, so
+/// two nslab processes do not lose each other's writes.
+pub(crate) fn lock_dir(dir: &Path) -> NetResult<File> {
+    std::fs::create_dir_all(dir)?;
+    let f = File::create(dir.join(".lock"))?;
+    f.lock()?;
+    Ok(f)
+}
+
+/// The file of a claim on `name` in `dir`: `NAME` for the namespace nslab runs in,
+/// `NETNS@NAME` for a named netns (`@` is in neither a netns name, a link name nor a sysctl
+/// key, so the two never collide). A sysctl key may hold a `/` (a dotted link name, see
+/// op::sysctl_path): `%` in a file name.
+pub(crate) fn claim_file(dir: &Path, ns: Option<&str>, name: &str) -> PathBuf {
+    let name = name.replace('/', "%");
+    dir.join(match ns {
+        None => name,
+        Some(n) => format!("{n}@{name}"),
+    })
+}
+
 /// Lab names become directory names and iptables comments: keep them plain.
 pub fn check_lab_name(name: &str) -> NetResult<()> {
     if name.is_empty()

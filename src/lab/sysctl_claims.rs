@@ -44,23 +44,13 @@ fn dir() -> PathBuf {
     PathBuf::from(journal::STATE_DIR).join(".sysctl")
 }
 
-/// `KEY` for the namespace nslab runs in, `NETNS@KEY` for a named netns (`@` is in neither a
-/// netns name nor a key, so the two never collide).
 fn path(ns: Option<&str>, key: &str) -> PathBuf {
-    // A key may hold a `/` (a dotted link name, see op::sysctl_path): `%` in a file name.
-    let key = key.replace('/', "%");
-    dir().join(match ns {
-        None => key,
-        Some(n) => format!("{n}@{key}"),
-    })
+    journal::claim_file(&dir(), ns, key)
 }
 
 /// Holds the claims lock until dropped.
 fn lock() -> NetResult<File> {
-    std::fs::create_dir_all(dir())?;
-    let f = File::create(dir().join(".lock"))?;
-    f.lock()?;
-    Ok(f)
+    journal::lock_dir(&dir())
 }
 
 /// The claim file as it is (void or not: callers that write decide, under the lock).

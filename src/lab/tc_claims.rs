@@ -8,7 +8,7 @@
 //! it was; the claim goes with the lab's journal.
 
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -27,25 +27,22 @@ fn dir() -> PathBuf {
     PathBuf::from(journal::STATE_DIR).join(".tc")
 }
 
-/// `DEV` for the namespace nslab runs in, `NETNS@DEV` for a named netns.
 fn path(ns: Option<&str>, dev: &str) -> PathBuf {
-    dir().join(match ns {
-        None => dev.to_string(),
-        Some(n) => format!("{n}@{dev}"),
-    })
+    journal::claim_file(&dir(), ns, dev)
 }
 
 /// Holds the claims lock until dropped: two labs changing one link's qdisc at once keep
 /// each other's names.
 fn lock() -> NetResult<File> {
-    std::fs::create_dir_all(dir())?;
-    let f = File::create(dir().join(".lock"))?;
-    f.lock()?;
-    Ok(f)
+    journal::lock_dir(&dir())
 }
 
 fn load(ns: Option<&str>, dev: &str) -> Option<Claim> {
-    serde_json::from_str(&std::fs::read_to_string(path(ns, dev)).ok()?).ok()
+    load_file(&path(ns, dev))
+}
+
+fn load_file(p: &Path) -> Option<Claim> {
+    serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()
 }
 
 /// Claims the qdisc of `dev` (ifindex `ifindex`) in `ns` for lab `lab`, before the lab
@@ -78,11 +75,7 @@ pub fn forget(lab: &str) {
         if e.file_name().to_string_lossy().starts_with('.') {
             continue;
         }
-        let Some(mut c) =
-            std::fs::read_to_string(&p).ok().and_then(|t| serde_json::from_str::<Claim>(&t).ok())
-        else {
-            continue;
-        };
+        let Some(mut c) = load_file(&p) else { continue };
         if !c.holders.iter().any(|h| h == lab) {
             continue;
         }

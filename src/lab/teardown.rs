@@ -342,12 +342,13 @@ pub(crate) fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Undone {
             reaped.entry(end.ns.clone()).or_default().insert(&end.name);
         }
     }
+    let none = HashSet::new();
+    let reaped_in = |ns: &Ns| reaped.get(ns).unwrap_or(&none);
     let outside: Vec<(Ns, Result<Deletion, NetError>)> = places
         .into_iter()
         .filter(|ns| !owned.in_owned_ns(ns.as_deref()))
         .map(|ns| {
-            let none = HashSet::new();
-            let d = lab_links(kernel, ns.as_deref(), lab, &owned, reaped.get(&ns).unwrap_or(&none));
+            let d = lab_links(kernel, ns.as_deref(), lab, &owned, reaped_in(&ns));
             (ns, d)
         })
         .collect();
@@ -373,9 +374,7 @@ pub(crate) fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Undone {
     let mut stale = false;
     for (ns, d) in outside {
         stale |= d.as_ref().map_or(true, |d| d.stale);
-        let none = HashSet::new();
-        let reaped = reaped.get(&ns).unwrap_or(&none);
-        let r = d.and_then(|d| delete_links(kernel, ns.as_deref(), lab, &owned, d, reaped));
+        let r = d.and_then(|d| delete_links(kernel, ns.as_deref(), lab, &owned, d, reaped_in(&ns)));
         if r.as_ref().is_ok_and(|&all| all) {
             cleared.push(ns);
         }
