@@ -306,3 +306,8 @@ fn report_feature(feature: &str, has: bool) -> bool {
 pub fn shq(p: &Path) -> String {
     format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
 }
+
+/// A diagnostic as one text: miette wraps long messages over lines that start with `  │ `.
+pub fn unwrapped(s: &str) -> String {
+    s.replace("\n  │ ", " ")
+}

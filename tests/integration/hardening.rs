@@ -1,7 +1,7 @@
 //! Issue 14: a hostile recipe, a crash at any moment, a corrupted journal. Each test here
 //! fails without its fix. Kernel tests run in sandboxes.
 
-use crate::common::{kernel_tests_possible, nslab, recipe, sandboxed};
+use crate::common::{kernel_tests_possible, nslab, recipe, sandboxed, unwrapped};
 
 /// The exact exploit of the issue: an array `--set` value evaluated with the full engine.
 const EXPLOIT: &str = r#"hosts=[eval("try { netns::exec(\"internet\", [\"touch\", \"/tmp/PWNED\"]); netns::add(\"pwn\"); } catch(e) {} \"a\"")]"#;
@@ -380,8 +380,7 @@ echo clean"#
     ));
     assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("clean"), "{}", r.stdout);
-    // miette wraps long messages: read them unwrapped.
-    let said = r.stderr.replace("\n  │ ", " ");
+    let said = unwrapped(&r.stderr);
     assert!(said.contains("removed by the lab's marks: link fcut"), "{}", r.stderr);
     assert!(said.contains("it ends at operation"), "{}", r.stderr);
 }
@@ -404,7 +403,7 @@ if nslab destroy hard-ren 2>&1; then echo "said destroyed"; exit 1; fi
 echo clean"#
     ));
     assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
-    let said = r.stdout.replace("\n  │ ", " ");
+    let said = unwrapped(&r.stdout);
     assert!(said.contains("removed by the lab's marks: link hrenx in the host"), "{}", r.stdout);
     assert!(said.contains("clean"), "{}", r.stdout);
 }

@@ -3,7 +3,7 @@
 //! make — an address, a route, a link, a netns — and destroy says what it left, never
 //! "destroyed". Each test fails without the fix. Kernel tests run in sandboxes.
 
-use crate::common::{kernel_tests_possible, recipe, sandboxed};
+use crate::common::{kernel_has, kernel_tests_possible, recipe, sandboxed, unwrapped};
 
 /// `forge LAB JSON`: appends Op JSON to lab LAB's journal as nslab writes a line (the next
 /// sequence number, a tab, the CRC-32 in hex), as an attacker who can write /run/nslab can.
@@ -49,7 +49,7 @@ has_default || {{ echo "default route gone"; exit 1; }}
 echo clean"#
     ));
     assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
-    let text = r.stdout.replace("\n  │ ", " ");
+    let text = unwrapped(&r.stdout);
     assert!(!text.contains("destroyed lab"), "{}", r.stdout);
     assert!(
         text.contains("address 203.0.113.2/24 on uplink in the host: not shown to be this lab's: the journal records no identity of it"),
@@ -107,7 +107,7 @@ ip -j route show 10.98.0.0/24 | grep -q 203.0.113.1 || {{ echo "the admin's rout
 echo clean"#
     ));
     assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
-    let text = r.stdout.replace("\n  │ ", " ");
+    let text = unwrapped(&r.stdout);
     assert!(
         text.contains("address 203.0.113.8/24 on uplink in the host: not made by this lab: the journal's record does not match the kernel's"),
         "{}",
@@ -139,7 +139,7 @@ has_default || {{ echo "default route gone"; exit 1; }}
 echo clean"#
     ));
     assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
-    let text = r.stdout.replace("\n  │ ", " ");
+    let text = unwrapped(&r.stdout);
     assert!(
         text.contains("route default in the host: not shown to be this lab's: the journal's record carries no nslab mark"),
         "{}",
@@ -170,7 +170,7 @@ ip netns exec internet ip link show eth0 >/dev/null
 echo clean"#
     ));
     assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
-    let text = r.stdout.replace("\n  │ ", " ");
+    let text = unwrapped(&r.stdout);
     assert!(
         text.contains(
             "netns internet: not shown to be this lab's: the journal records no identity of it"
@@ -198,7 +198,7 @@ iptables -t nat -S POSTROUTING | grep -q -- '-s 10.55.0.0/24 -j MASQUERADE' || {
 echo clean"#
     ));
     assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
-    let text = r.stdout.replace("\n  │ ", " ");
+    let text = unwrapped(&r.stdout);
     assert!(
         text.contains("nat rule `-A POSTROUTING -s 10.55.0.0/24 -j MASQUERADE` in the host: not shown to be this lab's: it carries no comment nslab:hj-ipt"),
         "{}",
@@ -228,7 +228,7 @@ ip -j rule | grep -q '"priority":600,"src":"10.66.0.0"' || {{ echo "the admin's 
 echo clean"#
     ));
     assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
-    let text = r.stdout.replace("\n  │ ", " ");
+    let text = unwrapped(&r.stdout);
     assert!(
         text.contains("rule `from 10.66.0.0/24 table 66 priority 600` in the host: not made by this lab: the kernel's rule is not marked protocol 110"),
         "{}",
@@ -261,7 +261,7 @@ if nslab destroy hj-temp 2>&1; then echo "destroy said success"; exit 1; fi
 echo clean"#
     ));
     assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
-    let text = r.stdout.replace("\n  │ ", " ");
+    let text = unwrapped(&r.stdout);
     assert!(
         text.contains("sysctl net.ipv4.ip_forward in the host: not shown to be this lab's"),
         "{}",
@@ -289,7 +289,7 @@ echo "ttl: $(cat /proc/sys/net/ipv4/ip_default_ttl)"
 echo clean"#
     ));
     assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
-    let text = r.stdout.replace("\n  │ ", " ");
+    let text = unwrapped(&r.stdout);
     assert!(
         text.contains("sysctl net.ipv4.ip_forward in the host: not shown to be this lab's: the lab holds no claim on it"),
         "{}",
@@ -305,7 +305,7 @@ echo clean"#
 /// lab's own claimed change on another foreign link is still put back.
 #[test]
 fn a_forged_qdisc_line_installs_nothing_on_a_foreign_link() {
-    if !kernel_tests_possible() || !crate::common::kernel_has("tbf") {
+    if !kernel_tests_possible() || !kernel_has("tbf") {
         return;
     }
     let path = recipe("hj-tc.rhai", "tc::rate(\"mine\", \"8mbit\");\n");
@@ -322,7 +322,7 @@ tc qdisc show dev mine | grep -q tbf && {{ echo "mine kept the lab's tbf"; exit 
 echo clean"#
     ));
     assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
-    let text = r.stdout.replace("\n  │ ", " ");
+    let text = unwrapped(&r.stdout);
     assert!(
         text.contains("root qdisc of uplink in the host: not shown to be this lab's: the lab holds no claim on it"),
         "{}",
