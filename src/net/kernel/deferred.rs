@@ -258,13 +258,24 @@ impl Kernel {
         self.deferred.borrow_mut().hold(op)
     }
 
-    /// Sends what is held back when `op` must come after it.
+    /// Whether [`Kernel::hold`] would hold `op` back.
+    pub(super) fn would_hold(&self, op: &Op) -> bool {
+        self.defer_veth.get() && self.deferred.borrow().holds(op)
+    }
+
+    /// Sends what is held back when `op` must come after it (the held-back veths first:
+    /// a held `up` can be of one of their ends).
     pub(super) fn flush_held_for(&self, op: &Op) -> NetResult<()> {
         let send = {
             let d = self.deferred.borrow();
             !d.holds(op) && d.must_send_before(op)
         };
-        if send { self.flush_held() } else { Ok(()) }
+        if send {
+            self.flush_veth()?;
+            self.flush_held()
+        } else {
+            Ok(())
+        }
     }
 
     /// The links whose `up` is held back.

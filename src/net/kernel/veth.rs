@@ -1,7 +1,12 @@
-//! veth pairs, and the fast path that holds a new pair back while the recipe's next
-//! operations can ride along in its creation request (see [`Kernel::set_defer_veth`]).
+//! veth pairs, and the fast path that holds new pairs back while the recipe's next
+//! operations can ride along in their creation requests, and makes them only when
+//! something needs them (see [`Kernel::set_defer_veth`]).
 
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
+
+use ipnet::IpNet;
 
 use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use rtnetlink::packet_route::RouteNetlinkMessage;
@@ -83,8 +88,38 @@ impl HeldVeth {
     }
 }
 
+/// The veth pairs a run holds back, in the recipe's order, with the IPv4 addresses put on
+/// their ends meanwhile (see [`Kernel::set_defer_veth`]).
+#[derive(Debug, Default)]
+pub(super) struct HeldLinks {
+    veths: Vec<HeldVeth>,
+    /// Where each end of a held pair will be made -> its pair in `veths`: every Op asks,
+    /// and a lab(1000) holds a thousand pairs.
+    ends: HashMap<(Ns, String), usize>,
+    /// `addr::add` on a held end, in the recipe's order.
+    addrs: Vec<Op>,
+    /// The IPv4 addresses each held end gets (the kernel refuses one twice).
+    addressed: HashMap<(Ns, String), Vec<Ipv4Addr>>,
+    /// Ports the held pairs add to each bridge (`bridge_with_room`).
+    ports: HashMap<(Ns, String), u32>,
+}
+
+impl HeldLinks {
+    pub(super) fn is_empty(&self) -> bool {
+        self.veths.is_empty()
+    }
+
+    fn end(&self, ns: &Ns, dev: &str) -> Option<usize> {
+        self.ends.get(&(ns.clone(), dev.to_string())).copied()
+    }
+
+    fn holds_name(&self, ns: Option<&str>, dev: &str) -> bool {
+        self.ends.contains_key(&(ns.map(str::to_string), dev.to_string()))
+    }
+}
+
 impl Kernel {
-    /// Applies the held-back ups and routes (`deferred`), creates the held-back veth pair
+    /// Applies the held-back ups and routes (`deferred`), creates the held-back veth pairs
     /// and sets the pending owner tags, if any (see [`Kernel::set_defer_veth`]): what anyone
     /// looking at the kernel must see.
     pub(crate) fn flush(&self) -> NetResult<()> {
@@ -99,10 +134,34 @@ impl Kernel {
         Ok(())
     }
 
-    /// Creates the held-back veth pair, if any, with what merged into it.
+    /// Creates the held-back veth pairs, if any, with what merged into them, in the
+    /// recipe's order, then adds the addresses held back for their ends. Should the kernel
+    /// refuse one after all, the rest are dropped (the run fails and rolls back).
     pub(super) fn flush_veth(&self) -> NetResult<()> {
-        let Some(h) = self.pending_veth.borrow_mut().take() else { return Ok(()) };
-        self.timed("(veth held back)", || self.create_held(&h))
+        if self.held_links.borrow().is_empty() {
+            return Ok(());
+        }
+        // Taken out first: the sockets these requests ask for find nothing held.
+        let held = std::mem::take(&mut *self.held_links.borrow_mut());
+        for h in &held.veths {
+            self.timed("(veth held back)", || self.create_held(h))?;
+        }
+        for op in &held.addrs {
+            let Op::AddrAdd { ns, dev, cidr } = op else {
+                unreachable!("only addresses are held with the pairs, not {op:?}")
+            };
+            self.timed("(address held back)", || self.addr_add(ns.as_deref(), dev, cidr)).map_err(
+                |e| NetError {
+                    message: format!(
+                        "{} could not be done: {} (held back until now, to make every netns first)",
+                        op.command(),
+                        e.message
+                    ),
+                    ..e
+                },
+            )?;
+        }
+        Ok(())
     }
 
     /// One request for the pair and what merged into it. When the kernel refuses it, the
@@ -147,77 +206,120 @@ impl Kernel {
         }
     }
 
-    /// Forgets the pending veth pair and tags: a run being rolled back (teardown takes a
-    /// link of the lab's group with no alias yet as the lab's: a run killed between
-    /// creating and tagging leaves one like that too).
+    /// Forgets the pending veth pairs, addresses and tags: a run being rolled back
+    /// (teardown takes a link of the lab's group with no alias yet as the lab's: a run
+    /// killed between creating and tagging leaves one like that too).
     pub(crate) fn discard_pending(&self) {
-        self.pending_veth.borrow_mut().take();
+        std::mem::take(&mut *self.held_links.borrow_mut());
         self.pending_tags.borrow_mut().clear();
         self.discard_held();
     }
 
-    /// True when `op` merges into the held-back veth (so nothing must be flushed before
-    /// it): a `set_netns` of an end while both are where they were made, a `set_master` of
-    /// its first end onto a bridge this executor made (by ifindex, with room left), a
-    /// `link::up` of either end. What these can meet is known beforehand: the merged
+    /// True when `op` merges into a held-back veth (so nothing must be flushed before it):
+    /// a `set_netns` of an end while both are where they were made and it has no address
+    /// held, a `set_master` of its first end onto a bridge this executor made (by ifindex,
+    /// with room left), a `link::up` of one end while the other is not coming up in the
+    /// same request (a second `up` is held back until the end instead, `deferred`: a pair
+    /// with both ends up has carrier, and its host would start its IPv6 chatter while the
+    /// rest of the lab is built). What these can meet is known beforehand: the merged
     /// request does nothing a recipe could not foresee (see [`Kernel::set_defer_veth`]).
     pub(super) fn merges(&self, op: &Op) -> bool {
-        let held = self.pending_veth.borrow();
-        let Some(h) = held.as_ref() else { return false };
+        let held = self.held_links.borrow();
+        if held.is_empty() {
+            return false;
+        }
         // `if let`, not a match: no wildcard arm on Op (lab::plan's test), and every other
         // Op simply does not merge.
         if let Op::LinkSetNetns { ns, dev, to } = op {
-            return h.end_moving(ns.as_deref(), dev, to).is_some();
+            let Some(i) = held.end(ns, dev) else { return false };
+            return !held.addressed.contains_key(&(ns.clone(), dev.clone()))
+                && held.veths[i].end_moving(ns.as_deref(), dev, to).is_some();
         }
         if let Op::LinkSetMaster { ns, dev, master: Some(m) } = op {
+            let Some(i) = held.end(ns, dev) else { return false };
+            let h = &held.veths[i];
             return *dev == h.name
                 && h.name_in.is_none()
                 && *ns == h.ns
                 && h.master.is_none()
-                && self.bridge_with_room(ns.as_deref(), m).is_some();
+                && self.bridge_with_room(ns.as_deref(), m, &held).is_some();
         }
         let Op::LinkUp { ns, dev } = op else { return false };
+        let Some(i) = held.end(ns, dev) else { return false };
+        let h = &held.veths[i];
         let (name_end, peer_end) = h.ends_up(ns.as_deref(), dev);
-        // --no-ipv6 turns IPv6 off on a link right after its creation: with both ends up
-        // in the creation request, the pair would have carrier (and an IPv6 link-local
-        // address) before that.
-        let v6_write = |at: Option<&str>| {
-            self.no_ipv6.get() && !at.is_some_and(|n| self.v6_off_ns.borrow().contains(n))
-        };
-        let both_up = (name_end && h.peer_up) || (peer_end && h.up);
-        (name_end || peer_end) && !(both_up && (v6_write(h.name_at()) || v6_write(h.peer_at())))
+        (name_end && !h.peer_up) || (peer_end && !h.up)
     }
 
-    /// Merges a `set_master` or `link::up` into the held-back veth; false when it does not
+    /// Merges a `set_master` or `link::up` into its held-back veth; false when it does not
     /// merge (see [`Kernel::merges`]; a `set_netns` merges in [`Kernel::set_netns`]).
     pub(super) fn merge(&self, op: &Op) -> NetResult<bool> {
         if !self.merges(op) {
             return Ok(false);
         }
-        let mut held = self.pending_veth.borrow_mut();
-        let h = held.as_mut().expect("merges saw it");
-        if let Op::LinkSetMaster { ns, master: Some(m), .. } = op {
-            let idx = self.bridge_with_room(ns.as_deref(), m).expect("merges saw it");
-            h.master = Some((m.clone(), idx));
-        } else if let Op::LinkUp { ns, dev } = op {
-            match h.ends_up(ns.as_deref(), dev) {
-                (true, _) => h.up = true,
-                (_, true) => h.peer_up = true,
-                (false, false) => return Ok(false),
-            }
-        } else {
-            return Ok(false);
+        let mut held = self.held_links.borrow_mut();
+        if let Op::LinkSetMaster { ns, dev, master: Some(m) } = op {
+            let idx = self.bridge_with_room(ns.as_deref(), m, &held).expect("merges saw it");
+            let i = held.end(ns, dev).expect("merges saw it");
+            held.veths[i].master = Some((m.clone(), idx));
+            *held.ports.entry((ns.clone(), m.clone())).or_default() += 1;
+            return Ok(true);
+        }
+        let Op::LinkUp { ns, dev } = op else { return Ok(false) };
+        let i = held.end(ns, dev).expect("merges saw it");
+        let h = &mut held.veths[i];
+        match h.ends_up(ns.as_deref(), dev) {
+            (true, _) => h.up = true,
+            (_, true) => h.peer_up = true,
+            (false, false) => return Ok(false),
         }
         Ok(true)
     }
 
-    /// Flushes the pending veth unless `op` merges into it, and the pending tags before an
-    /// op that moves or deletes links (the others leave aliases alone, and an `up` or
-    /// `master` of a link with a pending tag carries it). Callers that do more than
-    /// [`Kernel::apply`] before applying an Op (reading a sysctl first) call this.
+    /// Holds back `addr::add` of an IPv4 address on an end of a held-back pair, which
+    /// cannot fail but for the same address twice on that end (then it is not held: the
+    /// pairs are made and the kernel answers at the call). Without this, each host's
+    /// address made its pair at once, before the next host's netns: made after the hosts
+    /// before it, a netns took 450 µs in lab(1000), and 360 µs with every netns first, as
+    /// in the C floor (the same kernel work, but interrupted by the kernel's workers
+    /// finishing what the previous hosts left: `benches/README.md`).
+    pub(super) fn hold_addr(&self, op: &Op) -> bool {
+        if !self.addr_holds(op) {
+            return false;
+        }
+        let Op::AddrAdd { ns, dev, cidr: IpNet::V4(a) } = op else { return false };
+        let mut held = self.held_links.borrow_mut();
+        held.addressed.entry((ns.clone(), dev.clone())).or_default().push(a.addr());
+        held.addrs.push(op.clone());
+        true
+    }
+
+    fn addr_holds(&self, op: &Op) -> bool {
+        let Op::AddrAdd { ns, dev, cidr: IpNet::V4(a) } = op else { return false };
+        let ip = a.addr();
+        // What the kernel treats otherwise (0.0.0.0 is dropped without a word) goes now.
+        if ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() || ip.is_loopback() {
+            return false;
+        }
+        let held = self.held_links.borrow();
+        held.end(ns, dev).is_some()
+            && !held.addressed.get(&(ns.clone(), dev.clone())).is_some_and(|v| v.contains(&ip))
+    }
+
+    /// Flushes the pending veths unless `op` merges into one or can wait with them, and
+    /// the pending tags before an op that moves or deletes links (the others leave aliases
+    /// alone, and an `up` or `master` of a link with a pending tag carries it). Callers
+    /// that do more than [`Kernel::apply`] before applying an Op (reading a sysctl first)
+    /// call this.
     pub(crate) fn flush_unless_merges(&self, op: &Op) -> NetResult<()> {
         self.flush_held_for(op)?;
-        if !self.merges(op) {
+        // A new netns or veth pair meets nothing held: a pair checks its names against the
+        // held ones too (`veth_add`).
+        let waits = matches!(op, Op::NetnsAdd { .. } | Op::VethAdd { .. })
+            || self.merges(op)
+            || self.addr_holds(op)
+            || self.would_hold(op);
+        if !waits {
             self.flush_veth()?;
         }
         let moves_or_deletes = match op {
@@ -270,7 +372,8 @@ impl Kernel {
 
     /// `ip link add NAME type veth peer name PEER [netns PEER_NS]`; held back when
     /// [`Kernel::set_defer_veth`] is on. What the kernel would refuse at creation is refused
-    /// here, at the call: a name taken in either netns, a peer netns that is not there.
+    /// here, at the call: a name taken in either netns (in the kernel, or by a pair held
+    /// back), a peer netns that is not there.
     pub(super) fn veth_add(&self, ns: &Ns, name: &str, peer: &str, peer_ns: &Ns) -> NetResult<()> {
         let same = peer_ns.is_none() || peer_ns == ns;
         if !self.defer_veth.get() || (same && name == peer) {
@@ -291,10 +394,22 @@ impl Kernel {
             // The kernel's own answer, through the usual path.
             return self.create_veth(nsr, name, None, peer, Some(p), (None, false, false));
         }
-        if self.sock(nsr)?.index_of(name).is_ok() || self.sock(peer_at)?.index_of(peer).is_ok() {
+        let held_clash = {
+            let held = self.held_links.borrow();
+            held.holds_name(nsr, name) || held.holds_name(peer_at, peer)
+        };
+        if held_clash {
+            // Made, so the kernel's state tells which name clashes.
+            self.flush_veth()?;
+        }
+        if self.sock_here(nsr)?.index_of(name).is_ok()
+            || self.sock_here(peer_at)?.index_of(peer).is_ok()
+        {
             return Err(self.veth_taken(name, nsr, peer, peer_at));
         }
-        *self.pending_veth.borrow_mut() = Some(HeldVeth {
+        let mut held = self.held_links.borrow_mut();
+        let i = held.veths.len();
+        held.veths.push(HeldVeth {
             ns: ns.clone(),
             name: name.to_string(),
             peer: peer.to_string(),
@@ -304,34 +419,38 @@ impl Kernel {
             up: false,
             peer_up: false,
         });
+        held.ends.insert((ns.clone(), name.to_string()), i);
+        held.ends.insert((peer_at.map(str::to_string), peer.to_string()), i);
         Ok(())
     }
 
-    /// `ip link set DEV netns TO`; when DEV is an end of the held-back veth, that end is
+    /// `ip link set DEV netns TO`; when DEV is an end of a held-back veth, that end is
     /// made directly in TO, in the same request.
     pub(super) fn set_netns(&self, ns: &Ns, dev: &str, to: &str) -> NetResult<()> {
         let op = Op::LinkSetNetns { ns: ns.clone(), dev: dev.to_string(), to: to.to_string() };
         if !self.merges(&op) {
             return self.move_link(ns.as_deref(), dev, to);
         }
-        // Taken out while this looks: a socket asked for now must not flush it.
-        let mut h = self.pending_veth.borrow_mut().take().expect("merges saw it");
-        let name_end = h.end_moving(ns.as_deref(), dev, to).expect("merges saw it");
-        let clash = netns::exists(to) && self.sock(Some(to))?.index_of(dev).is_ok();
+        let clash = netns::exists(to)
+            && (self.held_links.borrow().holds_name(Some(to), dev)
+                || self.sock_here(Some(to))?.index_of(dev).is_ok());
         if !netns::exists(to) || clash {
             // The usual path, so the kernel's refusal is the one the move gets.
-            self.create_held(&h)?;
+            self.flush_veth()?;
             return self.move_link(ns.as_deref(), dev, to);
         }
-        if name_end {
+        let mut held = self.held_links.borrow_mut();
+        let i = held.end(ns, dev).expect("merges saw it");
+        let h = &mut held.veths[i];
+        if h.end_moving(ns.as_deref(), dev, to).expect("merges saw it") {
             h.name_in = Some(to.to_string());
         } else {
             h.peer_in = Some(to.to_string());
         }
-        *self.pending_veth.borrow_mut() = Some(h);
+        held.ends.remove(&(ns.clone(), dev.to_string()));
+        held.ends.insert((Some(to.to_string()), dev.to_string()), i);
         Ok(())
     }
-
     /// Creates the veth pair `name` / `peer` through the socket of `ns`. `name_in` and
     /// `peer_in` make an end directly inside another netns: moving a link later costs the
     /// kernel 16-23 ms, creating it there about 0.5 ms. `extras`: IFLA_MASTER of `name`,
@@ -399,13 +518,13 @@ impl Kernel {
     }
 
     /// The ifindex of bridge `m` in `ns` when this executor made it and has put fewer than
-    /// [`BRIDGE_MAX_PORTS`] ports on it: a `set_master` onto it can only succeed. (A port
-    /// someone else adds meanwhile is not counted: the 1024th would then be refused one
-    /// operation late, naming the call.)
-    fn bridge_with_room(&self, ns: Option<&str>, m: &str) -> Option<u32> {
+    /// [`BRIDGE_MAX_PORTS`] ports on it, counting those of the pairs `held` back: a
+    /// `set_master` onto it can only succeed. (A port someone else adds meanwhile is not
+    /// counted: the 1024th would then be refused late, naming the call.)
+    fn bridge_with_room(&self, ns: Option<&str>, m: &str, held: &HeldLinks) -> Option<u32> {
         let key = (ns.map(str::to_string), m.to_string());
         let &(idx, ports) = self.bridges.borrow().get(&key)?;
-        if ports >= BRIDGE_MAX_PORTS {
+        if ports + held.ports.get(&key).copied().unwrap_or(0) >= BRIDGE_MAX_PORTS {
             return None;
         }
         // The name still means that bridge (deleted and made again, it has another index).
