@@ -1,7 +1,7 @@
 //! The plan's model of what it has built so far: namespaces, links, addresses, routes,
 //! sysctls and rules, and how each Op changes it (with the kernel's refusals, in its words).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -82,7 +82,12 @@ pub(super) struct Space {
 #[derive(Debug, Clone)]
 pub(super) struct Model {
     pub(super) spaces: BTreeMap<Ns, Space>,
+    /// In the order they were made, so by `uid` too. Only `new_link`, `remove_link` and a
+    /// move change which link is where (`at` follows them).
     pub(super) links: Vec<Link>,
+    /// (netns, name) -> position in `links`. A walk over every link per lookup made the
+    /// plan of lab(1000) take 0.12 s and of lab(4000) 1.18 s, 62% of it in that walk.
+    at: HashMap<(Ns, String), usize>,
     pub(super) alias: String,
     pub(super) group: u32,
     /// The plan stands for `nslab run --no-ipv6` (only the words of a refusal differ).
@@ -107,6 +112,7 @@ impl Model {
         let mut m = Model {
             spaces: BTreeMap::new(),
             links: Vec::new(),
+            at: HashMap::new(),
             alias: format!("nslab:{lab}"),
             group: journal::group_of(lab),
             no_ipv6: false,
@@ -133,7 +139,7 @@ impl Model {
     }
 
     pub(super) fn find(&self, ns: Option<&str>, name: &str) -> Option<usize> {
-        self.links.iter().position(|l| l.ns.as_deref() == ns && l.name == name)
+        self.at.get(&(key(ns), name.to_string())).copied()
     }
 
     /// The link `name` in `ns`, as the kernel would look it up: the netns first, then the name.
@@ -143,11 +149,11 @@ impl Model {
     }
 
     pub(super) fn by_uid(&self, uid: usize) -> Option<&Link> {
-        self.links.iter().find(|l| l.uid == uid)
+        self.pos_of(uid).map(|i| &self.links[i])
     }
 
     pub(super) fn pos_of(&self, uid: usize) -> Option<usize> {
-        self.links.iter().position(|l| l.uid == uid)
+        self.links.binary_search_by_key(&uid, |l| l.uid).ok()
     }
 
     /// The words of `Kernel::taken`: the plan's own links are this lab's, the rest nobody's.
@@ -164,7 +170,8 @@ impl Model {
         kind: &'static str,
         tagged: bool,
     ) -> usize {
-        let uid = self.links.iter().map(|l| l.uid + 1).max().unwrap_or(0);
+        // The newest link has the highest uid (`links` is in the order they were made).
+        let uid = self.links.last().map_or(0, |l| l.uid + 1);
         let space = self.spaces.get_mut(&ns).expect("the netns was checked");
         let v6_off = v6_default_off(space);
         let index = space.next_index;
@@ -174,6 +181,7 @@ impl Model {
             // Locally administered and recognisable: 02:6e:73 is "\x02ns".
             _ => (format!("02:6e:73:00:{:02x}:{:02x}", (uid >> 8) & 0xff, uid & 0xff), 1500),
         };
+        self.at.insert((ns.clone(), name.to_string()), self.links.len());
         self.links.push(Link {
             uid,
             ns,
@@ -248,6 +256,12 @@ impl Model {
         let Some(i) = self.pos_of(uid) else { return };
         let children = self.children(uid);
         let l = self.links.remove(i);
+        self.at = self
+            .links
+            .iter()
+            .enumerate()
+            .map(|(i, l)| ((l.ns.clone(), l.name.clone()), i))
+            .collect();
         self.detach(l.ns.as_deref(), &l.name);
         if let Some(p) = l.peer {
             self.remove_link(p);
@@ -373,6 +387,8 @@ impl Model {
                 let index = space.next_index;
                 space.next_index += 1;
                 let v6_off = v6_default_off(space);
+                self.at.remove(&(ns.clone(), dev.clone()));
+                self.at.insert((Some(to.clone()), dev.clone()), i);
                 let l = &mut self.links[i];
                 l.ns = Some(to.clone());
                 l.index = index;

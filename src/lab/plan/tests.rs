@@ -238,3 +238,30 @@ fn no_match_on_op_has_a_wildcard_arm() {
         }
     }
 }
+
+#[test]
+fn links_are_found_by_name_after_moves_and_deletes() {
+    let p = Plan::new("t");
+    walkthrough(&p);
+    ops(
+        &p,
+        vec![
+            Op::NetnsAdd { name: s("blue") },
+            Op::VethAdd { ns: None, name: s("a"), peer: s("b"), peer_ns: Some(s("blue")) },
+            // Deleting v-red (and its peer outside) shifts every later link in the model.
+            Op::LinkDel { ns: Some(s("red")), dev: s("v-red") },
+            Op::LinkSetNetns { ns: None, dev: s("a"), to: s("red") },
+        ],
+    );
+    let names = |ns| p.links(ns).unwrap().into_iter().map(|l| l.name).collect::<Vec<_>>();
+    assert_eq!(names(Some("red")), ["lo", "a"]);
+    assert_eq!(names(Some("blue")), ["lo", "b"]);
+    assert_eq!(names(None), ["lo", "br"], "v-red-br went with its peer");
+    let m = p.model.borrow();
+    assert!(m.find(None, "a").is_none() && m.find(None, "v-red-br").is_none());
+    let a = m.find(Some("red"), "a").expect("a moved to red");
+    assert_eq!(m.links[a].name, "a");
+    assert_eq!(m.by_uid(m.links[a].uid).map(|l| l.name.as_str()), Some("a"));
+    let b = m.links[a].peer.and_then(|p| m.by_uid(p)).expect("a's peer");
+    assert_eq!((b.ns.as_deref(), b.name.as_str()), (Some("blue"), "b"));
+}
