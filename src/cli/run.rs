@@ -99,7 +99,7 @@ pub fn run(a: Args) -> Result<(), Failed> {
     let result = r.run(&engine, &mut scope);
     // A veth still held back is created now; if that fails, the run fails and rolls back.
     let result =
-        result.and_then(|()| crate::lab::Backend::settle(&*session).map_err(|e| Diag::plain(&e)));
+        result.and_then(|()| crate::lab::Backend::settle(&*session).map_err(|e| r.late_error(&e)));
     // A signal during the last Op (say iptables for the last nat rule) finds no next Op to
     // stop at: without this check the run said "lab is up" and exited 0 (issue 14).
     let result = result.and_then(|()| match lab::INTERRUPTED.load(Ordering::Relaxed) {

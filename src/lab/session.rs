@@ -388,6 +388,10 @@ impl Backend for Session {
         self.kernel.flush()
     }
 
+    fn set_site(&self, site: u64) {
+        self.kernel.set_site(site);
+    }
+
     fn netns_list(&self) -> NetResult<Vec<String>> {
         netns::list()
     }

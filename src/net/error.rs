@@ -9,13 +9,16 @@ pub struct NetError {
     pub message: String,
     pub help: Option<String>,
     pub errno: Option<i32>,
+    /// Where the recipe asked for what failed, when that was held back and failed later (a
+    /// call site the script layer numbered: `Backend::set_site`, `script::site`).
+    pub site: Option<u64>,
 }
 
 pub type NetResult<T> = Result<T, NetError>;
 
 impl NetError {
     pub fn new(message: impl Into<String>) -> Self {
-        NetError { message: message.into(), help: None, errno: None }
+        NetError { message: message.into(), help: None, errno: None, site: None }
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Self {

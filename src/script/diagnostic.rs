@@ -488,6 +488,55 @@ pub fn parse_error(e: &ParseError, source: &Source) -> Diag {
 
 /// A Rhai runtime error from a script whose main file is `main`; `lookup` finds other
 /// sources (stdlib modules, imported files) by name.
+/// Where a held-back call was made, for an error of it that surfaced at a later call.
+fn held_from(
+    e: &EvalAltResult,
+    main: &Source,
+    lookup: &dyn Fn(&str) -> Option<Source>,
+) -> Option<Diag> {
+    let EvalAltResult::ErrorRuntime(v, _) = e else { return None };
+    let e = v.clone().try_cast::<NetError>()?;
+    let (source, pos) = site_source(&e, main, lookup)?;
+    let mut d = Diag::at(
+        "held back from here".into(),
+        None,
+        &source,
+        pos,
+        Some("the call it belongs to".into()),
+    );
+    d.severity = Some(miette::Severity::Advice);
+    Some(d)
+}
+
+/// The source and position of the call a held-back error belongs to.
+fn site_source(
+    e: &NetError,
+    main: &Source,
+    lookup: &dyn Fn(&str) -> Option<Source>,
+) -> Option<(Source, Position)> {
+    let (src, pos) = crate::script::site(e.site?)?;
+    let source = match src {
+        Some(s) if s != main.name => lookup(&s)?,
+        _ => main.clone(),
+    };
+    Some((source, pos))
+}
+
+/// An error that surfaced after the recipe's last line (what was held back until the end
+/// of the run): shown at the call it belongs to when that is known.
+pub fn late_error(e: &NetError, main: &Source, lookup: &dyn Fn(&str) -> Option<Source>) -> Diag {
+    match site_source(e, main, lookup) {
+        Some((source, pos)) => Diag::at(
+            e.message.clone(),
+            e.help.clone(),
+            &source,
+            pos,
+            Some("held back from here".into()),
+        ),
+        None => Diag::plain(e),
+    }
+}
+
 pub fn eval_error(
     err: &EvalAltResult,
     main: &Source,
@@ -512,9 +561,12 @@ pub fn eval_error(
     }
     let (message, help) = words(e);
     let inner_pos = e.position();
+    let held = held_from(e, main, lookup);
     if frames.is_empty() {
         let (message, help) = mistyped_module(e, main).unwrap_or((message, help));
-        return Diag::at(message, help, main, inner_pos, Some(label(e).into()));
+        let mut d = Diag::at(message, help, main, inner_pos, Some(label(e).into()));
+        d.related.extend(held);
+        return d;
     }
     // The source each frame's position is in: the recipe for the first, then the source of
     // the function called by the frame before.
@@ -555,6 +607,7 @@ pub fn eval_error(
     );
     d.severity = Some(miette::Severity::Advice);
     related.push(d);
+    related.extend(held);
     let (_, _, first_pos) = &frames[0];
     let mut d = Diag::at(
         message,

@@ -119,4 +119,9 @@ impl Recipe {
             .run_ast_with_scope(scope, &self.ast)
             .map_err(|e| diagnostic::eval_error(&e, &self.source, &lookup))
     }
+
+    /// An error that surfaced after the recipe's last line, at the call it belongs to.
+    pub fn late_error(&self, e: &crate::net::NetError) -> Diag {
+        diagnostic::late_error(e, &self.source, &lookup)
+    }
 }

@@ -418,6 +418,38 @@ while t.elapsed < 2.0 {}
         r.stderr
     );
     assert!(r.stderr.contains("the lab's hosts up together)"), "{}", r.stderr);
+    // It surfaced after the last line: shown at the call it belongs to.
+    assert!(r.stderr.contains("[target/test-recipes/ops-held-late.rhai:4:1]"), "{}", r.stderr);
+    assert!(r.stderr.contains("╰── held back from here"), "{}", r.stderr);
     assert!(r.stderr.contains("nothing is left behind"), "{}", r.stderr);
     assert_eq!(r.stdout, "status=1\ninternet 0\n", "nothing of the lab is left");
+}
+
+/// A held-back call's error that surfaces at a later line (here a query) is reported at
+/// that line, and points back at the call it belongs to.
+#[test]
+fn a_late_error_points_back_at_the_call_it_belongs_to() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let p = recipe(
+        "ops-held-late-query.rhai",
+        r#"netns::add("l1");
+veth::add("la", "lb", "l1");
+netns::exec("l1", ["sh", "-c", "(sleep 0.3; ip link del lb) &"]);
+link::up("l1", "lb");
+let t = timestamp();
+while t.elapsed < 1.0 {}
+let n = link::list("l1").len();
+"#,
+    );
+    let r = sandboxed(&format!("nslab run {p}"));
+    assert_ne!(r.status, 0);
+    let at = |line: &str| r.stderr.find(line).unwrap_or_else(|| panic!("{line}: {}", r.stderr));
+    let here = at("[target/test-recipes/ops-held-late-query.rhai:7:9]");
+    let failed = at("╰── this call failed");
+    let advice = at("☞ held back from here");
+    let back = at("[target/test-recipes/ops-held-late-query.rhai:4:1]");
+    let belongs = at("╰── the call it belongs to");
+    assert!(here < failed && failed < advice && advice < back && back < belongs, "{}", r.stderr);
 }

@@ -39,8 +39,9 @@ use crate::net::op::{Ns, Op};
 /// What a run holds back, and what it knows of the netns it made.
 #[derive(Debug, Default)]
 pub(super) struct Deferred {
-    /// The held-back `LinkUp` and `RouteAdd` Ops, in the recipe's order.
-    ops: Vec<Op>,
+    /// The held-back `LinkUp` and `RouteAdd` Ops, in the recipe's order, with the call
+    /// site each came from.
+    ops: Vec<(Op, Option<u64>)>,
     /// The links whose `up` is in `ops`: a route asks for its link's, and a lab(1000) holds
     /// two thousand.
     ups: HashSet<(Ns, String)>,
@@ -79,14 +80,14 @@ impl Deferred {
     }
 
     /// Forgets everything held back.
-    fn clear(&mut self) -> Vec<Op> {
+    fn clear(&mut self) -> Vec<(Op, Option<u64>)> {
         self.pending.clear();
         self.ups.clear();
         std::mem::take(&mut self.ops)
     }
 
     /// Holds `op` back when it can be (see [`Deferred::holds`]); true when it did.
-    fn hold(&mut self, op: &Op) -> bool {
+    fn hold(&mut self, op: &Op, site: Option<u64>) -> bool {
         if !self.holds(op) {
             return false;
         }
@@ -97,7 +98,7 @@ impl Deferred {
         } else {
             e.1 += 1;
         }
-        self.ops.push(op.clone());
+        self.ops.push((op.clone(), site));
         self.note(op);
         true
     }
@@ -255,7 +256,7 @@ impl Kernel {
         if !self.defer_veth.get() {
             return false;
         }
-        self.deferred.borrow_mut().hold(op)
+        self.deferred.borrow_mut().hold(op, self.site.get())
     }
 
     /// Whether [`Kernel::hold`] would hold `op` back.
@@ -299,7 +300,7 @@ impl Kernel {
     /// names the call it belongs to.
     pub(super) fn flush_held(&self) -> NetResult<()> {
         let ops = self.deferred.borrow_mut().clear();
-        for op in &ops {
+        for (op, site) in &ops {
             let r = match op {
                 Op::RouteAdd { ns, dest, via, dev, opts } => self.timed("RouteAdd (held)", || {
                     self.route(ns.as_deref(), true, *dest, *via, dev.as_deref(), opts)
@@ -315,6 +316,7 @@ impl Kernel {
                     call(op),
                     e.message
                 ),
+                site: *site,
                 ..e
             })?;
         }
@@ -342,6 +344,12 @@ fn call(op: &Op) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Deferred {
+        fn hold_here(&mut self, op: &Op) -> bool {
+            self.hold(op, None)
+        }
+    }
 
     fn ns(n: &str) -> Ns {
         Some(n.to_string())
@@ -377,12 +385,12 @@ mod tests {
         let mut d = Deferred::default();
         host(&mut d, "10.0.0.2/16");
         assert!(!d.holds(&default_via("10.0.0.1")), "v1 is not coming up: the kernel would refuse");
-        assert!(d.hold(&up("v1")));
-        assert!(d.hold(&up("lo")));
+        assert!(d.hold_here(&up("v1")));
+        assert!(d.hold_here(&up("lo")));
         for gw in ["10.1.0.1", "10.0.0.2", "10.0.0.0", "10.0.255.255", "127.0.0.1"] {
             assert!(!d.holds(&default_via(gw)), "{gw}: the kernel refuses it, so it goes now");
         }
-        assert!(d.hold(&default_via("10.0.0.1")));
+        assert!(d.hold_here(&default_via("10.0.0.1")));
         assert!(!d.holds(&default_via("10.0.0.3")), "a second route in h1 goes now (EEXIST?)");
     }
 
@@ -402,7 +410,7 @@ mod tests {
     fn what_names_a_netns_with_held_ops_waits_for_them() {
         let mut d = Deferred::default();
         host(&mut d, "10.0.0.2/24");
-        assert!(d.hold(&up("lo")));
+        assert!(d.hold_here(&up("lo")));
         let addr =
             Op::AddrAdd { ns: ns("h1"), dev: "v1".into(), cidr: "10.0.1.2/24".parse().unwrap() };
         assert!(!d.must_send_before(&addr), "an address commutes with an up");
@@ -422,13 +430,13 @@ mod tests {
     fn a_rule_or_a_master_ends_a_netns_being_fresh() {
         let mut d = Deferred::default();
         host(&mut d, "10.0.0.2/24");
-        assert!(d.hold(&up("v1")));
+        assert!(d.hold_here(&up("v1")));
         assert!(d.holds(&default_via("10.0.0.1")));
         d.note(&Op::RuleAdd { ns: ns("h1"), rule: Default::default() });
         assert!(!d.holds(&default_via("10.0.0.1")), "a rule can send the lookup elsewhere");
         let mut d = Deferred::default();
         host(&mut d, "10.0.0.2/24");
-        assert!(d.hold(&up("v1")));
+        assert!(d.hold_here(&up("v1")));
         d.note(&Op::LinkSetMaster { ns: ns("h1"), dev: "v1".into(), master: Some("vrf1".into()) });
         assert!(!d.holds(&default_via("10.0.0.1")), "a VRF moves v1's prefix out of main");
     }

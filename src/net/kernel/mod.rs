@@ -72,6 +72,8 @@ pub(crate) struct Kernel {
     v6_off_ns: RefCell<HashSet<String>>,
     /// `NSLAB_TIMING`: per kind of Op, (count, total, slowest).
     timing: Option<RefCell<BTreeMap<String, OpTime>>>,
+    /// The call site of the Op being applied ([`Kernel::set_site`]).
+    site: Cell<Option<u64>>,
 }
 
 /// NSLAB_TIMING per kind of Op: how many, their total, the slowest.
@@ -109,6 +111,7 @@ impl Kernel {
             bridges: RefCell::new(HashMap::new()),
             v6_off_ns: RefCell::new(HashSet::new()),
             timing,
+            site: Cell::new(None),
         })
     }
 
@@ -154,6 +157,12 @@ impl Kernel {
     /// fail (`deferred`).
     pub(crate) fn set_defer_veth(&self, on: bool) {
         self.defer_veth.set(on);
+    }
+
+    /// Where the recipe asks for the Ops applied from now on (a number the script layer
+    /// gave). What is held back keeps it, so an error that surfaces later can point there.
+    pub(crate) fn set_site(&self, site: u64) {
+        self.site.set(Some(site));
     }
 
     /// The cached netlink socket of `ns`, opened on first use. Every netlink request goes

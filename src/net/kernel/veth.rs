@@ -39,6 +39,8 @@ pub(super) struct HeldVeth {
     /// `link::up` of each end (IFF_UP in its ifinfomsg).
     pub(super) up: bool,
     pub(super) peer_up: bool,
+    /// The `veth::add` call's site (see [`NetError::site`]).
+    pub(super) site: Option<u64>,
 }
 
 impl HeldVeth {
@@ -96,8 +98,8 @@ pub(super) struct HeldLinks {
     /// Where each end of a held pair will be made -> its pair in `veths`: every Op asks,
     /// and a lab(1000) holds a thousand pairs.
     ends: HashMap<(Ns, String), usize>,
-    /// `addr::add` on a held end, in the recipe's order.
-    addrs: Vec<Op>,
+    /// `addr::add` on a held end, in the recipe's order, with its call site.
+    addrs: Vec<(Op, Option<u64>)>,
     /// The IPv4 addresses each held end gets (the kernel refuses one twice).
     addressed: HashMap<(Ns, String), Vec<Ipv4Addr>>,
     /// Ports the held pairs add to each bridge (`bridge_with_room`).
@@ -146,7 +148,7 @@ impl Kernel {
         for h in &held.veths {
             self.timed("(veth held back)", || self.create_held(h))?;
         }
-        for op in &held.addrs {
+        for (op, site) in &held.addrs {
             let Op::AddrAdd { ns, dev, cidr } = op else {
                 unreachable!("only addresses are held with the pairs, not {op:?}")
             };
@@ -157,6 +159,7 @@ impl Kernel {
                         op.command(),
                         e.message
                     ),
+                    site: *site,
                     ..e
                 },
             )?;
@@ -175,6 +178,7 @@ impl Kernel {
                 h.calls(),
                 e.message
             ),
+            site: h.site,
             ..e
         };
         let merged = h.master.is_some() || h.up || h.peer_up;
@@ -290,7 +294,7 @@ impl Kernel {
         let Op::AddrAdd { ns, dev, cidr: IpNet::V4(a) } = op else { return false };
         let mut held = self.held_links.borrow_mut();
         held.addressed.entry((ns.clone(), dev.clone())).or_default().push(a.addr());
-        held.addrs.push(op.clone());
+        held.addrs.push((op.clone(), self.site.get()));
         true
     }
 
@@ -418,6 +422,7 @@ impl Kernel {
             master: None,
             up: false,
             peer_up: false,
+            site: self.site.get(),
         });
         held.ends.insert((ns.clone(), name.to_string()), i);
         held.ends.insert((peer_at.map(str::to_string), peer.to_string()), i);
