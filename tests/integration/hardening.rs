@@ -408,6 +408,32 @@ echo clean"#
     assert!(said.contains("clean"), "{}", r.stdout);
 }
 
+/// The same with more kept links than destroy asks for one by one (it dumps the host's
+/// links instead, `teardown::ASK_ONE_BY_ONE`): the dump shows a lab link the journal does
+/// not name, and destroy says so.
+#[test]
+fn a_renamed_link_among_many_is_still_destroyed() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe(
+        "hard-ren9.rhai",
+        "for i in 1..=9 { bridge::add(`hrd${i}`); }\nnetns::add(\"hrdns\");\n",
+    );
+    let r = sandboxed(&format!(
+        r#"nslab run {path} >/dev/null
+ip link set hrd5 name hrd5x
+if nslab destroy hard-ren9 2>&1; then echo "said destroyed"; exit 1; fi
+! ip -o link show | grep -q hrd || {{ echo "bridges left"; exit 1; }}
+! ip netns list | grep -q hrdns || {{ echo "netns left"; exit 1; }}
+echo clean"#
+    ));
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    let said = unwrapped(&r.stdout);
+    assert!(said.contains("removed by the lab's marks: link hrd5x in the host"), "{}", r.stdout);
+    assert!(said.contains("clean"), "{}", r.stdout);
+}
+
 /// A valid line injected into a journal (no checksum) is not acted on: the sandbox's
 /// `uplink` address and its default route stay.
 #[test]
