@@ -489,10 +489,26 @@ pub fn remove(lab: &str) -> NetResult<()> {
 /// dropped: the claims (`sysctl_claims`, `tc_claims`) are read-modify-written under it, so
 /// two nslab processes do not lose each other's writes.
 pub(crate) fn lock_dir(dir: &Path) -> NetResult<File> {
-    std::fs::create_dir_all(dir)?;
-    let f = File::create(dir.join(".lock"))?;
-    f.lock()?;
-    Ok(f)
+    let locked = || -> std::io::Result<File> {
+        std::fs::create_dir_all(dir)?;
+        let f = File::create(dir.join(".lock"))?;
+        f.lock()?;
+        Ok(f)
+    };
+    locked().map_err(|e| claims_unusable(dir, e))
+}
+
+/// A claims directory (`/run/nslab/.sysctl`, `/run/nslab/.tc`) nslab cannot use: a file in
+/// its place said only "File exists (os error 17)".
+pub(crate) fn claims_unusable(dir: &Path, e: std::io::Error) -> NetError {
+    let errno = e.raw_os_error();
+    let mut n = NetError::new(format!("cannot record the lab's claim in {}: {e}", dir.display()))
+        .with_help(format!(
+            "nslab notes there which labs changed a shared setting, so that destroy puts back only what its lab changed: {} must be a directory nslab can write (move away what is in its place)",
+            dir.display()
+        ));
+    n.errno = errno;
+    n
 }
 
 /// The file of a claim on `name` in `dir`: `NAME` for the namespace nslab runs in,

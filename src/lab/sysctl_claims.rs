@@ -62,7 +62,7 @@ fn load(ns: Option<&str>, key: &str) -> Option<Claim> {
 
 fn save(ns: Option<&str>, key: &str, c: &Claim) -> NetResult<()> {
     std::fs::write(path(ns, key), serde_json::to_vec(c).expect("claims serialise"))
-        .map_err(NetError::from)
+        .map_err(|e| journal::claims_unusable(&dir(), e))
 }
 
 /// Whether the claims back lab `lab`'s journal about `key` in `ns`: the lab holds the key

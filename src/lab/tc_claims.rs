@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::journal;
-use crate::net::{NetError, NetResult};
+use crate::net::NetResult;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Claim {
@@ -56,7 +56,7 @@ pub fn claim(lab: &str, ns: Option<&str>, dev: &str, ifindex: u32) -> NetResult<
         c.holders.push(lab.to_string());
     }
     std::fs::write(path(ns, dev), serde_json::to_vec(&c).expect("claims serialise"))
-        .map_err(NetError::from)
+        .map_err(|e| journal::claims_unusable(&dir(), e))
 }
 
 /// Whether lab `lab` claimed the qdisc of `dev` in `ns`, and `dev` is still that link

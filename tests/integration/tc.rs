@@ -195,3 +195,40 @@ assert(q.reorder_pct == 25.0 && q.corrupt_pct == 0.5 && q.rate == "100mbit", `${
     );
     assert!(r.stdout.trim_end().ends_with("qdisc noqueue 0: root refcnt 2"), "{}", r.stdout);
 }
+
+/// A claim nslab cannot write fails the call before anything changes, and says where and
+/// what to do: a directory where the claim file of `uplink` goes, then a file where the
+/// claims directory goes (which once said only "File exists (os error 17)").
+#[test]
+fn a_claim_that_cannot_be_written_changes_nothing() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe("tc-claim.rhai", "netns::add(\"tcc\");\ntc::rate(\"uplink\", \"8mbit\");\n");
+    let r = sandboxed(&format!(
+        r#"
+        mkdir -p /run/nslab/.tc/uplink
+        nslab run {path} 2>&1 | tr -s ' \n' ' '; echo
+        rm -r /run/nslab/.tc && touch /run/nslab/.tc
+        nslab run {path} 2>&1 | tr -s ' \n' ' '; echo
+        tc -j qdisc show dev uplink
+        ip netns list | cut -d' ' -f1 | tr '\n' ' '
+        "#
+    ));
+    r.ok();
+    let mut lines = r.stdout.lines();
+    for (i, why) in ["Is a directory (os error 21)", "File exists (os error 17)"].iter().enumerate()
+    {
+        let l = lines.next().unwrap();
+        assert!(
+            l.contains(&format!("cannot record the lab's claim in /run/nslab/.tc: {why}")),
+            "{i}: {l}"
+        );
+        assert!(l.contains("tc-claim.rhai:2"), "{i}: {l}");
+        assert!(l.contains("must be a directory nslab can write"), "{i}: {l}");
+        assert!(l.contains("nothing is left behind"), "{i}: {l}");
+    }
+    let q = &json(lines.next().unwrap())[0];
+    assert_eq!(q["kind"].as_str(), Some("noqueue"), "uplink's qdisc is untouched: {q}");
+    assert_eq!(lines.next(), Some("internet "), "the runs left no netns");
+}
