@@ -474,12 +474,13 @@ impl Journal {
     }
 }
 
-/// Removes lab `lab`'s journal and what vouched for it (`tc_claims`).
+/// Removes lab `lab`'s journal and what vouched for it (`tc_claims`, `route_claims`).
 pub fn remove(lab: &str) -> NetResult<()> {
     match std::fs::remove_dir_all(lab_dir(lab)) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
         _ => {
             super::tc_claims::forget(lab);
+            super::route_claims::forget(lab);
             Ok(())
         }
     }
@@ -496,6 +497,35 @@ pub(crate) fn lock_dir(dir: &Path) -> NetResult<File> {
         Ok(f)
     };
     locked().map_err(|e| claims_unusable(dir, e))
+}
+
+/// Drops lab `lab` from the `holders` of every claim in `dir` (its journal is going), under
+/// the claims lock; a claim nobody holds any more goes. Best effort: a claim left behind
+/// names a lab that no journal backs.
+pub(crate) fn forget_holder(dir: &Path, lab: &str) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(_lock) = lock_dir(dir) else { return };
+    for e in rd.filter_map(|e| e.ok()) {
+        if e.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let p = e.path();
+        let Ok(text) = std::fs::read_to_string(&p) else { continue };
+        let Ok(mut c) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+        let Some(holders) = c.get_mut("holders").and_then(|h| h.as_array_mut()) else {
+            continue;
+        };
+        let before = holders.len();
+        holders.retain(|h| h.as_str() != Some(lab));
+        if holders.len() == before {
+            continue;
+        }
+        let _ = if holders.is_empty() {
+            std::fs::remove_file(&p)
+        } else {
+            std::fs::write(&p, c.to_string())
+        };
+    }
 }
 
 /// A claims directory (`/run/nslab/.sysctl`, `/run/nslab/.tc`) nslab cannot use: a file in

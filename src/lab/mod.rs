@@ -7,6 +7,7 @@ pub mod journal;
 pub mod owned;
 pub mod owner;
 pub mod plan;
+mod route_claims;
 pub mod sandbox;
 pub mod session;
 pub mod sweep;

@@ -17,7 +17,7 @@ use crate::net::{Kernel, NetError, NetResult, Op, exec, kernel, nat, netns, prob
 use super::backend::Backend;
 use super::journal::{self, Journal, Meta};
 use super::teardown::{Owned, teardown};
-use super::{INTERRUPTED, fault, sysctl_claims, tc_claims};
+use super::{INTERRUPTED, fault, route_claims, sysctl_claims, tc_claims};
 
 pub(crate) struct Session {
     kernel: Kernel,
@@ -210,12 +210,21 @@ impl Session {
             probe::stop(Some(name));
             crate::net::capture::stop_in(name);
         }
+        // A route or rule that outlives the lab is claimed too: its mark says "nslab", not
+        // which lab (route_claims).
+        let marked = outliving_mark(&op);
+        if marked {
+            route_claims::claim(&self.lab, &op)?;
+        }
         let seq = self.journal.borrow_mut().record(&op)?;
         let applied = self
             .kernel
             .apply(&op)
             .and_then(|()| stored_as_written(&self.kernel, &op))
             .and_then(|()| self.identify(seq, &op));
+        if marked {
+            route_claims::settle(&self.lab, &op, applied.is_ok());
+        }
         if let Err(e) = applied {
             self.journal.borrow_mut().failed(seq)?;
             if let (Some(before), Op::SysctlSet { ns, key, .. }) = (&claimed, &op) {
@@ -316,6 +325,18 @@ impl super::owner::World for Session {
 /// A sysctl reads back as written (compared as the kernel prints it), or is put back as it
 /// was and refused: destroy restores a value only while it is still the lab's, so a value
 /// the kernel stores differently would stay for good.
+/// A route or rule add that carries nslab's mark (`Owned::mark`: it outlives the lab).
+fn outliving_mark(op: &Op) -> bool {
+    use crate::net::routing::PROTO_NSLAB;
+    if let Op::RouteAdd { opts, .. } = op {
+        return opts.protocol == Some(PROTO_NSLAB);
+    }
+    if let Op::RuleAdd { rule, .. } = op {
+        return rule.protocol == Some(PROTO_NSLAB);
+    }
+    false
+}
+
 fn stored_as_written(kernel: &Kernel, op: &Op) -> NetResult<()> {
     let Op::SysctlSet { ns, key, value, old: Some(_) } = op else { return Ok(()) };
     let now = kernel::sysctl_get(ns.as_deref(), key)?;

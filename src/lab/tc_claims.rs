@@ -68,22 +68,5 @@ pub fn vouches(lab: &str, ns: Option<&str>, dev: &str, ifindex: u32) -> bool {
 /// Drops lab `lab` from every claim (its journal is going): a later lab of the same name
 /// inherits nothing.
 pub fn forget(lab: &str) {
-    let Ok(rd) = std::fs::read_dir(dir()) else { return };
-    let Ok(_lock) = lock() else { return };
-    for e in rd.filter_map(|e| e.ok()) {
-        let p = e.path();
-        if e.file_name().to_string_lossy().starts_with('.') {
-            continue;
-        }
-        let Some(mut c) = load_file(&p) else { continue };
-        if !c.holders.iter().any(|h| h == lab) {
-            continue;
-        }
-        c.holders.retain(|h| h != lab);
-        let _ = if c.holders.is_empty() {
-            std::fs::remove_file(&p)
-        } else {
-            std::fs::write(&p, serde_json::to_vec(&c).expect("claims serialise"))
-        };
-    }
+    journal::forget_holder(&dir(), lab);
 }

@@ -196,7 +196,9 @@ pub(crate) fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Undone {
                     continue;
                 }
                 let marked = opts.protocol == Some(PROTO_NSLAB);
-                if marked {
+                // The mark says "nslab", the claim which lab (route_claims).
+                let claimed = marked && super::route_claims::vouches(lab, op);
+                if claimed {
                     let Some(inverse) = op.inverse() else { continue };
                     match kernel.apply(&inverse) {
                         Err(e) if e.errno == Some(libc::ESRCH) => {}
@@ -211,7 +213,7 @@ pub(crate) fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Undone {
                 match kernel.routes(ns.as_deref(), Some(opts.table())) {
                     Ok(routes) => {
                         if let Some(r) = routes.iter().find(|r| same_route(op, r)) {
-                            let why = route_left(marked, &r.proto);
+                            let why = route_left(marked, claimed, &r.proto);
                             let d = crate::net::routing::route_label(*dest, opts);
                             left.push(format!("route {d} in {}: {why}", place(ns.as_deref())));
                         }
@@ -244,7 +246,8 @@ pub(crate) fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Undone {
                     continue;
                 }
                 let marked = rule.protocol == Some(PROTO_NSLAB);
-                if marked {
+                let claimed = marked && super::route_claims::vouches(lab, op);
+                if claimed {
                     match kernel.apply(&Op::RuleDel { ns: ns.clone(), rule: rule.clone() }) {
                         Err(e) if e.errno == Some(libc::ENOENT) => {}
                         r => {
@@ -258,7 +261,9 @@ pub(crate) fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Undone {
                 let want = rule_info(&rule_message(&RuleSpec { protocol: None, ..rule.clone() }));
                 match kernel.rules(ns.as_deref()) {
                     Ok(rules) if rules.iter().any(|r| Some(r) == want.as_ref()) => {
-                        let why = if marked {
+                        let why = if marked && !claimed {
+                            format!("{UNPROVEN}: the lab holds no claim on it")
+                        } else if marked {
                             format!(
                                 "{NOT_MADE}: the kernel's rule is not marked protocol {PROTO_NSLAB}"
                             )
@@ -413,9 +418,12 @@ pub(crate) fn addr_verdict(recorded: Option<AddrId>, now: Option<AddrId>) -> Ver
 }
 
 /// Why a route the journal names and the kernel still has was left: `marked` says whether
-/// the journal's line carried nslab's protocol; `proto` is the kernel's.
-fn route_left(marked: bool, proto: &str) -> String {
-    if marked {
+/// the journal's line carried nslab's protocol, `claimed` whether the lab holds the route's
+/// claim (`route_claims`); `proto` is the kernel's.
+fn route_left(marked: bool, claimed: bool, proto: &str) -> String {
+    if marked && !claimed {
+        format!("{UNPROVEN}: the lab holds no claim on it")
+    } else if marked {
         format!("{NOT_MADE}: the kernel's route is proto {proto}, not nslab's {PROTO_NSLAB}")
     } else {
         format!(

@@ -181,6 +181,36 @@ echo clean"#
     assert!(text.contains("clean"), "{}", r.stdout);
 }
 
+/// Lab A's route, deleted by hand and added again by lab B, is B's: both carry nslab's
+/// mark, but the claim names B alone, so A's destroy leaves it and B's takes it.
+#[test]
+fn a_route_another_lab_added_again_is_that_labs() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let text = "route::add(\"10.97.0.0/24\", \"203.0.113.1\");\n";
+    let (a, b) = (recipe("hj-ra.rhai", text), recipe("hj-rb.rhai", text));
+    let r = run(&format!(
+        r#"nslab run {a} >/dev/null
+ip route del 10.97.0.0/24
+nslab run {b} >/dev/null
+if nslab destroy hj-ra 2>&1; then echo "destroy said success"; exit 1; fi
+ip -j route show 10.97.0.0/24 | grep -q '"protocol":"110"' || {{ echo "lab B's route deleted"; exit 1; }}
+nslab destroy hj-rb
+[ -z "$(ip route show 10.97.0.0/24)" ] || {{ echo "lab B's route left"; exit 1; }}
+[ -z "$(ls /run/nslab/.route)" ] || {{ echo "claims left"; ls -la /run/nslab/.route; exit 1; }}
+echo clean"#
+    ));
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    let text = unwrapped(&r.stdout);
+    assert!(
+        text.contains("route 10.97.0.0/24 in the host: not shown to be this lab's: the lab holds no claim on it"),
+        "{}",
+        r.stdout
+    );
+    assert!(text.contains("destroyed lab hj-rb\nclean"), "{}", r.stdout);
+}
+
 /// A forged iptables line naming the admin's rule (no `nslab:LAB` comment): not deleted,
 /// and named.
 #[test]
@@ -208,7 +238,8 @@ echo clean"#
 }
 
 /// Forged `ip rule` lines naming the admin's rule, with and without nslab's mark: the
-/// rule stays. The lab's own rule outside its namespaces carries the mark and goes.
+/// rule stays (the marked line is backed by no claim, `route_claims`). The lab's own rule
+/// outside its namespaces carries the mark, is claimed, and goes.
 #[test]
 fn a_forged_rule_line_deletes_no_foreign_rule() {
     if !kernel_tests_possible() {
@@ -230,7 +261,7 @@ echo clean"#
     assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
     let text = unwrapped(&r.stdout);
     assert!(
-        text.contains("rule `from 10.66.0.0/24 table 66 priority 600` in the host: not made by this lab: the kernel's rule is not marked protocol 110"),
+        text.contains("rule `from 10.66.0.0/24 table 66 priority 600` in the host: not shown to be this lab's: the lab holds no claim on it"),
         "{}",
         r.stdout
     );
