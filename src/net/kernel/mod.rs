@@ -166,8 +166,8 @@ impl Kernel {
     }
 
     /// The cached netlink socket of `ns`, opened on first use. Every netlink request goes
-    /// through here, so this is where a held-back veth is created before anything else
-    /// reaches the kernel ([`Kernel::set_defer_veth`]); writes that take no socket flush in
+    /// through here, so this is where the held-back veths (and their addresses) are made
+    /// before anything else reaches the kernel ([`Kernel::set_defer_veth`]); writes that take no socket flush in
     /// [`Kernel::apply`], and the session's queries that take none in `Backend::settle`.
     pub(super) fn sock(&self, ns: Option<&str>) -> NetResult<Rc<NlSocket>> {
         self.flush_veth()?;
