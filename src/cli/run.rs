@@ -97,7 +97,8 @@ pub fn run(a: Args) -> Result<(), Failed> {
 
     let mut scope = rhai::Scope::new();
     let result = r.run(&engine, &mut scope);
-    // A veth still held back is created now; if that fails, the run fails and rolls back.
+    // What is still held back is made now; if that fails, the run fails and rolls back (the
+    // error shown at the call it belongs to).
     let result =
         result.and_then(|()| crate::lab::Backend::settle(&*session).map_err(|e| r.late_error(&e)));
     // A signal during the last Op (say iptables for the last nat rule) finds no next Op to

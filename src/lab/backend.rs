@@ -21,12 +21,12 @@ pub trait Backend {
     /// Makes everything applied so far real before a query looks (the kernel backend
     /// creates a veth it held back, see `Kernel::set_defer_veth`). `script::query` calls it
     /// before every query: the one place a script's question waits for its changes.
-    /// Where the script asks for what comes next: a number from `script::site`, kept with
-    /// what a run holds back so a late error can point at its call (`NetError::site`).
-    fn set_site(&self, _site: u64) {}
     fn settle(&self) -> NetResult<()> {
         Ok(())
     }
+    /// Where the script asks for what comes next: a number from `script::site`, kept with
+    /// what a run holds back so a late error can point at its call (`NetError::site`).
+    fn set_site(&self, _site: u64) {}
     fn netns_list(&self) -> NetResult<Vec<String>>;
     fn netns_exists(&self, name: &str) -> NetResult<bool>;
     fn links(&self, ns: Option<&str>) -> NetResult<Vec<LinkInfo>>;

@@ -487,7 +487,7 @@ pub fn remove(lab: &str) -> NetResult<()> {
 }
 
 /// Creates directory `dir` (under [`STATE_DIR`]) and holds its `.lock` until the file is
-/// dropped: the claims (`sysctl_claims`, `tc_claims`) are read-modify-written under it, so
+/// dropped: the claims (`sysctl_claims`, `tc_claims`, `route_claims`) are read-modify-written under it, so
 /// two nslab processes do not lose each other's writes.
 pub(crate) fn lock_dir(dir: &Path) -> NetResult<File> {
     let locked = || -> std::io::Result<File> {
@@ -528,13 +528,13 @@ pub(crate) fn forget_holder(dir: &Path, lab: &str) {
     }
 }
 
-/// A claims directory (`/run/nslab/.sysctl`, `/run/nslab/.tc`) nslab cannot use: a file in
+/// A claims directory (`/run/nslab/.sysctl`, `.tc`, `.route`) nslab cannot use: a file in
 /// its place said only "File exists (os error 17)".
 pub(crate) fn claims_unusable(dir: &Path, e: std::io::Error) -> NetError {
     let errno = e.raw_os_error();
     let mut n = NetError::new(format!("cannot record the lab's claim in {}: {e}", dir.display()))
         .with_help(format!(
-            "nslab notes there which labs changed a shared setting, so that destroy puts back only what its lab changed: {} must be a directory nslab can write (move away what is in its place)",
+            "nslab notes there which labs changed a shared setting, so that destroy undoes only what its lab did: {} must be a directory nslab can write (move away what is in its place)",
             dir.display()
         ));
     n.errno = errno;

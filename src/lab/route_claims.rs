@@ -47,12 +47,11 @@ fn lock() -> NetResult<File> {
     journal::lock_dir(&dir())
 }
 
-fn load_file(p: &Path) -> Option<Claim> {
-    serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()
-}
-
+/// The claim on `key`, if `file` holds that one (not another key with the same hash).
 fn load(key: &str, file: &Path) -> Option<Claim> {
-    load_file(file).filter(|c| c.key == key)
+    serde_json::from_str::<Claim>(&std::fs::read_to_string(file).ok()?)
+        .ok()
+        .filter(|c| c.key == key)
 }
 
 fn save(file: &Path, c: &Claim) -> NetResult<()> {

@@ -322,9 +322,6 @@ impl super::owner::World for Session {
     }
 }
 
-/// A sysctl reads back as written (compared as the kernel prints it), or is put back as it
-/// was and refused: destroy restores a value only while it is still the lab's, so a value
-/// the kernel stores differently would stay for good.
 /// A route or rule add that carries nslab's mark (`Owned::mark`: it outlives the lab).
 fn outliving_mark(op: &Op) -> bool {
     use crate::net::routing::PROTO_NSLAB;
@@ -337,6 +334,9 @@ fn outliving_mark(op: &Op) -> bool {
     false
 }
 
+/// A sysctl reads back as written (compared as the kernel prints it), or is put back as it
+/// was and refused: destroy restores a value only while it is still the lab's, so a value
+/// the kernel stores differently would stay for good.
 fn stored_as_written(kernel: &Kernel, op: &Op) -> NetResult<()> {
     let Op::SysctlSet { ns, key, value, old: Some(_) } = op else { return Ok(()) };
     let now = kernel::sysctl_get(ns.as_deref(), key)?;

@@ -118,10 +118,7 @@ pub(crate) fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Undone {
             Op::SysctlSet { ns, key, .. }
                 if outlives && !claimed.contains(&(ns.clone(), key.clone())) =>
             {
-                let l = format!(
-                    "sysctl {key} in {}: {UNPROVEN}: the lab holds no claim on it",
-                    place(ns.as_deref())
-                );
+                let l = format!("sysctl {key} in {}: {UNPROVEN}: {NO_CLAIM}", place(ns.as_deref()));
                 if !left.contains(&l) {
                     left.push(l);
                 }
@@ -158,7 +155,7 @@ pub(crate) fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Undone {
                     keep(restore_qdisc(kernel, ns, dev, qdisc, old));
                 } else {
                     let l = format!(
-                        "root qdisc of {dev} in {}: {UNPROVEN}: the lab holds no claim on it",
+                        "root qdisc of {dev} in {}: {UNPROVEN}: {NO_CLAIM}",
                         place(ns.as_deref())
                     );
                     if !left.contains(&l) {
@@ -262,7 +259,7 @@ pub(crate) fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Undone {
                 match kernel.rules(ns.as_deref()) {
                     Ok(rules) if rules.iter().any(|r| Some(r) == want.as_ref()) => {
                         let why = if marked && !claimed {
-                            format!("{UNPROVEN}: the lab holds no claim on it")
+                            format!("{UNPROVEN}: {NO_CLAIM}")
                         } else if marked {
                             format!(
                                 "{NOT_MADE}: the kernel's rule is not marked protocol {PROTO_NSLAB}"
@@ -391,6 +388,9 @@ pub(crate) fn teardown(kernel: &Kernel, lab: &str, ops: &[Op]) -> Undone {
 /// The start of why something the journal names was left: the kernel does not confirm it.
 const UNPROVEN: &str = "not shown to be this lab's";
 const NOT_MADE: &str = "not made by this lab";
+/// Why a shared setting the journal names was left: the claims (sysctl, tc, route) do not
+/// name the lab.
+const NO_CLAIM: &str = "the lab holds no claim on it";
 
 /// What teardown does with an address the journal says the lab put on a foreign link.
 #[derive(Debug, PartialEq, Eq)]
@@ -422,7 +422,7 @@ pub(crate) fn addr_verdict(recorded: Option<AddrId>, now: Option<AddrId>) -> Ver
 /// claim (`route_claims`); `proto` is the kernel's.
 fn route_left(marked: bool, claimed: bool, proto: &str) -> String {
     if marked && !claimed {
-        format!("{UNPROVEN}: the lab holds no claim on it")
+        format!("{UNPROVEN}: {NO_CLAIM}")
     } else if marked {
         format!("{NOT_MADE}: the kernel's route is proto {proto}, not nslab's {PROTO_NSLAB}")
     } else {

@@ -56,7 +56,8 @@ fn site_of(ctx: &NativeCallContext) -> u64 {
     })
 }
 
-/// The source (None: the recipe) and position of call site `id`.
+/// The source (as Rhai names it: the recipe's path, a stdlib module's name) and position of
+/// call site `id`.
 pub fn site(id: u64) -> Option<(Option<String>, Position)> {
     SITES.with(|s| s.borrow().all.get(usize::try_from(id).ok()?).cloned())
 }

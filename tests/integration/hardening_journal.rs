@@ -211,6 +211,39 @@ echo clean"#
     assert!(text.contains("destroyed lab hj-rb\nclean"), "{}", r.stdout);
 }
 
+/// A route claim nslab cannot write fails the call before the route is added, says where
+/// and what to do, and the run leaves nothing behind.
+#[test]
+fn a_route_claim_that_cannot_be_written_adds_no_route() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe(
+        "hj-rclaim.rhai",
+        "netns::add(\"hjc\");\nroute::add(\"10.96.0.0/24\", \"203.0.113.1\");\n",
+    );
+    let r = run(&format!(
+        r#"mkdir -p /run/nslab && touch /run/nslab/.route
+if nslab run {path} 2>&1; then echo "run said success"; exit 1; fi
+[ -z "$(ip route show 10.96.0.0/24)" ] || {{ echo "route added"; exit 1; }}
+! ip netns list | grep -q hjc || {{ echo "netns left"; exit 1; }}
+echo clean"#
+    ));
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    let text = unwrapped(&r.stdout);
+    assert!(
+        text.contains(
+            "cannot record the lab's claim in /run/nslab/.route: File exists (os error 17)"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(text.contains("hj-rclaim.rhai:2"), "{}", r.stdout);
+    assert!(text.contains("must be a directory nslab can write"), "{}", r.stdout);
+    assert!(text.contains("nothing is left behind"), "{}", r.stdout);
+    assert!(text.contains("clean"), "{}", r.stdout);
+}
+
 /// A forged iptables line naming the admin's rule (no `nslab:LAB` comment): not deleted,
 /// and named.
 #[test]
