@@ -434,6 +434,37 @@ echo clean"#
     assert!(said.contains("clean"), "{}", r.stdout);
 }
 
+/// The same when the dump does not show a kept link at all: a tap moved by hand into a
+/// netns the lab did not make (a bridge cannot move) is missing from the host's dump while
+/// every link the dump shows is the lab's. Destroy still looks for the lab's marks, finds it there and deletes it, and
+/// leaves that netns alone.
+#[test]
+fn a_link_moved_out_of_many_is_still_destroyed() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe("hard-mov9.rhai", "for i in 1..=9 { link::add(`hmv${i}`, \"tap\"); }\n");
+    let r = sandboxed(&format!(
+        r#"nslab run {path} >/dev/null
+ip netns add hmvother
+ip link set hmv5 netns hmvother
+if nslab destroy hard-mov9 2>&1; then echo "said destroyed"; exit 1; fi
+! ip -o link show | grep -q hmv || {{ echo "taps left"; exit 1; }}
+! ip -n hmvother -o link show | grep -q hmv5 || {{ echo "moved tap left"; exit 1; }}
+ip netns list | grep -q hmvother || {{ echo "the foreign netns went"; exit 1; }}
+ip netns del hmvother
+echo clean"#
+    ));
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    let said = unwrapped(&r.stdout);
+    assert!(
+        said.contains("removed by the lab's marks: link hmv5 in netns hmvother"),
+        "{}",
+        r.stdout
+    );
+    assert!(said.contains("clean"), "{}", r.stdout);
+}
+
 /// A valid line injected into a journal (no checksum) is not acted on: the sandbox's
 /// `uplink` address and its default route stay.
 #[test]
