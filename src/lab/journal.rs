@@ -358,8 +358,33 @@ pub struct Journal {
     file: File,
     seq: u64,
     /// `netns` beside the journal: "NAME ID" for each netns the lab made (see
-    /// [`netns_ids`], `netns::identity`); opened on first use.
-    ids: Option<File>,
+    /// [`netns_ids`], `netns::identity`).
+    ids: NetnsLog,
+}
+
+/// The `netns` file beside a journal, opened on first use, shared with the thread that
+/// makes netns in the background (`netns_background`), which writes there itself.
+#[derive(Clone)]
+pub struct NetnsLog {
+    path: std::path::PathBuf,
+    file: std::sync::Arc<std::sync::Mutex<Option<File>>>,
+}
+
+impl NetnsLog {
+    fn new(lab: &str) -> NetnsLog {
+        NetnsLog { path: lab_dir(lab).join("netns"), file: Default::default() }
+    }
+
+    /// One line, in one write: lines from two threads never mix.
+    pub fn write(&self, name: &str, id: &NetnsId) -> std::io::Result<()> {
+        let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        if f.is_none() {
+            *f = Some(OpenOptions::new().append(true).create(true).open(&self.path)?);
+        }
+        let mut line = serde_json::to_vec(&(name, id)).expect("ids serialise");
+        line.push(b'\n');
+        f.as_mut().expect("just opened").write_all(&line)
+    }
 }
 
 /// The identity (`netns::identity`) of each netns lab `lab` made, by name. Teardown deletes
@@ -382,7 +407,7 @@ impl Journal {
         // Held until this process ends or drops the journal (see running_pid).
         file.lock()?;
         write_meta(meta)?;
-        Ok(Journal { file, seq: 0, ids: None })
+        Ok(Journal { file, seq: 0, ids: NetnsLog::new(&meta.lab) })
     }
 
     /// Continues an existing journal (the REPL reattaching to its lab); the lab now
@@ -415,7 +440,7 @@ impl Journal {
             m.pid = std::process::id();
             write_meta(&m)?;
         }
-        Ok(Journal { file, seq, ids: None })
+        Ok(Journal { file, seq, ids: NetnsLog::new(lab) })
     }
 
     pub fn record(&mut self, op: &Op) -> NetResult<u64> {
@@ -426,16 +451,13 @@ impl Journal {
     }
 
     /// Records which netns `name` is, right after the lab made it.
-    pub fn netns_made(&mut self, lab: &str, name: &str, id: NetnsId) -> NetResult<()> {
-        if self.ids.is_none() {
-            self.ids = Some(
-                OpenOptions::new().append(true).create(true).open(lab_dir(lab).join("netns"))?,
-            );
-        }
-        let f = self.ids.as_mut().expect("just opened");
-        let mut line = serde_json::to_vec(&(name, id)).expect("ids serialise");
-        line.push(b'\n');
-        f.write_all(&line).map_err(NetError::from)
+    pub fn netns_made(&self, name: &str, id: NetnsId) -> NetResult<()> {
+        self.ids.write(name, &id).map_err(NetError::from)
+    }
+
+    /// Where the thread that makes netns in the background records them.
+    pub fn netns_log(&self) -> NetnsLog {
+        self.ids.clone()
     }
 
     /// Records the kernel's identity of the address Op `seq` added (see [`addr_ids`]).

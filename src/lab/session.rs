@@ -69,8 +69,11 @@ impl Session {
         };
         let journal = Journal::create(&meta)
             .map_err(|e| if e.errno == Some(libc::EEXIST) { already_up(lab) } else { e })?;
+        let kernel = Kernel::new(Some(tag(lab)))?;
+        let log = journal.netns_log();
+        kernel.set_netns_recorder(std::sync::Arc::new(move |name, id| log.write(name, id)));
         Ok(Session {
-            kernel: Kernel::new(Some(tag(lab)))?,
+            kernel,
             lab: lab.to_string(),
             journal: RefCell::new(journal),
             applied: RefCell::new(Vec::new()),
@@ -234,10 +237,12 @@ impl Session {
             return Err(e);
         }
         // The socket the kernel layer opened inside the new netns tells its cookie.
+        // (One made in the background records itself: `netns_background`.)
         if let Op::NetnsAdd { name } = &op
+            && !self.kernel.in_background(name)
             && let Some(id) = netns::identity_with(name, self.kernel.netns_cookie(name))
         {
-            self.journal.borrow_mut().netns_made(&self.lab, name, id)?;
+            self.journal.borrow().netns_made(name, id)?;
             self.netns_ids.borrow_mut().insert(name.clone(), id);
         }
         if let Op::WireguardSet { ns, dev, private_key: Some(k), .. } = &op {
@@ -288,7 +293,12 @@ impl Session {
     /// afterwards is then the lab's objects in someone else's netns, undone one by one like
     /// those on the host, and the netns itself is left alone.
     fn forget_replaced(&self, op: &Op) -> NetResult<()> {
+        self.netns_ids.borrow_mut().extend(self.kernel.take_made_ids());
         for name in op.netns_named() {
+            // Being made in the background right now: ours, identity to come.
+            if self.kernel.in_background(name) {
+                continue;
+            }
             if !self.owned.borrow().netns.contains(name)
                 || self.netns_ids.borrow().get(name).is_some_and(|m| netns::surely_same(m, name))
                 || super::teardown::still_ours(name, &self.netns_ids.borrow())

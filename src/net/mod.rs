@@ -15,6 +15,7 @@ pub mod link_kind;
 pub mod nat;
 pub mod nat_syntax;
 pub mod netns;
+pub mod netns_background;
 pub mod nft_probe;
 pub mod nl;
 pub mod op;

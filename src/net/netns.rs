@@ -100,7 +100,7 @@ pub fn surely_same(made: &NetnsId, name: &str) -> bool {
 /// kernel is older than 5.14. Opens a socket in the netns from the calling thread, which
 /// enters it for that moment and goes back as in [`add_with`].
 pub fn cookie(name: &str) -> Option<u64> {
-    let target = File::open(path(name)).ok()?;
+    let target = open(name).ok()?;
     let home = File::open("/proc/thread-self/ns/net").ok()?;
     let sock = {
         setns(target.as_fd(), CloneFlags::CLONE_NEWNET).ok()?;
@@ -131,6 +131,12 @@ pub fn socket_cookie(fd: std::os::fd::RawFd) -> Option<u64> {
 
 /// [`identity`] without the mount namespace (one statx): for comparisons within a process.
 pub fn identity_here(name: &str) -> Option<NetnsId> {
+    super::netns_background::wait_for(name);
+    identity_now(name)
+}
+
+/// [`identity_here`] without waiting for the background thread: that thread's own read.
+pub(super) fn identity_now(name: &str) -> Option<NetnsId> {
     use std::os::unix::ffi::OsStrExt;
     let p = std::ffi::CString::new(path(name).as_os_str().as_bytes()).ok()?;
     // SAFETY: statx fills the zeroed buffer; the path is a valid C string.
@@ -154,7 +160,7 @@ pub fn identity_here(name: &str) -> Option<NetnsId> {
 /// The unique id of nslab's mount namespace (ioctl NS_GET_MNTNS_ID, Linux 6.8+). Read once:
 /// the process changes mount namespace only when `--sandbox` sets up, before any lab work,
 /// and `identity` is asked for every op that names a netns.
-fn mntns_id() -> Option<u64> {
+pub(super) fn mntns_id() -> Option<u64> {
     static ID: OnceLock<Option<u64>> = OnceLock::new();
     *ID.get_or_init(|| {
         // _IOR(NSIO = 0xb7, 0x5, __u64), from linux/nsfs.h.
@@ -211,14 +217,8 @@ fn mount_error(errno: i32) -> NetError {
 /// netns it did not mean to be in). `setns`/`unshare` act on the calling thread only, so
 /// no other thread ever sees the detour.
 pub fn add_with<T>(name: &str, inside: impl FnOnce() -> T) -> NetResult<T> {
-    prepare_dir()?;
+    create_file(name)?;
     let p = path(name);
-    std::fs::OpenOptions::new().write(true).create_new(true).open(&p).map_err(|e| {
-        match e.raw_os_error() {
-            Some(libc::EEXIST) => netns_exists(name),
-            _ => NetError::from(e),
-        }
-    })?;
     let r = (|| -> Result<T, nix::errno::Errno> {
         let home = File::open("/proc/thread-self/ns/net")
             .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
@@ -235,8 +235,20 @@ pub fn add_with<T>(name: &str, inside: impl FnOnce() -> T) -> NetResult<T> {
     })
 }
 
+/// The file a netns NAME is bound onto, made empty (a name that is taken is refused here).
+pub(super) fn create_file(name: &str) -> NetResult<()> {
+    prepare_dir()?;
+    std::fs::OpenOptions::new().write(true).create_new(true).open(path(name)).map_err(
+        |e| match e.raw_os_error() {
+            Some(libc::EEXIST) => netns_exists(name),
+            _ => NetError::from(e),
+        },
+    )?;
+    Ok(())
+}
+
 /// Sets the calling thread back into the netns `0` when dropped (see [`add_with`]).
-struct GoBack(File);
+pub(super) struct GoBack(pub(super) File);
 
 impl Drop for GoBack {
     fn drop(&mut self) {
@@ -250,6 +262,7 @@ impl Drop for GoBack {
 /// `ip netns del NAME`: unmounts and unlinks. The kernel frees the namespace once nothing
 /// holds it any more, asynchronously.
 pub fn del(name: &str) -> NetResult<()> {
+    super::netns_background::wait_for(name);
     let p = path(name);
     if !p.exists() {
         return Err(no_netns(name));
@@ -291,6 +304,8 @@ pub fn list() -> NetResult<Vec<String>> {
 
 /// Opens the namespace file of NAME (for setns or IFLA_NET_NS_FD).
 pub fn open(name: &str) -> NetResult<File> {
+    // A netns still being made is not bound onto its file yet.
+    super::netns_background::wait_for(name);
     File::open(path(name)).map_err(|e| match e.raw_os_error() {
         Some(libc::ENOENT) => no_netns(name),
         _ => NetError::from(e),

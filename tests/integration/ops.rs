@@ -2,7 +2,7 @@
 //! write around an address delete (printed by `--explain` and `plan`, undone by destroy when
 //! a run is killed in between).
 
-use crate::common::{json, kernel_tests_possible, nslab, recipe, sandboxed};
+use crate::common::{json, kernel_tests_possible, nslab, recipe, sandboxed, unwrapped};
 
 const LINK_SET: &str = r#"
 veth::add("v-a", "v-b");
@@ -302,7 +302,7 @@ link::set_netns("pm", "ph1");
         "netns::add(\"pt\");\nveth::add(\"pd\", \"pe\", \"pt\");\naddr::add(\"pt\", \"pe\", \"10.84.0.1/24\");\naddr::add(\"pt\", \"pe\", \"10.84.0.1/24\");\n",
     );
     let r = sandboxed(&format!(
-        "NSLAB_TIMING=1 nslab run {held} 2>&1 >/dev/null | awk '/held back/ {{print $2, $3, $4, $5}}'
+        "NSLAB_TIMING=1 nslab run {held} 2>&1 >/dev/null | awk '/held back|background/ {{print $2, $3, $4, $5}}'
 for i in 1 2 3; do ip -n ph$i -4 -o addr show dev pv$i | awk '{{print $2, $4}}'; done
 ip -n ph1 -4 -o addr show dev pm | wc -l
 nslab run {name} 2>&1 | tr -s ' \\n' ' '; echo
@@ -311,8 +311,10 @@ ip netns list | cut -d' ' -f1 | sort | tr '\\n' ' '"
     ));
     r.ok();
     let mut lines = r.stdout.lines();
-    // The mechanism is in use: every pair and address went after the last netns.
+    // The mechanism is in use: every pair and address went after the last netns, which
+    // were made in the background.
     assert_eq!(lines.next(), Some("(address held back) 7"), "{}", r.stdout);
+    assert_eq!(lines.next(), Some("(netns in background) 3"), "{}", r.stdout);
     assert_eq!(lines.next(), Some("(veth held back) 4"), "{}", r.stdout);
     for i in 1..=3 {
         assert_eq!(lines.next(), Some(format!("pv{i} 10.81.0.{i}/24").as_str()), "{}", r.stdout);
@@ -328,6 +330,38 @@ ip netns list | cut -d' ' -f1 | sort | tr '\\n' ' '"
     assert!(twice_err.contains("pe in netns pt already has address 10.84.0.1/24"), "{twice_err}");
     assert!(!twice_err.contains("held back"), "{twice_err}");
     assert_eq!(lines.next(), Some("internet ph1 ph2 ph3 "), "the failed runs left nothing");
+}
+
+/// A netns the background thread cannot make (here: its identity cannot be recorded, as
+/// the lab's `netns` file is a directory) fails the run at a later line, pointing back at
+/// its `netns::add`, and the rollback leaves nothing: neither that netns nor the others.
+#[test]
+fn a_netns_the_background_cannot_make_fails_at_its_call() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let p = recipe(
+        "ops-bg-fail.rhai",
+        "netns::add(\"bf1\");\nnetns::add(\"bf2\");\nveth::add(\"bfa\", \"bfb\", \"bf2\");\nlink::up(\"bfa\");\nprint(link::list(\"bf2\").len());\n",
+    );
+    let r = sandboxed(&format!(
+        "mkdir -p /run/nslab/bgfail/netns
+T=$(mktemp -d)
+if nslab run --lab bgfail {p} > $T/out 2>&1; then echo \"the run succeeded\"; fi
+ls /run/netns | tr '\\n' ' '; echo
+ip -o link show | grep -c bfa || true
+cat $T/out"
+    ));
+    let mut lines = r.stdout.lines();
+    assert_eq!(lines.next(), Some("internet "), "{}", r.stdout);
+    assert_eq!(lines.next(), Some("0"), "{}", r.stdout);
+    let err = unwrapped(&lines.collect::<Vec<_>>().join("\n"));
+    assert!(err.contains("ip netns add bf1 could not be done: cannot create netns bf1"), "{err}");
+    assert!(err.contains("made in the background while the recipe went on"), "{err}");
+    // Surfaced by the query at line 5, and pointing back at line 1.
+    assert!(err.contains("ops-bg-fail.rhai:5"), "{err}");
+    assert!(err.contains("netns::add(\"bf1\")"), "{err}");
+    assert!(err.contains("nothing is left behind"), "{err}");
 }
 
 /// Whatever looks sees what the lines before it did: a query, an `exec`.

@@ -34,7 +34,7 @@ pub(crate) use sysctl::{sysctl_get, sysctl_set};
 use super::error::{NetError, NetResult, place};
 use super::nl::NlSocket;
 use super::op::{Ns, Op};
-use super::{nat, netns};
+use super::{nat, netns, netns_background};
 
 /// What every link a lab creates carries, so its owner can be seen and it can be removed in
 /// one request: the alias `nslab:LAB` and a link group.
@@ -74,6 +74,14 @@ pub(crate) struct Kernel {
     timing: Option<RefCell<BTreeMap<String, OpTime>>>,
     /// The call site of the Op being applied ([`Kernel::set_site`]).
     site: Cell<Option<u64>>,
+    /// Where a netns made in the background records its identity (`netns_background`);
+    /// without one every netns is made on this thread.
+    netns_recorder: RefCell<Option<netns_background::Recorder>>,
+    /// The netns given to the background thread and not collected yet, with the call site
+    /// of their `netns::add`.
+    bg_netns: RefCell<HashMap<String, Option<u64>>>,
+    /// The identities of netns collected from the background thread, for the session.
+    made_ids: RefCell<Vec<(String, netns::NetnsId)>>,
 }
 
 /// NSLAB_TIMING per kind of Op: how many, their total, the slowest.
@@ -112,6 +120,9 @@ impl Kernel {
             v6_off_ns: RefCell::new(HashSet::new()),
             timing,
             site: Cell::new(None),
+            netns_recorder: RefCell::new(None),
+            bg_netns: RefCell::new(HashMap::new()),
+            made_ids: RefCell::new(Vec::new()),
         })
     }
 
@@ -154,7 +165,8 @@ impl Kernel {
     /// of memory, a port someone else added to that bridge meanwhile) would surface late,
     /// naming the calls. For `nslab run` only: in the REPL a veth must exist as soon as its
     /// line returns. The same switch holds back the link-ups and default routes that cannot
-    /// fail (`deferred`).
+    /// fail (`deferred`). And a new netns is made on a background thread while the recipe
+    /// goes on (`netns_background`; with a recorder set, not with `--no-ipv6`).
     pub(crate) fn set_defer_veth(&self, on: bool) {
         self.defer_veth.set(on);
     }
@@ -177,6 +189,9 @@ impl Kernel {
     /// [`Kernel::sock`] without making the held-back veths first: for a look at a name
     /// that decides whether an Op can wait (an ioctl changes nothing).
     pub(super) fn sock_here(&self, ns: Option<&str>) -> NetResult<Rc<NlSocket>> {
+        if ns.is_some_and(|n| self.in_background(n)) {
+            self.collect_netns()?;
+        }
         let key: Ns = ns.map(str::to_string);
         // The netns behind a name can change under a long session (`ip netns del red; ip
         // netns add red` in another terminal): a socket of the old one would act on a dead
@@ -226,16 +241,23 @@ impl Kernel {
 
     /// Runs `f`, adding its duration to `kind` when NSLAB_TIMING is on.
     pub(super) fn timed<T>(&self, kind: impl Into<String>, f: impl FnOnce() -> T) -> T {
-        let Some(timing) = &self.timing else { return f() };
+        if self.timing.is_none() {
+            return f();
+        }
         let t0 = Instant::now();
         let r = f();
-        let d = t0.elapsed();
+        self.note_time(kind, t0.elapsed());
+        r
+    }
+
+    /// `NSLAB_TIMING`: one more of `kind`, which took `d`.
+    pub(super) fn note_time(&self, kind: impl Into<String>, d: Duration) {
+        let Some(timing) = &self.timing else { return };
         let mut t = timing.borrow_mut();
         let e = t.entry(kind.into()).or_insert((0, Duration::ZERO, Duration::ZERO));
         e.0 += 1;
         e.1 += d;
         e.2 = e.2.max(d);
-        r
     }
 
     /// One line per kind of Op: each family's file says how it is done.

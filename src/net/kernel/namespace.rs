@@ -11,6 +11,7 @@ use super::Kernel;
 use super::sysctl::{sysctl_path, sysctl_set};
 use crate::net::error::{NetError, NetResult, from_nl, place};
 use crate::net::netns;
+use crate::net::netns_background::{self, Recorder};
 use crate::net::nl::NlSocket;
 use crate::net::op::{Op, v6_off_link, v6_off_netns};
 
@@ -21,6 +22,16 @@ impl Kernel {
         // inside (and with --no-ipv6 turns IPv6 off there before anything else exists
         // in it), then comes back: no thread, no second trip to open the socket.
         let no_ipv6 = self.no_ipv6.get();
+        // In a run, the kernel work goes to the background thread while the recipe goes on
+        // (`netns_background`). Not with --no-ipv6, whose sysctl writes inside come first.
+        if self.defer_veth.get()
+            && !no_ipv6
+            && let Some(record) = self.netns_recorder.borrow().clone()
+        {
+            netns_background::add(name, record)?;
+            self.bg_netns.borrow_mut().insert(name.to_string(), self.site.get());
+            return Ok(());
+        }
         // The writes the plan and --explain print (`Op::no_ipv6_writes`), made here, inside.
         let writes: Vec<(String, String)> = if no_ipv6 {
             v6_off_netns(name).iter().filter_map(sysctl_write).collect()
@@ -55,6 +66,57 @@ impl Kernel {
             // The netns exists; the next call in it opens a socket the usual way.
             Err(_) => Ok(()),
         }
+    }
+
+    /// Where a netns made in the background records its identity; set, a run makes its
+    /// netns there ([`Kernel::set_defer_veth`], `netns_background`).
+    pub(crate) fn set_netns_recorder(&self, record: Recorder) {
+        *self.netns_recorder.borrow_mut() = Some(record);
+    }
+
+    /// Whether netns `name` was given to the background thread and not collected since.
+    pub(crate) fn in_background(&self, name: &str) -> bool {
+        self.bg_netns.borrow().contains_key(name)
+    }
+
+    /// Waits for the netns being made in the background and takes their sockets. The
+    /// first that could not be made fails here, pointing back at its `netns::add`; the
+    /// rest of the run rolls back.
+    pub(super) fn collect_netns(&self) -> NetResult<()> {
+        if self.bg_netns.borrow().is_empty() {
+            return Ok(());
+        }
+        let mut first_err = None;
+        for made in netns_background::finished() {
+            let Some(site) = self.bg_netns.borrow_mut().remove(&made.name) else { continue };
+            self.note_time("(netns in background)", made.took);
+            match made.result {
+                Ok((sock, id)) => {
+                    let here = netns::NetnsId { mntns: None, cookie: None, ..id };
+                    self.socks
+                        .borrow_mut()
+                        .insert(Some(made.name.clone()), (Rc::new(sock), Some(here)));
+                    self.made_ids.borrow_mut().push((made.name, id));
+                }
+                Err(e) => {
+                    first_err.get_or_insert(NetError {
+                        message: format!(
+                            "{} could not be done: {} (made in the background while the recipe went on)",
+                            Op::NetnsAdd { name: made.name }.command(),
+                            e.message
+                        ),
+                        site,
+                        ..e
+                    });
+                }
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// The identities of the netns collected from the background thread since last asked.
+    pub(crate) fn take_made_ids(&self) -> Vec<(String, netns::NetnsId)> {
+        std::mem::take(&mut *self.made_ids.borrow_mut())
     }
 
     /// The cookie of netns `name` read from the socket this executor opened in it, if it

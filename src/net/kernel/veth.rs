@@ -140,6 +140,8 @@ impl Kernel {
     /// recipe's order, then adds the addresses held back for their ends. Should the kernel
     /// refuse one after all, the rest are dropped (the run fails and rolls back).
     pub(super) fn flush_veth(&self) -> NetResult<()> {
+        // The held pairs go into the netns made meanwhile.
+        self.collect_netns()?;
         if self.held_links.borrow().is_empty() {
             return Ok(());
         }
@@ -214,6 +216,8 @@ impl Kernel {
     /// (teardown takes a link of the lab's group with no alias yet as the lab's: a run
     /// killed between creating and tagging leaves one like that too).
     pub(crate) fn discard_pending(&self) {
+        // The rollback deletes the netns made in the background: they must be there first.
+        let _ = self.collect_netns();
         std::mem::take(&mut *self.held_links.borrow_mut());
         self.pending_tags.borrow_mut().clear();
         self.discard_held();
@@ -359,6 +363,20 @@ impl Kernel {
         if moves_or_deletes { self.flush_tags() } else { Ok(()) }
     }
 
+    /// Whether link `dev` is in `ns`, for a name check that decides whether a veth can be
+    /// held back. A netns still being made in the background is not waited for: it has
+    /// only `lo` so far. (Should the kernel put another link in every new netns, a `sit0`
+    /// once its module is loaded, the held creation meets it and fails late, naming its
+    /// call, as `Kernel::set_defer_veth` allows.)
+    fn has_link(&self, ns: Option<&str>, dev: &str) -> NetResult<bool> {
+        if let Some(n) = ns
+            && self.in_background(n)
+        {
+            return Ok(dev == "lo");
+        }
+        Ok(self.sock_here(ns)?.index_of(dev).is_ok())
+    }
+
     /// Which end of a veth pair clashes, as [`Kernel::taken`] says it.
     fn veth_taken(
         &self,
@@ -406,9 +424,7 @@ impl Kernel {
             // Made, so the kernel's state tells which name clashes.
             self.flush_veth()?;
         }
-        if self.sock_here(nsr)?.index_of(name).is_ok()
-            || self.sock_here(peer_at)?.index_of(peer).is_ok()
-        {
+        if self.has_link(nsr, name)? || self.has_link(peer_at, peer)? {
             return Err(self.veth_taken(name, nsr, peer, peer_at));
         }
         let mut held = self.held_links.borrow_mut();
@@ -438,7 +454,7 @@ impl Kernel {
         }
         let clash = netns::exists(to)
             && (self.held_links.borrow().holds_name(Some(to), dev)
-                || self.sock_here(Some(to))?.index_of(dev).is_ok());
+                || self.has_link(Some(to), dev)?);
         if !netns::exists(to) || clash {
             // The usual path, so the kernel's refusal is the one the move gets.
             self.flush_veth()?;
