@@ -3,7 +3,8 @@
 //! One synchronous netlink socket per netns ([`super::nl::NlSocket`]), opened by a thread
 //! while inside that netns (a netlink socket stays bound to the netns it was created in) and
 //! cached by name. A netns this executor creates gets its socket while it is being created,
-//! so a new netns costs no thread at all (see [`netns::add_with`]). Every request waits for
+//! so a new netns costs no thread of its own (see [`netns::add_with`]; in a run, the one
+//! background thread of `netns_background`). Every request waits for
 //! its answer before the next one goes out (nl.rs says why requests are not pipelined).
 //! Names are resolved to ifindexes with one `SIOCGIFINDEX` ioctl on that socket, not an
 //! RTM_GETLINK round trip.

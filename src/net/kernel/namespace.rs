@@ -18,9 +18,9 @@ use crate::net::op::{Op, v6_off_link, v6_off_netns};
 impl Kernel {
     /// `ip netns add NAME`.
     pub(super) fn netns_add(&self, name: &str) -> NetResult<()> {
-        // The netns is made on this thread, which also opens its netlink socket while
-        // inside (and with --no-ipv6 turns IPv6 off there before anything else exists
-        // in it), then comes back: no thread, no second trip to open the socket.
+        // The netns is made on this thread or the background one, which also opens its
+        // netlink socket while inside (and with --no-ipv6 turns IPv6 off there before
+        // anything else exists in it), then comes back: no second trip to open the socket.
         let no_ipv6 = self.no_ipv6.get();
         // In a run, the kernel work goes to the background thread while the recipe goes on
         // (`netns_background`). Not with --no-ipv6, whose sysctl writes inside come first.
