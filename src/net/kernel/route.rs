@@ -1,5 +1,5 @@
 //! Routes: `ip route add|del` with types, multipath, tables, metrics, source and onlink (the
-//! message itself is built in net/routing.rs, shared with nothing else but its tests).
+//! message itself is built in net/routing/message.rs, shared with nothing else but its tests).
 
 use std::net::IpAddr;
 
