@@ -93,7 +93,7 @@ pub(crate) fn destroy_with(lab: &str, force: bool) -> Vec<crate::net::NetError> 
     };
     // Only a journal that names an iptables Op (written before iptables runs), or one that
     // lost lines, can have left an orphan: the scan of every process's command line cost
-    // lab(100)'s destroy 1-2 ms of its ~6 ms before the first unmount.
+    // lab(100)'s destroy 0.6 of its 3.7 ms before the first unmount (`strace`).
     let cut_short = ended.is_some_and(|e| e > last_seq);
     if !damage.is_empty() || ops.is_empty() || cut_short || ops.iter().any(Op::runs_iptables) {
         wait_for_orphans(lab);

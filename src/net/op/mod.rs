@@ -293,14 +293,14 @@ impl Op {
         }
     }
 
-    /// Every netns this Op names: where it acts, and the netns it deletes, moves a link to or
-    /// makes a veth end in.
     /// Whether applying this Op runs the `iptables` binary (a process that can outlive a
     /// killed nslab).
     pub(crate) fn runs_iptables(&self) -> bool {
         matches!(self, Op::IptAppend { .. } | Op::IptDelete { .. })
     }
 
+    /// Every netns this Op names: where it acts, and the netns it deletes, moves a link to or
+    /// makes a veth end in.
     pub(crate) fn netns_named(&self) -> Vec<&str> {
         let mut names: Vec<&str> = self.ns().into_iter().collect();
         match self {
