@@ -32,6 +32,9 @@
 // host, its netns, its veth, then its 4 requests inside, before the next host. The same
 // requests; only when each host comes up differs (see benches/README.md, "Why the cost
 // per host grows").
+// env FLOOR_PIPE=1: the netns are made on a second thread, in order, and the main thread
+// creates each veth pair as soon as its netns is there (what `nslab run` does): the two
+// phases overlap, contending for RTNL.
 // env BENCH_INTERNAL_FILE: appends internal_<op>_ms=...
 // Refuses to run unless BENCH_SANDBOX_PID names a process in our netns
 // (set by bench/lib/prelude.sh).
@@ -44,6 +47,7 @@
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -317,6 +321,32 @@ static void host_config(struct nl *s, int nsfd, int i) {
     nl_close(s);
 }
 
+// FLOOR_PIPE: the netns thread and what it has made so far.
+struct pipe {
+    int n;
+    struct nl *ns;
+    int *nsfd;
+    int made; // under lock
+    pthread_mutex_t lock;
+    pthread_cond_t more;
+};
+
+static void *netns_thread(void *arg) {
+    struct pipe *p = arg;
+    int orig = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    char name[32];
+    for (int i = 1; i <= p->n; i++) {
+        snprintf(name, sizeof name, "h%d", i);
+        int fd = netns_create(name, orig, &p->ns[i]);
+        pthread_mutex_lock(&p->lock);
+        p->nsfd[i] = fd;
+        p->made = i;
+        pthread_cond_signal(&p->more);
+        pthread_mutex_unlock(&p->lock);
+    }
+    return NULL;
+}
+
 static void require_sandbox(void) {
     const char *pid = getenv("BENCH_SANDBOX_PID");
     char p[64];
@@ -377,6 +407,38 @@ int main(int argc, char **argv) {
                 host_config(&ns[i], nsfd[i], i);
             }
             report("build", now_ms() - t0);
+            return 0;
+        }
+        if (getenv("FLOOR_PIPE")) {
+            struct pipe p = {.n = n, .ns = ns, .nsfd = nsfd, .made = 0};
+            pthread_mutex_init(&p.lock, NULL);
+            pthread_cond_init(&p.more, NULL);
+            pthread_t th;
+            if (pthread_create(&th, NULL, netns_thread, &p)) die("pthread_create");
+            for (int i = 1; i <= n; i++) {
+                pthread_mutex_lock(&p.lock);
+                int ready = p.made >= i;
+                pthread_mutex_unlock(&p.lock);
+                if (!ready) {
+                    // send what is queued, then wait for the netns
+                    nl_drain(&root);
+                    pthread_mutex_lock(&p.lock);
+                    while (p.made < i) pthread_cond_wait(&p.more, &p.lock);
+                    pthread_mutex_unlock(&p.lock);
+                }
+                veth_add(&root, i, nsfd[i]);
+            }
+            nl_drain(&root);
+            pthread_join(th, NULL);
+            double t_veth = now_ms();
+            for (int i = 1; i <= n; i++) host_config(&ns[i], nsfd[i], i);
+            report("build", now_ms() - t0);
+            const char *f = getenv("BENCH_INTERNAL_FILE");
+            FILE *o = f ? fopen(f, "a") : NULL;
+            if (o) {
+                fprintf(o, "phase_netns_veth_ms=%.1f phase_nscfg_ms=%.1f\n", t_veth - t0, now_ms() - t_veth);
+                fclose(o);
+            }
             return 0;
         }
         // 1. all named netns (+ a netlink socket inside each)

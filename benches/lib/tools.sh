@@ -15,6 +15,7 @@ lab_tool_cmd() {
         floor)        REPLY="$here/floor/floor" ;;
         floor-group)  REPLY="env FLOOR_SYNC=group $here/floor/floor" ;;
         floor-host)   REPLY="env FLOOR_ORDER=host $here/floor/floor" ;;
+        floor-pipe)   REPLY="env FLOOR_PIPE=1 $here/floor/floor" ;;
         floor-mq)     REPLY="env FLOOR_QUEUES=kernel $here/floor/floor" ;;
         nslab-floortd) REPLY="bash $here/lab_mix.sh" ;;
         floor-brlast) REPLY="env FLOOR_BRIDGE_LAST=1 $here/floor/floor" ;;

@@ -83,6 +83,8 @@ pub(crate) struct Kernel {
     bg_netns: RefCell<HashMap<String, Option<u64>>>,
     /// The identities of netns collected from the background thread, for the session.
     made_ids: RefCell<Vec<(String, netns::NetnsId)>>,
+    /// Set while `flush_veth` makes the held pairs: the requests it sends flush nothing.
+    flushing_veth: Cell<bool>,
 }
 
 /// NSLAB_TIMING per kind of Op: how many, their total, the slowest.
@@ -124,6 +126,7 @@ impl Kernel {
             netns_recorder: RefCell::new(None),
             bg_netns: RefCell::new(HashMap::new()),
             made_ids: RefCell::new(Vec::new()),
+            flushing_veth: Cell::new(false),
         })
     }
 

@@ -86,8 +86,30 @@ impl Kernel {
         if self.bg_netns.borrow().is_empty() {
             return Ok(());
         }
+        self.collected(netns_background::finished())
+    }
+
+    /// [`Kernel::collect_netns`] for the netns named only, when they are being made: waits
+    /// for those and takes their sockets, the rest go on in the background.
+    pub(super) fn collect_netns_named(&self, names: &[Option<&str>]) -> NetResult<()> {
+        let mut made: Vec<_> = names
+            .iter()
+            .flatten()
+            .filter(|n| self.in_background(n))
+            .filter_map(|n| netns_background::take(n))
+            .collect();
+        // One failed: the error names the first netns that could not be made, as when all
+        // are waited for, not the first this caller needed.
+        if made.iter().any(|m| m.result.is_err()) {
+            made.extend(netns_background::finished());
+        }
+        self.collected(made)
+    }
+
+    fn collected(&self, mut made: Vec<netns_background::Made>) -> NetResult<()> {
+        made.sort_by_key(|m| m.seq);
         let mut first_err = None;
-        for made in netns_background::finished() {
+        for made in made {
             let Some(site) = self.bg_netns.borrow_mut().remove(&made.name) else { continue };
             self.note_time("(netns in background)", made.took);
             match made.result {

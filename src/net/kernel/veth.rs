@@ -137,19 +137,31 @@ impl Kernel {
     }
 
     /// Creates the held-back veth pairs, if any, with what merged into them, in the
-    /// recipe's order, then adds the addresses held back for their ends. Should the kernel
-    /// refuse one after all, the rest are dropped (the run fails and rolls back).
+    /// recipe's order, each as soon as the netns it goes into is made (`netns_background`),
+    /// then waits for every netns still being made and adds the addresses held back for
+    /// the pairs' ends. Should the kernel refuse one after all, the rest are dropped (the
+    /// run fails and rolls back).
     pub(super) fn flush_veth(&self) -> NetResult<()> {
-        // The held pairs go into the netns made meanwhile.
-        self.collect_netns()?;
-        if self.held_links.borrow().is_empty() {
+        if self.flushing_veth.get() {
             return Ok(());
+        }
+        if self.held_links.borrow().is_empty() {
+            return self.collect_netns();
         }
         // Taken out first: the sockets these requests ask for find nothing held.
         let held = std::mem::take(&mut *self.held_links.borrow_mut());
-        for h in &held.veths {
-            self.timed("(veth held back)", || self.create_held(h))?;
-        }
+        self.flushing_veth.set(true);
+        let made = (|| {
+            for h in &held.veths {
+                // Each pair as soon as its netns is there, while the background thread
+                // makes the next ones.
+                self.collect_netns_named(&[h.name_in.as_deref(), h.peer_in.as_deref()])?;
+                self.timed("(veth held back)", || self.create_held(h))?;
+            }
+            self.collect_netns()
+        })();
+        self.flushing_veth.set(false);
+        made?;
         for (op, site) in &held.addrs {
             let Op::AddrAdd { ns, dev, cidr } = op else {
                 unreachable!("only addresses are held with the pairs, not {op:?}")
