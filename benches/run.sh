@@ -8,9 +8,10 @@
 # Tools (benches/lib/tools.sh): nslab, nslab-move (walk-through style recipe),
 #   nslab-noipv6 (nslab run --no-ipv6), ip (one ip process per command, peer made inside
 #   the netns), ip-move (tutorial style: veth moved), batch (ip -batch, peer inside the
-#   netns), batch-move, floor / floor-group / floor-sync1 / floor-mq (the C floor, needs cc;
-#   floor-mq: veth ends with the kernel's default queue count), nslab-floortd (built by
-#   nslab, torn down the floor's way).
+#   netns), batch-move, floor / floor-group / floor-sync1 / floor-mq / floor-pipe (the C
+#   floor, needs cc; floor-mq: veth ends with the kernel's default queue count; floor-pipe:
+#   netns made on a second thread, each veth as soon as its netns is there), nslab-floortd
+#   (built by nslab, torn down the floor's way).
 # With nslab among the tools, `nslab run benches/empty.rhai` is timed first (21 runs).
 # For each N every tool first does one untimed check run (full state check with `ip` and
 # a ping from h1 to hN), then REPS timed runs, interleaved, the order rotated every

@@ -16,10 +16,11 @@
 //! What the thread made, or why it could not, is collected by [`finished`] (the kernel
 //! executor, before anything else reaches the kernel), or one netns at a time by [`take`]:
 //! the held-back veth pairs go into each netns as soon as it is there, while the thread
-//! makes the next ones. That overlap hides nslab's own work between requests, not the
-//! kernel's: the two threads contend for RTNL, and the C floor doing the same
-//! (`floor-pipe`) built lab(200) no faster than the floor (medians 197 vs 198 ms, 6
-//! interleaved builds each), while nslab went from 226 to 195 ms.
+//! makes the next ones. The two threads contend for RTNL, so the overlap mostly hides
+//! nslab's own work between requests: in an A/B of 6 interleaved lab(200) builds each,
+//! nslab went from 226 to 195 ms, the C floor doing the same overlap (`floor-pipe`) from
+//! 198 to 197 (7 reps in `benches/reference-run-pipe.txt`: 189 → 178 ms at N=200, 89 → 75
+//! at N=100, nothing at N=1000; `benches/README.md`).
 //!
 //! Killed at any point, nothing is left that destroy cannot prove to be the lab's: before
 //! the bind mount the file is an empty file (a dead mount point, the lab's to remove); the
