@@ -71,7 +71,20 @@ impl Session {
             .map_err(|e| if e.errno == Some(libc::EEXIST) { already_up(lab) } else { e })?;
         let kernel = Kernel::new(Some(tag(lab)))?;
         let log = journal.netns_log();
-        kernel.set_netns_recorder(std::sync::Arc::new(move |name, id| log.write(name, id)));
+        // Called on the netns thread, twice per netns in order: without the mount, then
+        // with it (`netns_background::make`); the fault points of tests sit between.
+        let made = std::sync::Mutex::new((0, String::new()));
+        kernel.set_netns_recorder(std::sync::Arc::new(move |name, id| {
+            let mut made = made.lock().unwrap_or_else(|p| p.into_inner());
+            if made.1 == name {
+                made.1.clear();
+                fault::in_netns(made.0, fault::NetnsStep::Mounted)?;
+                return log.write(name, id);
+            }
+            *made = (made.0 + 1, name.to_string());
+            log.write(name, id)?;
+            fault::in_netns(made.0, fault::NetnsStep::Recorded)
+        }));
         Ok(Session {
             kernel,
             lab: lab.to_string(),

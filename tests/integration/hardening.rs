@@ -288,6 +288,36 @@ echo "all {n} points clean""#
     assert!(r.stdout.contains(&format!("all {n} points clean")), "{}", r.stdout);
 }
 
+/// Fault injection inside the background thread that makes a run's netns: nslab is killed
+/// (SIGKILL) while it makes each of the small lab's three netns, once with the netns's
+/// identity on record and its bind mount not made yet, once mounted with the mount's id not
+/// recorded yet (the windows `kill_at_every_op_then_destroy_leaves_nothing` hits only by
+/// timing). `nslab destroy` must leave the sandbox exactly as it was.
+#[test]
+fn a_kill_inside_the_netns_thread_then_destroy_leaves_nothing() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let path = recipe("hard-kill-ns.rhai", SMALL_LAB);
+    let r = sandboxed(&format!(
+        r#"{STATE}
+before=$(state)
+for k in 1 2 3; do
+  for step in recorded mounted; do
+    if NSLAB_FAULT=netns:$k:$step:kill nslab run {path} >/dev/null 2>&1; then echo "netns $k $step: run was not killed"; exit 1; fi
+    [ -e /run/netns/f$k ] || {{ echo "netns $k $step: killed before its file was made"; exit 1; }}
+    nslab destroy hard-kill-ns >/dev/null
+    after=$(state)
+    if [ "$before" != "$after" ]; then echo "killed in netns $k $step: destroy left"; diff <(echo "$before") <(echo "$after"); exit 1; fi
+    if [ -e /run/netns/f$k ]; then echo "killed in netns $k $step: its file is left"; exit 1; fi
+  done
+done
+echo "all 6 points clean""#
+    ));
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("all 6 points clean"), "{}", r.stdout);
+}
+
 /// One bad byte in one lab's journal: `ls` still lists every lab (that one as damaged), and
 /// destroy removes it by its marks, without saying a plain "destroyed".
 #[test]

@@ -364,6 +364,45 @@ cat $T/out"
     assert!(err.contains("nothing is left behind"), "{err}");
 }
 
+/// The held veth pairs go into each netns as soon as it is made: when a later netns cannot
+/// be made (at either step of the background thread), pairs into the earlier ones are
+/// already there. The run fails naming that netns's call, and the rollback leaves nothing.
+#[test]
+fn a_netns_failing_after_pairs_went_into_the_earlier_ones_rolls_all_back() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let p = recipe(
+        "ops-bg-late.rhai",
+        "bridge::add(\"lbr\");\nfor i in 1..=4 {\n    netns::add(`l${i}`);\n    veth::add(`l${i}-br`, `l${i}`, `l${i}`);\n    link::set_master(`l${i}-br`, \"lbr\");\n    link::up(`l${i}-br`);\n}\nprint(link::list().len());\n",
+    );
+    for step in ["recorded", "mounted"] {
+        let r = sandboxed(&format!(
+            "T=$(mktemp -d)
+if NSLAB_TIMING=1 NSLAB_FAULT=netns:3:{step}:fail nslab run --lab bglate {p} > $T/out 2>&1; then echo \"the run succeeded\"; fi
+ls /run/netns | tr '\\n' ' '; echo
+ip -o link show | grep -c 'l[0-9]' || true
+ls /run/nslab | tr '\\n' ' '; echo
+cat $T/out"
+        ));
+        let mut lines = r.stdout.lines();
+        assert_eq!(lines.next(), Some("internet "), "{step}: {}", r.stdout);
+        assert_eq!(lines.next(), Some("0"), "{step}: {}", r.stdout);
+        assert_eq!(lines.next(), Some(""), "{step}: the lab's journal is left: {}", r.stdout);
+        let err = unwrapped(&lines.collect::<Vec<_>>().join("\n"));
+        assert!(
+            err.contains("ip netns add l3 could not be done: cannot create netns l3"),
+            "{step}: {err}"
+        );
+        assert!(err.contains("made in the background while the recipe went on"), "{step}: {err}");
+        assert!(err.contains("netns::add(`l${i}`)"), "{step}: {err}");
+        assert!(err.contains("nothing is left behind"), "{step}: {err}");
+        // l1's and l2's pairs were made before l3 failed (and rolled back with the rest).
+        let held = err.lines().find(|l| l.contains("(veth held back)")).unwrap_or_default();
+        assert_eq!(held.split_whitespace().nth(4), Some("2"), "{step}: {err}");
+    }
+}
+
 /// Whatever looks sees what the lines before it did: a query, an `exec`.
 #[test]
 fn what_is_held_back_is_there_before_anything_looks() {
