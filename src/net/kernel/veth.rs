@@ -499,6 +499,10 @@ impl Kernel {
         extras: (Option<u32>, bool, bool),
     ) -> NetResult<()> {
         let (master, up, peer_up) = extras;
+        // A netns the background thread could not make has no file any more: its own error,
+        // not "does not exist" (seen on the second kernel, where the thread failed before
+        // this call looked).
+        self.collect_netns_named(&[name_in, peer_in])?;
         // The netns fds must stay open until the request has completed.
         let name_fd = name_in.map(netns::open).transpose()?;
         let peer_fd = peer_in.map(netns::open).transpose()?;
