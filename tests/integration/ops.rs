@@ -364,6 +364,24 @@ cat $T/out"
     assert!(err.contains("ops-bg-fail.rhai:5"), "{err}");
     assert!(err.contains("netns::add(\"bf1\")"), "{err}");
     assert!(err.contains("nothing is left behind"), "{err}");
+
+    // A pair into the second one waits for that netns only, yet the error still names the
+    // first that could not be made (at the pair's line or at the query's, as the thread's
+    // speed has it).
+    let p = recipe(
+        "ops-bg-fail2.rhai",
+        "netns::add(\"bg1\");\nnetns::add(\"bg2\");\nveth::add(\"bga\", \"bgb\", \"bg2\");\nprint(link::list(\"bg2\").len());\n",
+    );
+    let r = sandboxed(&format!(
+        "mkdir -p /run/nslab/bgfail2/netns
+if nslab run --lab bgfail2 {p} 2>&1; then echo \"the run succeeded\"; fi
+ls /run/netns | tr '\\n' ' '; echo"
+    ));
+    let err = unwrapped(&r.stdout);
+    assert!(err.contains("ip netns add bg1 could not be done: cannot create netns bg1"), "{err}");
+    assert!(!err.contains("ip netns add bg2 could not be done"), "{err}");
+    assert!(err.contains("nothing is left behind"), "{err}");
+    assert!(r.stdout.ends_with("internet \n"), "{}", r.stdout);
 }
 
 /// The held veth pairs go into each netns as soon as it is made: when a later netns cannot
