@@ -13,9 +13,6 @@ fn plan() -> Option<(libc::c_int, usize)> {
     static PLAN: OnceLock<Option<(libc::c_int, usize)>> = OnceLock::new();
     *PLAN.get_or_init(|| {
         let v = std::env::var("NSLAB_FAULT").ok()?;
-        if v.starts_with("netns:") {
-            return None;
-        }
         let (sig, n) = v.split_once(':')?;
         let sig = match sig {
             "kill" => libc::SIGKILL,

@@ -119,30 +119,25 @@ fn finish(name: String, seq: u64, result: Result<(NlSocket, NetnsId), NetError>,
 
 /// Waits until netns `name` is not being made any more.
 pub fn wait_for(name: &str) {
-    let mut s = state();
-    while s.pending.contains(name) {
-        s = CHANGED.wait(s).unwrap_or_else(|p| p.into_inner());
-    }
+    drop(settled(|s| s.pending.contains(name)));
 }
 
 /// Waits until netns `name` is not being made any more, then hands over what was made of
 /// it, unless a call already took it.
 pub fn take(name: &str) -> Option<Made> {
-    let mut s = state();
-    while s.pending.contains(name) {
-        s = CHANGED.wait(s).unwrap_or_else(|p| p.into_inner());
-    }
+    let mut s = settled(|s| s.pending.contains(name));
     let i = s.done.iter().position(|m| m.name == name)?;
     Some(s.done.remove(i))
 }
 
 /// Waits until nothing is being made, then hands over what was made since the last call.
 pub fn finished() -> Vec<Made> {
-    let mut s = state();
-    while !s.pending.is_empty() {
-        s = CHANGED.wait(s).unwrap_or_else(|p| p.into_inner());
-    }
-    std::mem::take(&mut s.done)
+    std::mem::take(&mut settled(|s| !s.pending.is_empty()).done)
+}
+
+/// The state, once `busy` no longer holds of it.
+fn settled(busy: impl FnMut(&mut State) -> bool) -> MutexGuard<'static, State> {
+    CHANGED.wait_while(state(), busy).unwrap_or_else(|p| p.into_inner())
 }
 
 /// The background thread's part of [`add`]. Whatever fails, the file goes again.

@@ -154,7 +154,8 @@ impl Kernel {
         let made = (|| {
             for h in &held.veths {
                 // Each pair as soon as its netns is there, while the background thread
-                // makes the next ones.
+                // makes the next ones. (`create_veth` would wait too; waiting here keeps
+                // the wait out of the pair's NSLAB_TIMING row.)
                 self.collect_netns_named(&[h.name_in.as_deref(), h.peer_in.as_deref()])?;
                 self.timed("(veth held back)", || self.create_held(h))?;
             }
