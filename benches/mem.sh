@@ -23,7 +23,8 @@ if [[ ${1:-} == --inner ]]; then
     source "$here/lib/sandbox.sh"
     source "$here/lib/common.sh"
     source "$here/lib/tools.sh"
-    lab_tool_cmd "$tool" "$here" || exit 2
+    # /usr/bin/time runs the tool itself: a command line, not a shell function.
+    LAB_TOOL_EXEC=1 lab_tool_cmd "$tool" "$here" || exit 2
     cmd=$REPLY
     meminfo() { # -> REPLY="slab sunreclaim percpu" (kB)
         local k v u slab=0 sun=0 pcpu=0

@@ -6,7 +6,14 @@ usage: summarize.py FILE [FILE...]
 Counts lines with rep>=1 and ok=1 (rep=0 is the untimed check run). Prints markdown
 tables: medians per tool and N, the ratios nslab/other (build and teardown; below 1 means
 nslab is faster), and the issue's targets with the figures reached.
+
+Each target ratio comes with a 90% bootstrap interval (the reps of each tool and N resampled
+with replacement, 2000 times, with a fixed seed so a file always summarizes the same). A
+target is MET when the whole interval meets it, MISSED when none of it does, and WITHIN NOISE
+otherwise: on these shared 2-vCPU machines the same binaries gave teardown ratios of 0.74 and
+1.34 an hour apart, so one median against a bound of 1.0 decides nothing on its own.
 """
+import random
 import re
 import statistics as st
 import sys
@@ -17,6 +24,30 @@ KV = re.compile(r'(\w+)=(\S+)')
 
 def med(xs):
     return st.median(xs) if xs else float('nan')
+
+
+RESAMPLES = 2000
+
+
+def interval(stat, *samples):
+    """90% bootstrap interval of `stat(*medians)` over independent resamples of `samples`."""
+    rng = random.Random(15)
+    vals = []
+    for _ in range(RESAMPLES):
+        meds = [st.median(rng.choices(xs, k=len(xs))) for xs in samples]
+        vals.append(stat(*meds))
+    vals.sort()
+    return vals[int(0.05 * RESAMPLES)], vals[int(0.95 * RESAMPLES) - 1]
+
+
+def verdict(lo, hi, meets):
+    """MET when the whole interval meets the goal, MISSED when none of it does (the goals
+    here are bounds, so the interval's ends decide)."""
+    if meets(lo) and meets(hi):
+        return 'MET'
+    if not meets(lo) and not meets(hi):
+        return 'MISSED'
+    return 'WITHIN NOISE'
 
 
 def main():
@@ -126,33 +157,52 @@ def main():
         p500 = m[('nslab', 500)]['build_ms'] / 500
         line('nslab build ms/host N=500 vs N=50', f'{p500:.2f} / {p50:.2f} = {p500 / p50:.2f}',
              '<= 1.3', p500 / p50 <= 1.3)
-    f = m.get(('floor', 1000))
-    a = m.get(('nslab', 1000))
-    if a or f:
+    def vals(t, n, f):
+        r = res.get((t, n))
+        if not r:
+            return None
+        if f == 'gone_ms':
+            # Until the lab's links are gone: the floor returns before the kernel has deleted
+            # the host-side veth ends, nslab waits for them.
+            return [a + b for a, b in zip(r['teardown_ms'], r['settle_ms'])]
+        return r[f]
+
+    def ratio(what, goal, bound, stat, *samples):
+        """A target on `stat` of the samples' medians, with its interval."""
+        if any(x is None for x in samples):
+            return None
+        est = stat(*(med(x) for x in samples))
+        lo, hi = interval(stat, *samples)
+        v = verdict(lo, hi, lambda x: x <= bound)
+        print(f'- {what}: {est:.2f} (90% interval {lo:.2f}..{hi:.2f}) (target {goal}) {v}')
+        return est
+
+    per_host = lambda big, small, nb, ns_: (big / nb) / (small / ns_)
+    if ('nslab', 1000) in res or ('floor', 1000) in res:
         print('\nTargets (issue 15):\n')
-    if a and f:
-        r = a['build_ms'] / f['build_ms']
-        line('lab(1000) build nslab / C floor', f'{r:.2f}', '<= 1.2', r <= 1.2)
-    if a and ('nslab', 100) in m:
-        p100 = m[('nslab', 100)]['build_ms'] / 100
-        p1000 = a['build_ms'] / 1000
-        line('nslab build ms/host N=1000 vs N=100', f'{p1000:.2f} / {p100:.2f} = {p1000 / p100:.2f}',
-             '<= 1.5', p1000 / p100 <= 1.5)
-        if f and ('floor', 100) in m:
-            q = (f['build_ms'] / 1000) / (m[('floor', 100)]['build_ms'] / 100)
-            print(f'  the C floor in the same run: {q:.2f} (the kernel\'s own growth; see benches/README.md)')
-    if ('nslab', 200) in m and ('floor', 200) in m:
-        r = m[('nslab', 200)]['build_ms'] / m[('floor', 200)]['build_ms']
-        line('lab(200) build nslab / C floor', f'{r:.2f}', '<= 1.15', r <= 1.15)
+    ratio('lab(1000) build nslab / C floor', '<= 1.2', 1.2, lambda a, b: a / b,
+          vals('nslab', 1000, 'build_ms'), vals('floor', 1000, 'build_ms'))
+    g = ratio('nslab build ms/host N=1000 vs N=100', '<= 1.5', 1.5,
+              lambda a, b: per_host(a, b, 1000, 100),
+              vals('nslab', 1000, 'build_ms'), vals('nslab', 100, 'build_ms'))
+    if g is not None and ('floor', 1000) in res and ('floor', 100) in res:
+        fl = [vals('floor', n, 'build_ms') for n in (1000, 100)]
+        q = per_host(med(fl[0]), med(fl[1]), 1000, 100)
+        lo, hi = interval(lambda a, b: per_host(a, b, 1000, 100), *fl)
+        print(f'  the C floor in the same run: {q:.2f} (90% interval {lo:.2f}..{hi:.2f}; the '
+              "kernel's own growth, see benches/README.md)")
+        samples = [vals('nslab', 1000, 'build_ms'), vals('nslab', 100, 'build_ms')] + fl
+        stat = lambda a, b, c, d: per_host(a, b, 1000, 100) / per_host(c, d, 1000, 100)
+        lo, hi = interval(stat, *samples)
+        print(f'  nslab\'s growth / the floor\'s: {stat(*(med(x) for x in samples)):.2f} '
+              f'(90% interval {lo:.2f}..{hi:.2f})')
+    ratio('lab(200) build nslab / C floor', '<= 1.15', 1.15, lambda a, b: a / b,
+          vals('nslab', 200, 'build_ms'), vals('floor', 200, 'build_ms'))
     for n in ns:
-        if ('nslab', n) in m and ('floor', n) in m:
-            a_, f_ = m[('nslab', n)], m[('floor', n)]
-            r = a_['teardown_ms'] / f_['teardown_ms']
-            line(f'lab({n}) teardown nslab / C floor', f'{r:.2f}', '<= 1.0', r <= 1.0)
-            # The floor returns before the kernel has deleted the host-side veth ends; nslab
-            # waits for them. Until the lab's links are gone, both:
-            g = (a_['teardown_ms'] + a_['settle_ms']) / (f_['teardown_ms'] + f_['settle_ms'])
-            line(f'lab({n}) teardown + settle nslab / C floor', f'{g:.2f}', '<= 1.0', g <= 1.0)
+        ratio(f'lab({n}) teardown nslab / C floor', '<= 1.0', 1.0, lambda a, b: a / b,
+              vals('nslab', n, 'teardown_ms'), vals('floor', n, 'teardown_ms'))
+        ratio(f'lab({n}) teardown + settle nslab / C floor', '<= 1.0', 1.0, lambda a, b: a / b,
+              vals('nslab', n, 'gone_ms'), vals('floor', n, 'gone_ms'))
     for k, v in bad.items():
         if v:
             print(f'WARNING: {v} failed run(s) for {k[0]} N={k[1]}', file=sys.stderr)

@@ -182,3 +182,101 @@ fn a_refused_change_still_tags_the_new_link() {
     r.ok();
     assert_eq!(r.stdout, "alias nslab:tm\ntb is not a bridge\nalias nslab:tm\n", "{}", r.stderr);
 }
+
+/// `benches/summarize.py` decides a target only when the whole 90% bootstrap interval does:
+/// a ratio whose reps straddle the bound is WITHIN NOISE, not MET or MISSED on its median.
+/// The reps are made up, so each verdict is known.
+#[test]
+fn the_summary_decides_a_target_only_outside_the_noise() {
+    let rows = |tool: &str, n: u32, build: &[f64], td: &[f64], settle: f64| -> String {
+        let mut s = String::new();
+        for (i, (b, t)) in build.iter().zip(td).enumerate() {
+            s += &format!(
+                "RESULT rep={} tool={tool} n={n} build_ms={b} build_cpu_ms=10 teardown_ms={t} settle_ms={settle} ok=1\n",
+                i + 1
+            );
+        }
+        s
+    };
+    let steady = |x: f64| [x, x * 1.01, x * 0.99, x * 1.02, x * 0.98, x, x * 1.01];
+    let spread = |x: f64| [x * 0.6, x * 0.8, x, x * 1.2, x * 1.4, x * 0.7, x * 1.3];
+    let text = [
+        // build: nslab 0.9x the floor at N=1000 and 200; its cost per host grows 2x.
+        rows("nslab", 100, &steady(100.0), &steady(90.0), 0.0),
+        rows("nslab", 200, &steady(180.0), &steady(100.0), 0.0),
+        rows("nslab", 1000, &steady(2000.0), &steady(1000.0), 0.0),
+        // teardown: at N=100 the floor's reps straddle nslab's; at N=1000 it is 2x faster.
+        rows("floor", 100, &steady(100.0), &spread(60.0), 30.0),
+        rows("floor", 200, &steady(200.0), &steady(100.0), 0.0),
+        rows("floor", 1000, &steady(2222.0), &steady(500.0), 0.0),
+    ]
+    .concat();
+    let dir = tempfile_dir("summary");
+    let file = dir.join("run.txt");
+    std::fs::write(&file, text).unwrap();
+    let out = std::process::Command::new("python3")
+        .arg(root().join("benches/summarize.py"))
+        .arg(&file)
+        .output()
+        .expect("python3 runs benches/summarize.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let verdict = |what: &str| -> String {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("- {what}:")))
+            .unwrap_or_else(|| panic!("no line for {what} in:\n{stdout}"));
+        line.rsplit(") ").next().unwrap().to_string()
+    };
+    assert_eq!(verdict("lab(1000) build nslab / C floor"), "MET");
+    assert_eq!(verdict("lab(200) build nslab / C floor"), "MET");
+    assert_eq!(verdict("nslab build ms/host N=1000 vs N=100"), "MISSED");
+    assert_eq!(verdict("lab(100) teardown + settle nslab / C floor"), "WITHIN NOISE");
+    assert_eq!(verdict("lab(1000) teardown + settle nslab / C floor"), "MISSED");
+    assert!(stdout.contains("(90% interval "), "{stdout}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The nslab tools of `benches/` run nslab straight from the measuring shell, as the floor
+/// is run: a bash in between cost every nslab build and teardown 1.9 ms the floor did not pay.
+#[test]
+fn the_bench_runs_nslab_without_a_wrapper_shell() {
+    let script = format!(
+        r#"source {root}/benches/lib/tools.sh
+        printf '#!/bin/sh\necho "$*" > "$OUT"\n' > "$FAKE"; chmod +x "$FAKE"
+        for t in nslab nslab-noipv6; do
+            lab_tool_cmd "$t" {root}/benches
+            f=${{REPLY%% *}}
+            test "$(type -t "$f")" = function || {{ echo "$t: $f is no shell function"; exit 1; }}
+            NSLAB=$FAKE $REPLY build 7
+            echo "$t: $(cat "$OUT")"
+        done
+        LAB_TOOL_EXEC=1 lab_tool_cmd nslab-noipv6 {root}/benches
+        echo "exec: ${{REPLY#env }}""#,
+        root = root().display()
+    );
+    let dir = tempfile_dir("tools");
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .env("OUT", dir.join("argv"))
+        .env("FAKE", dir.join("nslab"))
+        .output()
+        .unwrap();
+    let stdout =
+        String::from_utf8_lossy(&out.stdout).replace(&root().display().to_string(), "ROOT");
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        stdout,
+        "nslab: run --lab lab ROOT/benches/lab.rhai --set hosts=7\n\
+         nslab-noipv6: run --lab lab --no-ipv6 ROOT/benches/lab.rhai --set hosts=7\n\
+         exec: NSLAB_RECIPE=ROOT/benches/lab.rhai NSLAB_ARGS=--no-ipv6 bash ROOT/benches/lab_nslab.sh\n"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn tempfile_dir(what: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("nslab-bench-{what}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
