@@ -10,8 +10,9 @@
 #   the netns), ip-move (tutorial style: veth moved), batch (ip -batch, peer inside the
 #   netns), batch-move, floor / floor-group / floor-sync1 / floor-mq / floor-pipe (the C
 #   floor, needs cc; floor-mq: veth ends with the kernel's default queue count; floor-pipe:
-#   netns made on a second thread, each veth as soon as its netns is there), nslab-floortd
-#   (built by nslab, torn down the floor's way).
+#   netns made on a second thread, each veth as soon as its netns is there; floor-td0: the
+#   teardown without bringing br0 down first), nslab-floortd (built by nslab, torn down the
+#   floor's way), nslab@PATH (the nslab binary at PATH, to set two builds side by side).
 # With nslab among the tools, `nslab run benches/empty.rhai` is timed first (21 runs).
 # For each N every tool first does one untimed check run (full state check with `ip` and
 # a ping from h1 to hN), then REPS timed runs, interleaved, the order rotated every
@@ -54,7 +55,7 @@ source "$here/lib/settle.sh"
 
 one() { # tool n rep check
     local line
-    line=$(unshare --net --mount -- bash "$here/one.sh" "$1" "$2" "$4" 2> >(sed "s/^/[$1 n=$2] /" >&2))
+    line=$(unshare --net --mount -- bash "$here/one.sh" "$1" "$2" "$4" 2> >(sed "s|^|[$1 n=$2] |" >&2))
     [[ $line == RESULT* ]] || line="RESULT tool=$1 n=$2 ok=0 why=no-result"
     echo "${line/RESULT /RESULT rep=$3 }" >> "$out"
     echo "${line/RESULT /RESULT rep=$3 }" >&2

@@ -35,6 +35,9 @@
 // env FLOOR_PIPE=1: the netns are made on a second thread, in order, and the main thread
 // creates each veth pair as soon as its netns is there (what `nslab run` does): the two
 // phases overlap, contending for RTNL.
+// env FLOOR_TD=plain: teardown as before the tenth round, without first bringing br0 down
+// (see benches/README.md, "Teardown": right after a build, the bridge still floods every
+// host's IPv6 chatter to every port, and that competes with the teardown).
 // env BENCH_INTERNAL_FILE: appends internal_<op>_ms=...
 // Refuses to run unless BENCH_SANDBOX_PID names a process in our netns
 // (set by bench/lib/prelude.sh).
@@ -250,6 +253,13 @@ static void link_del_group(struct nl *s, uint32_t group) {
     struct ifinfomsg ifi = {.ifi_family = AF_UNSPEC};
     struct nlmsghdr *h = msg_begin(s, RTM_DELLINK, 0, &ifi, sizeof ifi);
     attr_u32(h, IFLA_GROUP, group);
+    msg_end(s, h);
+}
+
+static void link_down_name(struct nl *s, const char *name) {
+    struct ifinfomsg ifi = {.ifi_family = AF_UNSPEC, .ifi_change = IFF_UP};
+    struct nlmsghdr *h = msg_begin(s, RTM_NEWLINK, 0, &ifi, sizeof ifi);
+    attr_str(h, IFLA_IFNAME, name);
     msg_end(s, h);
 }
 
@@ -479,6 +489,11 @@ int main(int argc, char **argv) {
                 snprintf(name, sizeof name, "v%d-br", i);
                 link_del_name(&root, name);
             }
+            nl_drain(&root);
+        }
+        const char *td = getenv("FLOOR_TD");
+        if (!(td && !strcmp(td, "plain")) && !(sync && !strcmp(sync, "group"))) {
+            link_down_name(&root, "br0");
             nl_drain(&root);
         }
         for (int i = 1; i <= n; i++) {

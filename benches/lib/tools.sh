@@ -8,10 +8,11 @@
 # which the floor, exec'd directly, did not. LAB_TOOL_EXEC=1 asks for a command an exec can
 # run instead (`/usr/bin/time` in mem.sh cannot run a shell function).
 lab_tool_cmd() {
-    local name=$1 here=$2 var="LAB_CMD_${1//-/_}"
+    local name=$1 here=$2 var="LAB_CMD_${1//[^A-Za-z0-9_]/_}"
     if [[ -n ${!var:-} ]]; then REPLY=${!var}; return 0; fi
     LAB_HERE=$here
     case $name in
+        nslab@*)      REPLY="lab_nslab_at ${name#nslab@} $here/lab.rhai -" ;;
         nslab|nslab-move|nslab-noipv6|nslab-phased)
             local recipe=$here/lab.rhai extra=-
             case $name in
@@ -35,11 +36,18 @@ lab_tool_cmd() {
         floor-host)   REPLY="env FLOOR_ORDER=host $here/floor/floor" ;;
         floor-pipe)   REPLY="env FLOOR_PIPE=1 $here/floor/floor" ;;
         floor-mq)     REPLY="env FLOOR_QUEUES=kernel $here/floor/floor" ;;
+        floor-td0)    REPLY="env FLOOR_TD=plain $here/floor/floor" ;;
         nslab-floortd) REPLY="bash $here/lab_mix.sh" ;;
         floor-brlast) REPLY="env FLOOR_BRIDGE_LAST=1 $here/floor/floor" ;;
         floor-sync1)  REPLY="$here/floor/floor-sync1" ;;
         *) echo "unknown tool '$name' (set LAB_CMD_$name)" >&2; return 1 ;;
     esac
+}
+
+# lab_nslab_at BINARY RECIPE EXTRA build|teardown N: lab_nslab with another nslab binary
+# (tool `nslab@PATH`: two builds side by side, e.g. `-t "nslab nslab@/tmp/nslab-old"`).
+lab_nslab_at() {
+    NSLAB=$1 lab_nslab "${@:2}"
 }
 
 # lab_nslab RECIPE EXTRA build|teardown N: what lab_nslab.sh does, in this shell (EXTRA is

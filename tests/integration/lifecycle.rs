@@ -1055,3 +1055,55 @@ for i in 1..=3 {
     r.ok();
     assert_eq!(r.stdout, "destroyed lab lc-reaped\n0\n0\nelsewhere internet ");
 }
+
+/// `nslab destroy` brings the lab's own bridge down before it unmounts the namespaces (so
+/// the bridge stops flooding the hosts' IPv6 chatter while the kernel tears them down), and
+/// never a bridge the lab did not make, even one its links were enslaved to. Seen with
+/// `ip monitor link`: the lab's bridge is announced without UP before any of its hosts' veth
+/// ends is deleted; the foreign bridge is still up afterwards and never announced down.
+#[test]
+fn destroy_brings_only_the_labs_own_bridge_down_first() {
+    if !kernel_tests_possible() {
+        return;
+    }
+    let p = recipe(
+        "lc-down.rhai",
+        r#"bridge::add("db0");
+link::up("db0");
+for i in 1..=3 {
+    netns::add(`dh${i}`);
+    veth::add(`d${i}-br`, `d${i}`, `dh${i}`);
+    link::set_master(`d${i}-br`, "db0");
+    link::up(`d${i}-br`);
+    link::up(`dh${i}`, `d${i}`);
+}
+veth::add("dx-br", "dx", "dh1");
+link::set_master("dx-br", "fbr");
+link::up("dx-br");
+"#,
+    );
+    let r = sandboxed(&format!(
+        r#"
+        ip link add fbr type bridge
+        ip link set fbr up
+        nslab run {p} > /dev/null
+        log=$(mktemp)
+        ip -o monitor link > "$log" 2>&1 & mon=$!
+        sleep 0.3
+        nslab destroy lc-down
+        sleep 0.3
+        kill $mon
+        # The lab's bridge: down (no UP in its flags), then deleted; its ports go after.
+        down=$(awk '/^[0-9]+: db0: </ && !/[<,]UP[,>]/ {{ print NR; exit }}' "$log")
+        port=$(awk '/^Deleted .*d[0-9]-br/ {{ print NR; exit }}' "$log")
+        test -n "$down" || {{ echo "db0 never announced down"; cat "$log"; exit 1; }}
+        test -z "$port" || test "$down" -lt "$port" || {{ echo "a port went first"; cat "$log"; exit 1; }}
+        test -z "$(awk '/^[0-9]+: fbr: </ && !/[<,]UP[,>]/' "$log")" || {{ echo "fbr went down"; cat "$log"; exit 1; }}
+        rm -f "$log"
+        ip -o link show fbr | grep -c '[<,]UP[,>]'
+        ip -o link show | grep -c -e db0 -e 'd[0-9x]-br' || true
+        "#
+    ));
+    r.ok();
+    assert_eq!(r.stdout, "destroyed lab lc-down\n1\n0\n");
+}
